@@ -1,0 +1,275 @@
+"""Typed configuration: `params.yaml` -> validated dataclasses.
+
+`params.yaml` is the one source of every hyperparameter. Its top level holds a `profile` switch
+(`embedded`: the procedural dataset and CPU widths; `paper`: the real DCASE dev set, paper widths, GPU),
+the base sections below, `variants` (small overrides of the `train` section, one per ablation) and
+`profiles` (overrides of the base sections, one per profile). Unknown keys, wrong types and out-of-range
+values are `ConfigError`s naming the key, raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from occ.errors import ConfigError
+
+LOSS_KINDS = ("2c", "csupcon", "o2c", "ocsupcon", "none")
+SUPCON_KINDS = ("csupcon", "ocsupcon")
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthetic"  # "synthetic": write the procedural foley set to `path`; "path": read audio at `path`
+    path: str = "data/foley"  # dataset root (one sub-folder per class)
+    layout: str = "dcase"  # "dcase": the DCASE 2023 Task 7 class map; "folders": any class-per-folder collection
+    clips_per_class: int = 260  # synthetic only: clips written per class
+    heldout_per_class: int = 100  # clips per class held out as the FAD reference set
+    cache: str = "data/features.pt"  # feature cache (log-mels, labels, split)
+
+    def check(self) -> None:
+        _one_of("data.source", self.source, ("synthetic", "path"))
+        _one_of("data.layout", self.layout, ("dcase", "folders"))
+        _at_least("data.clips_per_class", self.clips_per_class, 2)
+        _at_least("data.heldout_per_class", self.heldout_per_class, 1)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture; stored in every checkpoint and compared on load."""
+
+    z_dim: int = 128  # latent size of G
+    g_ch: int = 32  # generator base width
+    d_ch: int = 32  # discriminator base width
+    proj_dim: int = 128  # projection head / class embedding size (paper: 128)
+    d_projection: bool = False  # add a class projection term to D2 (ContraGAN: off)
+    enc_width: int = 16  # encoder (ResNet18) base width; the paper's ResNet18 is 64
+
+    def check(self) -> None:
+        for key in ("z_dim", "g_ch", "d_ch", "proj_dim", "enc_width"):
+            _at_least(f"model.{key}", getattr(self, key), 1)
+
+
+@dataclass
+class SupConConfig:
+    steps: int = 300  # SupCon pretraining steps
+    batch_size: int = 32
+    lr: float = 1.0e-3
+    temperature: float = 0.1
+    finetune_steps: int = 150  # classification fine-tuning steps
+    finetune_lr: float = 1.0e-3
+    ckpt_every: int = 100
+
+    def check(self) -> None:
+        _at_least("supcon.steps", self.steps, 1)
+        _at_least("supcon.batch_size", self.batch_size, 2)
+        _positive("supcon.lr", self.lr)
+        _positive("supcon.temperature", self.temperature)
+        _at_least("supcon.finetune_steps", self.finetune_steps, 0)
+        _positive("supcon.finetune_lr", self.finetune_lr)
+        _at_least("supcon.ckpt_every", self.ckpt_every, 1)
+
+
+@dataclass
+class TrainConfig:
+    """GAN training; `variants` override any of these keys."""
+
+    loss: str = "o2c"  # contrastive term: "2c", "csupcon", "o2c", "ocsupcon" or "none" (hinge only)
+    tau_d: float = 0.1  # data-to-data temperature
+    tau_c: float = 0.1  # data-to-class (and data-to-source) temperature
+    contrastive_weight: float = 1.0  # weight of the contrastive term (eq. 6: 1)
+    steps: int = 400
+    batch_size: int = 16
+    lr_g: float = 1.0e-4
+    lr_d: float = 1.0e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.0  # EMA of G's weights; 0 turns it off
+    augment: bool = False  # translation + cutout on D's inputs (never time reversal)
+    ckpt_every: int = 100
+    bf16: bool = False  # bf16 autocast (CUDA only)
+
+    def check(self) -> None:
+        _one_of("train.loss", self.loss, LOSS_KINDS)
+        _positive("train.tau_d", self.tau_d)
+        _positive("train.tau_c", self.tau_c)
+        _at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
+        _at_least("train.steps", self.steps, 1)
+        _at_least("train.batch_size", self.batch_size, 2)
+        _positive("train.lr_g", self.lr_g)
+        _positive("train.lr_d", self.lr_d)
+        for key in ("beta1", "beta2", "ema_decay"):
+            value = getattr(self, key)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"train.{key} = {value!r} is out of range: use a value in [0, 1).")
+        _at_least("train.ckpt_every", self.ckpt_every, 1)
+
+
+@dataclass
+class EvalConfig:
+    clips_per_class: int = 100  # generated clips per class (DCASE: 100)
+    vocoder: str = "griffinlim"  # "griffinlim" or "hifigan" (the universal V1 checkpoint), or a checkpoint path
+    gl_iters: int = 32  # Griffin-Lim iterations
+    embedding: str = "aisfx"  # "aisfx", "vggish" or "encoder"
+    vggish_weights: str = ""  # path to vggish-10086976.pth (empty: download when online)
+    n_bootstrap: int = 200  # bootstrap resamples for the FAD confidence interval (0: off)
+    prdc_k: int = 5  # k of precision/recall/density/coverage
+
+    def check(self) -> None:
+        _at_least("eval.clips_per_class", self.clips_per_class, 2)
+        _at_least("eval.gl_iters", self.gl_iters, 1)
+        _one_of("eval.embedding", self.embedding, ("aisfx", "vggish", "encoder"))
+        _at_least("eval.n_bootstrap", self.n_bootstrap, 0)
+        _at_least("eval.prdc_k", self.prdc_k, 1)
+
+
+@dataclass
+class Params:
+    profile: str = "embedded"
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    supcon: SupConConfig = field(default_factory=SupConConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    variant: str = ""  # the variant applied to `train`, if any
+
+    def check(self) -> None:
+        _one_of("device", self.device, ("auto", "cpu", "cuda"))
+        for section in (self.data, self.model, self.supcon, self.train, self.eval):
+            section.check()
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}
+TOP_SCALARS = {"profile": str, "seed": int, "device": str}
+
+
+def load_params(path: str | Path = "params.yaml", *, variant: str | None = None, profile: str | None = None) -> Params:
+    """Read, merge and validate `params.yaml`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The params file.
+    variant : str, optional
+        A key of `variants`; its entries override `train`.
+    profile : str, optional
+        Overrides the file's `profile` switch.
+
+    Returns
+    -------
+    Params
+        The resolved, validated configuration.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such params file; run from the repository root or pass its path.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}).") from exc
+    return resolve_params(raw, variant=variant, profile=profile, source=str(path))
+
+
+def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None = None, source: str = "params") -> Params:
+    """Merge the base sections, the selected profile and the selected variant, then validate."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping.")
+    raw = copy.deepcopy(raw)
+    variants = raw.pop("variants", {}) or {}
+    profiles = raw.pop("profiles", {}) or {}
+    known_top = set(TOP_SCALARS) | set(SECTIONS)
+    for key in raw:
+        if key not in known_top:
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | {'variants', 'profiles'})}.")
+    profile = profile if profile is not None else raw.get("profile", "embedded")
+    if profile != "embedded" and profile not in profiles:
+        raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted(profiles) + ['embedded']}).")
+    merged = dict(raw)
+    for section, overrides in (profiles.get(profile) or {}).items():
+        if section not in SECTIONS and section not in TOP_SCALARS:
+            raise ConfigError(f"{source}: profiles.{profile}.{section} is not a known section; known: {sorted(known_top)}.")
+        if section in TOP_SCALARS:
+            merged[section] = overrides
+        else:
+            merged[section] = {**(merged.get(section) or {}), **_mapping(overrides, f"profiles.{profile}.{section}")}
+    merged["profile"] = profile
+    if variant:
+        if variant not in variants:
+            raise ConfigError(f"{source}: variant {variant!r} is not defined under `variants` (defined: {sorted(variants)}).")
+        merged["train"] = {**(merged.get("train") or {}), **_mapping(variants[variant], f"variants.{variant}")}
+    params = Params(
+        profile=_typed("profile", merged.get("profile", "embedded"), str),
+        seed=_typed("seed", merged.get("seed", 0), int),
+        device=_typed("device", merged.get("device", "auto"), str),
+        variant=variant or "",
+        **{name: _build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
+    )
+    for name in variants:
+        _build(TrainConfig, {**(merged.get("train") or {}), **_mapping(variants[name], f"variants.{name}")}, f"variants.{name}").check()
+    params.check()
+    return params
+
+
+def variant_names(path: str | Path = "params.yaml") -> list[str]:
+    """The variants defined in `params.yaml`, in file order."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return list((raw.get("variants") or {}).keys())
+
+
+def to_dict(obj: Any) -> dict:
+    """A plain dict of a config dataclass (for checkpoints and logs)."""
+    return dataclasses.asdict(obj)
+
+
+def _mapping(value: Any, key: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a mapping of keys to values, got {type(value).__name__}.")
+    return value
+
+
+def _build(cls: type, values: dict, prefix: str):
+    values = _mapping(values, prefix)
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"{prefix}.{key} is not a known key; known keys of `{prefix.split('.')[0]}`: {sorted(names)}.")
+    return cls(**{key: _typed(f"{prefix}.{key}", value, hints[key]) for key, value in values.items()})
+
+
+def _typed(key: str, value: Any, kind: Any) -> Any:
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key} = {value!r} must be true or false.")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key} = {value!r} must be a whole number.")
+    if kind in (float, str) and not isinstance(value, kind):
+        raise ConfigError(f"{key} = {value!r} must be a {kind.__name__}.")
+    return value
+
+
+def _one_of(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r} is not one of {list(choices)}.")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{key} = {value!r} is out of range: use a value >= {low}.")
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key} = {value!r} is out of range: use a value > 0.")

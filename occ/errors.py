@@ -1,0 +1,25 @@
+"""Exceptions raised by `occ`. Each message names the file, parameter or key at fault and what to do."""
+
+
+class OccError(Exception):
+    """Base class of every error `occ` raises on purpose."""
+
+
+class ConfigError(OccError, ValueError):
+    """A parameter in params.yaml (or passed in code) is unknown, of the wrong type or out of range."""
+
+
+class DataError(OccError, ValueError):
+    """An audio file, dataset folder or feature cache cannot be used."""
+
+
+class CheckpointError(OccError, RuntimeError):
+    """A checkpoint is missing, corrupt, or was written by another architecture or configuration."""
+
+
+class WeightsNotFoundError(OccError, FileNotFoundError):
+    """Pretrained weights (VGGish, aisfx, HiFi-GAN) are not available; the message says where to get them."""
+
+
+class TrainingDivergedError(OccError, RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint was kept."""
