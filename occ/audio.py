@@ -1,0 +1,274 @@
+"""Audio front end: clip loading, the log-mel features the GAN generates, and WAV writing.
+
+The features are the DCASE 2023 Task 7 baseline / HiFi-GAN mel spectrogram (REFERENCE section 2):
+reflect padding of (N_FFT - HOP) / 2 = 384 samples on each side, STFT with ``center=False`` and a
+periodic Hann window of 1024 samples, hop 256, magnitude ``sqrt(re^2 + im^2 + 1e-9)`` (not power),
+Slaney mel filterbank (80 bands, 0-8000 Hz, the ``librosa.filters.mel`` defaults), then
+``log(clamp(mel, 1e-5))`` with the natural log. A 4-s clip of 88,200 samples gives 80 x 344.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample_poly
+
+from occ.errors import DataError
+
+SR = 22050  # sampling rate, Hz
+N_SAMPLES = 88200  # samples per clip (4 s)
+N_FFT = 1024  # FFT size, samples
+HOP = 256  # hop size, samples
+WIN = 1024  # window length, samples (periodic Hann)
+N_MELS = 80  # mel bands
+FMIN = 0.0  # lowest mel filter edge, Hz
+FMAX = 8000.0  # highest mel filter edge, Hz
+N_FRAMES = 344  # frames of a 4-s clip: 1 + (N_SAMPLES + 2 * PAD - N_FFT) // HOP
+LOG_FLOOR = 1e-5  # mel energies are clamped here before the log; silence = ln(1e-5) = -11.513
+MAG_EPS = 1e-9  # added to re^2 + im^2 inside the square root
+PAD = (N_FFT - HOP) // 2  # reflect padding on each side, samples (384)
+FRONTEND_VERSION = "hifigan-mel-v1"  # bump when the feature computation changes
+
+__all__ = [
+    "SR", "N_SAMPLES", "N_FFT", "HOP", "WIN", "N_MELS", "FMIN", "FMAX", "N_FRAMES", "LOG_FLOOR",
+    "FRONTEND_VERSION", "frontend_settings", "n_frames", "mel_filterbank", "log_mel",
+    "load_clip", "fit_length", "write_wav",
+]
+
+
+def frontend_settings() -> dict:
+    """Every constant the features depend on, for cache keys.
+
+    Returns
+    -------
+    dict
+        ``{"SR", "N_FFT", "HOP", "WIN", "N_MELS", "FMIN", "FMAX", "LOG_FLOOR", "N_SAMPLES",
+        "MAG_EPS", "version"}``.
+    """
+    return {
+        "SR": SR, "N_FFT": N_FFT, "HOP": HOP, "WIN": WIN, "N_MELS": N_MELS, "FMIN": FMIN,
+        "FMAX": FMAX, "LOG_FLOOR": LOG_FLOOR, "N_SAMPLES": N_SAMPLES, "MAG_EPS": MAG_EPS,
+        "version": FRONTEND_VERSION,
+    }
+
+
+def n_frames(n_samples: int) -> int:
+    """Number of log-mel frames for a signal of ``n_samples`` samples: ``1 + (n + 768 - 1024) // 256``."""
+    return 1 + (n_samples + 2 * PAD - N_FFT) // HOP
+
+
+# ----------------------------------------------------------------------------- mel filterbank
+def _hz_to_mel_slaney(f: np.ndarray) -> np.ndarray:
+    """Slaney's auditory-toolbox mel scale: linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = math.log(6.4) / 27.0
+    lin = f / f_sp
+    with np.errstate(divide="ignore"):
+        log = min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep
+    return np.where(f >= min_log_hz, log, lin)
+
+
+def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_hz_to_mel_slaney`."""
+    m = np.asarray(m, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = math.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_filterbank(
+    *, sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX
+) -> np.ndarray:
+    """Slaney-style, area-normalised triangular mel filterbank (the ``librosa.filters.mel`` default).
+
+    Parameters
+    ----------
+    sr : int
+        Sampling rate in Hz.
+    n_fft : int
+        FFT size; the filterbank acts on the ``n_fft // 2 + 1`` non-negative frequency bins.
+    n_mels : int
+        Number of mel bands.
+    fmin, fmax : float
+        Lowest and highest filter edge in Hz.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, n_fft // 2 + 1), float64]
+        Filter weights; row ``m`` is triangle ``m`` scaled by ``2 / (f_{m+2} - f_m)``.
+    """
+    fft_freqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
+    mel_pts = np.linspace(_hz_to_mel_slaney(fmin), _hz_to_mel_slaney(fmax), n_mels + 2)
+    hz_pts = _mel_to_hz_slaney(mel_pts)
+    widths = np.diff(hz_pts)
+    ramps = hz_pts[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_pts[2:] - hz_pts[:-2]))[:, None]
+    return weights
+
+
+_CACHE: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _window_and_filters(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Periodic Hann window (N_FFT,) and mel filterbank (N_MELS, N_FFT // 2 + 1), cached per device and dtype."""
+    key = (str(device), dtype)
+    if key not in _CACHE:
+        window = torch.hann_window(WIN, periodic=True, dtype=torch.float64)
+        filters = torch.from_numpy(mel_filterbank())
+        _CACHE[key] = (window.to(device=device, dtype=dtype), filters.to(device=device, dtype=dtype))
+    return _CACHE[key]
+
+
+def log_mel(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Log-mel spectrogram of the DCASE baseline / HiFi-GAN front end (REFERENCE section 2).
+
+    Parameters
+    ----------
+    x : np.ndarray or torch.Tensor [shape=(..., n_samples)]
+        Waveform(s) at 22,050 Hz, amplitude in [-1, 1]; any number of leading batch dimensions;
+        ``n_samples > 384`` (the reflect padding needs more samples than it adds). A CUDA tensor is
+        processed on its GPU. float64 input is computed in float64.
+
+    Returns
+    -------
+    torch.Tensor [shape=(..., 80, n_frames), float32]
+        Natural-log mel energies, floored at ``ln(1e-5)``; ``n_frames = 1 + (n_samples + 768 - 1024) // 256``
+        (344 for 88,200 samples). On the input's device.
+    """
+    t = torch.as_tensor(x)
+    if t.ndim == 0:
+        raise DataError("log_mel: expected a waveform of shape (..., n_samples), got a scalar")
+    if not torch.is_floating_point(t):
+        t = t.to(torch.float32)
+    compute_dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+    t = t.to(compute_dtype)
+    n = t.shape[-1]
+    if n <= PAD:
+        raise DataError(
+            f"log_mel: the waveform has {n} samples; at least {PAD + 1} are needed "
+            f"(reflect padding of {PAD} samples); zero-pad short clips to {N_SAMPLES} samples first"
+        )
+    lead = t.shape[:-1]
+    flat = t.reshape(-1, 1, n)
+    padded = torch.nn.functional.pad(flat, (PAD, PAD), mode="reflect").squeeze(1)
+    window, filters = _window_and_filters(t.device, compute_dtype)
+    spec = torch.stft(
+        padded, n_fft=N_FFT, hop_length=HOP, win_length=WIN, window=window, center=False,
+        normalized=False, onesided=True, return_complex=True,
+    )  # (B, 513, frames)
+    mag = torch.sqrt(spec.real.square() + spec.imag.square() + MAG_EPS)
+    mel = torch.matmul(filters, mag)  # (B, 80, frames)
+    out = torch.log(torch.clamp(mel, min=LOG_FLOOR)).to(torch.float32)
+    return out.reshape(*lead, N_MELS, out.shape[-1])
+
+
+# ----------------------------------------------------------------------------- loading and writing
+def fit_length(x: np.ndarray, n: int = N_SAMPLES) -> np.ndarray:
+    """Cut ``x`` (shape (..., samples)) to ``n`` samples or zero-pad it at the end."""
+    if x.shape[-1] >= n:
+        return x[..., :n]
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])]
+    return np.pad(x, pad)
+
+
+def load_clip(path: str | os.PathLike, *, n_samples: int = N_SAMPLES) -> np.ndarray:
+    """Read one audio file as the model sees it: float32, mono, 22,050 Hz, exactly ``n_samples`` samples.
+
+    Any format soundfile reads (WAV, FLAC, OGG, AIFF, MP3 with libsndfile >= 1.1). Integer PCM is scaled
+    by 1 / 2**(bits-1) (int16 / 32768, as the DCASE baseline), without peak normalisation. Stereo
+    (and more channels) are averaged; other sampling rates are resampled with a polyphase filter
+    (``scipy.signal.resample_poly`` at the exact rational ratio); longer clips are cut, shorter ones
+    zero-padded at the end.
+
+    Parameters
+    ----------
+    path : path-like
+        Audio file.
+    n_samples : int
+        Output length in samples (88,200 = 4 s by default).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_samples,), float32]
+
+    Raises
+    ------
+    DataError
+        The file cannot be read (missing, empty, corrupt, unknown format), holds no samples, or
+        holds NaN or infinite samples. The message names the file.
+    """
+    path = Path(path)
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        size = path.stat().st_size if path.exists() else None
+        what = "is empty (0 bytes)" if size == 0 else f"cannot be read as audio ({exc})"
+        if size is None:
+            what = "does not exist"
+        raise DataError(f"audio file {path} {what}; remove or replace it") from None
+    if data.shape[0] == 0:
+        raise DataError(f"audio file {path} holds no samples (zero-length audio); remove or replace it")
+    if not np.isfinite(data).all():
+        raise DataError(f"audio file {path} holds NaN or infinite samples; remove or replace it")
+    x = data.mean(axis=1, dtype=np.float64) if data.shape[1] > 1 else data[:, 0].astype(np.float64)
+    if sr != SR:
+        ratio = Fraction(SR, int(sr))
+        # only the part that survives the cut is resampled, plus a margin wider than the filter's
+        # half-length (10 * max(1, sr / SR) input samples for resample_poly's default window)
+        keep = min(x.shape[0], int(math.ceil(n_samples * sr / SR)) + 16 * int(math.ceil(sr / SR)) + 64)
+        x = resample_poly(x[:keep], ratio.numerator, ratio.denominator)
+    return fit_length(x, n_samples).astype(np.float32)
+
+
+def write_wav(path: str | os.PathLike, x: np.ndarray | torch.Tensor, *, sr: int = SR) -> Path:
+    """Write a mono 16-bit PCM WAV atomically (temporary file in the same folder, then rename).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; parent folders are created.
+    x : np.ndarray or torch.Tensor [shape=(n_samples,)] (or (1, n_samples))
+        Waveform in [-1, 1]; values outside are clipped; NaN is written as 0.
+    sr : int
+        Sampling rate in Hz (22,050).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2 and 1 in x.shape:
+        x = x.reshape(-1)
+    if x.ndim != 1:
+        raise DataError(f"write_wav({path}): expected a mono waveform of shape (n_samples,), got {x.shape}")
+    x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            sf.write(fh, x, sr, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
