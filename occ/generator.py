@@ -1,0 +1,202 @@
+"""Class-conditional generator G(z, c) -> normalised 80 x 344 log-mel, BigGAN-style.
+
+Chung, Lee & Jung (DCASE 2023), Sec. 2: the generator of O2C-GAN / OC-SupConGAN is ContraGAN's
+BigGAN generator (Kang & Park 2020; Brock et al. 2019): z ~ N(0, I) is split into chunks; the first
+feeds a linear layer to the bottom feature map, every residual up-sampling block gets
+``[shared_embedding(c), z_chunk]`` for its class-conditional BatchNorm layers, and the output layer
+is BN - ReLU - conv3x3 - tanh.
+
+80 x 344 is neither square nor a power of two (80 = 5 * 2^4, 344 = 43 * 2^3), so G starts from a
+5 x 43 map and up-samples x16 in frequency and x8 in time with per-axis scale factors
+(2, 2), (2, 2), (2, 2), (2, 1). The output lies in [-1, 1], the normalised log-mel space
+(-1 = silence).
+
+``WIDTHS`` (defined in ``occ.layers``) is re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from occ.errors import ConfigError, DataError
+from occ.layers import WIDTHS, GBlock, check_resample, maybe_sn
+
+__all__ = ["Generator", "WIDTHS", "N_MELS", "N_FRAMES", "depth_to_space"]
+
+#: Output shape of G: mel bands x frames (4 s at 22,050 Hz, hop 256).
+N_MELS = 80
+N_FRAMES = 344
+
+_DEFAULT_SCALES = ((2, 2), (2, 2), (2, 2))
+
+
+class Generator(nn.Module):
+    """BigGAN-style class-conditional generator of normalised log-mels.
+
+    The defaults are the lean architecture of ``WIDTHS["embedded"]`` (three residual blocks to
+    40 x 344 and a sub-pixel output layer for the last x2 in frequency, resampling between the
+    convolutions); ``WIDTHS["paper"]["generator"]`` gives BigGAN's four blocks
+    (2, 2), (2, 2), (2, 2), (2, 1) with its own resampling.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of sound classes (7 in DCASE 2023 Task 7).
+    z_dim : int
+        Size of the latent ``z`` ~ N(0, I); split into ``len(scales) + 1`` nearly equal chunks.
+    ch : int
+        Base width; block ``i`` has ``ch * ch_mult[i]`` input channels.
+    shared_dim : int
+        Size of the shared class embedding concatenated with each z chunk.
+    ch_mult : sequence of int
+        Channel multipliers, one per block plus one for the last block's output
+        (``len(scales) + 1`` entries).
+    scales : sequence of (int, int)
+        Per-block up-sampling factors (frequency, time); their products must turn the
+        ``bottom`` map into 80 x 344.
+    bottom : (int, int)
+        Size of the first feature map (frequency, time).
+    sn : bool
+        Spectral normalisation on every convolution and linear layer (BigGAN's G uses it).
+    resample : {"standard", "between"}
+        Where each block up-samples (see ``occ.layers.GBlock``).
+    out_upsample : (int, int)
+        Sub-pixel factors (frequency, time) of the output layer: the output convolution produces
+        ``out_upsample[0] * out_upsample[1]`` channels that ``depth_to_space`` rearranges into a
+        finer map, so the last up-sampling is learned without a block at full resolution (the
+        "light last block" of the embedded width). (1, 1): plain BigGAN output layer.
+    channels_last : bool
+        Run the convolutions in channels-last memory format (faster on some CPUs).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_classes: int,
+        z_dim: int = 128,
+        ch: int = 32,
+        shared_dim: int = 128,
+        ch_mult: Sequence[int] = (8, 4, 2, 1),
+        scales: Sequence[tuple[int, int]] = _DEFAULT_SCALES,
+        bottom: tuple[int, int] = (5, 43),
+        sn: bool = True,
+        resample: str = "between",
+        out_upsample: tuple[int, int] = (2, 1),
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if n_classes < 1:
+            raise ConfigError(f"Generator: n_classes={n_classes} must be >= 1.")
+        if ch < 1:
+            raise ConfigError(f"Generator: ch={ch} must be >= 1.")
+        scales = tuple(tuple(int(v) for v in s) for s in scales)
+        if len(ch_mult) != len(scales) + 1:
+            raise ConfigError(
+                f"Generator: ch_mult has {len(ch_mult)} entries; it needs len(scales) + 1 = "
+                f"{len(scales) + 1} (one per block input plus the output)."
+            )
+        if z_dim < len(scales) + 1:
+            raise ConfigError(
+                f"Generator: z_dim={z_dim} cannot be split into {len(scales) + 1} chunks; use "
+                f"z_dim >= {len(scales) + 1}."
+            )
+        out_upsample = tuple(int(v) for v in out_upsample)
+        out_f, out_t = bottom[0] * out_upsample[0], bottom[1] * out_upsample[1]
+        for s in scales:
+            out_f, out_t = out_f * s[0], out_t * s[1]
+        if (out_f, out_t) != (N_MELS, N_FRAMES):
+            raise ConfigError(
+                f"Generator: bottom={tuple(bottom)} with scales={scales} and "
+                f"out_upsample={out_upsample} gives {out_f} x {out_t}, not {N_MELS} x {N_FRAMES}; "
+                "change bottom, scales or out_upsample."
+            )
+        check_resample(resample, owner="Generator")
+        self.n_classes = n_classes
+        self.z_dim = z_dim
+        self.bottom = tuple(bottom)
+        self.out_upsample = out_upsample
+        self.channels_last = channels_last
+        self.n_chunks = len(scales) + 1
+        chunk_dims = [len(c) for c in torch.tensor_split(torch.arange(z_dim), self.n_chunks)]
+        chans = [ch * m for m in ch_mult]
+
+        self.shared = nn.Embedding(n_classes, shared_dim)
+        self.linear = maybe_sn(
+            nn.Linear(chunk_dims[0], chans[0] * bottom[0] * bottom[1]), enabled=sn
+        )
+        self.blocks = nn.ModuleList(
+            GBlock(
+                in_ch=chans[i],
+                out_ch=chans[i + 1],
+                cond_dim=shared_dim + chunk_dims[i + 1],
+                scale=scales[i],
+                sn=sn,
+                resample=resample,
+            )
+            for i in range(len(scales))
+        )
+        self.out_bn = nn.BatchNorm2d(chans[-1], eps=1e-4)
+        self.out_conv = maybe_sn(
+            nn.Conv2d(chans[-1], out_upsample[0] * out_upsample[1], 3, padding=1), enabled=sn
+        )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # BigGAN / StudioGAN: orthogonal initialisation of convolutions and linear layers.
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+                nn.init.orthogonal_(w)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Generate normalised log-mels.
+
+        Parameters
+        ----------
+        z : torch.Tensor [shape=(N, z_dim)]
+            Latents drawn from N(0, I).
+        y : torch.Tensor [shape=(N,), dtype=int64]
+            Class indices in ``[0, n_classes)``.
+
+        Returns
+        -------
+        torch.Tensor [shape=(N, 1, 80, 344)]
+            Log-mels in [-1, 1] (tanh output; -1 = silence).
+        """
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise DataError(
+                f"Generator.forward: z must have shape (N, {self.z_dim}), got {tuple(z.shape)}."
+            )
+        if y.shape != (z.shape[0],):
+            raise DataError(
+                f"Generator.forward: y must have shape ({z.shape[0]},) to match z, got "
+                f"{tuple(y.shape)}."
+            )
+        chunks = torch.tensor_split(z, self.n_chunks, dim=1)
+        shared = self.shared(y)
+        h = self.linear(chunks[0]).view(z.shape[0], -1, *self.bottom)
+        if self.channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
+        for block, chunk in zip(self.blocks, chunks[1:]):
+            h = block(h, torch.cat([shared, chunk], dim=1))
+        h = self.out_conv(F.relu(self.out_bn(h)))
+        return torch.tanh(depth_to_space(h, factors=self.out_upsample)).contiguous()
+
+
+def depth_to_space(x: torch.Tensor, *, factors: tuple[int, int]) -> torch.Tensor:
+    """Sub-pixel rearrangement: (N, a * b, H, W) -> (N, 1, H * a, W * b), ``factors`` = (a, b).
+
+    Channel ``i * b + j`` becomes the sub-pixel at row offset ``i`` and column offset ``j``.
+    """
+    a, b = factors
+    if (a, b) == (1, 1):
+        return x
+    n, _, h, w = x.shape
+    x = x.reshape(n, a, b, h, w).permute(0, 3, 1, 4, 2)
+    return x.reshape(n, 1, h * a, w * b)

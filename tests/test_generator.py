@@ -1,0 +1,132 @@
+"""Tests of occ.generator (and the shared blocks and spectral norm of occ.layers)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from occ.discriminator import space_to_depth
+from occ.errors import ConfigError, DataError
+from occ.generator import N_FRAMES, N_MELS, WIDTHS, Generator, depth_to_space
+
+N_CLASSES = 7
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def spectral_norm_sigmas(module: nn.Module) -> list[tuple[str, float]]:
+    """Largest singular value of every spectrally normalised weight (eval mode: no update)."""
+    out = []
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        for name, m in module.named_modules():
+            if hasattr(m, "parametrizations") and "weight" in m.parametrizations:
+                w = m.weight
+                sigma = torch.linalg.matrix_norm(w.reshape(w.shape[0], -1).double(), ord=2)
+                out.append((name, sigma.item()))
+    module.train(was_training)
+    return out
+
+
+def assert_every_parameter_gets_gradient(module: nn.Module) -> None:
+    for name, p in module.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
+        assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+
+
+@pytest.fixture(scope="module")
+def gen() -> Generator:
+    torch.manual_seed(0)
+    return Generator(n_classes=N_CLASSES, **WIDTHS["embedded"]["generator"])
+
+
+def test_shape_and_range(gen):
+    z = torch.randn(4, 128)
+    y = torch.tensor([0, 3, 6, 1])
+    x = gen(z, y)
+    assert x.shape == (4, 1, N_MELS, N_FRAMES)
+    assert x.is_contiguous()
+    assert x.min() >= -1.0 and x.max() <= 1.0
+    # Not saturated and not constant at initialisation.
+    assert x.std() > 1e-3 and x.abs().max() < 1.0
+
+
+def test_paper_width_shape_and_parameter_counts():
+    torch.manual_seed(0)
+    paper = Generator(n_classes=N_CLASSES, **WIDTHS["paper"]["generator"])
+    embedded = Generator(n_classes=N_CLASSES, **WIDTHS["embedded"]["generator"])
+    print(f"\nGenerator parameters: embedded {n_params(embedded):,}  paper {n_params(paper):,}")
+    assert n_params(paper) > 5 * n_params(embedded)
+    assert len(paper.blocks) == 4 and len(embedded.blocks) == 3
+    # The paper layout (four blocks, BigGAN resampling), run at a narrow width to stay fast.
+    narrow = Generator(n_classes=N_CLASSES, **{**WIDTHS["paper"]["generator"], "ch": 4}).eval()
+    with torch.no_grad():
+        x = narrow(torch.randn(2, 128), torch.tensor([1, 2]))
+    assert x.shape == (2, 1, N_MELS, N_FRAMES)
+    assert x.abs().max() <= 1.0
+
+
+def test_changing_only_the_class_changes_the_output(gen):
+    gen.eval()
+    z = torch.randn(3, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a = gen(z, torch.tensor([0, 0, 0]))
+        b = gen(z, torch.tensor([5, 5, 5]))
+        c = gen(z, torch.tensor([0, 0, 0]))
+    gen.train()
+    assert torch.equal(a, c)
+    assert (a - b).abs().mean() > 1e-4
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    g = Generator(n_classes=N_CLASSES, **WIDTHS["embedded"]["generator"])
+    y = torch.arange(N_CLASSES)
+    x = g(torch.randn(N_CLASSES, 128), y)
+    (x * torch.randn_like(x)).sum().backward()
+    assert_every_parameter_gets_gradient(g)
+
+
+def test_spectral_norm_sigma_is_one_after_training_forwards():
+    torch.manual_seed(0)
+    g = Generator(n_classes=N_CLASSES, ch=4)
+    g.train()
+    with torch.no_grad():
+        for _ in range(3):
+            g(torch.randn(2, 128), torch.randint(0, N_CLASSES, (2,)))
+    sigmas = spectral_norm_sigmas(g)
+    assert len(sigmas) > 10
+    for name, sigma in sigmas:
+        assert sigma == pytest.approx(1.0, abs=0.05), name
+
+
+def test_without_spectral_norm_has_no_parametrizations():
+    g = Generator(n_classes=2, ch=4, sn=False)
+    assert spectral_norm_sigmas(g) == []
+
+
+def test_depth_to_space_inverts_space_to_depth():
+    x = torch.randn(2, 1, 8, 12)
+    for f in ((2, 1), (2, 2), (1, 3)):
+        assert torch.equal(depth_to_space(space_to_depth(x, factors=f), factors=f), x)
+    # Channel i * b + j is the sub-pixel (i, j).
+    y = torch.arange(4.0).view(1, 4, 1, 1)
+    assert depth_to_space(y, factors=(2, 2)).flatten().tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_bad_configuration_and_inputs(gen):
+    with pytest.raises(ConfigError, match="ch_mult"):
+        Generator(n_classes=2, ch_mult=(8, 4, 2))
+    with pytest.raises(ConfigError, match="80 x 344|scales"):
+        Generator(n_classes=2, scales=((2, 2), (2, 2)), ch_mult=(4, 2, 1))
+    with pytest.raises(ConfigError, match="resample"):
+        Generator(n_classes=2, resample="bilinear")
+    with pytest.raises(DataError, match="z must"):
+        gen(torch.randn(2, 64), torch.tensor([0, 1]))
+    with pytest.raises(DataError, match="y must"):
+        gen(torch.randn(2, 128), torch.tensor([0, 1, 2]))
