@@ -45,14 +45,18 @@ class DataConfig:
 class ModelConfig:
     """Architecture; stored in every checkpoint and compared on load."""
 
+    preset: str = "embedded"  # layout of G, D and the encoder: "embedded" (lean, CPU) or "paper" (BigGAN-like, GPU)
     z_dim: int = 128  # latent size of G
-    g_ch: int = 32  # generator base width
-    d_ch: int = 32  # discriminator base width
+    g_ch: int = 8  # generator base width
+    d_ch: int = 8  # discriminator base width
     proj_dim: int = 128  # projection head / class embedding size (paper: 128)
     d_projection: bool = False  # add a class projection term to D2 (ContraGAN: off)
     enc_width: int = 16  # encoder (ResNet18) base width; the paper's ResNet18 is 64
+    enc_stem: str = "strided"  # encoder stem: "strided" (stride-4, CPU) or "cifar" (3x3 stride 1, SupCon's)
 
     def check(self) -> None:
+        _one_of("model.preset", self.preset, ("embedded", "paper"))
+        _one_of("model.enc_stem", self.enc_stem, ("strided", "cifar"))
         for key in ("z_dim", "g_ch", "d_ch", "proj_dim", "enc_width"):
             _at_least(f"model.{key}", getattr(self, key), 1)
 
@@ -121,6 +125,8 @@ class EvalConfig:
     vggish_weights: str = ""  # path to vggish-10086976.pth (empty: download when online)
     n_bootstrap: int = 200  # bootstrap resamples for the FAD confidence interval (0: off)
     prdc_k: int = 5  # k of precision/recall/density/coverage
+    l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1
+    tsne_per_class: int = 60  # generated clips per class in each Figure 2 panel
 
     def check(self) -> None:
         _at_least("eval.clips_per_class", self.clips_per_class, 2)
@@ -128,6 +134,8 @@ class EvalConfig:
         _one_of("eval.embedding", self.embedding, ("aisfx", "vggish", "encoder"))
         _at_least("eval.n_bootstrap", self.n_bootstrap, 0)
         _at_least("eval.prdc_k", self.prdc_k, 1)
+        _at_least("eval.l1_clips", self.l1_clips, 1)
+        _at_least("eval.tsne_per_class", self.tsne_per_class, 2)
 
 
 @dataclass

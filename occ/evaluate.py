@@ -1,0 +1,282 @@
+"""Evaluating trained generators: generation, vocoding, the DCASE layout, embedding, FAD, diversity, t-SNE.
+
+The steps DCASE 2023 Task 7 ran on a submission (REFERENCE section 4), on this project's models:
+per-sample seeds (so clips do not depend on the batch size), natural-log mel -> waveform with the chosen
+vocoder, 16-bit WAVs in the submission layout (checked as DCASE checked them), embeddings of every clip,
+then per-class FAD against the held-out clips of the same class with a bootstrap interval. Beyond the
+paper: precision / recall / density / coverage per class and the fine-tuned encoder's accuracy on the
+generated clips (does each class still sound like itself?).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from occ.audio import load_clip, log_mel
+from occ.datasets import FeatureCache, denormalize_mel, normalize_mel
+from occ.diversity import prdc_per_class
+from occ.embeddings import Embedder
+from occ.errors import DataError
+from occ.fad import fad_per_class
+from occ.generate import eval_seeds, generate_mels
+from occ.submission import check_submission, write_submission
+from occ.vocoder import vocode
+
+
+@dataclass
+class GeneratorEval:
+    """What `evaluate_generator` measured.
+
+    Attributes
+    ----------
+    fad : pandas.DataFrame
+        Per-class FAD with the "Average" row (columns fad, n_clips, ci_low, ci_high).
+    prdc : pandas.DataFrame
+        Per-class precision, recall, density, coverage (and their mean).
+    accuracy : float or None
+        The fine-tuned encoder's classification accuracy on the generated clips.
+    mels : torch.Tensor [shape=(N, 80, 344)]
+        Generated natural-log mels.
+    labels : torch.Tensor [shape=(N,)]
+    wavs : np.ndarray [shape=(N, 88200)]
+    """
+
+    fad: pd.DataFrame
+    prdc: pd.DataFrame
+    accuracy: float | None
+    mels: torch.Tensor
+    labels: torch.Tensor
+    wavs: np.ndarray
+
+
+def vocoder_method(vocoder: str) -> tuple[str, str | None]:
+    """`eval.vocoder` -> (method, checkpoint): "griffinlim", "hifigan" (the universal V1) or a checkpoint path."""
+    if vocoder == "griffinlim":
+        return "griffinlim", None
+    if vocoder == "hifigan":
+        return "hifigan", None
+    return "hifigan", vocoder
+
+
+def reference_embeddings(cache: FeatureCache, *, embedder: Embedder, progress: bool = False) -> dict[str, np.ndarray]:
+    """Embeddings of the held-out clips per class, from their audio files (the FAD reference set).
+
+    Returns
+    -------
+    dict
+        class name -> np.ndarray [shape=(n, W, D)].
+    """
+    held = cache.heldout()
+    root = Path(cache.root)
+    out = {}
+    for c, name in enumerate(cache.class_names):
+        files = [root / f for f, y in zip(held.files, held.labels.tolist()) if y == c]
+        if not files:
+            raise DataError(f"class {name!r} has no held-out clips in the feature cache: rebuild it with data.heldout_per_class >= 1.")
+        wavs = np.stack([load_clip(f) for f in files])
+        out[name] = embedder.embed(wavs, progress=progress)
+    return out
+
+
+def save_embeddings(path: str | Path, emb: dict[str, np.ndarray]) -> None:
+    """Save per-class embeddings (npz, atomically); class order is kept."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, __classes__=np.array(list(emb)), **{f"c{i}": v for i, v in enumerate(emb.values())})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:
+    """Inverse of `save_embeddings`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no reference embeddings; run the `reference` stage (notebooks/04_reference.ipynb) first.")
+    with np.load(path) as z:
+        return {str(name): z[f"c{i}"] for i, name in enumerate(z["__classes__"])}
+
+
+@torch.no_grad()
+def standing_stats(generator: torch.nn.Module, *, n_batches: int = 16, batch_size: int = 64, seed: int = 0,
+                   device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A copy of G whose BatchNorm running statistics are re-estimated from its own samples ("standing statistics").
+
+    BigGAN's standing statistics: the running mean and variance of every BatchNorm layer are reset and
+    accumulated as a plain average over `n_batches` batches of random latents and uniformly drawn classes,
+    in train mode without gradients. Applied to every generator before evaluation (the step-0 generator
+    too, whose statistics would otherwise be the initial 0 / 1, which no batch ever had), so that
+    eval-mode samples are batch-independent and the comparison with step 0 measures training, not
+    statistics. Deterministic for a seed.
+    """
+    g = copy.deepcopy(generator).to(device)
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return g.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the calibration batches
+    gen = torch.Generator().manual_seed(seed)
+    g.train()
+    for _ in range(n_batches):
+        z = torch.randn(batch_size, g.z_dim, generator=gen)
+        y = torch.randint(0, g.n_classes, (batch_size,), generator=gen)
+        g(z.to(device), y.to(device))
+    return g.eval()
+
+
+def evaluate_generator(
+    generator: torch.nn.Module,
+    *,
+    class_names: list[str],
+    n_per_class: int,
+    base_seed: int,
+    embedder: Embedder,
+    reference: dict[str, np.ndarray],
+    vocoder: str = "griffinlim",
+    gl_iters: int = 32,
+    n_bootstrap: int = 0,
+    prdc_k: int = 5,
+    encoder: torch.nn.Module | None = None,
+    wav_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> GeneratorEval:
+    """Generate `n_per_class` clips per class and measure them against the reference embeddings.
+
+    Parameters
+    ----------
+    generator : occ.generator.Generator
+        Evaluated in eval mode after `standing_stats`, so samples do not depend on the batch.
+    class_names : list of str
+        Classes in label order (the checkpoint's).
+    n_per_class : int
+        Clips per class (DCASE: 100).
+    base_seed : int
+        Seed offset of the per-sample seeds (`occ.generate.eval_seeds`).
+    embedder : Embedder
+        `occ.embeddings.get_embedder(eval.embedding)`.
+    reference : dict
+        class -> reference embeddings (`reference_embeddings`).
+    vocoder : str
+        `eval.vocoder`: "griffinlim", "hifigan" or a HiFi-GAN checkpoint path.
+    wav_dir : path-like, optional
+        Where to write the clips in the DCASE submission layout (checked after writing).
+    """
+    labels, seeds = eval_seeds(n_per_class, len(class_names), base_seed=base_seed)
+    generator = standing_stats(generator, seed=base_seed, device=device)
+    mels = denormalize_mel(generate_mels(generator, labels, seeds, device=device)).cpu()
+    method, checkpoint = vocoder_method(vocoder)
+    wavs = vocode(mels, method=method, vocoder=checkpoint, n_iter=gl_iters, device=device, progress=progress)
+    wavs = np.asarray(wavs.cpu() if torch.is_tensor(wavs) else wavs, dtype=np.float32)
+    lab = labels.numpy()
+    by_class = {name: wavs[lab == c] for c, name in enumerate(class_names)}
+    if wav_dir is not None:
+        write_submission(wav_dir, by_class, n_per_class=n_per_class)
+        check_submission(wav_dir, n_per_class=n_per_class, classes=class_names)
+    emb = {name: embedder.embed(w, progress=progress) for name, w in by_class.items()}
+    fad = fad_per_class(emb, reference, n_bootstrap=n_bootstrap, seed=base_seed)
+    diversity = prdc_per_class(reference, emb, k=prdc_k)
+    accuracy = None
+    if encoder is not None:
+        accuracy = encoder_accuracy(encoder, wavs, labels, device=device)
+    return GeneratorEval(fad=fad, prdc=diversity, accuracy=accuracy, mels=mels, labels=labels, wavs=wavs)
+
+
+@torch.no_grad()
+def encoder_accuracy(encoder: torch.nn.Module, wavs: np.ndarray, labels: torch.Tensor, *,
+                     device: str | torch.device = "cpu", batch_size: int = 64) -> float:
+    """Accuracy of the fine-tuned encoder's classifier on clips (mel of the audio, as for real clips)."""
+    correct = 0
+    for i in range(0, len(wavs), batch_size):
+        x = normalize_mel(log_mel(torch.as_tensor(wavs[i:i + batch_size]).to(device)))[:, None]
+        pred = encoder.classify(x).argmax(dim=1).cpu()
+        correct += int((pred == labels[i:i + batch_size]).sum())
+    return correct / len(wavs)
+
+
+def metrics_of(result: GeneratorEval, step0: GeneratorEval, *, extra: dict | None = None) -> dict:
+    """The flat metrics dict of one variant (`results/evaluate/<variant>/metrics.json`)."""
+    avg = result.fad.loc["Average"]
+    m = {
+        "fad_mean": float(avg["fad"]),
+        "fad_mean_step0": float(step0.fad.loc["Average", "fad"]),
+        "n_clips_per_class": int(result.fad.drop("Average")["n_clips"].iloc[0]),
+    }
+    if "ci_low" in result.fad:
+        m.update(fad_mean_ci_low=float(avg["ci_low"]), fad_mean_ci_high=float(avg["ci_high"]))
+    for col in ("precision", "recall", "density", "coverage"):
+        if col in result.prdc:
+            m[f"{col}_mean"] = float(result.prdc[col].drop("Average", errors="ignore").mean())
+            m[f"{col}_mean_step0"] = float(step0.prdc[col].drop("Average", errors="ignore").mean())
+    if result.accuracy is not None:
+        m["encoder_accuracy_on_generated"] = result.accuracy
+        m["encoder_accuracy_on_generated_step0"] = step0.accuracy
+    m.update(extra or {})
+    return m
+
+
+@torch.no_grad()
+def discriminator_embeddings(generator: torch.nn.Module, discriminator: torch.nn.Module, *, n_classes: int,
+                             per_class: int, base_seed: int, device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length h(D1(G(z, c))) of generated data, `per_class` per class (Figure 2's points)."""
+    labels, seeds = eval_seeds(per_class, n_classes, base_seed=base_seed)
+    generator = standing_stats(generator, seed=base_seed, device=device)
+    mels = generate_mels(generator, labels, seeds, device=device)
+    emb = []
+    for i in range(0, len(labels), 64):
+        out = discriminator(mels[i:i + 64, None].to(device), labels[i:i + 64].to(device))
+        emb.append(torch.nn.functional.normalize(out.embedding.float(), dim=1).cpu())
+    return torch.cat(emb).numpy(), labels.numpy()
+
+
+def tsne_of_generated(layout, variants: list[str], *, per_class: int, seed: int,
+                      device: str | torch.device = "cpu") -> pd.DataFrame:
+    """2-D t-SNE of D-space embeddings of generated data, one t-SNE per variant (Figure 2)."""
+    from sklearn.manifold import TSNE
+
+    from occ.gan_train import load_discriminator, load_generator
+
+    frames = []
+    for v in variants:
+        ckpt = layout.train_run(v) / "checkpoint.pt"
+        g, payload = load_generator(ckpt, device=device)
+        d, _ = load_discriminator(ckpt, device=device)
+        emb, labels = discriminator_embeddings(g, d, n_classes=int(payload["n_classes"]), per_class=per_class,
+                                               base_seed=seed, device=device)
+        xy = TSNE(n_components=2, perplexity=min(30.0, (len(emb) - 1) / 3), init="pca",
+                  random_state=seed).fit_transform(emb)
+        frames.append(pd.DataFrame({"variant": v, "label": labels, "x": xy[:, 0], "y": xy[:, 1]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def class_names_of(run_dir: str | Path) -> list[str]:
+    """The class names stored in a training run's checkpoint."""
+    from occ.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(Path(run_dir) / "checkpoint.pt", kind="gan")
+    n = int(payload["n_classes"])
+    return list(payload.get("class_names") or [f"class {i}" for i in range(n)])
+
+
+def spread_over_classes(labels: np.ndarray | torch.Tensor, n: int) -> np.ndarray:
+    """`n` indices taken round-robin over the classes (first clip of each class, then the second, ...)."""
+    labels = np.asarray(labels)
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    order = np.lexsort((labels, rank))
+    return order[:n]

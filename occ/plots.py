@@ -1,0 +1,159 @@
+"""Figures: Figure 1 (push/pull schematic), Figure 2 (t-SNE of discriminator embeddings), loss curves, mel grids.
+
+Every function returns a matplotlib Figure and works headless (Agg); notebooks save and show them.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from occ.config import SUPCON_KINDS  # noqa: E402
+
+LOSS_TITLES = {"2c": "2C (ContraGAN)", "o2c": "O2C (eq. 3)", "csupcon": "C-SupCon", "ocsupcon": "OC-SupCon (eq. 5)"}
+
+
+def push_pull_roles(kind: str) -> dict[str, str]:
+    """Which terms each loss pulls toward the anchor d_i and which it pushes away (REFERENCE section 1).
+
+    A term in the numerator (and denominator) is pulled; a term only in the denominator is pushed.
+
+    Returns
+    -------
+    dict
+        term -> "pull" or "push", for the terms "class" (e(c_i)), "source" (f(x_i), SupCon kinds only),
+        "same-class data" (d_k, y_k = y_i) and "other-class data" (d_k, y_k != y_i).
+    """
+    if kind not in LOSS_TITLES:
+        raise ValueError(f"kind = {kind!r} is not one of {sorted(LOSS_TITLES)}")
+    roles = {"class": "pull"}
+    if kind in SUPCON_KINDS:
+        roles["source"] = "pull"
+    roles["same-class data"] = "push" if kind in ("o2c", "ocsupcon") else "pull"
+    roles["other-class data"] = "push"
+    return roles
+
+
+def plot_push_pull() -> plt.Figure:
+    """Figure 1: what each contrastive loss pulls toward and pushes away from one anchor embedding.
+
+    Points sit on the unit circle (cosine similarity lives on the hypersphere). Green arrows pull toward the
+    anchor d_i, red arrows push away; the roles come from `push_pull_roles`, i.e. from the loss equations.
+    """
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    anchor = np.array([1.0, 0.0])
+    same = [_on_circle(a) for a in (0.9, -0.95, 1.25)]
+    other = [_on_circle(a) for a in (2.3, 3.0, -2.4, 1.9)]
+    places = {"class": _on_circle(0.5), "source": _on_circle(-0.5)}
+    for ax, kind in zip(axes, ("2c", "o2c", "csupcon", "ocsupcon")):
+        roles = push_pull_roles(kind)
+        ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.8", lw=1))
+        ax.scatter(*anchor, s=160, c="tab:blue", edgecolors="k", zorder=5)
+        ax.annotate("$d_i$", anchor, xytext=(8, -14), textcoords="offset points", fontsize=12)
+        ax.scatter(*places["class"], marker="s", s=140, c="tab:blue", edgecolors="k", zorder=5)
+        ax.annotate("$e(c_i)$", places["class"], xytext=(6, 6), textcoords="offset points", fontsize=11)
+        _arrow(ax, places["class"], anchor, roles["class"])
+        if "source" in roles:
+            ax.scatter(*places["source"], marker="^", s=150, c="tab:blue", edgecolors="k", zorder=5)
+            ax.annotate("$f(x_i)$", places["source"], xytext=(6, -16), textcoords="offset points", fontsize=11)
+            _arrow(ax, places["source"], anchor, roles["source"])
+        for p in same:
+            ax.scatter(*p, s=80, c="tab:blue", alpha=0.6, zorder=4)
+            _arrow(ax, p, anchor, roles["same-class data"])
+        for p in other:
+            ax.scatter(*p, s=80, c="tab:orange", alpha=0.8, zorder=4)
+            _arrow(ax, p, anchor, roles["other-class data"])
+        ax.set_title(LOSS_TITLES[kind])
+        ax.set_xlim(-1.35, 1.55)
+        ax.set_ylim(-1.35, 1.35)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    handles = [
+        plt.Line2D([], [], color="tab:green", lw=2, label="pulled toward $d_i$"),
+        plt.Line2D([], [], color="tab:red", lw=2, label="pushed away from $d_i$"),
+        plt.Line2D([], [], ls="", marker="o", color="tab:blue", label="same class as $x_i$"),
+        plt.Line2D([], [], ls="", marker="o", color="tab:orange", label="other classes"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+    fig.suptitle("Figure 1: oneself-conditioned contrastive (OCC) learning pushes same-class samples away too")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    return fig
+
+
+def plot_loss_curves(logs: dict[str, pd.DataFrame], *, column: str = "d_adv", smooth: int = 20,
+                     title: str = "") -> plt.Figure:
+    """Curves of one log column per variant (moving average over `smooth` steps), e.g. D's adversarial loss."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, df in logs.items():
+        y = df[column].rolling(max(1, smooth), min_periods=1).mean()
+        ax.plot(df["step"], y, label=name, lw=1.5, ls="--" if name.startswith(("contragan", "csupcon", "hinge")) else "-")
+    ax.set_xlabel("step")
+    ax.set_ylabel(column)
+    ax.set_title(title or column)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_tsne_panels(points: dict[str, np.ndarray], labels: dict[str, np.ndarray], class_names: list[str],
+                     *, title: str = "") -> plt.Figure:
+    """One t-SNE panel per model, points coloured by class (Figure 2)."""
+    n = len(points)
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (name, xy) in zip(axes.flat, points.items()):
+        for c, cname in enumerate(class_names):
+            sel = labels[name] == c
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=cmap(c % 10), label=cname)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(c % 10), label=cn) for c, cn in enumerate(class_names)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(7, len(class_names)), frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return fig
+
+
+def plot_mel_grid(mels: np.ndarray, labels: np.ndarray, class_names: list[str], *, per_class: int = 4,
+                  title: str = "") -> plt.Figure:
+    """Log-mel images, one row per class and `per_class` columns; `mels` (N, 80, frames) natural-log mel."""
+    mels = np.asarray(mels)
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(2.6 * per_class, 1.5 * len(class_names)),
+                             squeeze=False)
+    for c, cname in enumerate(class_names):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        for j in range(per_class):
+            ax = axes[c, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(idx):
+                ax.imshow(mels[idx[j]], origin="lower", aspect="auto", cmap="magma", vmin=-11.5, vmax=2.5)
+            if j == 0:
+                ax.set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _on_circle(angle: float) -> np.ndarray:
+    return np.array([np.cos(angle), np.sin(angle)])
+
+
+def _arrow(ax, point: np.ndarray, anchor: np.ndarray, role: str) -> None:
+    direction = anchor - point
+    if role == "pull":
+        start, delta, color = point, 0.35 * direction, "tab:green"
+    else:
+        start, delta, color = point, -0.25 * direction / max(np.linalg.norm(direction), 1e-9), "tab:red"
+    ax.annotate("", xy=start + delta, xytext=start, arrowprops=dict(arrowstyle="->", color=color, lw=2))
