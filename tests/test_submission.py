@@ -1,0 +1,83 @@
+"""Tests of occ.submission: the DCASE layout and each format check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from occ.errors import DataError
+from occ.submission import check_submission, class_folder, write_submission
+
+
+def _wavs(n: int, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal((n, 88200))).astype(np.float32)
+
+
+def test_folder_names():
+    assert class_folder("GunShot") == "gunshot"
+    assert class_folder("Sneeze_Cough") == "sneeze_cough"
+    assert class_folder("MovingMotorVehicle") == "moving_motor_vehicle"
+    assert class_folder("dog_bark") == "dog_bark"
+    assert class_folder("MetalClank") == "metal_clank"
+
+
+def test_write_and_check_roundtrip(tmp_path):
+    wavs = {"DogBark": _wavs(3), "Rain": _wavs(3, 1)}
+    out = write_submission(tmp_path, wavs, n_per_class=3)
+    assert sorted(p.name for p in out.values()) == ["dog_bark", "rain"]
+    files = sorted((tmp_path / "dog_bark").iterdir())
+    assert [f.name for f in files] == ["00.wav", "01.wav", "02.wav"]
+    info = sf.info(str(files[0]))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (22050, 1, 88200, "PCM_16")
+    back, _ = sf.read(str(files[1]), dtype="int16")
+    np.testing.assert_array_equal(back, np.round(wavs["DogBark"][1].astype(np.float64) * 32768).astype(np.int16))
+    assert check_submission(tmp_path, n_per_class=3, classes=["DogBark", "Rain"]) == {"dog_bark": 3, "rain": 3}
+    write_submission(tmp_path, {"DogBark": _wavs(3, 5)}, n_per_class=3)  # replacing a folder keeps it valid
+    assert check_submission(tmp_path, n_per_class=3, classes=["DogBark"]) == {"dog_bark": 3}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_write_rejects_wrong_shapes(tmp_path):
+    with pytest.raises(DataError, match="2 clips; the submission needs 3"):
+        write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=3)
+    with pytest.raises(DataError, match=r"expected \(n, 88200\)"):
+        write_submission(tmp_path, {"Rain": np.zeros((3, 88064))}, n_per_class=3)
+
+
+@pytest.fixture()
+def good(tmp_path):
+    write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=2)
+    return tmp_path
+
+
+def test_missing_folder(good):
+    with pytest.raises(DataError, match="footstep is missing"):
+        check_submission(good, n_per_class=2, classes=["Rain", "Footstep"])
+
+
+def test_wrong_count(good):
+    (good / "rain" / "01.wav").unlink()
+    with pytest.raises(DataError, match="holds 1 WAV files; DCASE requires exactly 2"):
+        check_submission(good, n_per_class=2, classes=["Rain"])
+
+
+@pytest.mark.parametrize(
+    "data, sr, subtype, message",
+    [
+        (np.zeros(88100), 22050, "PCM_16", "88100 samples"),
+        (np.zeros((88200, 2)), 22050, "PCM_16", "2 channels"),
+        (np.zeros(88200), 16000, "PCM_16", "sampling rate 16000"),
+        (np.zeros(88200), 22050, "FLOAT", "sample format FLOAT"),
+    ],
+)
+def test_bad_file_is_named(good, data, sr, subtype, message):
+    sf.write(str(good / "rain" / "01.wav"), data, sr, subtype=subtype)
+    with pytest.raises(DataError, match=rf"01\.wav does not meet the DCASE format: .*{message}"):
+        check_submission(good, n_per_class=2, classes=["Rain"])
+
+
+def test_unreadable_file(good):
+    (good / "rain" / "00.wav").write_bytes(b"RIFF nonsense")
+    with pytest.raises(DataError, match=r"00\.wav cannot be read"):
+        check_submission(good, n_per_class=2, classes=["Rain"])
