@@ -1,0 +1,314 @@
+"""Checkpoints and the per-step training log, both safe against interruption.
+
+A checkpoint is a dict of named parts (as in rosinality/stylegan2-pytorch, CONVENTIONS)::
+
+    {"kind": "gan" | "encoder", "version": 1, "model": {...ModelConfig...}, "train": {...},
+     "step": int, "n_classes": int, "class_names": [...] | None, "rng": {...},
+     "g", "d", "g_ema", "g_optim", "d_optim"        # kind "gan"
+     "encoder", "optim"                             # kind "encoder"
+     ...}
+
+:func:`save_checkpoint` writes a temporary file in the target folder, syncs it and renames it over
+the target, so a reader sees the previous complete file or the new complete file, never a half file.
+:func:`load_checkpoint` turns every way a checkpoint can be unusable (missing, truncated, another
+kind, another architecture or training configuration) into a :class:`~occ.errors.CheckpointError`
+that names the file, the differing keys with both values, and what to do.
+
+:class:`TrainLog` is the CSV log written next to a checkpoint (one row per step, a ``step`` column,
+as DVC plots expect). On resume the rows written after the checkpoint's step are dropped, so a
+resumed run never holds a step twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from occ.errors import CheckpointError
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "CHECKPOINT_KINDS",
+    "save_checkpoint",
+    "load_checkpoint",
+    "config_differences",
+    "check_config",
+    "TrainLog",
+    "atomic_write_text",
+    "cpu_state",
+]
+
+#: Format version written into every checkpoint; bumped when the payload layout changes.
+CHECKPOINT_VERSION = 1
+#: The kinds of checkpoint and the stage that writes each (named in error messages).
+CHECKPOINT_KINDS = {"gan": "GAN training (occ.gan_train.train_gan, stage `train`)",
+                    "encoder": "encoder training (occ.supcon_train, stage `encoder`)"}
+
+
+def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically.
+
+    The payload goes to a temporary file in the same folder, is flushed to disk and then renamed
+    over ``path``; the previous file stays in place, complete, until the rename.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Target file (its folder is created).
+    payload : mapping
+        The checkpoint dict; must hold ``"kind"`` (one of :data:`CHECKPOINT_KINDS`). Only tensors,
+        numbers, strings, lists, tuples and dicts, so it loads with ``weights_only=True``.
+
+    Returns
+    -------
+    Path
+        The written path.
+
+    Raises
+    ------
+    CheckpointError
+        A payload without a known ``"kind"``.
+    """
+    path = Path(path)
+    if payload.get("kind") not in CHECKPOINT_KINDS:
+        raise CheckpointError(
+            f"{path}: refusing to write a checkpoint with kind={payload.get('kind')!r}; use one of {sorted(CHECKPOINT_KINDS)}."
+        )
+    payload = dict(payload)
+    payload.setdefault("version", CHECKPOINT_VERSION)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    kind: str | None = None,
+    expect: Mapping[str, Any] | None = None,
+    expect_train: Mapping[str, Any] | None = None,
+    train_may_differ: Iterable[str] = (),
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The checkpoint file.
+    kind : {"gan", "encoder"}, optional
+        The kind the caller needs; another kind is an error.
+    expect : mapping, optional
+        The architecture the caller will build (``to_dict(ModelConfig)``); compared with the
+        stored ``payload["model"]`` key by key.
+    expect_train : mapping, optional
+        The training configuration the caller will continue with; compared with the stored
+        ``payload["train"]`` except for the keys in ``train_may_differ``.
+    train_may_differ : iterable of str
+        Training keys allowed to change (e.g. ``steps`` to continue training).
+    map_location : str or torch.device
+        Where tensors are loaded.
+
+    Returns
+    -------
+    dict
+        The payload.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, truncated or not a checkpoint, has another kind or version, or was
+        written with another architecture / training configuration (the message lists every
+        differing key with the stored and the expected value).
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = CHECKPOINT_KINDS.get(kind or "", "the training stage that writes it")
+        raise CheckpointError(f"{path}: no such checkpoint; run {what} first, or check the path.")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, foreign file: all mean "unusable"
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); the file is "
+            "corrupt or truncated: delete it and rerun the stage that writes it."
+        ) from exc
+    if not isinstance(payload, dict) or "kind" not in payload:
+        raise CheckpointError(
+            f"{path}: not an occ checkpoint (no 'kind' entry); pass a file written by occ.gan_train or occ.supcon_train."
+        )
+    if kind is not None and payload["kind"] != kind:
+        raise CheckpointError(
+            f"{path}: this is a {payload['kind']!r} checkpoint written by "
+            f"{CHECKPOINT_KINDS.get(payload['kind'], 'an unknown stage')}, but a {kind!r} checkpoint "
+            f"from {CHECKPOINT_KINDS.get(kind, kind)} is needed here; pass the right file."
+        )
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {payload.get('version')!r}, this code reads version "
+            f"{CHECKPOINT_VERSION}; rerun the stage that writes it."
+        )
+    if expect is not None:
+        check_config(payload.get("model") or {}, expect, what="architecture (model)", path=path)
+    if expect_train is not None:
+        check_config(payload.get("train") or {}, expect_train, what="training configuration (train)",
+                     path=path, ignore=tuple(train_may_differ))
+    return payload
+
+
+def config_differences(stored: Mapping[str, Any], expected: Mapping[str, Any], *,
+                       ignore: Iterable[str] = ()) -> list[tuple[str, Any, Any]]:
+    """Keys whose values differ between two flat config dicts, as ``(key, stored, expected)``.
+
+    A key present on one side only counts as a difference (its missing value is ``"<absent>"``).
+    """
+    ignore = set(ignore)
+    out = []
+    for key in sorted(set(stored) | set(expected)):
+        if key in ignore:
+            continue
+        a = stored.get(key, "<absent>")
+        b = expected.get(key, "<absent>")
+        if not _same(a, b):
+            out.append((key, a, b))
+    return out
+
+
+def check_config(stored: Mapping[str, Any], expected: Mapping[str, Any], *, what: str,
+                 path: str | os.PathLike, ignore: Iterable[str] = ()) -> None:
+    """Raise :class:`CheckpointError` naming every key where ``stored`` and ``expected`` differ."""
+    diffs = config_differences(stored, expected, ignore=ignore)
+    if diffs:
+        listed = "; ".join(f"{key}: checkpoint {a!r} vs requested {b!r}" for key, a, b in diffs)
+        raise CheckpointError(
+            f"{path}: written with another {what}: {listed}. Use the configuration it was written "
+            "with, or delete the file (and its folder's log) to start afresh."
+        )
+
+
+def cpu_state(state: Any) -> Any:
+    """A copy of a (nested) state dict with every tensor detached and on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: cpu_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [cpu_state(v) for v in state]
+    if isinstance(state, tuple):
+        return tuple(cpu_state(v) for v in state)
+    return state
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class TrainLog:
+    """Per-step CSV log with a fixed header, appended one flushed row at a time.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The CSV file (``log.csv`` next to the checkpoint).
+    columns : sequence of str
+        Column names; the first must be ``"step"``.
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Iterable[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+        if not self.columns or self.columns[0] != "step":
+            raise ValueError("TrainLog: the first column must be 'step'.")
+
+    def start(self, *, resume_step: int | None) -> None:
+        """Begin a fresh log (``resume_step=None``) or keep the rows with ``step <= resume_step``.
+
+        A partial last line (a run killed mid-write) and rows past the checkpoint are dropped;
+        the kept rows are rewritten atomically.
+        """
+        rows: list[list[str]] = []
+        if resume_step is not None and self.path.is_file():
+            with self.path.open(newline="") as handle:
+                reader = csv.reader(handle)
+                header = next(reader, None)
+                if header == self.columns:
+                    for row in reader:
+                        if len(row) != len(self.columns):
+                            continue
+                        try:
+                            step = int(row[0])
+                        except ValueError:
+                            continue
+                        if step <= resume_step:
+                            rows.append(row)
+        lines = [self.columns, *rows]
+        atomic_write_text(self.path, "".join(_csv_line(r) for r in lines))
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row (a dict with every column) and flush it to disk."""
+        missing = [c for c in self.columns if c not in row]
+        if missing:
+            raise ValueError(f"TrainLog.append: row lacks columns {missing}.")
+        with self.path.open("a", newline="") as handle:
+            handle.write(_csv_line([_fmt(row[c]) for c in self.columns]))
+            handle.flush()
+
+    def read(self):
+        """The log as a ``pandas.DataFrame``."""
+        import pandas as pd
+
+        return pd.read_csv(self.path)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _csv_line(fields: list[str]) -> str:
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    return buffer.getvalue()
