@@ -56,6 +56,10 @@ class GeneratorEval:
     labels: torch.Tensor
     wavs: np.ndarray
 
+    def table(self) -> pd.DataFrame:
+        """Per-class FAD (with its interval) joined with precision / recall / density / coverage."""
+        return self.fad.join(self.prdc, how="left")
+
 
 def vocoder_method(vocoder: str) -> tuple[str, str | None]:
     """`eval.vocoder` -> (method, checkpoint): "griffinlim", "hifigan" (the universal V1) or a checkpoint path."""
@@ -207,25 +211,52 @@ def encoder_accuracy(encoder: torch.nn.Module, wavs: np.ndarray, labels: torch.T
     return correct / len(wavs)
 
 
-def metrics_of(result: GeneratorEval, step0: GeneratorEval, *, extra: dict | None = None) -> dict:
-    """The flat metrics dict of one variant (`results/evaluate/<variant>/metrics.json`)."""
-    avg = result.fad.loc["Average"]
+def metrics_of(table: pd.DataFrame, step0: pd.DataFrame, *, accuracy: float | None = None,
+               step0_accuracy: float | None = None, extra: dict | None = None) -> dict:
+    """The flat metrics dict of one variant (`results/evaluate/<variant>/metrics.json`).
+
+    Parameters
+    ----------
+    table, step0 : pandas.DataFrame
+        `GeneratorEval.table()` of the trained generator and of the same generator at step 0.
+    """
+    avg = table.loc["Average"]
     m = {
         "fad_mean": float(avg["fad"]),
-        "fad_mean_step0": float(step0.fad.loc["Average", "fad"]),
-        "n_clips_per_class": int(result.fad.drop("Average")["n_clips"].iloc[0]),
+        "fad_mean_step0": float(step0.loc["Average", "fad"]),
+        "n_clips_per_class": int(table.drop("Average")["n_clips"].iloc[0]),
     }
-    if "ci_low" in result.fad:
+    if "ci_low" in table:
         m.update(fad_mean_ci_low=float(avg["ci_low"]), fad_mean_ci_high=float(avg["ci_high"]))
     for col in ("precision", "recall", "density", "coverage"):
-        if col in result.prdc:
-            m[f"{col}_mean"] = float(result.prdc[col].drop("Average", errors="ignore").mean())
-            m[f"{col}_mean_step0"] = float(step0.prdc[col].drop("Average", errors="ignore").mean())
-    if result.accuracy is not None:
-        m["encoder_accuracy_on_generated"] = result.accuracy
-        m["encoder_accuracy_on_generated_step0"] = step0.accuracy
+        if col in table:
+            m[f"{col}_mean"] = float(avg[col])
+            m[f"{col}_mean_step0"] = float(step0.loc["Average", col])
+    if accuracy is not None:
+        m["encoder_accuracy_on_generated"] = accuracy
+    if step0_accuracy is not None:
+        m["encoder_accuracy_on_generated_step0"] = step0_accuracy
     m.update(extra or {})
     return m
+
+
+def initial_generator(model, *, n_classes: int, seed: int) -> torch.nn.Module:
+    """G exactly as `occ.gan_train.train_gan` initialises it for `seed` (every variant starts from this G).
+
+    The step-0 generator depends only on the seed and the architecture, not on the loss, so one
+    evaluation of it serves every variant; `05_evaluate` checks each run's `step0.pt` against it.
+    """
+    from occ.gan_train import build_generator
+    from occ.seeding import seed_everything
+
+    seed_everything(seed)
+    return build_generator(model, n_classes=n_classes).eval()
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether two modules hold bit-identical parameters and buffers."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
 
 @torch.no_grad()
