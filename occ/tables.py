@@ -8,11 +8,11 @@ embedding the run used; the column headers say which, so the two are never mista
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from occ.checkpoint import atomic_write_text
 
 CLASSES = ["DogBark", "Footstep", "GunShot", "Keyboard", "MovingMotorVehicle", "Rain", "Sneeze_Cough"]
 REPORTED_LABEL = "reported (DCASE eval set, VGGish)"
@@ -118,20 +118,6 @@ def write_table(df: pd.DataFrame, stem: str | Path, *, title: str = "") -> None:
     stem = Path(stem)
     atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False))
     atomic_write_text(stem.with_suffix(".md"), (f"# {title}\n\n" if title else "") + to_markdown(df))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a text file via a temporary file in the same folder (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: str | Path, obj: dict) -> None:
