@@ -10,33 +10,9 @@ from occ.discriminator import DiscOutput, Discriminator, space_to_depth
 from occ.errors import ConfigError, DataError
 from occ.generator import N_FRAMES, N_MELS, WIDTHS
 
+from net_checks import assert_every_parameter_gets_gradient, n_params, spectral_norm_sigmas
+
 N_CLASSES = 7
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def spectral_norm_sigmas(module: nn.Module) -> list[tuple[str, float]]:
-    """Largest singular value of every spectrally normalised weight (eval mode: no update)."""
-    out = []
-    was_training = module.training
-    module.eval()
-    with torch.no_grad():
-        for name, m in module.named_modules():
-            if hasattr(m, "parametrizations") and "weight" in m.parametrizations:
-                w = m.weight
-                sigma = torch.linalg.matrix_norm(w.reshape(w.shape[0], -1).double(), ord=2)
-                out.append((name, sigma.item()))
-    module.train(was_training)
-    return out
-
-
-def assert_every_parameter_gets_gradient(module: nn.Module) -> None:
-    for name, p in module.named_parameters():
-        assert p.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
-        assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
 
 def _batch(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,18 +11,9 @@ from occ.encoder import SILENCE, Encoder, apply_augment, augment, draw_augment_p
 from occ.errors import ConfigError, DataError
 from occ.generator import WIDTHS
 
+from net_checks import assert_every_parameter_gets_gradient, n_params
+
 N_CLASSES = 7
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def assert_every_parameter_gets_gradient(module: nn.Module) -> None:
-    for name, p in module.named_parameters():
-        assert p.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
-        assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
 
 def _x(n: int, seed: int = 0, frames: int = 344) -> torch.Tensor:
