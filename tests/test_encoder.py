@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
 import torchaudio
 
 from occ.encoder import SILENCE, Encoder, apply_augment, augment, draw_augment_params

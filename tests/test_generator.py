@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
 
 from occ.discriminator import space_to_depth
 from occ.errors import ConfigError, DataError
