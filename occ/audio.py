@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
+from occ.atomic import atomic_open
 from occ.errors import DataError
 
 SR = 22050  # sampling rate, Hz
@@ -261,14 +261,6 @@ def write_wav(path: str | os.PathLike, x: np.ndarray | torch.Tensor, *, sr: int 
     if x.ndim != 1:
         raise DataError(f"write_wav({path}): expected a mono waveform of shape (n_samples,), got {x.shape}")
     x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, x, sr, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, fsync=False) as fh:
+        sf.write(fh, x, sr, subtype="PCM_16", format="WAV")
     return path

@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from occ.atomic import atomic_open
 from occ.audio import LOG_FLOOR, N_FRAMES, N_MELS, frontend_settings, load_clip, log_mel
 from occ.errors import ConfigError, DataError
 
@@ -456,21 +456,9 @@ def build_feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path
         files=files, class_names=list(ds.class_names), heldout_mask=torch.as_tensor(mask), root=str(ds.root),
         layout=ds.layout, settings_hash=settings_hash(heldout_per_class=heldout_per_class, split_seed=split_seed),
         fingerprint=_fingerprint(ds), skipped=skipped, silent=silent)
-    _save_atomic(cache.to_dict(), Path(cache_path))
+    with atomic_open(cache_path) as fh:
+        torch.save(cache.to_dict(), fh)
     return cache
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 _REQUIRED = ("mels", "labels", "files", "class_names", "heldout", "settings_hash", "fingerprint")

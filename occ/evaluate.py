@@ -11,8 +11,6 @@ generated clips (does each class still sound like itself?).
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from occ.atomic import atomic_open
 from occ.audio import load_clip, log_mel
 from occ.datasets import FeatureCache, denormalize_mel, normalize_mel
 from occ.diversity import prdc_per_class
@@ -92,16 +91,8 @@ def reference_embeddings(cache: FeatureCache, *, embedder: Embedder, progress: b
 
 def save_embeddings(path: str | Path, emb: dict[str, np.ndarray]) -> None:
     """Save per-class embeddings (npz, atomically); class order is kept."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, __classes__=np.array(list(emb)), **{f"c{i}": v for i, v in enumerate(emb.values())})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        np.savez(fh, __classes__=np.array(list(emb)), **{f"c{i}": v for i, v in enumerate(emb.values())})
 
 
 def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:

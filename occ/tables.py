@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from occ.checkpoint import atomic_write_text
+from occ.atomic import atomic_write_text
 
 CLASSES = ["DogBark", "Footstep", "GunShot", "Keyboard", "MovingMotorVehicle", "Rain", "Sneeze_Cough"]
 REPORTED_LABEL = "reported (DCASE eval set, VGGish)"

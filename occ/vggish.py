@@ -13,13 +13,13 @@ module layout below keeps those indices). Not on PyPI: from a path, or downloade
 from __future__ import annotations
 
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from occ.atomic import atomic_open
 from occ.errors import CheckpointError, WeightsNotFoundError
 
 __all__ = ["VGGISH_URL", "VGGISH_FILE", "VGGish", "cache_dir", "load_vggish"]
@@ -74,16 +74,9 @@ class VGGish(nn.Module):
 
 def _download(dest: Path, *, timeout: float) -> None:
     """Fetch VGGISH_URL to ``dest`` atomically."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(VGGISH_URL, timeout=timeout) as resp:
-            while chunk := resp.read(1 << 20):
-                fh.write(chunk)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(dest, suffix=".part") as fh, urllib.request.urlopen(VGGISH_URL, timeout=timeout) as resp:
+        while chunk := resp.read(1 << 20):
+            fh.write(chunk)
 
 
 def load_vggish(

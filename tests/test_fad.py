@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from occ.errors import DataError
+from occ.errors import ConfigError, DataError
 from occ.fad import (
-    dcase_vggish_examples, embedding_stats, fad_inf, fad_per_class, frechet_distance, frechet_distance_eig,
+    basic_interval, dcase_vggish_examples, embedding_stats, fad_inf, fad_per_class, frechet_distance, frechet_distance_eig,
     load_dcase_reference,
 )
 
@@ -144,11 +144,24 @@ def test_fad_per_class_average_and_bootstrap():
     assert df.loc["Average", "fad"] == pytest.approx(df.loc[["a", "b"], "fad"].mean())
     assert df.loc["b", "fad"] > df.loc["a", "fad"] + 2.0
     assert (df["ci_low"] <= df["ci_high"]).all()
+    assert ((df["ci_low"] <= df["fad"]) & (df["fad"] <= df["ci_high"])).all()  # bias-corrected: brackets the estimate
     stats = {c: embedding_stats(v) for c, v in ref.items()}
     df2 = fad_per_class(gen, stats)
     np.testing.assert_allclose(df2["fad"].to_numpy(), df["fad"].to_numpy())
     df3 = fad_per_class(gen, stats, method="eig")
     np.testing.assert_allclose(df3["fad"].to_numpy(), df["fad"].to_numpy(), rtol=1e-8)
+
+
+def test_basic_interval_matches_its_definition():
+    rng = np.random.default_rng(11)
+    boot = rng.gamma(2.0, 3.0, size=999) + 10.0  # skewed, biased upwards like FAD resamples
+    lo, hi = basic_interval(9.0, boot, ci=0.9)
+    s = np.sort(boot)
+    q = lambda p: np.interp(p * (len(s) - 1), np.arange(len(s)), s)  # numpy's linear percentile, restated
+    assert lo == pytest.approx(2 * 9.0 - q(0.95)) and hi == pytest.approx(2 * 9.0 - q(0.05))
+    assert lo < hi
+    with pytest.raises(ConfigError, match="ci"):
+        basic_interval(1.0, boot, ci=1.5)
 
 
 def test_fad_inf_reduces_small_sample_bias():
