@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from occ.errors import ConfigError, DataError
 from occ.generator import N_FRAMES, N_MELS
-from occ.layers import DBlock, check_resample, maybe_sn
+from occ.layers import DBlock, check_resample, maybe_sn, orthogonal_init
 
 __all__ = ["space_to_depth", "DiscOutput", "DiscTrunk", "AdversarialHead", "ProjectionHead", "Discriminator"]
 
@@ -247,16 +247,7 @@ class Discriminator(nn.Module):
         )
         self.head = ProjectionHead(in_dim=self.d1.out_dim, proj_dim=proj_dim, sn=sn)
         self.class_embed = nn.Embedding(n_classes, proj_dim)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # BigGAN / StudioGAN: orthogonal initialisation of convolutions and linear layers.
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
-                nn.init.orthogonal_(w)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        orthogonal_init(self)
 
     @property
     def feature_dim(self) -> int:

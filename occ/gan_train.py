@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import sys
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,17 +38,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from occ.augment_d import augment_d
-from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint, save_checkpoint
+from occ.checkpoint import TrainLog, load_checkpoint, save_checkpoint
 from occ.config import SUPCON_KINDS, ModelConfig, TrainConfig, to_dict
 from occ.discriminator import Discriminator
 from occ.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from occ.generator import N_FRAMES, N_MELS, Generator
 from occ.layers import WIDTHS
 from occ.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
-from occ.seeding import derived_seed, make_generator, resolve_device, rng_state, seed_everything, set_rng_state
+from occ.run_state import (Expect, checkpoint_payload, default_progress, kept_message, load_run_checkpoint,
+                           restore_run, run_files, run_steps)
+from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
 
 __all__ = [
     "LOG_COLUMNS",
@@ -216,37 +215,26 @@ def train_gan(
     """
     model.check()
     train.check()
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = default_progress(progress)
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
     dev = resolve_device(device)
     uses_source = train.loss in SUPCON_KINDS
     f = None
     if uses_source:
         f = _frozen_encoder(encoder, device=dev, loss=train.loss)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / CHECKPOINT_NAME
+    out_dir, ckpt_path, log = run_files(out_dir, CHECKPOINT_NAME, LOG_NAME, LOG_COLUMNS)
     step0_path = out_dir / STEP0_NAME
-    log = TrainLog(out_dir / LOG_NAME, LOG_COLUMNS)
     run_info = {
         "seed": int(seed),
         "n_clips": int(mels.shape[0]),
         "data_digest": data_digest(mels, labels),
         "encoder_digest": module_digest(f) if f is not None else "",
     }
-
-    payload = None
-    if ckpt_path.exists():  # validate before building anything
-        payload = load_checkpoint(
-            ckpt_path, kind="gan", expect=to_dict(model), expect_train=to_dict(train), train_may_differ=TRAIN_MAY_DIFFER
-        )
-        if payload.get("n_classes") != n_classes:
-            raise CheckpointError(
-                f"{ckpt_path}: written for n_classes={payload.get('n_classes')!r}, requested {n_classes}; "
-                "use the same data or delete the run folder to start afresh."
-            )
-        check_config(payload.get("run") or {}, run_info, what="run (seed, training data, encoder)", path=ckpt_path)
+    payload = load_run_checkpoint(  # validate before building anything
+        ckpt_path, kind="gan", model=model, n_classes=n_classes, folder="run folder", missing_ok=True,
+        expect_train=to_dict(train), train_may_differ=TRAIN_MAY_DIFFER,
+        checks=[Expect("run", run_info, "run (seed, training data, encoder)")],
+    )
 
     seed_everything(seed)
     sampler = make_generator(derived_seed(seed, 1))
@@ -267,33 +255,24 @@ def train_gan(
     d_optim = torch.optim.Adam(d.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
 
     def make_payload(step: int) -> dict[str, Any]:
-        return {
-            "kind": "gan",
-            "model": to_dict(model),
-            "train": to_dict(train),
-            "run": dict(run_info),
-            "step": int(step),
-            "n_classes": int(n_classes),
-            "class_names": list(class_names) if class_names is not None else None,
-            "g": cpu_state(g.state_dict()),
-            "d": cpu_state(d.state_dict()),
-            "g_ema": cpu_state(g_ema.state_dict()) if g_ema is not None else None,
-            "g_optim": cpu_state(g_optim.state_dict()),
-            "d_optim": cpu_state(d_optim.state_dict()),
-            "rng": rng_state(generators={"sampler": sampler}),
-        }
+        return checkpoint_payload(
+            "gan", model=model, train=train, run=run_info, step=step, sampler=sampler,
+            n_classes=int(n_classes),
+            class_names=list(class_names) if class_names is not None else None,
+            g=g.state_dict(),
+            d=d.state_dict(),
+            g_ema=g_ema.state_dict() if g_ema is not None else None,
+            g_optim=g_optim.state_dict(),
+            d_optim=d_optim.state_dict(),
+        )
 
-    if payload is not None:
-        g_optim.load_state_dict(payload["g_optim"])
-        d_optim.load_state_dict(payload["d_optim"])
-        set_rng_state(payload["rng"], generators={"sampler": sampler})
-        start = int(payload["step"])
-        resumed_from: int | None = start
-        log.start(resume_step=start)
-    else:
-        start = 0
-        resumed_from = None
-        log.start(resume_step=None)
+    def save(step: int, last_saved: int) -> None:
+        _check_finite_weights(g, d, g_ema, step=step, ckpt_path=ckpt_path, last_saved=last_saved)
+        save_checkpoint(ckpt_path, make_payload(step))
+
+    start, resumed_from = restore_run(payload, log=log, sampler=sampler,
+                                      optimizers={"g_optim": g_optim, "d_optim": d_optim})
+    if payload is None:
         save_checkpoint(step0_path, make_payload(0))
     del payload
 
@@ -307,32 +286,13 @@ def train_gan(
         labels=labels, n_classes=n_classes, z_dim=model.z_dim, train=train, device=dev, autocast=autocast,
         ckpt_path=ckpt_path,
     )
-    step = start
-    last_saved = start
-    seconds = 0.0
-    ran = 0
-    bar = tqdm(total=train.steps, initial=min(start, train.steps), disable=not progress,
-               desc=f"GAN {train.loss}", unit="step", dynamic_ncols=True)
-    try:
-        while step < train.steps:
-            if stop_after is not None and ran >= stop_after:
-                break
-            t0 = time.perf_counter()
-            row = _train_step(ctx, step=step + 1, last_saved=last_saved)
-            step += 1
-            ran += 1
-            row["seconds"] = time.perf_counter() - t0
-            seconds += row["seconds"]
-            log.append(row)
-            bar.update(1)
-            bar.set_postfix(d_adv=f"{row['d_adv']:.3f}", g_adv=f"{row['g_adv']:.3f}",
-                            d_con=f"{row['d_contrastive']:.3f}", g_con=f"{row['g_contrastive']:.3f}", refresh=False)
-            if step % train.ckpt_every == 0 or step == train.steps:
-                _check_finite_weights(g, d, g_ema, step=step, ckpt_path=ckpt_path, last_saved=last_saved)
-                save_checkpoint(ckpt_path, make_payload(step))
-                last_saved = step
-    finally:
-        bar.close()
+    done = run_steps(
+        lambda step, last_saved: _train_step(ctx, step=step, last_saved=last_saved),
+        start=start, steps=train.steps, log=log, progress=progress, desc=f"GAN {train.loss}",
+        postfix=lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",
+                             "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"},
+        save=save, ckpt_every=train.ckpt_every, stop_after=stop_after,
+    )
     g.eval()
     d.eval()
     return GANRun(
@@ -340,11 +300,11 @@ def train_gan(
         checkpoint_path=ckpt_path,
         step0_path=step0_path,
         log_path=log.path,
-        step=step,
+        step=done.step,
         steps=train.steps,
-        finished=step >= train.steps and last_saved == step,
+        finished=done.finished,
         resumed_from=resumed_from,
-        seconds=seconds,
+        seconds=done.seconds,
         generator=g_ema if g_ema is not None else g,
         discriminator=d,
     )
@@ -499,9 +459,7 @@ def _retry(ckpt_path: Path) -> str:
 
 
 def _kept(ckpt_path: Path, last_saved: int) -> str:
-    if last_saved > 0:
-        return f"The last good checkpoint {ckpt_path} (step {last_saved}) was kept."
-    return f"No checkpoint had been written yet ({ckpt_path.parent / STEP0_NAME} holds step 0)."
+    return kept_message(ckpt_path, last_saved, step0_path=ckpt_path.parent / STEP0_NAME)
 
 
 def check_training_data(mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

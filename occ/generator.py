@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from occ.errors import ConfigError, DataError
-from occ.layers import WIDTHS, GBlock, check_resample, maybe_sn
+from occ.layers import WIDTHS, GBlock, check_resample, maybe_sn, orthogonal_init
 
 __all__ = ["Generator", "WIDTHS", "N_MELS", "N_FRAMES", "depth_to_space"]
 
@@ -143,16 +143,7 @@ class Generator(nn.Module):
         self.out_conv = maybe_sn(
             nn.Conv2d(chans[-1], out_upsample[0] * out_upsample[1], 3, padding=1), enabled=sn
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # BigGAN / StudioGAN: orthogonal initialisation of convolutions and linear layers.
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
-                nn.init.orthogonal_(w)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        orthogonal_init(self)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Generate normalised log-mels.

@@ -33,6 +33,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 __all__ = [
     "WIDTHS",
     "maybe_sn",
+    "orthogonal_init",
     "ConditionalBatchNorm2d",
     "GBlock",
     "DBlock",
@@ -91,6 +92,21 @@ WIDTHS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 RESAMPLE_MODES = ("standard", "between")
+
+
+def orthogonal_init(module: nn.Module) -> nn.Module:
+    """BigGAN / StudioGAN initialisation: orthogonal weights and zero biases for every convolution and linear layer.
+
+    Spectrally normalised layers are initialised through their original (un-normalised) weight. Layers are
+    visited in ``module.modules()`` order, so the result depends only on the torch seed.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.orthogonal_(w)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def maybe_sn(module: nn.Module, *, enabled: bool) -> nn.Module:

@@ -22,23 +22,22 @@ frozen while the GAN trains.
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint, save_checkpoint
+from occ.checkpoint import check_config, load_checkpoint, save_checkpoint
 from occ.config import ModelConfig, SupConConfig, to_dict
 from occ.encoder import Encoder, augment
 from occ.errors import CheckpointError, TrainingDivergedError
 from occ.gan_train import check_training_data, data_digest, model_preset
 from occ.losses import supcon_loss
-from occ.seeding import derived_seed, make_generator, resolve_device, rng_state, seed_everything, set_rng_state
+from occ.run_state import (Expect, checkpoint_payload, default_progress, kept_message, load_run_checkpoint,
+                           restore_run, run_files, run_steps)
+from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
 
 __all__ = [
     "SUPCON_LOG_COLUMNS",
@@ -167,22 +166,16 @@ def pretrain_supcon(
     """
     model.check()
     cfg.check()
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = default_progress(progress)
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
     dev = resolve_device(device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / SUPCON_NAME
-    log = TrainLog(out_dir / SUPCON_LOG_NAME, SUPCON_LOG_COLUMNS)
+    out_dir, ckpt_path, log = run_files(out_dir, SUPCON_NAME, SUPCON_LOG_NAME, SUPCON_LOG_COLUMNS)
     run_info = {"seed": int(seed), "n_clips": int(mels.shape[0]), "data_digest": data_digest(mels, labels)}
-
-    payload = None
-    if ckpt_path.exists():  # validate before building anything
-        payload = _load_encoder_payload(ckpt_path, model=model, n_classes=n_classes)
-        check_config(payload.get("train") or {}, to_dict(cfg), what="SupCon configuration (supcon)",
-                     path=ckpt_path, ignore=SUPCON_MAY_DIFFER)
-        check_config(payload.get("run") or {}, run_info, what="run (seed, training data)", path=ckpt_path)
+    payload = load_run_checkpoint(  # validate before building anything
+        ckpt_path, kind="encoder", model=model, n_classes=n_classes, folder="stage folder", missing_ok=True,
+        checks=[Expect("train", to_dict(cfg), "SupCon configuration (supcon)", SUPCON_MAY_DIFFER),
+                Expect("run", run_info, "run (seed, training data)")],
+    )
     seed_everything(seed)
     sampler = make_generator(derived_seed(seed, 2))
     enc = build_encoder(model, n_classes=n_classes)
@@ -190,73 +183,49 @@ def pretrain_supcon(
         enc.load_state_dict(payload["encoder"])
     enc.to(dev)
     optim = torch.optim.Adam(enc.parameters(), lr=cfg.lr)
-    if payload is not None:
-        optim.load_state_dict(payload["optim"])
-        set_rng_state(payload["rng"], generators={"sampler": sampler})
-        start = int(payload["step"])
-        resumed_from: int | None = start
-        log.start(resume_step=start)
-    else:
-        start, resumed_from = 0, None
-        log.start(resume_step=None)
+    start, resumed_from = restore_run(payload, log=log, sampler=sampler, optimizers={"optim": optim})
     del payload
 
     def make_payload(step: int) -> dict[str, Any]:
-        return {
-            "kind": "encoder",
-            "stage": "supcon",
-            "model": to_dict(model),
-            "train": to_dict(cfg),
-            "run": dict(run_info),
-            "step": int(step),
-            "n_classes": int(n_classes),
-            "encoder": cpu_state(enc.state_dict()),
-            "optim": cpu_state(optim.state_dict()),
-            "rng": rng_state(generators={"sampler": sampler}),
-        }
+        return checkpoint_payload(
+            "encoder", stage="supcon", model=model, train=cfg, run=run_info, step=step, sampler=sampler,
+            n_classes=int(n_classes),
+            encoder=enc.state_dict(),
+            optim=optim.state_dict(),
+        )
 
     n, bsz = mels.shape[0], cfg.batch_size
-    step, last_saved, ran, seconds = start, start, 0, 0.0
-    bar = tqdm(total=cfg.steps, initial=min(start, cfg.steps), disable=not progress, desc="SupCon", unit="step",
-               dynamic_ncols=True)
-    try:
-        while step < cfg.steps:
-            if stop_after is not None and ran >= stop_after:
-                break
-            t0 = time.perf_counter()
-            enc.train()
-            idx = torch.randint(0, n, (bsz,), generator=sampler)
-            x = mels[idx].unsqueeze(1)
-            views = torch.cat([augment(x, generator=sampler), augment(x, generator=sampler)]).to(dev)
-            y = labels[idx].to(dev)
-            z = enc.embed(views).float()  # (2B, D), view-major
-            feats = torch.stack([z[:bsz], z[bsz:]], dim=1)  # (B, 2, D)
-            loss = supcon_loss(feats, y, temperature=cfg.temperature, base_temperature=cfg.temperature)
-            if not bool(torch.isfinite(loss.detach())):
-                raise TrainingDivergedError(
-                    f"SupCon pretraining diverged at step {step + 1}: the loss is {loss.item()!r}. "
-                    f"{_kept(ckpt_path, last_saved)} To retry, lower supcon.lr or raise supcon.temperature and delete "
-                    f"{ckpt_path} first (resuming with the same settings would repeat the same steps)."
-                )
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            step += 1
-            ran += 1
-            dt = time.perf_counter() - t0
-            seconds += dt
-            log.append({"step": step, "loss": loss.item(), "seconds": dt})
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                save_checkpoint(ckpt_path, make_payload(step))
-                last_saved = step
-    finally:
-        bar.close()
+
+    def supcon_step(step: int, last_saved: int) -> dict[str, Any]:
+        enc.train()
+        idx = torch.randint(0, n, (bsz,), generator=sampler)
+        x = mels[idx].unsqueeze(1)
+        views = torch.cat([augment(x, generator=sampler), augment(x, generator=sampler)]).to(dev)
+        y = labels[idx].to(dev)
+        z = enc.embed(views).float()  # (2B, D), view-major
+        feats = torch.stack([z[:bsz], z[bsz:]], dim=1)  # (B, 2, D)
+        loss = supcon_loss(feats, y, temperature=cfg.temperature, base_temperature=cfg.temperature)
+        if not bool(torch.isfinite(loss.detach())):
+            raise TrainingDivergedError(
+                f"SupCon pretraining diverged at step {step}: the loss is {loss.item()!r}. "
+                f"{kept_message(ckpt_path, last_saved)} To retry, lower supcon.lr or raise supcon.temperature and "
+                f"delete {ckpt_path} first (resuming with the same settings would repeat the same steps)."
+            )
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        return {"step": step, "loss": loss.item()}
+
+    done = run_steps(
+        supcon_step, start=start, steps=cfg.steps, log=log, progress=progress, desc="SupCon",
+        postfix=lambda row: {"loss": f"{row['loss']:.4f}"},
+        save=lambda step, _last_saved: save_checkpoint(ckpt_path, make_payload(step)),
+        ckpt_every=cfg.ckpt_every, stop_after=stop_after,
+    )
     enc.eval()
     return EncoderRun(
-        out_dir=out_dir, checkpoint_path=ckpt_path, log_path=log.path, step=step, steps=cfg.steps,
-        finished=step >= cfg.steps and last_saved == step, resumed_from=resumed_from, seconds=seconds, encoder=enc,
+        out_dir=out_dir, checkpoint_path=ckpt_path, log_path=log.path, step=done.step, steps=cfg.steps,
+        finished=done.finished, resumed_from=resumed_from, seconds=done.seconds, encoder=enc,
     )
 
 
@@ -303,13 +272,12 @@ def finetune_classifier(
     """
     model.check()
     cfg.check()
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = default_progress(progress)
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
     dev = resolve_device(device)
-    out_dir = Path(out_dir)
+    out_dir, enc_path, log = run_files(out_dir, ENCODER_NAME, FINETUNE_LOG_NAME, FINETUNE_LOG_COLUMNS, create=False)
     supcon_path = out_dir / SUPCON_NAME
-    payload = _load_encoder_payload(supcon_path, model=model, n_classes=n_classes)
+    payload = load_run_checkpoint(supcon_path, kind="encoder", model=model, n_classes=n_classes, folder="stage folder")
     if int(payload["step"]) < cfg.steps:
         raise CheckpointError(
             f"{supcon_path}: SupCon pretraining stopped at step {payload['step']} of supcon.steps = {cfg.steps}; "
@@ -327,12 +295,10 @@ def finetune_classifier(
     head = enc.classifier
     head.requires_grad_(True)
     optim = torch.optim.Adam(head.parameters(), lr=cfg.finetune_lr)
-    log = TrainLog(out_dir / FINETUNE_LOG_NAME, FINETUNE_LOG_COLUMNS)
     log.start(resume_step=None)
     n, bsz = feats.shape[0], cfg.batch_size
-    seconds = 0.0
-    for step in tqdm(range(1, cfg.finetune_steps + 1), disable=not progress, desc="fine-tune", unit="step"):
-        t0 = time.perf_counter()
+
+    def head_step(step: int, _last_saved: int) -> dict[str, Any]:
         idx = torch.randint(0, n, (bsz,), generator=sampler)
         logits = head(feats[idx].to(dev))
         y = labels[idx].to(dev)
@@ -345,30 +311,26 @@ def finetune_classifier(
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
-        dt = time.perf_counter() - t0
-        seconds += dt
         acc = (logits.argmax(dim=1) == y).float().mean().item()
-        log.append({"step": step, "loss": loss.item(), "accuracy": acc, "seconds": dt})
+        return {"step": step, "loss": loss.item(), "accuracy": acc}
+
+    done = run_steps(head_step, start=0, steps=cfg.finetune_steps, log=log, progress=progress, desc="fine-tune")
     head.requires_grad_(False)
     with torch.no_grad():
         train_acc = float((head(feats.to(dev)).argmax(dim=1).cpu() == labels).float().mean())
-    enc_path = out_dir / ENCODER_NAME
-    save_checkpoint(enc_path, {
-        "kind": "encoder",
-        "stage": "finetuned",
-        "model": to_dict(model),
-        "train": to_dict(cfg),
-        "run": {**payload.get("run", {}), "finetune_seed": int(seed)},
-        "step": int(cfg.finetune_steps),
-        "supcon_step": int(payload["step"]),
-        "n_classes": int(n_classes),
-        "class_names": list(class_names) if class_names is not None else None,
-        "encoder": cpu_state(enc.state_dict()),
-        "train_accuracy": train_acc,
-    })
+    save_checkpoint(enc_path, checkpoint_payload(
+        "encoder", stage="finetuned", model=model, train=cfg,
+        run={**payload.get("run", {}), "finetune_seed": int(seed)},
+        step=cfg.finetune_steps,
+        supcon_step=int(payload["step"]),
+        n_classes=int(n_classes),
+        class_names=list(class_names) if class_names is not None else None,
+        encoder=enc.state_dict(),
+        train_accuracy=train_acc,
+    ))
     return EncoderRun(
         out_dir=out_dir, checkpoint_path=enc_path, log_path=log.path, step=cfg.finetune_steps,
-        steps=cfg.finetune_steps, finished=True, resumed_from=None, seconds=seconds, encoder=enc,
+        steps=cfg.finetune_steps, finished=True, resumed_from=None, seconds=done.seconds, encoder=enc,
         train_accuracy=train_acc,
     )
 
@@ -481,19 +443,3 @@ def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Enc
     enc.load_state_dict(payload["encoder"])
     enc.stage = payload.get("stage", "")
     return enc.to(resolve_device(device)).eval().requires_grad_(False)
-
-
-def _load_encoder_payload(path: Path, *, model: ModelConfig, n_classes: int) -> dict:
-    payload = load_checkpoint(path, kind="encoder", expect=to_dict(model))
-    if payload.get("n_classes") != n_classes:
-        raise CheckpointError(
-            f"{path}: written for n_classes={payload.get('n_classes')!r}, requested {n_classes}; use the same "
-            "data or delete the stage folder to start afresh."
-        )
-    return payload
-
-
-def _kept(ckpt_path: Path, last_saved: int) -> str:
-    if last_saved > 0:
-        return f"The last good checkpoint {ckpt_path} (step {last_saved}) was kept."
-    return "No checkpoint had been written yet."
