@@ -412,8 +412,9 @@ def fad_per_class(
     seed : int
         Seed of the bootstrap.
     ci : float
-        Coverage of the interval (:func:`basic_interval`: the bootstrap's bias is removed, so the interval
-        brackets the point estimate; resampling with replacement repeats clips, which raises FAD).
+        Coverage of the interval (:func:`basic_interval`, bias-corrected: an interval for the generator's
+        FAD with infinitely many clips; FAD from finitely many clips is biased upwards, so the interval can
+        lie below the point estimate).
     method : {"auto", "dcase", "eig"}
         Point estimate: ``"dcase"`` = :func:`frechet_distance` (``scipy.linalg.sqrtm``, the DCASE code
         path); ``"eig"`` = the exact eigenvalue path (equal to round-off, about 100x faster at D = 512);
@@ -469,6 +470,9 @@ def basic_interval(point: float, boot: np.ndarray, *, ci: float = 0.95) -> tuple
     than FAD of the clips, so a percentile interval can lie entirely above the estimate ``t``. The
     basic interval reflects the bootstrap quantiles ``q_lo, q_hi`` (at ``(1 - ci) / 2`` and
     ``(1 + ci) / 2``) around ``t``, which removes that bias to first order (Davison & Hinkley 1997, 5.2).
+    FAD from ``n`` clips is itself biased upwards (the bootstrap measures by how much), so where that bias
+    exceeds half the spread the interval lies entirely below ``t``: it bounds the FAD of infinitely many
+    clips, not the estimate.
     """
     if not 0.0 < ci < 1.0:
         raise ConfigError(f"basic_interval: ci={ci} must lie in (0, 1)")
