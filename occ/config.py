@@ -51,6 +51,7 @@ class ModelConfig:
     d_ch: int = 8  # discriminator base width
     proj_dim: int = 128  # projection head / class embedding size (paper: 128)
     d_projection: bool = False  # add a class projection term to D2 (ContraGAN: off)
+    g_noise: float = 0.0  # initial scale of G's per-feature noise input at its last block (0: off, BigGAN)
     enc_width: int = 16  # encoder (ResNet18) base width; the paper's ResNet18 is 64
     enc_stem: str = "strided"  # encoder stem: "strided" (stride-4, CPU) or "cifar" (3x3 stride 1, SupCon's)
 
@@ -59,6 +60,7 @@ class ModelConfig:
         _one_of("model.enc_stem", self.enc_stem, ("strided", "cifar"))
         for key in ("z_dim", "g_ch", "d_ch", "proj_dim", "enc_width"):
             _at_least(f"model.{key}", getattr(self, key), 1)
+        _at_least("model.g_noise", self.g_noise, 0.0)
 
 
 @dataclass
@@ -274,7 +276,7 @@ def _one_of(key: str, value: Any, choices: tuple) -> None:
 
 
 def _at_least(key: str, value: float, low: float) -> None:
-    if value < low:
+    if not value >= low:  # NaN too
         raise ConfigError(f"{key} = {value!r} is out of range: use a value >= {low}.")
 
 

@@ -130,8 +130,8 @@ class GANRun:
 
 
 def build_generator(model: ModelConfig, *, n_classes: int) -> Generator:
-    """G of the architecture ``model``: the layout of ``WIDTHS[model.preset]`` with ``z_dim`` and ``g_ch``."""
-    kwargs = {**model_preset(model)["generator"], "ch": model.g_ch, "z_dim": model.z_dim}
+    """G of the architecture ``model``: the layout of ``WIDTHS[model.preset]`` with ``z_dim``, ``g_ch``, ``g_noise``."""
+    kwargs = {**model_preset(model)["generator"], "ch": model.g_ch, "z_dim": model.z_dim, "noise": model.g_noise}
     return Generator(n_classes=n_classes, **kwargs)
 
 
@@ -283,7 +283,7 @@ def train_gan(
     )
     ctx = _StepContext(
         g=g, d=d, g_ema=g_ema, f=f, g_optim=g_optim, d_optim=d_optim, sampler=sampler, mels=mels,
-        labels=labels, n_classes=n_classes, z_dim=model.z_dim, train=train, device=dev, autocast=autocast,
+        labels=labels, n_classes=n_classes, z_dim=g.z_dim, train=train, device=dev, autocast=autocast,
         ckpt_path=ckpt_path,
     )
     done = run_steps(

@@ -71,6 +71,13 @@ class Generator(nn.Module):
         "light last block" of the embedded width). (1, 1): plain BigGAN output layer.
     channels_last : bool
         Run the convolutions in channels-last memory format (faster on some CPUs).
+    noise : float
+        Initial scale of a per-feature noise input added to the last block's output (StyleGAN's noise
+        inputs, one learned scale per channel), so that G has a direct source of the fine, random
+        time-frequency texture of real log-mels. 0: off (BigGAN). The noise is part of the latent:
+        with it on, G takes ``z`` of size ``self.z_dim = z_dim + noise_dim`` (``noise_dim`` = channels x
+        height x width of the last block's output), the first ``z_dim`` entries as before and the rest the
+        noise, so that G stays a function of ``(z, y)`` and every seeded sample is reproducible.
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class Generator(nn.Module):
         resample: str = "between",
         out_upsample: tuple[int, int] = (2, 1),
         channels_last: bool = True,
+        noise: float = 0.0,
     ) -> None:
         super().__init__()
         if n_classes < 1:
@@ -115,8 +123,10 @@ class Generator(nn.Module):
                 "change bottom, scales or out_upsample."
             )
         check_resample(resample, owner="Generator")
+        if not noise >= 0.0:
+            raise ConfigError(f"Generator: noise={noise!r} must be >= 0 (0: no noise input).")
         self.n_classes = n_classes
-        self.z_dim = z_dim
+        self.latent_dim = z_dim
         self.bottom = tuple(bottom)
         self.out_upsample = out_upsample
         self.channels_last = channels_last
@@ -139,6 +149,11 @@ class Generator(nn.Module):
             )
             for i in range(len(scales))
         )
+        self.noise_shape = (chans[-1], out_f // out_upsample[0], out_t // out_upsample[1])
+        self.noise_dim = self.noise_shape[0] * self.noise_shape[1] * self.noise_shape[2] if noise > 0 else 0
+        self.noise_scale = nn.Parameter(torch.full((chans[-1],), float(noise))) if noise > 0 else None
+        #: Size of the input vector ``z``: the latent proper plus the noise input (when on).
+        self.z_dim = z_dim + self.noise_dim
         self.out_bn = nn.BatchNorm2d(chans[-1], eps=1e-4)
         self.out_conv = maybe_sn(
             nn.Conv2d(chans[-1], out_upsample[0] * out_upsample[1], 3, padding=1), enabled=sn
@@ -169,13 +184,16 @@ class Generator(nn.Module):
                 f"Generator.forward: y must have shape ({z.shape[0]},) to match z, got "
                 f"{tuple(y.shape)}."
             )
-        chunks = torch.tensor_split(z, self.n_chunks, dim=1)
+        chunks = torch.tensor_split(z[:, : self.latent_dim], self.n_chunks, dim=1)
         shared = self.shared(y)
         h = self.linear(chunks[0]).view(z.shape[0], -1, *self.bottom)
         if self.channels_last:
             h = h.contiguous(memory_format=torch.channels_last)
         for block, chunk in zip(self.blocks, chunks[1:]):
             h = block(h, torch.cat([shared, chunk], dim=1))
+        if self.noise_scale is not None:
+            noise = z[:, self.latent_dim:].reshape(z.shape[0], *self.noise_shape)
+            h = h + self.noise_scale.view(1, -1, 1, 1) * noise
         h = self.out_conv(F.relu(self.out_bn(h)))
         return torch.tanh(depth_to_space(h, factors=self.out_upsample)).contiguous()
 

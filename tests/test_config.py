@@ -44,6 +44,8 @@ def _with(section, key, value):
         ("data", "layout", "flat", "data.layout"),
         ("eval", "embedding", "clap", "eval.embedding"),
         ("model", "g_ch", 0, "model.g_ch"),
+        ("model", "g_noise", -0.3, "model.g_noise"),
+        ("model", "g_noise", "some", "model.g_noise"),
     ],
 )
 def test_bad_values_name_the_key(section, key, value, needle):

@@ -220,3 +220,26 @@ def test_augment_d_translation_and_cutout():
     z = augment_d(torch.zeros(3, 1, 80, 344), generator=gen, translation=0.0, cutout=0.5)
     frac = (z == -1).float().mean(dim=(1, 2, 3))
     assert torch.all(frac > 0) and torch.all(frac <= 0.25 + 1e-6)
+
+
+def test_noise_input_trains_resumes_and_generates(data, tmp_path):
+    from occ.generate import generate_mels
+
+    model = dataclasses.replace(MODEL, g_noise=0.3)
+    train = dataclasses.replace(TRAIN, steps=2, ckpt_every=1)
+    whole = train_gan(*data, n_classes=N_CLASSES, model=model, train=train, out_dir=tmp_path / "a", seed=2,
+                      progress=False)
+    assert whole.generator.z_dim == 16 + whole.generator.noise_dim > 16
+    half = train_gan(*data, n_classes=N_CLASSES, model=model, train=dataclasses.replace(train, steps=1),
+                     out_dir=tmp_path / "b", seed=2, progress=False)
+    resumed = train_gan(*data, n_classes=N_CLASSES, model=model, train=train, out_dir=half.out_dir, seed=2,
+                        progress=False)
+    _assert_same_state(load_checkpoint(whole.checkpoint_path)["g"], load_checkpoint(resumed.checkpoint_path)["g"])
+    g, _ = load_generator(whole.checkpoint_path)
+    assert g.noise_scale is not None
+    a = generate_mels(g, [0, 1, 2], [5, 6, 7], batch_size=3)
+    b = generate_mels(g, [0, 1, 2], [5, 6, 7], batch_size=1)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(CheckpointError, match="g_noise"):
+        train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=train, out_dir=tmp_path / "a", seed=2,
+                  progress=False)

@@ -105,3 +105,61 @@ def test_bad_configuration_and_inputs(gen):
         gen(torch.randn(2, 64), torch.tensor([0, 1]))
     with pytest.raises(DataError, match="y must"):
         gen(torch.randn(2, 128), torch.tensor([0, 1, 2]))
+
+
+def _noisy(scale: float = 0.3) -> Generator:
+    torch.manual_seed(0)
+    return Generator(n_classes=N_CLASSES, **{**WIDTHS["embedded"]["generator"], "ch": 4}, noise=scale)  # train mode: batch statistics
+
+
+def test_noise_input_is_the_tail_of_z_added_at_the_last_block():
+    g = _noisy()
+    c, h, w = g.noise_shape
+    assert (c, h, w) == (4, N_MELS // 2, N_FRAMES) and g.noise_dim == c * h * w
+    assert g.z_dim == 128 + g.noise_dim and g.latent_dim == 128
+    z = torch.randn(3, g.z_dim, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 4, 6])
+    with torch.no_grad():
+        # Brute force: the same layers by hand, the noise added once per feature with its channel's scale.
+        chunks = torch.tensor_split(z[:, :128], g.n_chunks, dim=1)
+        feat = g.linear(chunks[0]).view(3, -1, *g.bottom)
+        for block, chunk in zip(g.blocks, chunks[1:]):
+            feat = block(feat, torch.cat([g.shared(y), chunk], dim=1))
+        for i in range(3):
+            for ch in range(c):
+                feat[i, ch] += g.noise_scale[ch] * z[i, 128:].reshape(c, h, w)[ch]
+        expected = torch.tanh(depth_to_space(g.out_conv(torch.relu(g.out_bn(feat))), factors=g.out_upsample))
+        out = g(z, y)
+    torch.testing.assert_close(out, expected)
+    # The noise matters, the rest of the latent is read as before.
+    z2 = z.clone()
+    z2[:, 128:] = torch.randn(3, g.noise_dim)
+    with torch.no_grad():
+        assert (g(z2, y) - out).abs().mean() > 1e-4
+        g.noise_scale.zero_()
+        torch.testing.assert_close(g(z2, y), g(z, y))
+
+
+def test_noise_off_is_biggan_and_bad_scale_is_refused():
+    torch.manual_seed(0)
+    plain = Generator(n_classes=N_CLASSES, ch=4)
+    torch.manual_seed(0)
+    zero = Generator(n_classes=N_CLASSES, ch=4, noise=0.0)
+    assert plain.z_dim == zero.z_dim == 128 and zero.noise_scale is None
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), zero.state_dict().values()))
+    # Turning the noise on leaves the initial weights of every other layer as they were.
+    noisy = _noisy()
+    torch.manual_seed(0)
+    same = Generator(n_classes=N_CLASSES, **{**WIDTHS["embedded"]["generator"], "ch": 4})
+    ref = same.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in noisy.state_dict().items() if k != "noise_scale")
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ConfigError, match="noise"):
+            Generator(n_classes=N_CLASSES, ch=4, noise=bad)
+
+
+def test_noise_scale_gets_gradient():
+    g = _noisy()
+    x = g(torch.randn(N_CLASSES, g.z_dim), torch.arange(N_CLASSES))
+    (x * torch.randn_like(x)).sum().backward()
+    assert_every_parameter_gets_gradient(g)
