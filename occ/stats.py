@@ -152,11 +152,12 @@ def paired_comparison(a: Mapping[int, float], b: Mapping[int, float], *, paper_s
 
 
 def by_seed(per_seed: Mapping[int, Mapping], key: str) -> dict[int, float]:
-    """seed -> `per_seed[seed][key]` for the seeds whose dict (or Series) holds the key (NaN values kept)."""
+    """seed -> `per_seed[seed][key]`, for the seeds whose dict (or Series) holds the key with a number (not None/NaN)."""
     out = {}
     for seed, d in per_seed.items():
-        if key in d and d[key] is not None:
-            out[int(seed)] = float(d[key])
+        v = d.get(key) if hasattr(d, "get") else None
+        if not _isnan(v):
+            out[int(seed)] = float(v)
     return out
 
 

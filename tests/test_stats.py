@@ -115,6 +115,7 @@ def test_interval_touching_zero_is_not_established():
 
 
 def test_by_seed_picks_one_key():
-    per_seed = {0: {"fad_mean": 3.0}, 1: {"fad_mean": 4.0, "x": 1}, 2: {"x": 2}}
-    assert by_seed(per_seed, "fad_mean") == {0: 3.0, 1: 4.0}
+    per_seed = {0: {"fad_mean": 3.0}, 1: {"fad_mean": 4.0, "x": 1}, 2: {"x": 2}, 3: {"fad_mean": None},
+                4: {"fad_mean": float("nan")}, 5: pd.Series({"fad_mean": 6.0})}
+    assert by_seed(per_seed, "fad_mean") == {0: 3.0, 1: 4.0, 5: 6.0}
     assert by_seed(per_seed, "missing") == {}
