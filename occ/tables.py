@@ -606,14 +606,20 @@ def _decimals(half_width: float) -> int:
 def _cell(mean, low, high, half, n, bracketed: bool) -> str:
     if mean is None or pd.isna(mean):
         return ""
-    if pd.isna(n):  # a reported number, not a mean over seeds
-        return f"{mean:.3f}"
-    if int(n) < 2:
-        return f"{mean:.3f} (1 seed)"
-    d = _decimals(half if half > 1e-12 * max(1.0, abs(mean)) else 0.0)
-    if bracketed:
+    if bracketed and not pd.isna(n) and int(n) >= 2:
+        d = _decimals(half if half > 1e-12 * max(1.0, abs(mean)) else 0.0)
         return f"{mean:.{d}f} [{low:.{d}f}, {high:.{d}f}]"
-    return f"{mean:.{d}f} ± {half:.{d}f}"
+    return format_interval(mean, half, n)  # a plain number where n is NaN (the paper's)
+
+
+def format_interval(mean: float, half_width: float, n: int) -> str:
+    """A mean over seeds for reading: "332.0 ± 12.3" (decimals from the half-width), "332.013 (1 seed)" when n = 1."""
+    if mean is None or pd.isna(mean):
+        return ""
+    if pd.isna(n) or int(n) < 2:
+        return f"{mean:.3f} (1 seed)" if not pd.isna(n) and int(n) == 1 else f"{mean:.3f}"
+    d = _decimals(half_width if half_width > 1e-12 * max(1.0, abs(mean)) else 0.0)
+    return f"{mean:.{d}f} ± {half_width:.{d}f}"
 
 
 def _num(x: float) -> str:
