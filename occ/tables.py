@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -102,6 +103,71 @@ CSV_ONLY = ("variant", "clip_bootstrap_width", "measure", "reading", "paired_see
 # Quantities shown as "mean [low, high]" instead of "mean ± half-width" (where the side of 0 matters).
 BRACKETED = ("difference", "value")
 _SUFFIXES = ("_low", "_high", "_halfwidth", "_n")
+
+
+@dataclass
+class SeedRuns:
+    """Every (variant, seed) result the tables and figures read, in the shapes they take.
+
+    Attributes
+    ----------
+    metrics : dict
+        variant -> seed -> the run's `metrics.json`.
+    per_class : dict
+        variant -> seed -> per-class FAD (`fad.csv` column `fad`; index the classes and "Average").
+    per_class_step0 : dict
+        variant -> seed -> the same for the untrained generator (`fad.csv` column `fad_step0`), where present.
+    logs : dict
+        variant -> seed -> training log (`log.csv`).
+    """
+
+    metrics: dict
+    per_class: dict
+    per_class_step0: dict
+    logs: dict
+
+    def seeds(self) -> dict[str, list[int]]:
+        """variant -> the seeds whose evaluation was found."""
+        return {v: sorted(runs) for v, runs in self.metrics.items()}
+
+
+def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -> SeedRuns:
+    """Read `evaluate/<variant>/seed<k>/{metrics.json,fad.csv}` and `train/<variant>/seed<k>/log.csv` under `results`.
+
+    Parameters
+    ----------
+    results : path-like
+        The project's `results/` folder.
+    variants : list of str
+        Variants to read (`params.yaml: variants`).
+    seeds : list of int
+        Seeds to read (`params.yaml: seeds`); a (variant, seed) whose evaluation is absent is left out (a
+        variant run from fewer seeds, such as the control), and folders of seeds not listed are ignored.
+
+    Returns
+    -------
+    SeedRuns
+        Every variant is a key of every dict, possibly with no seeds.
+    """
+    results = Path(results)
+    out = SeedRuns({}, {}, {}, {})
+    for v in variants:
+        for d in (out.metrics, out.per_class, out.per_class_step0, out.logs):
+            d[v] = {}
+        for k in seeds:
+            ev = results / "evaluate" / v / f"seed{k}"
+            if not (ev / "metrics.json").is_file():
+                continue
+            out.metrics[v][k] = json.loads((ev / "metrics.json").read_text())
+            if (ev / "fad.csv").is_file():
+                fad = pd.read_csv(ev / "fad.csv", index_col="class")
+                out.per_class[v][k] = fad["fad"]
+                if "fad_step0" in fad:
+                    out.per_class_step0[v][k] = fad["fad_step0"]
+            log = results / "train" / v / f"seed{k}" / "log.csv"
+            if log.is_file():
+                out.logs[v][k] = pd.read_csv(log)
+    return out
 
 
 def this_run_label(dataset: str, embedding: str) -> str:

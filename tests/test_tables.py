@@ -1,5 +1,6 @@
 """Tables, claims and checks are computed over seeds from the numbers they are given."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -225,3 +226,24 @@ def test_results_readme_puts_verdicts_first():
         tables.claims(metrics, logs), tables.checks(metrics, profile="paper"), tables.table1(metrics),
         tables.table2(per_class, label=LABEL), tables.table3(per_class, label=LABEL), label=LABEL,
         params=_params("paper"))
+
+
+def test_load_seed_runs_reads_the_seed_folders(tmp_path):
+    for v, seeds in (("o2c", (0, 1, 7)), ("hinge_only", (0,))):
+        for k in seeds:
+            ev = tmp_path / "evaluate" / v / f"seed{k}"
+            ev.mkdir(parents=True)
+            (ev / "metrics.json").write_text(json.dumps(_m(300.0 + k)))
+            pd.DataFrame({"class": [*tables.CLASSES, "Average"], "fad": [300.0 + k] * 8,
+                          "fad_step0": [500.0] * 8}).to_csv(ev / "fad.csv", index=False)
+            tr = tmp_path / "train" / v / f"seed{k}"
+            tr.mkdir(parents=True)
+            _log(0.5).to_csv(tr / "log.csv", index=False)
+    runs = tables.load_seed_runs(tmp_path, ["o2c", "hinge_only", "contragan"], [0, 1, 2])
+    # seed 7 is not in the list; hinge_only ran one seed; contragan none
+    assert runs.seeds() == {"o2c": [0, 1], "hinge_only": [0], "contragan": []}
+    assert runs.metrics["o2c"][1]["fad_mean"] == 301.0
+    assert runs.per_class["o2c"][1]["Rain"] == 301.0 and runs.per_class_step0["o2c"][0]["Average"] == 500.0
+    assert list(runs.logs["o2c"][0].columns) == ["step", "d_adv"] and runs.logs["contragan"] == {}
+    t1 = tables.table1(runs.metrics)
+    assert list(t1["variant"]) == ["o2c", "hinge_only"] and t1.loc[0, "fad"] == 300.5
