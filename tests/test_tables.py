@@ -171,8 +171,9 @@ def test_checks_training_is_real_and_recognisable():
     assert c.loc["recognisable: O2C-GAN probe accuracy above chance", "result"] == "passed"
     assert c.loc["recognisable: ContraGAN (2C) probe accuracy above chance", "result"] == "not established"
     assert c.loc["recognisable: OC-SupConGAN probe accuracy above chance", "result"] == "failed"
-    hinge = c.loc["recognisable: hinge only (control, no contrastive term) probe accuracy above chance"]
+    hinge = c.loc["recognisable: hinge only (control, no contrastive term) probe accuracy (control: expected at chance)"]
     assert hinge["result"].startswith("expected at chance") and "never see the class" in hinge["result"]
+    assert hinge["criterion"].startswith("no pass/fail")
     assert "not a failure" in hinge["reading"] and "contains" in hinge["reading"]
     assert not any("at most half" in k for k in c.index)
     paper = tables.checks(metrics, profile="paper").set_index("check")
