@@ -156,10 +156,12 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame | dict[int, pd.DataFrame]], *,
     -------
     matplotlib.figure.Figure
         Without OCC dashed, with OCC solid, a pair in one colour; the legend says how many seeds each line
-        averages and what the band is.
+        averages and the title what the band is. When every entry is one log (not a dict of seeds) the
+        curves are plain moving averages, labelled by their keys.
     """
     from occ.tables import MODEL_NAMES
 
+    seeded = any(isinstance(runs, dict) for runs in logs.values())
     fig, ax = plt.subplots(figsize=(8, 4.5))
     band_text = "band: min-max over seeds" if band == "minmax" else "band: 95% t interval over seeds"
     for name, runs in logs.items():
@@ -168,13 +170,13 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame | dict[int, pd.DataFrame]], *,
         curve = smoothed_over_seeds(runs, column=column, smooth=smooth, band=band)
         color, ls = VARIANT_STYLE.get(name, (None, "-"))
         n = int(curve["n"].iloc[0]) if len(curve) else 0
-        line, = ax.plot(curve.index, curve["mean"], lw=1.6, ls=ls, color=color,
-                        label=f"{MODEL_NAMES.get(name, name)} ({n} seed{'s' if n != 1 else ''})")
+        text = f"{MODEL_NAMES.get(name, name)} ({n} seed{'s' if n != 1 else ''})" if seeded else name
+        line, = ax.plot(curve.index, curve["mean"], lw=1.6, ls=ls, color=color, label=text)
         if n >= 2:
             ax.fill_between(curve.index, curve["low"], curve["high"], color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel("step")
     ax.set_ylabel(f"{column} (moving average over {smooth} steps)")
-    ax.set_title((title or column) + f"\nmean over seeds; {band_text}", fontsize=11)
+    ax.set_title((title or column) + (f"\nmean over seeds; {band_text}" if seeded else ""), fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

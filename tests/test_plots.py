@@ -87,6 +87,14 @@ def test_loss_curves_band_only_with_two_seeds_or_more(tmp_path):
     assert "min-max" in ax.get_title()
     fig.savefig(tmp_path / "d.png")
     plt.close(fig)
+    # one log per curve (the training notebooks' loss plots): plain labels and title, no band
+    single = plot_loss_curves({"D adversarial": _log(np.linspace(2, 1, 30)), "G adversarial": _log(np.ones(30))},
+                              smooth=5, title="losses")
+    ax = single.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["D adversarial", "G adversarial"]
+    assert ax.get_title() == "losses" and not any(isinstance(c, PolyCollection) for c in ax.collections)
+    assert ax.lines[0].get_ydata()[4] == pytest.approx(np.mean(np.linspace(2, 1, 30)[:5]))
+    plt.close(single)
 
 
 @pytest.mark.parametrize("plot", [plot_fad_by_seed, plot_probe_by_seed])
