@@ -21,7 +21,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from occ.atomic import atomic_write_text
+from occ.atomic import atomic_write_text, write_json  # noqa: F401  (write_json: kept importable from here)
 from occ.stats import by_seed, paired_comparison, t_interval
 
 CLASSES = ["DogBark", "Footstep", "GunShot", "Keyboard", "MovingMotorVehicle", "Rain", "Sneeze_Cough"]
@@ -475,11 +475,6 @@ def write_table(df: pd.DataFrame, stem: str | Path, *, title: str = "", label: s
     atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False))
     md = (f"# {title}\n\n" if title else "") + (f"{note}\n\n" if note else "")
     atomic_write_text(stem.with_suffix(".md"), md + to_markdown(readable(df, label=label, chance=chance)))
-
-
-def write_json(path: str | Path, obj: dict) -> None:
-    """Write a JSON file atomically, full float precision."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def results_readme(verdicts: pd.DataFrame, checks_table: pd.DataFrame, t1: pd.DataFrame, t2: pd.DataFrame,
