@@ -437,8 +437,8 @@ def readable(df: pd.DataFrame, *, label: str = "this run", chance: float | None 
     A column ``q`` with ``q_low`` / ``q_high`` / ``q_halfwidth`` / ``q_n`` beside it becomes one text cell:
     "332.0 ± 12.3" (the half-width of the 95% interval over seeds), "-4.1 [-9.0, 0.8]" for the quantities in
     `BRACKETED`, "332.0 (1 seed)" when only one seed ran, the plain number where the row has no seeds (the
-    paper's). Per-seed and interval columns and `CSV_ONLY` columns are dropped; known columns are renamed
-    by `HEADERS`.
+    paper's). Per-seed and interval columns, `CSV_ONLY` columns and quantities no run measured are dropped;
+    known columns are renamed by `HEADERS`.
     """
     out = pd.DataFrame(index=df.index)
     derived = {f"{c}{s}" for c in df.columns for s in _SUFFIXES} | {c for c in df.columns if _is_seed_column(c, df)}
@@ -446,6 +446,8 @@ def readable(df: pd.DataFrame, *, label: str = "this run", chance: float | None 
         if c in derived or c in CSV_ONLY:
             continue
         if f"{c}_low" in df.columns and f"{c}_n" in df.columns:
+            if (df[f"{c}_n"].fillna(0) == 0).all() and df[c].isna().all():
+                continue  # measured by no run (e.g. a metric this evaluation did not write)
             cells = [_cell(r[c], r[f"{c}_low"], r[f"{c}_high"], r[f"{c}_halfwidth"], r[f"{c}_n"], c in BRACKETED)
                      for _, r in df.iterrows()]
         else:

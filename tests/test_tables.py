@@ -86,6 +86,10 @@ def test_one_seed_has_no_interval():
     t1 = tables.table1({"o2c": {4: _m(300.0)}})
     assert t1.loc[0, "fad_n"] == 1 and math.isnan(t1.loc[0, "fad_low"]) and "fad_seed4" in t1
     assert tables.readable(t1).iloc[0]["FAD, this run"] == "300.000 (1 seed)"
+    # a metric no run wrote (here the probe) is not shown as an empty column
+    no_probe = {0: {k: v for k, v in _m(300.0).items() if k != "probe_accuracy"}}
+    cols = list(tables.readable(tables.table1({"o2c": no_probe})).columns)
+    assert "encoder accuracy" in cols and not any(c.startswith("probe") for c in cols)
 
 
 def test_readable_rounds_for_reading():
