@@ -302,16 +302,20 @@ def discriminator_embeddings(generator: torch.nn.Module, discriminator: torch.nn
     return torch.cat(emb).numpy(), labels.numpy()
 
 
-def tsne_of_generated(layout, variants: list[str], *, per_class: int, seed: int,
+def tsne_of_generated(layout, variants: list[str], *, per_class: int, seed: int, train_seed: int | None = None,
                       device: str | torch.device = "cpu") -> pd.DataFrame:
-    """2-D t-SNE of D-space embeddings of generated data, one t-SNE per variant (Figure 2)."""
+    """2-D t-SNE of D-space embeddings of generated data, one t-SNE per variant (Figure 2).
+
+    `seed` seeds the evaluation latents and the t-SNE; `train_seed` picks which training run of each variant
+    (`runs/train/<variant>/seed<k>`; ``None``: the folder without a seed level).
+    """
     from sklearn.manifold import TSNE
 
     from occ.gan_train import load_discriminator, load_generator
 
     frames = []
     for v in variants:
-        ckpt = layout.train_run(v) / "checkpoint.pt"
+        ckpt = layout.train_run(v, train_seed) / "checkpoint.pt"
         g, payload = load_generator(ckpt, device=device)
         d, _ = load_discriminator(ckpt, device=device)
         emb, labels = discriminator_embeddings(g, d, n_classes=int(payload["n_classes"]), per_class=per_class,
