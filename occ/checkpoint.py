@@ -22,6 +22,7 @@ resumed run never holds a step twice.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -74,6 +75,9 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
     ------
     CheckpointError
         A payload without a known ``"kind"``.
+    WriteError
+        The disk is full or the folder is not writable (the message names ``path``; the previous
+        checkpoint is unchanged).
     """
     path = Path(path)
     if payload.get("kind") not in CHECKPOINT_KINDS:
@@ -82,8 +86,10 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
         )
     payload = dict(payload)
     payload.setdefault("version", CHECKPOINT_VERSION)
+    buffer = io.BytesIO()  # serialised first: a full disk then fails in a plain write, named by atomic_open
+    torch.save(payload, buffer)
     with atomic_open(path) as handle:
-        torch.save(payload, handle)
+        handle.write(buffer.getbuffer())
     return path
 
 

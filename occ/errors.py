@@ -23,3 +23,13 @@ class WeightsNotFoundError(OccError, FileNotFoundError):
 
 class TrainingDivergedError(OccError, RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class WriteError(OccError, OSError):
+    """A file cannot be written: the disk is full or the folder is not writable; the message names the target.
+
+    Constructed as ``WriteError(errno, message)``; ``str()`` is the message alone.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()

@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from occ.atomic import umask_mode
 from occ.errors import DataError
 
 __all__ = ["class_folder", "write_submission", "check_submission"]
@@ -121,6 +122,7 @@ def write_submission(
         target = out / folders[name]
         width = max(2, len(str(a.shape[0] - 1)))
         tmp = Path(tempfile.mkdtemp(prefix=f".{folders[name]}.", suffix=".tmp", dir=out))
+        os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only
         try:
             for i, clip in enumerate(a):
                 sf.write(str(tmp / f"{i:0{width}d}.wav"), _to_int16(clip), sample_rate, subtype="PCM_16", format="WAV")

@@ -81,3 +81,15 @@ def test_unreadable_file(good):
     (good / "rain" / "00.wav").write_bytes(b"RIFF nonsense")
     with pytest.raises(DataError, match=r"00\.wav cannot be read"):
         check_submission(good, n_per_class=2, classes=["Rain"])
+
+
+def test_class_folders_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=2)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out["Rain"].stat().st_mode) == 0o755
