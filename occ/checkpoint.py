@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from occ.atomic import atomic_open, atomic_write_text
-from occ.errors import CheckpointError
+from occ.errors import CheckpointError, ConfigChangedError
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -187,11 +187,12 @@ def config_differences(stored: Mapping[str, Any], expected: Mapping[str, Any], *
 
 def check_config(stored: Mapping[str, Any], expected: Mapping[str, Any], *, what: str,
                  path: str | os.PathLike, ignore: Iterable[str] = ()) -> None:
-    """Raise :class:`CheckpointError` naming every key where ``stored`` and ``expected`` differ."""
+    """Raise :class:`~occ.errors.ConfigChangedError` (a ``CheckpointError``) naming every key where ``stored`` and
+    ``expected`` differ."""
     diffs = config_differences(stored, expected, ignore=ignore)
     if diffs:
         listed = "; ".join(f"{key}: checkpoint {a!r} vs requested {b!r}" for key, a, b in diffs)
-        raise CheckpointError(
+        raise ConfigChangedError(
             f"{path}: written with another {what}: {listed}. Use the configuration it was written "
             "with, or delete the file (and its folder's log) to start afresh."
         )
@@ -240,24 +241,44 @@ class TrainLog:
 
         A partial last line (a run killed mid-write) and rows past the checkpoint are dropped;
         the kept rows are rewritten atomically.
+
+        Raises
+        ------
+        CheckpointError
+            On resume, the log is missing, has another header, or does not hold exactly the steps
+            ``1 .. resume_step`` (deleted, cut or written by two runs at once): continuing would leave a
+            log that silently lacks steps.
         """
         rows: list[list[str]] = []
-        if resume_step is not None and self.path.is_file():
+        if resume_step is not None:
+            if not self.path.is_file():
+                raise CheckpointError(self._lost(resume_step, "is missing"))
             with self.path.open(newline="") as handle:
                 reader = csv.reader(handle)
                 header = next(reader, None)
-                if header == self.columns:
-                    for row in reader:
-                        if len(row) != len(self.columns):
-                            continue
-                        try:
-                            step = int(row[0])
-                        except ValueError:
-                            continue
-                        if step <= resume_step:
-                            rows.append(row)
+                if header != self.columns:
+                    raise CheckpointError(self._lost(resume_step, f"has the header {header!r}, not {self.columns!r}"))
+                for row in reader:
+                    if len(row) != len(self.columns):
+                        continue
+                    try:
+                        step = int(row[0])
+                    except ValueError:
+                        continue
+                    if step <= resume_step:
+                        rows.append(row)
+            steps = [int(row[0]) for row in rows]
+            if steps != list(range(1, resume_step + 1)):
+                what = (f"holds {len(steps)} rows for steps 1..{resume_step}"
+                        + (f" (first {steps[0]}, last {steps[-1]})" if steps else ""))
+                raise CheckpointError(self._lost(resume_step, what))
         lines = [self.columns, *rows]
         atomic_write_text(self.path, "".join(_csv_line(r) for r in lines))
+
+    def _lost(self, resume_step: int, what: str) -> str:
+        return (f"{self.path} {what}, but the checkpoint beside it is at step {resume_step}: resuming would "
+                f"leave a log without those steps. Restore the log, or delete the run folder {self.path.parent} "
+                "to train afresh.")
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Append one row (a dict with every column) and flush it to disk."""
