@@ -78,7 +78,8 @@ def write_submission(
         Submission root; created if needed. Existing class folders are replaced.
     wavs_by_class : mapping of str to array [shape=(n, 88200)]
         Class name (DCASE or other, see :func:`class_folder`) -> waveforms in [-1, 1] at 22,050 Hz.
-        Values outside [-1, 1] are clipped; samples are stored as ``round(x * 32768)`` in int16.
+        Values outside [-1, 1] are clipped; samples are stored as ``round(x * 32768)`` in int16. NaN or
+        infinite samples are refused.
     n_per_class : int or None
         Required clips per class (DCASE: 100); None accepts any number >= 1.
     sample_rate : int
@@ -115,6 +116,13 @@ def write_submission(
             )
         if a.shape[0] == 0:
             raise DataError(f"write_submission: class {name!r} has no clips")
+        bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+        if bad.size:
+            raise DataError(
+                f"write_submission: class {name!r} has {bad.size} clip(s) with NaN or infinite samples (first: clip "
+                f"{int(bad[0])}); they would be written as silence. The generator or vocoder diverged: check the "
+                "checkpoint and the vocoder's input; nothing was written."
+            )
         arrays[name] = a
     out.mkdir(parents=True, exist_ok=True)
     written = {}

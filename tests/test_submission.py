@@ -93,3 +93,13 @@ def test_class_folders_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(out["Rain"].stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_write_refuses_non_finite_waveforms(tmp_path, value):
+    wavs = _wavs(3)
+    wavs = np.array(wavs, dtype=np.float32)
+    wavs[1, 500] = value
+    with pytest.raises(DataError, match=r"class 'Rain' has 1 clip\(s\) with NaN or infinite samples \(first: clip 1\)"):
+        write_submission(tmp_path, {"DogBark": _wavs(3), "Rain": wavs}, n_per_class=3)
+    assert not any(tmp_path.iterdir())  # nothing written, not even the good class
