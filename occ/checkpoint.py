@@ -49,7 +49,7 @@ __all__ = [
 CHECKPOINT_VERSION = 1
 #: The kinds of checkpoint and the stage that writes each (named in error messages).
 CHECKPOINT_KINDS = {"gan": "GAN training (occ.gan_train.train_gan, stage `train`)",
-                    "encoder": "encoder training (occ.supcon_train, stage `encoder`)"}
+                    "encoder": "encoder training (occ.supcon_train, stage `supcon`)"}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
@@ -135,7 +135,7 @@ def load_checkpoint(
     """
     path = Path(path)
     if not path.is_file():
-        what = CHECKPOINT_KINDS.get(kind or "", "the training stage that writes it")
+        what = CHECKPOINT_KINDS.get(kind or "", "the stage that writes it")
         raise CheckpointError(f"{path}: no such checkpoint; run {what} first, or check the path.")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)

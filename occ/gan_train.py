@@ -568,7 +568,7 @@ def _frozen_encoder(encoder: nn.Module | str | Path | None, *, device: torch.dev
     if encoder is None:
         raise ConfigError(
             f"train.loss = {loss!r} needs the SupCon encoder f: pass encoder= (an Encoder or the path of "
-            "encoder.pt written by the encoder stage), or choose train.loss '2c', 'o2c' or 'none'."
+            "encoder.pt written by the supcon stage: dvc repro supcon), or choose train.loss '2c', 'o2c' or 'none'."
         )
     if isinstance(encoder, (str, Path)):
         from occ.supcon_train import load_encoder
@@ -585,7 +585,7 @@ def _model_config(payload: dict, path: str | Path) -> ModelConfig:
     except (KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: its architecture entry {payload.get('model')!r} does not match this version's ModelConfig "
-            f"({exc}); rerun the training stage."
+            f"({exc}); rerun the train stage (dvc repro train@<variant>)."
         ) from exc
 
 

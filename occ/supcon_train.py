@@ -16,7 +16,7 @@ frozen while the GAN trains.
   and the SupCon projection head exactly as pretrained, so ``embed`` (the ``f(x_i)`` of the
   C-SupCon / OC-SupCon losses) is the SupCon embedding. The features are computed once (eval mode,
   un-augmented clips), which makes the stage cheap. Files: ``encoder.pt`` (kind "encoder", stage
-  "finetuned": the encoder the GAN stage loads) and ``finetune_log.csv`` (``step, loss, accuracy,
+  "finetuned": the encoder the train stage loads) and ``finetune_log.csv`` (``step, loss, accuracy,
   seconds``).
 """
 
@@ -445,7 +445,7 @@ def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Enc
         model = ModelConfig(**payload["model"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: its architecture entry does not match this version's ModelConfig ({exc}); "
-                              "rerun the encoder stage.") from exc
+                              "rerun the supcon stage (dvc repro supcon).") from exc
     enc = build_encoder(model, n_classes=int(payload["n_classes"]))
     enc.load_state_dict(payload["encoder"])
     enc.stage = payload.get("stage", "")
