@@ -4,7 +4,8 @@
 writes the executed notebook cell by cell; here it writes into a temporary file beside ``OUTPUT``, which
 replaces ``OUTPUT`` only when every cell ran. When a cell fails (or the run is interrupted with Ctrl-C),
 ``OUTPUT`` keeps its previous content, the half-executed notebook is kept at ``<OUTPUT stem>.failed.ipynb``
-for reading, and the command exits non-zero with one line saying which cell failed and why.
+for reading (and what the kernel printed to stderr at ``<OUTPUT stem>.failed.log``), and the command exits
+non-zero with one line saying which cell failed and why.
 
 A parameter that the notebook's ``parameters`` cell does not define is refused before anything runs
 (papermill itself only warns and injects it anyway).
@@ -13,12 +14,13 @@ A parameter that the notebook's ``parameters`` cell does not define is refused b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from occ.atomic import umask_mode
 from occ.errors import OccError
@@ -88,9 +90,11 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, paramet
     os.close(fd)
     tmp = Path(tmp_name)
     failed = failed_path(output)
+    log = tempfile.TemporaryFile()
     try:
-        papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=kernel,
-                                   progress_bar=False, cwd=None if cwd is None else str(cwd))
+        with _stderr_to(log):  # the kernel's own log (and its traceback on Ctrl-C) is kept, not shown, on failure
+            papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=kernel,
+                                       progress_bar=False, cwd=None if cwd is None else str(cwd))
     except BaseException as exc:
         if tmp.exists() and tmp.stat().st_size > 0:
             os.chmod(tmp, umask_mode(0o666))
@@ -99,19 +103,47 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, paramet
         else:
             tmp.unlink(missing_ok=True)
             kept = "nothing was executed"
+        log.seek(0)
+        text = log.read()
+        log.close()
+        if text.strip():
+            from occ.atomic import atomic_open
+
+            with atomic_open(failed.with_suffix(".log")) as fh:
+                fh.write(text)
+            kept += f" (kernel messages in {failed.with_suffix('.log')})"
         if isinstance(exc, KeyboardInterrupt):
             why = "interrupted (Ctrl-C)"
         elif isinstance(exc, papermill.PapermillExecutionError):
-            first = (str(exc.evalue).strip().splitlines() or [""])[0]
+            first = (str(exc.evalue).strip().splitlines() or [""])[0].rstrip(".")
             why = f"cell {exc.exec_count} raised {exc.ename}: {first}"
         else:
-            first = (str(exc).strip().splitlines() or [""])[0]
+            first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
             why = f"{type(exc).__name__}: {first}"
         raise NotebookFailed(f"{notebook} failed: {why}; {output} was left as it was, {kept}.") from exc
+    log.seek(0)
+    sys.stderr.buffer.write(log.read())  # success: the messages papermill and the kernel printed, as they were
+    sys.stderr.flush()
+    log.close()
     os.chmod(tmp, umask_mode(0o666))
     os.replace(tmp, output)
-    failed.unlink(missing_ok=True)  # a stale one from an earlier failure would mislead
+    failed.unlink(missing_ok=True)  # stale ones from an earlier failure would mislead
+    failed.with_suffix(".log").unlink(missing_ok=True)
     return output
+
+
+@contextlib.contextmanager
+def _stderr_to(handle) -> Iterator[None]:
+    """Point file descriptor 2 (this process's and the kernel's it starts) at ``handle`` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(handle.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _value(text: str) -> Any:
