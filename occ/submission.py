@@ -125,6 +125,9 @@ def write_submission(
             )
         arrays[name] = a
     out.mkdir(parents=True, exist_ok=True)
+    for name in arrays:  # left by a write that was killed: a half-written folder or the folder it replaced
+        for stray in [*out.glob(f".{folders[name]}.*.tmp"), *out.glob(f".{folders[name]}.old-*")]:
+            shutil.rmtree(stray, ignore_errors=True)
     written = {}
     for name, a in arrays.items():
         target = out / folders[name]

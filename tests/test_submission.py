@@ -103,3 +103,13 @@ def test_write_refuses_non_finite_waveforms(tmp_path, value):
     with pytest.raises(DataError, match=r"class 'Rain' has 1 clip\(s\) with NaN or infinite samples \(first: clip 1\)"):
         write_submission(tmp_path, {"DogBark": _wavs(3), "Rain": wavs}, n_per_class=3)
     assert not any(tmp_path.iterdir())  # nothing written, not even the good class
+
+
+def test_leftovers_of_a_killed_write_are_removed(tmp_path):
+    half = tmp_path / ".Rain.k3j9x2.tmp"  # a write killed while filling the new folder
+    half.mkdir()
+    (half / "00.wav").write_bytes(b"RIFF")
+    old = tmp_path / ".Rain.old-4242"  # a write killed between the two renames
+    old.mkdir()
+    out = write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out["Rain"].name]
