@@ -106,10 +106,11 @@ def test_write_refuses_non_finite_waveforms(tmp_path, value):
 
 
 def test_leftovers_of_a_killed_write_are_removed(tmp_path):
-    half = tmp_path / ".Rain.k3j9x2.tmp"  # a write killed while filling the new folder
+    folder = class_folder("Rain")
+    half = tmp_path / f".{folder}.k3j9x2.tmp"  # a write killed while filling the new folder
     half.mkdir()
     (half / "00.wav").write_bytes(b"RIFF")
-    old = tmp_path / ".Rain.old-4242"  # a write killed between the two renames
+    old = tmp_path / f".{folder}.old-4242"  # a write killed between the two renames
     old.mkdir()
     out = write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == [out["Rain"].name]
