@@ -316,22 +316,45 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
     merged["profile"] = profile
     if variant and variant not in variants:
         raise ConfigError(f"{source}: variant {variant!r} is not defined under `variants` (defined: {sorted(variants)}).")
+    # the sections with the profile applied: a bad value set by the profile is named by its profile key
+    by_profile = {f"{section}.{key}": f"profiles.{profile}.{section}.{key}"
+                  for section, overrides in (profiles.get(profile) or {}).items() if section in SECTIONS
+                  for key in (overrides or {})}
+    by_profile.update({key: f"profiles.{profile}.{key}" for key in (profiles.get(profile) or {}) if key in TOP_SCALARS})
+    try:
+        _params(merged, "", root)
+    except ConfigError as exc:
+        raise _renamed(exc, by_profile) from None
     # every variant, the selected one first: a bad value set by a variant is named by its variant key
     for name in sorted(variants, key=lambda n: n != variant):
         _check_variant(merged["train"], variants[name] or {}, name)
     if variant:
         merged["train"] = {**merged["train"], **(variants[variant] or {})}
+    return _params(merged, variant or "", root)
+
+
+def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
+    """Build and check the Params of merged sections."""
     params = Params(
         profile=_typed("profile", merged["profile"], str),
         seed=_typed("seed", merged["seed"], int),
         device=_typed("device", merged["device"], str),
-        variant=variant or "",
+        variant=variant,
         **{name: _build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
     )
     params.check()
     _check_seed("seed", params.seed)
     _check_vocoder(params.eval.vocoder, root)
     return params
+
+
+def _renamed(exc: ConfigError, names: dict[str, str]) -> ConfigError:
+    """``exc`` with its leading key replaced by where the value was written (``train.tau_c`` -> ``variants.x.tau_c``)."""
+    message = str(exc)
+    for key, where in names.items():
+        if message.startswith(f"{key} "):
+            return ConfigError(f"{where}{message[len(key):]}")
+    return exc
 
 
 def variant_names(path: str | Path = "params.yaml") -> list[str]:
@@ -357,11 +380,7 @@ def _check_variant(train: Any, overrides: dict, name: str) -> None:
     try:
         _build(TrainConfig, {**_mapping(train, "train"), **overrides}, "train").check()
     except ConfigError as exc:
-        message = str(exc)
-        for key in overrides:
-            if message.startswith(f"train.{key} "):
-                raise ConfigError(f"{prefix}.{key}{message[len('train.' + key):]}") from None
-        raise
+        raise _renamed(exc, {f"train.{key}": f"{prefix}.{key}" for key in overrides}) from None
 
 
 def _check_seed(key: str, value: Any) -> None:

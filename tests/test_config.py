@@ -191,3 +191,15 @@ def test_duplicate_keys_are_rejected(tmp_path):
         load_params(_write(tmp_path, text))
     with pytest.raises(ConfigError, match="twice"):
         variant_names(_write(tmp_path, text))
+
+
+def test_a_bad_value_in_a_profile_names_the_profile_key():
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw["profiles"]["paper"]["train"]["lr_g"] = 0
+    with pytest.raises(ConfigError, match=r"profiles\.paper\.train\.lr_g = 0"):
+        resolve_params(raw, profile="paper")
+    raw["profiles"]["paper"]["eval"]["vocoder"] = "hifi"
+    raw["profiles"]["paper"]["train"]["lr_g"] = 1e-4
+    with pytest.raises(ConfigError, match=r"profiles\.paper\.eval\.vocoder = 'hifi'"):
+        resolve_params(raw, profile="paper")
+    assert resolve_params(raw).profile == "embedded"  # another profile is not affected
