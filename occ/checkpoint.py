@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from occ.atomic import atomic_open, atomic_write_text
+from occ.atomic import atomic_open, atomic_write_text, write_error
 from occ.errors import CheckpointError, ConfigChangedError
 
 __all__ = [
@@ -281,13 +281,22 @@ class TrainLog:
                 "to train afresh.")
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Append one row (a dict with every column) and flush it to disk."""
+        """Append one row (a dict with every column) and flush it to disk.
+
+        Raises
+        ------
+        WriteError
+            The disk is full or the log is not writable (the message names the log).
+        """
         missing = [c for c in self.columns if c not in row]
         if missing:
             raise ValueError(f"TrainLog.append: row lacks columns {missing}.")
-        with self.path.open("a", newline="") as handle:
-            handle.write(_csv_line([_fmt(row[c]) for c in self.columns]))
-            handle.flush()
+        try:
+            with self.path.open("a", newline="") as handle:
+                handle.write(_csv_line([_fmt(row[c]) for c in self.columns]))
+                handle.flush()
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
 
     def read(self):
         """The log as a ``pandas.DataFrame``."""

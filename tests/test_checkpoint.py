@@ -142,3 +142,11 @@ def test_a_full_disk_while_saving_names_the_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(target, {"kind": "gan", "step": 2})
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_full_disk_while_logging_names_the_log():
+    from occ.errors import WriteError
+
+    log = TrainLog("/dev/full", ["step", "loss"])  # every write to /dev/full fails with "no space left"
+    with pytest.raises(WriteError, match=r"cannot write /dev/full: the disk is full"):
+        log.append({"step": 1, "loss": 0.5})
