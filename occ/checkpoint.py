@@ -129,9 +129,11 @@ def load_checkpoint(
     Raises
     ------
     CheckpointError
-        The file is missing, truncated or not a checkpoint, has another kind or version, or was
-        written with another architecture / training configuration (the message lists every
-        differing key with the stored and the expected value).
+        The file is missing, truncated or not a checkpoint, or has another kind.
+    ConfigChangedError
+        A ``CheckpointError``: the file was written by another format version, or with another
+        architecture / training configuration (the message lists every differing key with the
+        stored and the expected value).
     """
     path = Path(path)
     if not path.is_file():
@@ -155,9 +157,9 @@ def load_checkpoint(
             f"from {CHECKPOINT_KINDS.get(kind, kind)} is needed here; pass the right file."
         )
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
+        raise ConfigChangedError(
             f"{path}: checkpoint format version {payload.get('version')!r}, this code reads version "
-            f"{CHECKPOINT_VERSION}; rerun the stage that writes it."
+            f"{CHECKPOINT_VERSION}; delete it (and its folder's log) and rerun the stage that writes it."
         )
     if expect is not None:
         check_config(payload.get("model") or {}, expect, what="architecture (model)", path=path)

@@ -162,3 +162,16 @@ def test_ctrl_c_in_a_real_training_keeps_a_resumable_run(data, tmp_path, monkeyp
     assert not (tmp_path / LOCK_NAME).exists()
     monkeypatch.setattr(gan_train, "_train_step", real)
     assert _train(data, tmp_path).resumed_from == 2
+
+
+def test_a_checkpoint_of_another_format_version_restarts_under_the_pipeline(data, tmp_path):
+    from occ.checkpoint import save_checkpoint
+
+    _train(data, tmp_path, stop_after=2)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    payload["version"] = 0  # as written by an older version of the code
+    save_checkpoint(tmp_path / "checkpoint.pt", payload)
+    with pytest.raises(ConfigChangedError, match="format version 0"):
+        _train(data, tmp_path)
+    run = _train(data, tmp_path, on_config_change="restart")
+    assert run.resumed_from is None and run.finished
