@@ -120,7 +120,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, paramet
         else:
             first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
             why = f"{type(exc).__name__}: {first}"
-        raise NotebookFailed(f"{notebook} failed: {why}; {output} was left as it was, {kept}.") from exc
+        raise NotebookFailed(f"{notebook} failed: {why}; {output} was not touched, {kept}.") from exc
     log.seek(0)
     sys.stderr.buffer.write(log.read())  # success: the messages papermill and the kernel printed, as they were
     sys.stderr.flush()
