@@ -203,3 +203,10 @@ def test_a_bad_value_in_a_profile_names_the_profile_key():
     with pytest.raises(ConfigError, match=r"profiles\.paper\.eval\.vocoder = 'hifi'"):
         resolve_params(raw, profile="paper")
     assert resolve_params(raw).profile == "embedded"  # another profile is not affected
+
+
+def test_anchors_and_merge_keys_still_load(tmp_path):
+    text = "base: &b {tau_c: 0.1, tau_d: 0.1}\nv:\n  <<: *b\n  tau_c: 1.0\n"
+    from occ.config import read_yaml
+
+    assert read_yaml(_write(tmp_path, text))["v"] == {"tau_c": 1.0, "tau_d": 0.1}
