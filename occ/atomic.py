@@ -2,10 +2,14 @@
 
 Every file the project writes (checkpoints, feature caches, WAVs, embeddings, tables, logs) goes through
 :func:`atomic_open`, so an interrupted run leaves either the previous file or the new one, never half of one.
+The file gets the permissions a plain ``open`` would give it (``0o666`` less the umask), and a write that
+fails because the disk is full or the folder is not writable raises :class:`~occ.errors.WriteError` naming
+the target, not the hidden temporary file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -13,7 +17,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_open", "atomic_write_text", "write_json"]
+from occ.errors import WriteError
+
+__all__ = ["atomic_open", "atomic_write_text", "umask_mode", "write_error", "write_json"]
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process umask: what ``open`` (0o666) or ``mkdir`` (0o777) would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> WriteError:
+    """A :class:`WriteError` naming ``path`` and saying what happened (disk full, not writable, ...)."""
+    path = Path(path)
+    if exc.errno in _DISK_FULL:
+        what = (f"the disk is full ({exc.strerror}); free space on the disk holding {path.parent} and rerun "
+                "(the previous file, if any, is unchanged)")
+    elif exc.errno == errno.EROFS:
+        what = f"the file system holding {path.parent} is read-only; write elsewhere or remount it writable"
+    elif exc.errno in _NOT_WRITABLE:
+        what = f"the folder {path.parent} is not writable ({exc.strerror}); fix its permissions or write elsewhere"
+    else:
+        what = f"{exc.strerror or exc}; check the folder {path.parent}"
+    return WriteError(exc.errno, f"cannot write {path}: {what}.")
 
 
 @contextmanager
@@ -37,15 +68,24 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, suffix: str = ".tm
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode={mode!r}; use 'wb' or 'w'")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
+            os.fchmod(handle.fileno(), umask_mode(0o666))  # mkstemp makes it owner-only
             yield handle
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, WriteError) or exc.errno not in _DISK_FULL | _NOT_WRITABLE:
+            raise
+        raise write_error(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

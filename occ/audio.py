@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -186,6 +187,35 @@ def fit_length(x: np.ndarray, n: int = N_SAMPLES) -> np.ndarray:
     return np.pad(x, pad)
 
 
+def wav_shortfall(path: str | os.PathLike) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file cut short (header intact, data missing): ``(declared, present)`` data bytes.
+
+    An interrupted download or copy keeps the header, which still announces the full ``data`` chunk;
+    libsndfile then reads what is there, and the rest of the clip would be padded with zeros. Returns
+    ``None`` for a complete WAV, a WAV whose writer left the size open (0 or 0xFFFFFFFF, as streaming
+    writers do), or a file that is not RIFF/WAVE.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            offset = 12
+            while offset + 8 <= size:
+                fh.seek(offset)
+                chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+                if chunk_id == b"data":
+                    if chunk_size in (0, 0xFFFFFFFF):
+                        return None
+                    present = size - offset - 8
+                    return (chunk_size, present) if present < chunk_size else None
+                offset += 8 + chunk_size + (chunk_size & 1)
+    except OSError:
+        return None
+    return None
+
+
 def load_clip(path: str | os.PathLike, *, n_samples: int = N_SAMPLES) -> np.ndarray:
     """Read one audio file as the model sees it: float32, mono, 22,050 Hz, exactly ``n_samples`` samples.
 
@@ -209,10 +239,16 @@ def load_clip(path: str | os.PathLike, *, n_samples: int = N_SAMPLES) -> np.ndar
     Raises
     ------
     DataError
-        The file cannot be read (missing, empty, corrupt, unknown format), holds no samples, or
-        holds NaN or infinite samples. The message names the file.
+        The file cannot be read (missing, empty, corrupt, unknown format), is a WAV cut short (its
+        header announces more data than the file holds), holds no samples, or holds NaN or infinite
+        samples. The message names the file.
     """
     path = Path(path)
+    short = wav_shortfall(path)
+    if short is not None:
+        declared, present = short
+        raise DataError(f"audio file {path} is cut short: its header announces {declared} bytes of audio, the file "
+                        f"holds {max(present, 0)} (an interrupted download or copy?); replace it")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...

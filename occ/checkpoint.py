@@ -22,6 +22,7 @@ resumed run never holds a step twice.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -30,8 +31,8 @@ from typing import Any
 
 import torch
 
-from occ.atomic import atomic_open, atomic_write_text
-from occ.errors import CheckpointError
+from occ.atomic import atomic_open, atomic_write_text, write_error
+from occ.errors import CheckpointError, ConfigChangedError
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -48,7 +49,7 @@ __all__ = [
 CHECKPOINT_VERSION = 1
 #: The kinds of checkpoint and the stage that writes each (named in error messages).
 CHECKPOINT_KINDS = {"gan": "GAN training (occ.gan_train.train_gan, stage `train`)",
-                    "encoder": "encoder training (occ.supcon_train, stage `encoder`)"}
+                    "encoder": "encoder training (occ.supcon_train, stage `supcon`)"}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
@@ -74,6 +75,9 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
     ------
     CheckpointError
         A payload without a known ``"kind"``.
+    WriteError
+        The disk is full or the folder is not writable (the message names ``path``; the previous
+        checkpoint is unchanged).
     """
     path = Path(path)
     if payload.get("kind") not in CHECKPOINT_KINDS:
@@ -82,8 +86,10 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
         )
     payload = dict(payload)
     payload.setdefault("version", CHECKPOINT_VERSION)
+    buffer = io.BytesIO()  # serialised first: a full disk then fails in a plain write, named by atomic_open
+    torch.save(payload, buffer)
     with atomic_open(path) as handle:
-        torch.save(payload, handle)
+        handle.write(buffer.getbuffer())
     return path
 
 
@@ -123,13 +129,15 @@ def load_checkpoint(
     Raises
     ------
     CheckpointError
-        The file is missing, truncated or not a checkpoint, has another kind or version, or was
-        written with another architecture / training configuration (the message lists every
-        differing key with the stored and the expected value).
+        The file is missing, truncated or not a checkpoint, or has another kind.
+    ConfigChangedError
+        A ``CheckpointError``: the file was written by another format version, or with another
+        architecture / training configuration (the message lists every differing key with the
+        stored and the expected value).
     """
     path = Path(path)
     if not path.is_file():
-        what = CHECKPOINT_KINDS.get(kind or "", "the training stage that writes it")
+        what = CHECKPOINT_KINDS.get(kind or "", "the stage that writes it")
         raise CheckpointError(f"{path}: no such checkpoint; run {what} first, or check the path.")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
@@ -149,9 +157,9 @@ def load_checkpoint(
             f"from {CHECKPOINT_KINDS.get(kind, kind)} is needed here; pass the right file."
         )
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
+        raise ConfigChangedError(
             f"{path}: checkpoint format version {payload.get('version')!r}, this code reads version "
-            f"{CHECKPOINT_VERSION}; rerun the stage that writes it."
+            f"{CHECKPOINT_VERSION}; delete it (and its folder's log) and rerun the stage that writes it."
         )
     if expect is not None:
         check_config(payload.get("model") or {}, expect, what="architecture (model)", path=path)
@@ -181,11 +189,12 @@ def config_differences(stored: Mapping[str, Any], expected: Mapping[str, Any], *
 
 def check_config(stored: Mapping[str, Any], expected: Mapping[str, Any], *, what: str,
                  path: str | os.PathLike, ignore: Iterable[str] = ()) -> None:
-    """Raise :class:`CheckpointError` naming every key where ``stored`` and ``expected`` differ."""
+    """Raise :class:`~occ.errors.ConfigChangedError` (a ``CheckpointError``) naming every key where ``stored`` and
+    ``expected`` differ."""
     diffs = config_differences(stored, expected, ignore=ignore)
     if diffs:
         listed = "; ".join(f"{key}: checkpoint {a!r} vs requested {b!r}" for key, a, b in diffs)
-        raise CheckpointError(
+        raise ConfigChangedError(
             f"{path}: written with another {what}: {listed}. Use the configuration it was written "
             "with, or delete the file (and its folder's log) to start afresh."
         )
@@ -234,33 +243,62 @@ class TrainLog:
 
         A partial last line (a run killed mid-write) and rows past the checkpoint are dropped;
         the kept rows are rewritten atomically.
+
+        Raises
+        ------
+        CheckpointError
+            On resume, the log is missing, has another header, or does not hold exactly the steps
+            ``1 .. resume_step`` (deleted, cut or written by two runs at once): continuing would leave a
+            log that silently lacks steps.
         """
         rows: list[list[str]] = []
-        if resume_step is not None and self.path.is_file():
+        if resume_step is not None:
+            if not self.path.is_file():
+                raise CheckpointError(self._lost(resume_step, "is missing"))
             with self.path.open(newline="") as handle:
                 reader = csv.reader(handle)
                 header = next(reader, None)
-                if header == self.columns:
-                    for row in reader:
-                        if len(row) != len(self.columns):
-                            continue
-                        try:
-                            step = int(row[0])
-                        except ValueError:
-                            continue
-                        if step <= resume_step:
-                            rows.append(row)
+                if header != self.columns:
+                    raise CheckpointError(self._lost(resume_step, f"has the header {header!r}, not {self.columns!r}"))
+                for row in reader:
+                    if len(row) != len(self.columns):
+                        continue
+                    try:
+                        step = int(row[0])
+                    except ValueError:
+                        continue
+                    if step <= resume_step:
+                        rows.append(row)
+            steps = [int(row[0]) for row in rows]
+            if steps != list(range(1, resume_step + 1)):
+                what = (f"holds {len(steps)} rows for steps 1..{resume_step}"
+                        + (f" (first {steps[0]}, last {steps[-1]})" if steps else ""))
+                raise CheckpointError(self._lost(resume_step, what))
         lines = [self.columns, *rows]
         atomic_write_text(self.path, "".join(_csv_line(r) for r in lines))
 
+    def _lost(self, resume_step: int, what: str) -> str:
+        return (f"{self.path} {what}, but the checkpoint beside it is at step {resume_step}: resuming would "
+                f"leave a log without those steps. Restore the log, or delete the run folder {self.path.parent} "
+                "to train afresh.")
+
     def append(self, row: Mapping[str, Any]) -> None:
-        """Append one row (a dict with every column) and flush it to disk."""
+        """Append one row (a dict with every column) and flush it to disk.
+
+        Raises
+        ------
+        WriteError
+            The disk is full or the log is not writable (the message names the log).
+        """
         missing = [c for c in self.columns if c not in row]
         if missing:
             raise ValueError(f"TrainLog.append: row lacks columns {missing}.")
-        with self.path.open("a", newline="") as handle:
-            handle.write(_csv_line([_fmt(row[c]) for c in self.columns]))
-            handle.flush()
+        try:
+            with self.path.open("a", newline="") as handle:
+                handle.write(_csv_line([_fmt(row[c]) for c in self.columns]))
+                handle.flush()
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
 
     def read(self):
         """The log as a ``pandas.DataFrame``."""

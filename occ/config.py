@@ -3,14 +3,18 @@
 `params.yaml` is the one source of every hyperparameter. Its top level holds a `profile` switch
 (`embedded`: the procedural dataset and CPU widths; `paper`: the real DCASE dev set, paper widths, GPU),
 the base sections below, `variants` (small overrides of the `train` section, one per ablation) and
-`profiles` (overrides of the base sections, one per profile). Unknown keys, wrong types and out-of-range
-values are `ConfigError`s naming the key, raised before any work starts.
+`profiles` (overrides of the base sections, one per profile). The file must be complete: every key of
+every dataclass below is required (the dataclass defaults serve code and tests only). Missing, unknown
+and duplicated keys, wrong types, non-finite numbers and out-of-range values are `ConfigError`s naming
+the key (`variants.o2c_ct1.tau_c` for a value set by a variant), raised before any work starts.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -173,7 +177,62 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "t
 TOP_SCALARS = {"profile": str, "seed": int, "device": str}
 #: Top-level lists that span the pipeline's run matrix (dvc.yaml reads them from the file, so no profile changes them).
 TOP_AXES = ("seeds", "run_variants")
-MAX_SEED = 2**31 - 1
+MAX_SEED = 2**32 - 1  # as torch.manual_seed and numpy accept
+
+
+#: Params fields that are not read from the file.
+DERIVED = ("variant",)
+#: Top-level keys that hold overrides rather than values.
+OVERRIDES = ("variants", "profiles")
+#: Built-in choices of `eval.vocoder` (anything else must be an existing checkpoint file).
+VOCODERS = ("griffinlim", "hifigan")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that rejects duplicate keys and reads `1e-4` as a number (as YAML 1.2 does)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}: key {key!r} is given twice (lines {seen[key]} and {line}); "
+                    "YAML would silently keep the last one: delete one of them."
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 needs a dot in a float (`1.0e-4`); accept `1e-4` and `1E+3` too.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a params file with duplicate keys rejected and `1e-4` read as a number.
+
+    Raises
+    ------
+    ConfigError
+        The file is not valid YAML or repeats a key.
+    """
+    path = Path(path)
+    text = path.read_text()
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}).") from exc
+    finally:
+        loader.dispose()
 
 
 def load_params(path: str | Path = "params.yaml", *, variant: str | None = None, profile: str | None = None) -> Params:
@@ -196,24 +255,71 @@ def load_params(path: str | Path = "params.yaml", *, variant: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file; run from the repository root or pass its path.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}).") from exc
-    return resolve_params(raw, variant=variant, profile=profile, source=str(path))
+    raw = read_yaml(path)
+    return resolve_params(raw, variant=variant, profile=profile, source=str(path), root=path.parent)
 
 
-def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None = None, source: str = "params") -> Params:
-    """Merge the base sections, the selected profile and the selected variant, then validate."""
+def missing_keys(raw: Any) -> list[str]:
+    """The keys a complete params file must hold and `raw` lacks (``"train"``, ``"train.loss"``, ...).
+
+    Derived from the dataclass fields, so a new field is required as soon as it exists.
+    """
+    raw = raw if isinstance(raw, dict) else {}
+    missing = []
+    for f in dataclasses.fields(Params):
+        if f.name in DERIVED:
+            continue
+        if f.name not in raw:
+            missing.append(f.name)
+        elif f.name in SECTIONS and isinstance(raw[f.name], dict):
+            missing += [f"{f.name}.{g.name}" for g in dataclasses.fields(SECTIONS[f.name]) if g.name not in raw[f.name]]
+    missing += [key for key in OVERRIDES if key not in raw]
+    return missing
+
+
+def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None = None, source: str = "params",
+                   root: str | Path | None = None) -> Params:
+    """Merge the base sections, the selected profile and the selected variant, then validate.
+
+    Parameters
+    ----------
+    raw : dict
+        The parsed params file; it must hold every key (see :func:`missing_keys`).
+    variant : str, optional
+        A key of `variants`; its entries override `train`.
+    profile : str, optional
+        Overrides the file's `profile` switch.
+    source : str
+        How the file is named in error messages.
+    root : str or Path, optional
+        Folder against which a relative `eval.vocoder` path is checked (default: the working directory).
+    """
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping.")
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values, got {type(raw).__name__}.")
+    missing = missing_keys(raw)
+    if missing:
+        raise ConfigError(
+            f"{source}: missing {', '.join(f'`{key}`' for key in missing)}; params.yaml must give every key "
+            "(the code has no defaults for them): add them (see the committed params.yaml)."
+        )
     raw = copy.deepcopy(raw)
-    variants = raw.pop("variants", {}) or {}
-    profiles = raw.pop("profiles", {}) or {}
+    variants = _mapping(raw.pop("variants"), "variants") if raw["variants"] is not None else {}
+    profiles = _mapping(raw.pop("profiles"), "profiles") if raw["profiles"] is not None else {}
     known_top = set(TOP_SCALARS) | set(SECTIONS) | set(TOP_AXES)
     for key in raw:
         if key not in known_top:
-            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | {'variants', 'profiles'})}.")
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | set(OVERRIDES))}.")
+    for name, prof in profiles.items():
+        prof = _mapping(prof, f"profiles.{name}") if prof is not None else {}
+        for section, overrides in prof.items():
+            if section not in SECTIONS and section not in TOP_SCALARS:
+                raise ConfigError(f"{source}: profiles.{name}.{section} is not a known section; known: {sorted(known_top)}.")
+            if section in SECTIONS:
+                _mapping(overrides, f"profiles.{name}.{section}")
+    for name, overrides in variants.items():
+        _mapping(overrides, f"variants.{name}")
     profile = profile if profile is not None else raw.get("profile", "embedded")
     if profile != "embedded" and profile not in profiles:
         raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted(profiles) + ['embedded']}).")
@@ -222,41 +328,102 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         if section in TOP_AXES:
             raise ConfigError(f"{source}: profiles.{profile}.{section}: `{section}` spans the pipeline's runs and is read "
                               "by dvc.yaml from the top level, so a profile cannot change it; set it at the top level.")
-        if section not in SECTIONS and section not in TOP_SCALARS:
-            raise ConfigError(f"{source}: profiles.{profile}.{section} is not a known section; known: {sorted(known_top)}.")
         if section in TOP_SCALARS:
             merged[section] = overrides
         else:
-            merged[section] = {**(merged.get(section) or {}), **_mapping(overrides, f"profiles.{profile}.{section}")}
+            merged[section] = {**(merged.get(section) or {}), **(overrides or {})}
     merged["profile"] = profile
+    if variant and variant not in variants:
+        raise ConfigError(f"{source}: variant {variant!r} is not defined under `variants` (defined: {sorted(variants)}).")
+    _seed_list(merged["seeds"], source)
+    _run_variants(merged["run_variants"], variants, source)
+    # the sections with the profile applied: a bad value set by the profile is named by its profile key
+    by_profile = {f"{section}.{key}": f"profiles.{profile}.{section}.{key}"
+                  for section, overrides in (profiles.get(profile) or {}).items() if section in SECTIONS
+                  for key in (overrides or {})}
+    by_profile.update({key: f"profiles.{profile}.{key}" for key in (profiles.get(profile) or {}) if key in TOP_SCALARS})
+    try:
+        _params(merged, "", root)
+    except ConfigError as exc:
+        raise _renamed(exc, by_profile) from None
+    # every variant, the selected one first: a bad value set by a variant is named by its variant key
+    for name in sorted(variants, key=lambda n: n != variant):
+        _check_variant(merged["train"], variants[name] or {}, name)
     if variant:
-        if variant not in variants:
-            raise ConfigError(f"{source}: variant {variant!r} is not defined under `variants` (defined: {sorted(variants)}).")
-        merged["train"] = {**(merged.get("train") or {}), **_mapping(variants[variant], f"variants.{variant}")}
+        merged["train"] = {**merged["train"], **(variants[variant] or {})}
+    return _params(merged, variant or "", root)
+
+
+def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
+    """Build and check the Params of merged sections."""
     params = Params(
-        profile=_typed("profile", merged.get("profile", "embedded"), str),
-        seed=_typed("seed", merged.get("seed", 0), int),
-        device=_typed("device", merged.get("device", "auto"), str),
-        variant=variant or "",
-        seeds=_seed_list(merged.get("seeds", [0]), source),
-        run_variants=_run_variants(merged.get("run_variants", list(variants)), variants, source),
+        profile=_typed("profile", merged["profile"], str),
+        seed=_typed("seed", merged["seed"], int),
+        device=_typed("device", merged["device"], str),
+        variant=variant,
+        seeds=_seed_list(merged["seeds"], "params"),
+        run_variants=list(merged["run_variants"]),
         **{name: _build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
     )
-    for name in variants:
-        _build(TrainConfig, {**(merged.get("train") or {}), **_mapping(variants[name], f"variants.{name}")}, f"variants.{name}").check()
     params.check()
+    _check_seed("seed", params.seed)
+    _check_vocoder(params.eval.vocoder, root)
     return params
+
+
+def _renamed(exc: ConfigError, names: dict[str, str]) -> ConfigError:
+    """``exc`` with its leading key replaced by where the value was written (``train.tau_c`` -> ``variants.x.tau_c``)."""
+    message = str(exc)
+    for key, where in names.items():
+        if message.startswith(f"{key} "):
+            return ConfigError(f"{where}{message[len(key):]}")
+    return exc
 
 
 def variant_names(path: str | Path = "params.yaml") -> list[str]:
     """The variants defined in `params.yaml`, in file order."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    return list((raw.get("variants") or {}).keys())
+    raw = read_yaml(path) or {}
+    variants = raw.get("variants") if isinstance(raw, dict) else None
+    return list(_mapping(variants, "variants").keys()) if variants is not None else []
 
 
 def to_dict(obj: Any) -> dict:
     """A plain dict of a config dataclass (for checkpoints and logs)."""
     return dataclasses.asdict(obj)
+
+
+def _check_variant(train: Any, overrides: dict, name: str) -> None:
+    """Build and check `train` with a variant's overrides; an error in an overridden key names the variant key."""
+    prefix = f"variants.{name}"
+    for key, value in overrides.items():
+        known = [f.name for f in dataclasses.fields(TrainConfig)]
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key} is not a known key; a variant overrides keys of `train`: {sorted(known)}.")
+        _typed(f"{prefix}.{key}", value, typing.get_type_hints(TrainConfig)[key])
+    try:
+        _build(TrainConfig, {**_mapping(train, "train"), **overrides}, "train").check()
+    except ConfigError as exc:
+        raise _renamed(exc, {f"train.{key}": f"{prefix}.{key}" for key in overrides}) from None
+
+
+def _check_seed(key: str, value: Any) -> None:
+    """A seed must be a whole number in [0, 2**32) (numpy's and torch's common range)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ConfigError(f"{key} = {value!r} must be a whole number in [0, 2**32); fix `{key}` in params.yaml.")
+
+
+def _check_vocoder(value: str, root: str | Path | None) -> None:
+    """`eval.vocoder` is "griffinlim", "hifigan" or the path of an existing HiFi-GAN checkpoint."""
+    if value in VOCODERS:
+        return
+    path = Path(value).expanduser()
+    if not path.is_absolute() and root is not None:
+        path = Path(root) / path
+    if not path.is_file():
+        raise ConfigError(
+            f"eval.vocoder = {value!r} is neither one of {list(VOCODERS)} nor an existing checkpoint file "
+            f"({path} not found): fix the spelling or the path."
+        )
 
 
 def _mapping(value: Any, key: str) -> dict:
@@ -280,10 +447,14 @@ def _typed(key: str, value: Any, kind: Any) -> Any:
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r} must be a finite number.")
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{key} = {value!r} must be true or false.")
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"{key} = {value!r} must be a whole number.")
+    if kind is float and isinstance(value, str):
+        raise ConfigError(f"{key} = {value!r} is text, not a number: write it without quotes (e.g. 1.0e-4).")
     if kind in (float, str) and not isinstance(value, kind):
         raise ConfigError(f"{key} = {value!r} must be a {kind.__name__}.")
     return value

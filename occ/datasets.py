@@ -54,7 +54,7 @@ LOG_MEL_MIN = math.log(LOG_FLOOR)  # -11.5129: the floor of every log-mel (digit
 LOG_MEL_MAX = 2.5  # top of the normalised range; real and synthetic 4-s clips stay below (values above clamp)
 
 SPLIT_RULE = "per-class-sorted-permutation-v1"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: with a checksum
 
 __all__ = [
     "DCASE_CLASSES", "DCASE_CLASS_MAP", "DCASE_SNAKE", "AUDIO_EXTENSIONS", "LOG_MEL_MIN", "LOG_MEL_MAX",
@@ -361,8 +361,45 @@ class FeatureCache:
             "class_names": list(self.class_names), "heldout": self.heldout_mask, "root": self.root,
             "layout": self.layout, "settings_hash": self.settings_hash, "fingerprint": self.fingerprint,
             "frontend": frontend_settings(), "skipped": [list(s) for s in self.skipped],
-            "silent": list(self.silent),
+            "silent": list(self.silent), "checksum": self.checksum(),
         }
+
+    def checksum(self) -> str:
+        """SHA-256 of the mels, labels, held-out mask, file list and class names (stored in the cache file)."""
+        h = hashlib.sha256()
+        for t in (self.mels, self.labels, self.heldout_mask):
+            a = np.ascontiguousarray(t.detach().cpu().numpy())
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.data)
+        h.update(json.dumps([list(self.files), list(self.class_names)]).encode())
+        return h.hexdigest()
+
+    def check(self, where: str = "feature cache") -> None:
+        """Shapes, dtypes and ranges of the parts, consistent with each other.
+
+        Raises
+        ------
+        DataError
+            The first inconsistency, naming ``where``.
+        """
+        n = self.mels.shape[0] if self.mels.ndim else -1
+        problems = []
+        if tuple(self.mels.shape[1:]) != (N_MELS, N_FRAMES) or self.mels.ndim != 3:
+            problems.append(f"mels of shape {tuple(self.mels.shape)}, expected (n, {N_MELS}, {N_FRAMES})")
+        if self.mels.dtype != torch.float32:
+            problems.append(f"mels of dtype {self.mels.dtype}, expected float32")
+        if tuple(self.labels.shape) != (n,) or self.labels.dtype != torch.int64:
+            problems.append(f"labels of shape {tuple(self.labels.shape)} ({self.labels.dtype}) for {n} clips")
+        elif n and not (0 <= int(self.labels.min()) and int(self.labels.max()) < len(self.class_names)):
+            problems.append(f"labels outside [0, {len(self.class_names)}) for {len(self.class_names)} classes")
+        if tuple(self.heldout_mask.shape) != (n,) or self.heldout_mask.dtype != torch.bool:
+            problems.append(f"a held-out mask of shape {tuple(self.heldout_mask.shape)} for {n} clips")
+        if len(self.files) != n:
+            problems.append(f"{len(self.files)} file names for {n} clips")
+        if not self.class_names:
+            problems.append("no class names")
+        if problems:
+            raise DataError(f"{where} holds {'; '.join(problems)}; delete it and rebuild it (dvc repro data)")
 
 
 def _load_checked(path: Path) -> tuple[np.ndarray | None, str | None]:
@@ -461,7 +498,7 @@ def build_feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path
     return cache
 
 
-_REQUIRED = ("mels", "labels", "files", "class_names", "heldout", "settings_hash", "fingerprint")
+_REQUIRED = ("mels", "labels", "files", "class_names", "heldout", "settings_hash", "fingerprint", "checksum")
 
 
 def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None = None) -> FeatureCache:
@@ -481,27 +518,37 @@ def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None
     Raises
     ------
     DataError
-        The file is missing, unreadable, not a feature cache, or built with other settings.
+        The file is missing, unreadable, not a feature cache, built with other settings, holds parts of
+        inconsistent shapes (e.g. 3 labels for 9 clips, mels that are not 80 x 344) or fails its checksum.
     """
     path = Path(cache_path)
     if not path.is_file():
         raise DataError(f"feature cache {path} does not exist; build it with occ.datasets.feature_cache() "
-                        f"(the features stage: dvc repro features)")
+                        f"(the data stage: dvc repro data)")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise DataError(f"feature cache {path} cannot be read ({type(exc).__name__}: {exc}); delete it and "
-                        f"rebuild it (the features stage)") from None
+                        f"rebuild it (the data stage: dvc repro data)") from None
     if not isinstance(d, dict) or any(k not in d for k in _REQUIRED):
-        raise DataError(f"feature cache {path} is not an occ feature cache (missing keys); delete it and rebuild it")
+        raise DataError(f"feature cache {path} is not an occ feature cache of this version (missing keys); delete it "
+                        "and rebuild it (dvc repro data)")
     if expect_hash is not None and d["settings_hash"] != expect_hash:
         raise DataError(f"feature cache {path} was built with other front-end or split settings "
-                        f"(hash {d['settings_hash']}, expected {expect_hash}); rebuild it (the features stage)")
-    return FeatureCache(
+                        f"(hash {d['settings_hash']}, expected {expect_hash}); rebuild it (the data stage: dvc repro data)")
+    if not all(isinstance(d[k], torch.Tensor) for k in ("mels", "labels", "heldout")):
+        raise DataError(f"feature cache {path} is not an occ feature cache (mels, labels or held-out mask is not "
+                        "a tensor); delete it and rebuild it (dvc repro data)")
+    cache = FeatureCache(
         mels=d["mels"], labels=d["labels"], files=list(d["files"]), class_names=list(d["class_names"]),
         heldout_mask=d["heldout"], root=d.get("root", ""), layout=d.get("layout", "dcase"),
         settings_hash=d["settings_hash"], fingerprint=d["fingerprint"],
         skipped=[tuple(s) for s in d.get("skipped", [])], silent=list(d.get("silent", [])))
+    cache.check(f"feature cache {path}")
+    if cache.checksum() != d["checksum"]:
+        raise DataError(f"feature cache {path} fails its checksum (its contents changed after it was written: a "
+                        "damaged disk or copy); delete it and rebuild it (dvc repro data)")
+    return cache
 
 
 def feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path: str | os.PathLike, *,

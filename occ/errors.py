@@ -23,3 +23,28 @@ class WeightsNotFoundError(OccError, FileNotFoundError):
 
 class TrainingDivergedError(OccError, RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class WriteError(OccError, OSError):
+    """A file cannot be written: the disk is full or the folder is not writable; the message names the target.
+
+    Constructed as ``WriteError(errno, message)``; ``str()`` is the message alone.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+class ConfigChangedError(CheckpointError):
+    """A run folder's checkpoint was written with another configuration, seed or data than requested."""
+
+
+class RunLockedError(OccError, RuntimeError):
+    """Another process is training in the same run folder; the message names the folder and its pid."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped with Ctrl-C (SIGINT); the message says which checkpoint was kept.
+
+    A ``KeyboardInterrupt``, so that ``except Exception`` does not swallow it.
+    """

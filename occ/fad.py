@@ -48,7 +48,21 @@ def _check_stats(mu1, sigma1, mu2, sigma2) -> tuple[np.ndarray, np.ndarray, np.n
             f"frechet_distance: covariances must be ({d}, {d}), got {sigma1.shape} and {sigma2.shape} "
             "(statistics from different embeddings?)"
         )
+    for name, value in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        _check_finite(value, f"frechet_distance: {name}")
     return mu1, sigma1, mu2, sigma2
+
+
+def _check_finite(value: np.ndarray, what: str) -> None:
+    """DataError naming ``what`` when ``value`` holds NaN or infinite entries."""
+    bad = ~np.isfinite(value)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{what} holds {int(bad.sum())} NaN or infinite value(s) (first at {list(first)}); the FAD would be "
+            "meaningless. The embeddings or statistics behind it are broken: recompute them (a diverged "
+            "generator or a damaged statistics file)."
+        )
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, *, eps: float = 1e-7) -> float:
@@ -72,6 +86,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     ------
     ValueError (ConfigError)
         Shapes differ, or the square root has an imaginary diagonal entry larger than 1e-3.
+    DataError
+        A mean or covariance holds NaN or infinite values (the message names which).
     """
     mu1, sigma1, mu2, sigma2 = _check_stats(mu1, sigma1, mu2, sigma2)
     root = scipy.linalg.sqrtm(sigma1 @ sigma2)
@@ -436,7 +452,14 @@ def fad_per_class(
         e = np.asarray(emb, dtype=np.float64)
         if e.ndim == 2:
             e = e[:, None, :]
-        mu_r, sigma_r = _as_stats(ref[cls])
+        _check_finite(e, f"fad_per_class: the generated embeddings of class {cls!r}")
+        ref_cls = ref[cls]
+        if isinstance(ref_cls, tuple):
+            _check_finite(np.asarray(ref_cls[0], np.float64), f"fad_per_class: the reference mean of class {cls!r}")
+            _check_finite(np.asarray(ref_cls[1], np.float64), f"fad_per_class: the reference covariance of class {cls!r}")
+        else:
+            _check_finite(np.asarray(ref_cls, np.float64), f"fad_per_class: the reference embeddings of class {cls!r}")
+        mu_r, sigma_r = _as_stats(ref_cls)
         use_eig = method == "eig" or (method == "auto" and e.shape[-1] > 128)
         if method not in ("auto", "dcase", "eig"):
             raise ConfigError(f"fad_per_class: method={method!r} is unknown; use 'auto', 'dcase' or 'eig'")

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
+import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +45,12 @@ from occ.augment_d import augment_d
 from occ.checkpoint import TrainLog, load_checkpoint, save_checkpoint
 from occ.config import SUPCON_KINDS, ModelConfig, TrainConfig, to_dict
 from occ.discriminator import Discriminator
-from occ.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from occ.errors import CheckpointError, ConfigChangedError, ConfigError, DataError, TrainingDivergedError
 from occ.generator import N_FRAMES, N_MELS, Generator
 from occ.layers import WIDTHS
 from occ.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
-from occ.run_state import (Expect, checkpoint_payload, default_progress, kept_message, load_run_checkpoint,
-                           restore_run, run_files, run_steps)
+from occ.run_state import (Expect, checkpoint_payload, clear_run_folder, default_progress, kept_message,
+                           load_run_checkpoint, restore_run, run_files, run_lock, run_steps)
 from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
 
 __all__ = [
@@ -164,6 +166,7 @@ def train_gan(
     class_names: list[str] | None = None,
     progress: bool | None = None,
     stop_after: int | None = None,
+    on_config_change: str = "error",
 ) -> GANRun:
     """Train (or resume training) a class-conditional GAN with the loss ``train.loss``.
 
@@ -180,8 +183,8 @@ def train_gan(
     train : TrainConfig
         Loss, temperatures, steps, batch size, optimiser, EMA, augmentation, checkpoint interval.
     out_dir : str or Path
-        Run folder. If it holds ``checkpoint.pt``, training resumes from it (the architecture,
-        loss and other training keys must match; ``steps`` may grow).
+        Run folder, locked while training. If it holds ``checkpoint.pt``, training resumes from it
+        (the architecture, loss and other training keys must match; ``steps`` may grow).
     seed : int
         Seeds initialisation and every random draw.
     device : {"auto", "cpu", "cuda"} or torch.device
@@ -197,6 +200,12 @@ def train_gan(
     stop_after : int, optional
         Stop, as if the process were killed, after this many steps of this call (no extra
         checkpoint is written); for testing resume.
+    on_config_change : {"error", "restart"}
+        What to do when ``checkpoint.pt`` was written with another architecture, training
+        configuration (other than ``steps``), seed, data or encoder: ``"error"`` raises
+        :class:`~occ.errors.ConfigChangedError`; ``"restart"`` (the pipeline's choice: a changed parameter
+        means a new run) empties the run folder, says so in one line on stderr, and trains afresh. An
+        unchanged configuration resumes exactly either way.
 
     Returns
     -------
@@ -209,10 +218,48 @@ def train_gan(
     DataError
         Data of the wrong shape, type or range.
     CheckpointError
-        ``checkpoint.pt`` is corrupt or was written with another architecture, loss, seed or data.
+        ``checkpoint.pt`` is corrupt, or was written with another architecture, loss, seed or data
+        (:class:`~occ.errors.ConfigChangedError`, unless ``on_config_change="restart"``), or ``log.csv``
+        does not hold the steps up to the checkpoint.
+    RunLockedError
+        Another process is training in ``out_dir``.
+    TrainingInterrupted
+        Ctrl-C: the last checkpoint is kept and a rerun resumes from it.
     TrainingDivergedError
         A loss became NaN or infinite; ``checkpoint.pt`` keeps the last good state.
     """
+    if on_config_change not in ("error", "restart"):
+        raise ConfigError(f"train_gan: on_config_change={on_config_change!r}; use 'error' or 'restart'.")
+    kwargs = dict(n_classes=n_classes, model=model, train=train, out_dir=out_dir, seed=seed, device=device,
+                  encoder=encoder, class_names=class_names, progress=progress, stop_after=stop_after)
+    with run_lock(out_dir):
+        try:
+            return _train_gan(mels, labels, **kwargs)
+        except ConfigChangedError as exc:
+            if on_config_change != "restart":
+                raise
+            removed = clear_run_folder(out_dir)
+            what = re.split(r"[.;] [Uu]se ", str(exc))[0]  # the differences, without the advice to delete
+            print(f"train_gan: {what}; starting a fresh run there (removed {', '.join(removed)}).", file=sys.stderr)
+        return _train_gan(mels, labels, **kwargs)
+
+
+def _train_gan(
+    mels: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    n_classes: int,
+    model: ModelConfig,
+    train: TrainConfig,
+    out_dir: str | Path,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    encoder: nn.Module | str | Path | None = None,
+    class_names: list[str] | None = None,
+    progress: bool | None = None,
+    stop_after: int | None = None,
+) -> GANRun:
+    """The body of :func:`train_gan`, run with the run folder locked."""
     model.check()
     train.check()
     progress = default_progress(progress)
@@ -291,7 +338,7 @@ def train_gan(
         start=start, steps=train.steps, log=log, progress=progress, desc=f"GAN {train.loss}",
         postfix=lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",
                              "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"},
-        save=save, ckpt_every=train.ckpt_every, stop_after=stop_after,
+        save=save, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path,
     )
     g.eval()
     d.eval()
@@ -521,7 +568,7 @@ def _frozen_encoder(encoder: nn.Module | str | Path | None, *, device: torch.dev
     if encoder is None:
         raise ConfigError(
             f"train.loss = {loss!r} needs the SupCon encoder f: pass encoder= (an Encoder or the path of "
-            "encoder.pt written by the encoder stage), or choose train.loss '2c', 'o2c' or 'none'."
+            "encoder.pt written by the supcon stage: dvc repro supcon), or choose train.loss '2c', 'o2c' or 'none'."
         )
     if isinstance(encoder, (str, Path)):
         from occ.supcon_train import load_encoder
@@ -538,7 +585,7 @@ def _model_config(payload: dict, path: str | Path) -> ModelConfig:
     except (KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: its architecture entry {payload.get('model')!r} does not match this version's ModelConfig "
-            f"({exc}); rerun the training stage."
+            f"({exc}); rerun the train stage (dvc repro train@<variant>)."
         ) from exc
 
 

@@ -7,13 +7,22 @@ and the batch sampler's random state from the checkpoint or start a fresh log
 checkpoint (:func:`checkpoint_payload`) every ``ckpt_every`` steps and at the end
 (:func:`run_steps`). None of these helpers draws a random number: the draws, and so the trained
 weights and the exactness of resume, are the caller's alone.
+
+A run folder has one writer at a time (:func:`run_lock`: a second one gets :class:`~occ.errors.RunLockedError`
+naming the folder and the holder's pid; the lock of a process that died is released by the system), and the
+lock's holder removes the temporary files a killed checkpoint write left behind. Ctrl-C during the steps
+stops cleanly with :class:`~occ.errors.TrainingInterrupted`, the last checkpoint kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,8 +32,14 @@ from tqdm.auto import tqdm
 
 from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint
 from occ.config import to_dict
-from occ.errors import CheckpointError
+from occ.atomic import umask_mode
+from occ.errors import ConfigChangedError, RunLockedError, TrainingInterrupted
 from occ.seeding import rng_state, set_rng_state
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locking
+    fcntl = None
 
 __all__ = [
     "SAMPLER",
@@ -37,7 +52,14 @@ __all__ = [
     "checkpoint_payload",
     "run_steps",
     "kept_message",
+    "LOCK_NAME",
+    "run_lock",
+    "clear_run_folder",
+    "locked",
 ]
+
+#: The lock file in a run folder (holds the pid of the process training there; removed when it finishes).
+LOCK_NAME = ".lock"
 
 #: Name under which a checkpoint's ``rng`` entry stores the state of the loop's batch sampler.
 SAMPLER = "sampler"
@@ -173,7 +195,7 @@ def load_run_checkpoint(
         return None
     payload = load_checkpoint(path, kind=kind, expect=to_dict(model), **load_kwargs)
     if payload.get("n_classes") != n_classes:
-        raise CheckpointError(
+        raise ConfigChangedError(
             f"{path}: written for n_classes={payload.get('n_classes')!r}, requested {n_classes}; use the same "
             f"data or delete the {folder} to start afresh."
         )
@@ -271,6 +293,7 @@ def run_steps(
     save: Callable[[int, int], None] | None = None,
     ckpt_every: int | None = None,
     stop_after: int | None = None,
+    checkpoint: Path | None = None,
 ) -> StepsDone:
     """Run steps ``start + 1 .. steps``: time and log each, checkpoint every ``ckpt_every``.
 
@@ -299,10 +322,18 @@ def run_steps(
         Checkpoint interval (needed with ``save``).
     stop_after : int, optional
         Stop, as if the process were killed, after this many steps of this call.
+    checkpoint : Path, optional
+        The file ``save`` writes, named when the run is interrupted.
 
     Returns
     -------
     StepsDone
+
+    Raises
+    ------
+    TrainingInterrupted
+        Ctrl-C (SIGINT): the step in progress is dropped, the last checkpoint written is kept, and the
+        message (one line) says which one.
     """
     step = last_saved = start
     ran = 0
@@ -326,6 +357,14 @@ def run_steps(
             if save is not None and (step % ckpt_every == 0 or step == steps):
                 save(step, last_saved)
                 last_saved = step
+    except KeyboardInterrupt:
+        if save is None or checkpoint is None:
+            kept = "nothing was saved; rerun to start it again"
+        elif last_saved > 0:
+            kept = f"{checkpoint} (step {last_saved}) was kept; rerun to resume from it"
+        else:
+            kept = "no checkpoint had been written yet; rerun to start afresh"
+        raise TrainingInterrupted(f"{desc}: interrupted (Ctrl-C) in step {step + 1} of {steps}; {kept}.") from None
     finally:
         bar.close()
     return StepsDone(step=step, steps=steps, last_saved=last_saved, seconds=seconds)
@@ -348,3 +387,86 @@ def kept_message(ckpt_path: Path, last_saved: int, *, step0_path: Path | None = 
     if step0_path is not None:
         return f"No checkpoint had been written yet ({step0_path} holds step 0)."
     return "No checkpoint had been written yet."
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: str | Path) -> Iterator[Path]:
+    """Hold the run folder ``out_dir`` for this process: one writer at a time.
+
+    The lock is an exclusive ``flock`` on ``out_dir / .lock`` (which holds the pid), so the lock of a
+    process that died, even by ``kill -9``, is free again and is taken over. While holding it, the
+    temporary files of an interrupted checkpoint or log write (``.<name>.*.tmp``) are removed.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The run folder (created when missing).
+
+    Yields
+    ------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    RunLockedError
+        Another process (or another call in this process) holds the folder.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    if fcntl is None:
+        yield out_dir
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, umask_mode(0o666))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"{out_dir}: another training (pid {holder}) is writing to this run folder; wait for it to end "
+                f"or stop it (kill {holder}). Two writers would interleave the log and the checkpoints."
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file between our open and flock: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        for stray in out_dir.glob(".*.tmp"):  # left by a write killed mid-way; nobody else writes here now
+            stray.unlink(missing_ok=True)
+        yield out_dir
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def clear_run_folder(out_dir: str | Path) -> list[str]:
+    """Delete everything in a run folder except its lock, for a fresh run; returns the names deleted."""
+    removed = []
+    for entry in sorted(Path(out_dir).iterdir()):
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        removed.append(entry.name)
+    return removed
+
+
+def locked(fn: Callable) -> Callable:
+    """Decorate a training function taking ``out_dir=`` so that it runs inside :func:`run_lock` of that folder."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with run_lock(kwargs["out_dir"]):
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from occ.atomic import umask_mode
 from occ.errors import DataError
 
 __all__ = ["class_folder", "write_submission", "check_submission"]
@@ -77,7 +78,8 @@ def write_submission(
         Submission root; created if needed. Existing class folders are replaced.
     wavs_by_class : mapping of str to array [shape=(n, 88200)]
         Class name (DCASE or other, see :func:`class_folder`) -> waveforms in [-1, 1] at 22,050 Hz.
-        Values outside [-1, 1] are clipped; samples are stored as ``round(x * 32768)`` in int16.
+        Values outside [-1, 1] are clipped; samples are stored as ``round(x * 32768)`` in int16. NaN or
+        infinite samples are refused.
     n_per_class : int or None
         Required clips per class (DCASE: 100); None accepts any number >= 1.
     sample_rate : int
@@ -114,13 +116,24 @@ def write_submission(
             )
         if a.shape[0] == 0:
             raise DataError(f"write_submission: class {name!r} has no clips")
+        bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+        if bad.size:
+            raise DataError(
+                f"write_submission: class {name!r} has {bad.size} clip(s) with NaN or infinite samples (first: clip "
+                f"{int(bad[0])}); they would be written as silence. The generator or vocoder diverged: check the "
+                "checkpoint and the vocoder's input; nothing was written."
+            )
         arrays[name] = a
     out.mkdir(parents=True, exist_ok=True)
+    for name in arrays:  # left by a write that was killed: a half-written folder or the folder it replaced
+        for stray in [*out.glob(f".{folders[name]}.*.tmp"), *out.glob(f".{folders[name]}.old-*")]:
+            shutil.rmtree(stray, ignore_errors=True)
     written = {}
     for name, a in arrays.items():
         target = out / folders[name]
         width = max(2, len(str(a.shape[0] - 1)))
         tmp = Path(tempfile.mkdtemp(prefix=f".{folders[name]}.", suffix=".tmp", dir=out))
+        os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only
         try:
             for i, clip in enumerate(a):
                 sf.write(str(tmp / f"{i:0{width}d}.wav"), _to_int16(clip), sample_rate, subtype="PCM_16", format="WAV")

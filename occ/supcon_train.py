@@ -16,7 +16,7 @@ frozen while the GAN trains.
   and the SupCon projection head exactly as pretrained, so ``embed`` (the ``f(x_i)`` of the
   C-SupCon / OC-SupCon losses) is the SupCon embedding. The features are computed once (eval mode,
   un-augmented clips), which makes the stage cheap. Files: ``encoder.pt`` (kind "encoder", stage
-  "finetuned": the encoder the GAN stage loads) and ``finetune_log.csv`` (``step, loss, accuracy,
+  "finetuned": the encoder the train stage loads) and ``finetune_log.csv`` (``step, loss, accuracy,
   seconds``).
 """
 
@@ -35,7 +35,7 @@ from occ.encoder import Encoder, augment
 from occ.errors import CheckpointError, TrainingDivergedError
 from occ.gan_train import check_training_data, data_digest, model_preset
 from occ.losses import supcon_loss
-from occ.run_state import (Expect, checkpoint_payload, default_progress, kept_message, load_run_checkpoint,
+from occ.run_state import (Expect, checkpoint_payload, default_progress, kept_message, load_run_checkpoint, locked,
                            restore_run, run_files, run_steps)
 from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
 
@@ -115,6 +115,7 @@ def build_encoder(model: ModelConfig, *, n_classes: int) -> Encoder:
     return Encoder(n_classes=n_classes, **kwargs)
 
 
+@locked
 def pretrain_supcon(
     mels: torch.Tensor,
     labels: torch.Tensor,
@@ -160,7 +161,12 @@ def pretrain_supcon(
     Raises
     ------
     CheckpointError
-        ``supcon.pt`` is corrupt or from another architecture, configuration, seed or data.
+        ``supcon.pt`` is corrupt or from another architecture, configuration, seed or data, or
+        ``supcon_log.csv`` does not hold the steps up to it.
+    RunLockedError
+        Another process is training in ``out_dir``.
+    TrainingInterrupted
+        Ctrl-C: the last checkpoint is kept and a rerun resumes from it.
     TrainingDivergedError
         The loss became NaN or infinite (``supcon.pt`` keeps the last good state).
     """
@@ -220,7 +226,7 @@ def pretrain_supcon(
         supcon_step, start=start, steps=cfg.steps, log=log, progress=progress, desc="SupCon",
         postfix=lambda row: {"loss": f"{row['loss']:.4f}"},
         save=lambda step, _last_saved: save_checkpoint(ckpt_path, make_payload(step)),
-        ckpt_every=cfg.ckpt_every, stop_after=stop_after,
+        ckpt_every=cfg.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path,
     )
     enc.eval()
     return EncoderRun(
@@ -229,6 +235,7 @@ def pretrain_supcon(
     )
 
 
+@locked
 def finetune_classifier(
     mels: torch.Tensor,
     labels: torch.Tensor,
@@ -438,7 +445,7 @@ def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Enc
         model = ModelConfig(**payload["model"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: its architecture entry does not match this version's ModelConfig ({exc}); "
-                              "rerun the encoder stage.") from exc
+                              "rerun the supcon stage (dvc repro supcon).") from exc
     enc = build_encoder(model, n_classes=int(payload["n_classes"]))
     enc.load_state_dict(payload["encoder"])
     enc.stage = payload.get("stage", "")

@@ -30,6 +30,7 @@ import soundfile as sf
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from tqdm.auto import tqdm
 
+from occ.atomic import umask_mode
 from occ.audio import N_SAMPLES, SR
 from occ.errors import ConfigError, DataError
 
@@ -555,6 +556,7 @@ def synthesize_dataset(root: str | os.PathLike, *, clips_per_class: int = DEFAUL
                             f"choose another data folder or remove it")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only; the dataset gets a plain folder's mode
     try:
         for cls in CLASSES:
             (tmp / cls).mkdir()

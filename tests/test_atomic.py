@@ -45,3 +45,58 @@ def test_write_json_round_trips_at_full_precision(tmp_path):
     assert json.loads(path.read_text()) == {"a": [1, 2], "b": 1 / 3}
     assert path.read_text().index('"a"') < path.read_text().index('"b"')
     assert tables.write_json is write_json  # the notebooks' older import keeps working
+
+
+# --- permissions as a plain write; disk full and unwritable folders named by the target ---------------------------
+
+import errno
+import os
+import stat
+
+import occ.atomic
+from occ.errors import WriteError
+
+
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_written_files_respect_the_umask(tmp_path: Path, umask_027):
+    target = atomic_write_text(tmp_path / "t.csv", "x\n")
+    assert _mode(target) == 0o640  # 0o666 less the umask, not mkstemp's 0o600
+    os.umask(0o022)
+    with atomic_open(tmp_path / "b.bin") as fh:
+        fh.write(b"1")
+    assert _mode(tmp_path / "b.bin") == 0o644
+
+
+def test_a_full_disk_names_the_target_and_keeps_the_old_file(tmp_path: Path, monkeypatch):
+    target = tmp_path / "ckpt.pt"
+    target.write_bytes(b"good")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(occ.atomic.os, "fsync", full)
+    with pytest.raises(WriteError, match=r"cannot write .*ckpt\.pt: the disk is full") as info:
+        atomic_write_text(target, "new")
+    assert info.value.errno == errno.ENOSPC and str(target) in str(info.value)
+    assert target.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_an_unwritable_folder_names_the_target_not_the_temporary(tmp_path: Path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / ".t.csv.abc.tmp"))
+
+    monkeypatch.setattr(occ.atomic.tempfile, "mkstemp", denied)
+    with pytest.raises(WriteError, match=r"cannot write .*t\.csv: the folder .* is not writable") as info:
+        atomic_write_text(tmp_path / "t.csv", "x")
+    assert ".tmp" not in str(info.value)

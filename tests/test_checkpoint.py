@@ -121,3 +121,32 @@ def test_seed_and_device_validation():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_a_full_disk_while_saving_names_the_checkpoint(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import occ.atomic
+    from occ.errors import WriteError
+
+    target = tmp_path / "checkpoint.pt"
+    save_checkpoint(target, {"kind": "gan", "step": 1})
+    before = target.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(occ.atomic.os, "fsync", full)
+    with pytest.raises(WriteError, match=r"cannot write .*checkpoint\.pt: the disk is full"):
+        save_checkpoint(target, {"kind": "gan", "step": 2})
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_full_disk_while_logging_names_the_log():
+    from occ.errors import WriteError
+
+    log = TrainLog("/dev/full", ["step", "loss"])  # every write to /dev/full fails with "no space left"
+    with pytest.raises(WriteError, match=r"cannot write /dev/full: the disk is full"):
+        log.append({"step": 1, "loss": 0.5})

@@ -73,3 +73,140 @@ def test_a_bad_variant_fails_even_when_another_is_selected():
 def test_ints_are_accepted_for_floats():
     raw = _with("train", "tau_c", 1)
     assert resolve_params(raw).train.tau_c == 1.0
+
+
+# --- a complete file, no silent defaults, every bad value named where it was written ---------------------------
+
+TEXT = (ROOT / "params.yaml").read_text()
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def _without(raw, dotted):
+    raw = yaml.safe_load(yaml.safe_dump(raw))
+    *parents, last = dotted.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    del node[last]
+    return raw
+
+
+def test_an_empty_file_is_an_error_naming_what_is_missing(tmp_path):
+    with pytest.raises(ConfigError, match=r"missing .*`train`"):
+        load_params(_write(tmp_path, "# nothing\n"))
+
+
+@pytest.mark.parametrize("dotted", ["train", "train.loss", "seed", "eval", "variants", "profiles"])
+def test_a_missing_section_or_key_is_an_error_naming_it(dotted):
+    with pytest.raises(ConfigError, match=f"`{dotted}`"):
+        resolve_params(_without(RAW, dotted))
+
+
+def test_every_field_of_every_section_is_required():
+    import dataclasses
+
+    from occ.config import DERIVED, SECTIONS, Params
+
+    keys = [f.name for f in dataclasses.fields(Params) if f.name not in DERIVED and f.name not in SECTIONS]
+    keys += [f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    for dotted in keys:
+        with pytest.raises(ConfigError, match=f"`{dotted}`"):
+            resolve_params(_without(RAW, dotted))
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_non_finite_numbers_are_errors(tmp_path, value):
+    text = TEXT.replace("  tau_c: 0.1\n", f"  tau_c: {value}\n", 1)
+    assert text != TEXT
+    with pytest.raises(ConfigError, match=r"train\.tau_c .*finite"):
+        load_params(_write(tmp_path, text))
+
+
+def test_a_bad_value_in_a_variant_names_the_variant_key():
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw["variants"]["o2c_ct1"]["tau_c"] = 0
+    for selected in (None, "o2c_ct1", "o2c"):
+        with pytest.raises(ConfigError, match=r"variants\.o2c_ct1\.tau_c = 0"):
+            resolve_params(raw, variant=selected)
+    raw["variants"]["o2c_ct1"]["tau_c"] = "high"
+    with pytest.raises(ConfigError, match=r"variants\.o2c_ct1\.tau_c"):
+        resolve_params(raw)
+    raw["variants"]["o2c_ct1"] = {"tau_x": 1.0}
+    with pytest.raises(ConfigError, match=r"variants\.o2c_ct1\.tau_x"):
+        resolve_params(raw)
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda raw: raw["profiles"].__setitem__("embedded", 3), r"profiles\.embedded"),
+        (lambda raw: raw["profiles"].__setitem__("paper", [1]), r"profiles\.paper"),
+        (lambda raw: raw["profiles"]["paper"].__setitem__("train", 5), r"profiles\.paper\.train"),
+        (lambda raw: raw.__setitem__("variants", ["o2c"]), r"variants"),
+        (lambda raw: raw.__setitem__("profiles", "paper"), r"profiles"),
+    ],
+)
+def test_wrong_shapes_are_config_errors(edit, needle):
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    edit(raw)
+    with pytest.raises(ConfigError, match=needle):
+        resolve_params(raw)
+
+
+def test_the_vocoder_is_checked_up_front(tmp_path):
+    with pytest.raises(ConfigError, match=r"eval\.vocoder = 'grifinlim'"):
+        resolve_params(_with("eval", "vocoder", "grifinlim"))
+    with pytest.raises(ConfigError, match=r"eval\.vocoder"):
+        resolve_params(_with("eval", "vocoder", "models/g_00935000"), root=tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "g_00935000").write_bytes(b"x")
+    assert resolve_params(_with("eval", "vocoder", "models/g_00935000"), root=tmp_path).eval.vocoder == "models/g_00935000"
+    assert resolve_params(_with("eval", "vocoder", "hifigan")).eval.vocoder == "hifigan"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seeds_are_checked_up_front(seed):
+    raw = dict(yaml.safe_load(yaml.safe_dump(RAW)), seed=seed)
+    with pytest.raises(ConfigError, match=r"seed = "):
+        resolve_params(raw)
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    text = TEXT.replace("  lr_g: 4.0e-4", "  lr_g: 1e-4", 1)
+    assert text != TEXT
+    assert load_params(_write(tmp_path, text)).train.lr_g == pytest.approx(1e-4)
+    quoted = TEXT.replace("  lr_g: 4.0e-4", "  lr_g: '1e-4'", 1)
+    with pytest.raises(ConfigError, match=r"train\.lr_g .*without quotes"):
+        load_params(_write(tmp_path, quoted))
+
+
+def test_duplicate_keys_are_rejected(tmp_path):
+    text = TEXT.replace("  tau_c: 0.1\n", "  tau_c: 0.1\n  tau_c: 0.5\n", 1)
+    with pytest.raises(ConfigError, match=r"'tau_c' is given twice"):
+        load_params(_write(tmp_path, text))
+    with pytest.raises(ConfigError, match="twice"):
+        variant_names(_write(tmp_path, text))
+
+
+def test_a_bad_value_in_a_profile_names_the_profile_key():
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw["profiles"]["paper"]["train"]["lr_g"] = 0
+    with pytest.raises(ConfigError, match=r"profiles\.paper\.train\.lr_g = 0"):
+        resolve_params(raw, profile="paper")
+    raw["profiles"]["paper"]["eval"]["vocoder"] = "hifi"
+    raw["profiles"]["paper"]["train"]["lr_g"] = 1e-4
+    with pytest.raises(ConfigError, match=r"profiles\.paper\.eval\.vocoder = 'hifi'"):
+        resolve_params(raw, profile="paper")
+    assert resolve_params(raw).profile == "embedded"  # another profile is not affected
+
+
+def test_anchors_and_merge_keys_still_load(tmp_path):
+    text = "base: &b {tau_c: 0.1, tau_d: 0.1}\nv:\n  <<: *b\n  tau_c: 1.0\n"
+    from occ.config import read_yaml
+
+    assert read_yaml(_write(tmp_path, text))["v"] == {"tau_c": 1.0, "tau_d": 0.1}

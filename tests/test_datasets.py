@@ -248,3 +248,50 @@ def test_plot_class_overview_smoke(tmp_path: Path):
     assert extent[1] == pytest.approx(344 * 256 / 22050)  # time axis in seconds
     fig.savefig(tmp_path / "o.png", dpi=40)
     assert (tmp_path / "o.png").stat().st_size > 5000
+
+
+# ----------------------------------------------------------------------------- cut files, damaged caches
+def test_a_wav_cut_mid_data_is_skipped_with_a_warning(small_foley_dataset: Path, tmp_path: Path):
+    root = _folders_dataset(small_foley_dataset, tmp_path / "cut", per_class=3)
+    whole = sorted((root / "a_dog").glob("*.wav"))[0].read_bytes()
+    (root / "a_dog" / "cut.wav").write_bytes(whole[: len(whole) // 2])  # header intact, half the data
+    with pytest.raises(DataError, match=r"cut\.wav is cut short: its header announces 176400 bytes"):
+        load_clip(root / "a_dog" / "cut.wav")
+    with pytest.warns(D.DataWarning) as record:
+        cache = D.build_feature_cache(root, tmp_path / "c.pt", layout="folders", heldout_per_class=1, progress=False)
+    assert f"skipped {root / 'a_dog' / 'cut.wav'}: audio file" in _messages(record)
+    assert "a_dog/cut.wav" not in cache.files and len(cache) == 6
+
+
+@pytest.fixture()
+def built_cache(small_foley_dataset: Path, tmp_path: Path) -> Path:
+    root = _folders_dataset(small_foley_dataset, tmp_path / "coll", per_class=3)
+    path = tmp_path / "features.pt"
+    D.build_feature_cache(root, path, layout="folders", heldout_per_class=1, progress=False)
+    return path
+
+
+def test_a_changed_value_in_the_cache_fails_its_checksum(built_cache: Path):
+    d = torch.load(built_cache, weights_only=True)
+    d["mels"][3, 10, 20] += 2.97
+    torch.save(d, built_cache)
+    with pytest.raises(DataError, match=r"features\.pt fails its checksum.*dvc repro data"):
+        D.load_feature_cache(built_cache)
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda d: d.update(mels=d["mels"][:, :, :100].contiguous()), r"mels of shape \(6, 80, 100\)"),
+        (lambda d: d.update(labels=d["labels"][:3]), r"labels of shape \(3,\)"),
+        (lambda d: d.update(labels=d["labels"] + 5), r"labels outside \[0, 2\)"),
+        (lambda d: d.update(heldout=d["heldout"][:2]), r"held-out mask of shape \(2,\)"),
+        (lambda d: d.update(files=d["files"][:4]), r"4 file names for 6 clips"),
+    ],
+)
+def test_a_cache_with_inconsistent_shapes_is_refused(built_cache: Path, edit, needle):
+    d = torch.load(built_cache, weights_only=True)
+    edit(d)
+    torch.save(d, built_cache)
+    with pytest.raises(DataError, match=needle):
+        D.load_feature_cache(built_cache)

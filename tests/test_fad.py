@@ -195,3 +195,37 @@ def test_fast_bootstrap_path_equals_dcase_path(m):
     gen = rng.standard_normal((m, d)) * 1.2 + 0.1
     want = frechet_distance(mu_r, s_r, *embedding_stats(gen))
     assert _FastFD(mu_r, s_r)(gen) == pytest.approx(want, rel=1e-6)
+
+
+# --- non-finite statistics are errors naming the input -----------------------------------------------------------
+@pytest.mark.parametrize("which", ["mu1", "sigma1", "mu2", "sigma2"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_statistics_name_the_input(which, value):
+    from occ.errors import DataError
+    from occ.fad import frechet_distance, frechet_distance_eig
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4))
+    stats = {"mu1": x.mean(0), "sigma1": np.cov(x, rowvar=False), "mu2": x.mean(0) + 1, "sigma2": np.cov(x, rowvar=False)}
+    stats[which] = stats[which].copy()
+    stats[which].flat[1] = value
+    for fd in (frechet_distance, frechet_distance_eig):
+        with pytest.raises(DataError, match=rf"{which} holds 1 NaN or infinite value"):
+            fd(stats["mu1"], stats["sigma1"], stats["mu2"], stats["sigma2"])
+
+
+def test_fad_per_class_names_the_class_and_side():
+    from occ.errors import DataError
+    from occ.fad import fad_per_class
+
+    rng = np.random.default_rng(0)
+    gen = {"Rain": rng.normal(size=(10, 2, 4)), "Dog": rng.normal(size=(10, 2, 4))}
+    ref = {"Rain": rng.normal(size=(10, 2, 4)), "Dog": rng.normal(size=(10, 2, 4))}
+    gen["Dog"][3, 1, 2] = np.nan
+    with pytest.raises(DataError, match="generated embeddings of class 'Dog'"):
+        fad_per_class(gen, ref, method="eig")
+    gen["Dog"][3, 1, 2] = 0.0
+    mu, sigma = ref["Rain"].reshape(-1, 4).mean(0), np.cov(ref["Rain"].reshape(-1, 4), rowvar=False)
+    sigma[0, 0] = np.inf
+    with pytest.raises(DataError, match="reference covariance of class 'Rain'"):
+        fad_per_class(gen, {**ref, "Rain": (mu, sigma)})

@@ -81,3 +81,36 @@ def test_unreadable_file(good):
     (good / "rain" / "00.wav").write_bytes(b"RIFF nonsense")
     with pytest.raises(DataError, match=r"00\.wav cannot be read"):
         check_submission(good, n_per_class=2, classes=["Rain"])
+
+
+def test_class_folders_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=2)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out["Rain"].stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_write_refuses_non_finite_waveforms(tmp_path, value):
+    wavs = _wavs(3)
+    wavs = np.array(wavs, dtype=np.float32)
+    wavs[1, 500] = value
+    with pytest.raises(DataError, match=r"class 'Rain' has 1 clip\(s\) with NaN or infinite samples \(first: clip 1\)"):
+        write_submission(tmp_path, {"DogBark": _wavs(3), "Rain": wavs}, n_per_class=3)
+    assert not any(tmp_path.iterdir())  # nothing written, not even the good class
+
+
+def test_leftovers_of_a_killed_write_are_removed(tmp_path):
+    folder = class_folder("Rain")
+    half = tmp_path / f".{folder}.k3j9x2.tmp"  # a write killed while filling the new folder
+    half.mkdir()
+    (half / "00.wav").write_bytes(b"RIFF")
+    old = tmp_path / f".{folder}.old-4242"  # a write killed between the two renames
+    old.mkdir()
+    out = write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out["Rain"].name]

@@ -137,3 +137,15 @@ def test_refuses_to_overwrite_foreign_folder(tmp_path: Path):
         synth.synthesize_dataset(tmp_path / "mine", clips_per_class=1, n_jobs=1, progress=False)
     with pytest.raises(ConfigError):
         synth.synthesize_dataset(tmp_path / "x", clips_per_class=0, progress=False)
+
+
+def test_dataset_folder_respects_the_umask(tmp_path: Path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        root = synth.synthesize_dataset(tmp_path / "perm", clips_per_class=1, seed=0, n_jobs=1, progress=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o755  # as mkdir makes it, not mkdtemp's 0o700
