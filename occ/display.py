@@ -1,0 +1,177 @@
+"""What an executed notebook shows its reader: figures inline, tables rounded, audio players, no run noise.
+
+Every notebook calls :func:`setup_notebook` in its first code cell. Figures go through :func:`show_figure`,
+which writes the PNG (atomically) and displays the very same bytes inline under a one-line caption saying
+what to look for; the output's metadata names the file (``metadata["occ"]["file"]``, relative to the
+project root), so a test can check that every declared figure is shown. Tables go through
+:func:`show_table` (rounded for reading; full precision stays in the CSV / JSON files) and clips through
+:func:`show_audio` (an MP3 player, about a fifth of the size of a WAV player).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from IPython.display import Audio, Image, Markdown, display
+
+from occ.atomic import atomic_open
+from occ.paths import project_root
+
+__all__ = ["FIGURE_WIDTH", "setup_notebook", "show_figure", "show_table", "show_audio", "relative_name"]
+
+FIGURE_WIDTH = 900
+"""Largest inline width of a figure in CSS pixels: the text column of a notebook on a laptop screen."""
+
+_MP3 = dict(format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE", compression_level=0.0)
+_original_showwarning = None
+
+
+def setup_notebook() -> None:
+    """Make an executed notebook read cleanly: no progress bars, no known library noise, readable figures.
+
+    - Progress bars: every loop of the package shows its bar only when stderr is a terminal (a notebook
+      kernel's is not), so none reaches the saved notebook; a run's progress is not the reader's business.
+    - Known noise: tqdm's "IProgress not found" warning (tqdm.auto in a kernel without ipywidgets; it also
+      prints the install path of the library) is ignored. Every other library warning still shows.
+    - The package's own warnings (e.g. a skipped audio file) print as one line, ``DataWarning: <message>``,
+      without the source location and with paths relative to the project root.
+    - matplotlib: figures drawn with pyplot defaults are 9 x 5 inches at 100 dpi.
+
+    Calling it twice is harmless.
+    """
+    global _original_showwarning
+    from tqdm.std import TqdmWarning
+
+    warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+    if _original_showwarning is None:
+        _original_showwarning = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if category.__module__.split(".")[0] != "occ":
+                return _original_showwarning(message, category, filename, lineno, file, line)
+            stream = file if file is not None else sys.stderr
+            stream.write(f"{category.__name__}: {_strip_root(str(message))}\n")
+
+        warnings.showwarning = show
+
+    import matplotlib
+
+    matplotlib.rcParams.update({"figure.figsize": (9.0, 5.0), "figure.dpi": 100})
+
+
+def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, width: int | None = None) -> None:
+    """Save a figure as PNG (atomically) and show the same image inline, with a caption above it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; a pyplot-managed one is closed afterwards (it is not shown a second time).
+    path : path-like
+        The PNG file to write.
+    caption : str
+        One line of markdown saying what to look for (e.g. "without OCC each class is one tight cluster").
+    dpi : int
+        Resolution of the PNG.
+    width : int, optional
+        Inline width in CSS pixels; default the PNG's own width, at most :data:`FIGURE_WIDTH`.
+    """
+    if not caption or "\n" in caption.strip():
+        raise ValueError("show_figure: the caption is one line saying what to look for")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    png = buffer.getvalue()
+    path = Path(path)
+    with atomic_open(path, "wb") as handle:
+        handle.write(png)
+    _close(fig)
+    natural = int.from_bytes(png[16:20], "big")  # IHDR width
+    display(Markdown(caption.strip()))
+    display(Image(data=png, format="png", width=int(width or min(natural, FIGURE_WIDTH))),
+            metadata={"occ": {"file": relative_name(path)}})
+
+
+def show_table(table: pd.DataFrame | pd.Series, *, digits: int | Mapping[str, int] = 3,
+               caption: str | None = None) -> None:
+    """Show a table with its numbers rounded for reading (the files keep full precision).
+
+    Parameters
+    ----------
+    table : DataFrame or Series
+        A Series is shown as a one-column table (its name, or "value", heads the column).
+    digits : int or mapping
+        Decimals kept: one number for every column, or a mapping column -> decimals (columns not named
+        keep 3).
+    caption : str, optional
+        One line of markdown shown above the table.
+    """
+    frame = table.to_frame(name=table.name if table.name is not None else "value") if isinstance(
+        table, pd.Series) else table.copy()
+    for column in frame.columns:
+        decimals = digits.get(column, 3) if isinstance(digits, Mapping) else digits
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values):
+            frame[column] = values.round(decimals)
+        elif values.dtype == object:
+            frame[column] = values.map(lambda v: round(float(v), decimals)
+                                       if isinstance(v, (float, np.floating)) else v)
+    if caption:
+        display(Markdown(caption.strip()))
+    display(frame)
+
+
+def show_audio(clip, rate: int, *, caption: str | None = None) -> None:
+    """Show an audio player for one clip, embedded as MP3 (VBR, best quality) rather than WAV.
+
+    The clip is peak-normalised as IPython's own player does; the WAV files the pipeline writes are untouched.
+
+    Parameters
+    ----------
+    clip : array-like
+        Mono samples (float).
+    rate : int
+        Sample rate in Hz.
+    caption : str, optional
+        One line of markdown above the player (e.g. the class name).
+    """
+    import soundfile as sf
+
+    x = np.asarray(clip, dtype=np.float32).reshape(-1)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 0:
+        x = 0.9 * x / peak
+    buffer = io.BytesIO()
+    sf.write(buffer, x, int(rate), **_MP3)
+    player = Audio(data=buffer.getvalue())
+    player.mimetype = "audio/mpeg"
+    if caption:
+        display(Markdown(caption.strip()))
+    display(player)
+
+
+def relative_name(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root (POSIX), or its file name when it lies outside the project."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(project_root(path.parent)).as_posix()
+    except (FileNotFoundError, ValueError):
+        return path.name
+
+
+def _strip_root(text: str) -> str:
+    try:
+        root = str(project_root())
+    except FileNotFoundError:
+        return text
+    return text.replace(root + os.sep, "").replace(root, ".")
+
+
+def _close(fig) -> None:
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
