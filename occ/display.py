@@ -66,7 +66,8 @@ def setup_notebook() -> None:
     matplotlib.rcParams.update({"figure.figsize": (9.0, 5.0), "figure.dpi": 100})
 
 
-def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, width: int | None = None) -> None:
+def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, width: int | None = None,
+                palette: bool = True) -> None:
     """Save a figure as PNG (atomically) and show the same image inline, with a caption above it.
 
     Parameters
@@ -81,12 +82,15 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
         Resolution of the PNG.
     width : int, optional
         Inline width in CSS pixels; default the PNG's own width, at most :data:`FIGURE_WIDTH`.
+    palette : bool
+        Store the PNG with a 256-colour palette (no dithering): log-mel grids shrink about 4.5-fold, with no
+        difference visible at screen size. ``False`` keeps 8-bit RGBA.
     """
     if not caption or "\n" in caption.strip():
         raise ValueError("show_figure: the caption is one line saying what to look for")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    png = buffer.getvalue()
+    png = _palette_png(buffer.getvalue()) if palette else buffer.getvalue()
     path = Path(path)
     with atomic_open(path, "wb") as handle:
         handle.write(png)
@@ -97,22 +101,29 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
             metadata={"occ": {"file": relative_name(path)}})
 
 
-def show_table(table: pd.DataFrame | pd.Series, *, digits: int | Mapping[str, int] = 3,
-               caption: str | None = None) -> None:
+def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mapping[str, int] = 3,
+               caption: str | None = None, name: str = "value") -> None:
     """Show a table with its numbers rounded for reading (the files keep full precision).
 
     Parameters
     ----------
-    table : DataFrame or Series
-        A Series is shown as a one-column table (its name, or "value", heads the column).
+    table : DataFrame, Series or mapping
+        A Series or a mapping (e.g. a metrics dict; integers stay integers) is shown as a one-column table
+        headed by the Series' name, or ``name``.
     digits : int or mapping
         Decimals kept: one number for every column, or a mapping column -> decimals (columns not named
         keep 3).
     caption : str, optional
         One line of markdown shown above the table.
+    name : str
+        Column header of a mapping, or of a Series without a name.
     """
-    frame = table.to_frame(name=table.name if table.name is not None else "value") if isinstance(
-        table, pd.Series) else table.copy()
+    if isinstance(table, Mapping):
+        table = pd.Series(dict(table), dtype=object, name=name)
+    if isinstance(table, pd.Series):
+        frame = table.to_frame(name=table.name if table.name is not None else name)
+    else:
+        frame = table.copy()
     for column in frame.columns:
         decimals = digits.get(column, 3) if isinstance(digits, Mapping) else digits
         values = frame[column]
@@ -153,6 +164,17 @@ def show_audio(clip, rate: int, *, caption: str | None = None) -> None:
     if caption:
         display(Markdown(caption.strip()))
     display(player)
+
+
+def _palette_png(png: bytes) -> bytes:
+    from PIL import Image as PILImage
+
+    with PILImage.open(io.BytesIO(png)) as image:
+        rgb = image.convert("RGB")
+    indexed = rgb.quantize(256, method=PILImage.Quantize.FASTOCTREE, dither=PILImage.Dither.NONE)
+    out = io.BytesIO()
+    indexed.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def relative_name(path: str | os.PathLike) -> str:
