@@ -24,10 +24,13 @@ from IPython.display import Audio, Image, Markdown, display
 from occ.atomic import atomic_open
 from occ.paths import project_root
 
-__all__ = ["FIGURE_WIDTH", "setup_notebook", "show_figure", "show_table", "show_audio", "relative_name"]
+__all__ = ["FIGURE_WIDTH", "PLAYERS_PER_ROW", "setup_notebook", "show_figure", "show_table", "show_audio", "relative_name"]
 
 FIGURE_WIDTH = 900
 """Largest inline width of a figure in CSS pixels: the text column of a notebook on a laptop screen."""
+
+PLAYERS_PER_ROW = 3
+"""Audio players side by side in one row (a player is about 300 px wide)."""
 
 _MP3 = dict(format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE", compression_level=0.0)
 _original_showwarning = None
@@ -70,6 +73,8 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
                 palette: bool = True) -> None:
     """Save a figure as PNG (atomically) and show the same image inline, with a caption above it.
 
+    The caption line reads ``**Figure** `<file>`: <caption>``, the file relative to the project root.
+
     Parameters
     ----------
     fig : matplotlib.figure.Figure
@@ -96,9 +101,10 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
         handle.write(png)
     _close(fig)
     natural = int.from_bytes(png[16:20], "big")  # IHDR width
-    display(Markdown(caption.strip()))
+    name = relative_name(path)
+    display(Markdown(f"**Figure** `{name}`: {caption.strip()}"))
     display(Image(data=png, format="png", width=int(width or min(natural, FIGURE_WIDTH))),
-            metadata={"occ": {"file": relative_name(path)}})
+            metadata={"occ": {"file": name}})
 
 
 def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mapping[str, int] = 3,
@@ -109,7 +115,8 @@ def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mappi
     ----------
     table : DataFrame, Series or mapping
         A Series or a mapping (e.g. a metrics dict; integers stay integers) is shown as a one-column table
-        headed by the Series' name, or ``name``.
+        headed by the Series' name, or ``name``. A DataFrame with a default (0, 1, ...) index shows its
+        first text column as the index instead.
     digits : int or mapping
         Decimals kept: one number for every column, or a mapping column -> decimals (columns not named
         keep 3).
@@ -124,6 +131,10 @@ def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mappi
         frame = table.to_frame(name=table.name if table.name is not None else name)
     else:
         frame = table.copy()
+        first = frame.columns[0] if frame.shape[1] > 1 else None
+        if isinstance(frame.index, pd.RangeIndex) and first is not None and not pd.api.types.is_numeric_dtype(
+                frame[first]):
+            frame = frame.set_index(first)
     for column in frame.columns:
         decimals = digits.get(column, 3) if isinstance(digits, Mapping) else digits
         values = frame[column]
@@ -137,20 +148,60 @@ def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mappi
     display(frame)
 
 
-def show_audio(clip, rate: int, *, caption: str | None = None) -> None:
-    """Show an audio player for one clip, embedded as MP3 (VBR, best quality) rather than WAV.
+def show_audio(clips, rate: int, *, caption: str | None = None) -> None:
+    """Show audio players, embedded as MP3 (VBR, best quality) rather than WAV: about a fifth of the size.
 
-    The clip is peak-normalised as IPython's own player does; the WAV files the pipeline writes are untouched.
+    Each clip is peak-normalised as IPython's own player does; the WAV files the pipeline writes are untouched.
 
     Parameters
     ----------
-    clip : array-like
-        Mono samples (float).
+    clips : array-like, sequence of array-like, or mapping label -> array-like
+        One mono clip (1-D) gives one player; several clips (a sequence, a 2-D array, or a mapping whose
+        keys label the players) are shown side by side, :data:`PLAYERS_PER_ROW` to a row.
     rate : int
         Sample rate in Hz.
     caption : str, optional
-        One line of markdown above the player (e.g. the class name).
+        One line of markdown above the player(s) (e.g. the class name).
     """
+    if isinstance(clips, Mapping):
+        labelled = [(str(k), v) for k, v in clips.items()]
+    elif np.ndim(clips[0]) == 0:
+        labelled = [("", clips)]
+    else:
+        labelled = [("", c) for c in clips]
+    if caption:
+        display(Markdown(caption.strip()))
+    if len(labelled) == 1 and not labelled[0][0]:
+        player = Audio(data=_mp3(labelled[0][1], rate))
+        player.mimetype = "audio/mpeg"
+        display(player)
+        return
+    display(_PlayerRow([(label, _mp3(clip, rate)) for label, clip in labelled]))
+
+
+class _PlayerRow:
+    """MP3 players in a table, PLAYERS_PER_ROW to a row, each under its label (plain text names the labels)."""
+
+    def __init__(self, players: list[tuple[str, bytes]]):
+        self.players = players
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+
+        cells = [
+            f'<td style="text-align:left;padding:0 12px 4px 0">{html.escape(label) + "<br>" if label else ""}'
+            f'<audio controls="controls"><source src="data:audio/mpeg;base64,{base64.b64encode(data).decode()}" '
+            f'type="audio/mpeg" /></audio></td>'
+            for label, data in self.players]
+        rows = ["<tr>" + "".join(cells[i:i + PLAYERS_PER_ROW]) + "</tr>" for i in range(0, len(cells), PLAYERS_PER_ROW)]
+        return f"<table>{''.join(rows)}</table>"
+
+    def __repr__(self) -> str:
+        return "audio: " + ", ".join(label or "clip" for label, _ in self.players)
+
+
+def _mp3(clip, rate: int) -> bytes:
     import soundfile as sf
 
     x = np.asarray(clip, dtype=np.float32).reshape(-1)
@@ -159,11 +210,7 @@ def show_audio(clip, rate: int, *, caption: str | None = None) -> None:
         x = 0.9 * x / peak
     buffer = io.BytesIO()
     sf.write(buffer, x, int(rate), **_MP3)
-    player = Audio(data=buffer.getvalue())
-    player.mimetype = "audio/mpeg"
-    if caption:
-        display(Markdown(caption.strip()))
-    display(player)
+    return buffer.getvalue()
 
 
 def _palette_png(png: bytes) -> bytes:

@@ -36,7 +36,7 @@ def test_show_figure_writes_the_png_it_shows_under_a_caption(tmp_path, shown, mo
     path = tmp_path / "results" / "figures" / "a.png"
     occ_display.show_figure(_figure(), path, caption="look **here**")
     (caption, _), (image, kw) = shown
-    assert caption.data == "look **here**"
+    assert caption.data == "**Figure** `results/figures/a.png`: look **here**"
     assert path.read_bytes() == image.data and image.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert kw["metadata"] == {"occ": {"file": "results/figures/a.png"}}
     assert image.width == occ_display.FIGURE_WIDTH  # 1200 px wide figure, shown at the laptop width
@@ -69,6 +69,9 @@ def test_show_table_rounds_for_reading_and_keeps_integers(shown):
     assert caption.data == "Table"
     assert table["fad"].tolist() == [332.0, 5.5] and table["accuracy"].tolist() == [0.554, 0.15]
     assert table["n"].tolist() == [40, 280] and frame["fad"].iloc[0] == 332.01329  # the input is untouched
+    occ_display.show_table(pd.DataFrame({"vocoder": ["HiFi-GAN", "Griffin-Lim"], "L1": [0.23808, 0.08879]}))
+    by_name = shown[-1][0]
+    assert list(by_name.index) == ["HiFi-GAN", "Griffin-Lim"] and by_name["L1"].tolist() == [0.238, 0.089]
     occ_display.show_table({"train_accuracy": 0.996429, "supcon_steps": 300, "variant": "o2c"}, name="f")
     metrics = shown[-1][0]
     assert list(metrics.columns) == ["f"]
@@ -86,6 +89,20 @@ def test_show_audio_embeds_an_mp3_of_the_clip(shown):
     assert sr == rate and abs(len(decoded) - rate) < 0.05 * rate
     assert 0.8 < np.max(np.abs(decoded)) < 1.0  # peak-normalised as IPython's player is
     assert len(player.data) < 0.5 * 2 * rate  # well under the 16-bit WAV
+
+
+def test_show_audio_puts_several_clips_side_by_side(shown):
+    rate = 8000
+    clips = {name: 0.1 * np.sin(2 * np.pi * f * np.arange(rate) / rate) for name, f in
+             [("original", 200), ("HiFi-GAN", 300), ("Griffin-Lim", 400), ("fourth", 500)]}
+    occ_display.show_audio(clips, rate)
+    (row, _), = shown
+    html = row._repr_html_()
+    assert html.count("<audio") == 4 and html.count("<tr>") == 2  # three to a row
+    assert "Griffin-Lim" in html and "data:audio/mpeg;base64," in html
+    assert repr(row) == "audio: original, HiFi-GAN, Griffin-Lim, fourth"
+    occ_display.show_audio(np.stack(list(clips.values()))[:2], rate, caption="**Rain**")
+    assert shown[1][0].data == "**Rain**" and shown[2][0]._repr_html_().count("<audio") == 2
 
 
 def test_setup_notebook_prints_the_package_warnings_in_one_line(tmp_path, monkeypatch, capsys):
