@@ -140,9 +140,9 @@ def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mappi
         values = frame[column]
         if pd.api.types.is_float_dtype(values):
             frame[column] = values.round(decimals)
-        elif values.dtype == object:
-            frame[column] = values.map(lambda v: round(float(v), decimals)
-                                       if isinstance(v, (float, np.floating)) else v)
+        elif values.dtype == object:  # built as objects: integers beside floats stay integers
+            frame[column] = pd.Series([round(float(v), decimals) if isinstance(v, (float, np.floating)) else v
+                                       for v in values], index=frame.index, dtype=object)
     if caption:
         display(Markdown(caption.strip()))
     display(frame)

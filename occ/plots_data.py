@@ -61,7 +61,7 @@ def plot_class_overview(cache: FeatureCache, *, n_per_class: int = 4, seed: int 
             else:
                 ax.set_axis_off()
             if j == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold")
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold", labelpad=10)
             if c == n_classes - 1:
                 ax.set_xlabel("time (s)", fontsize=9)
             ax.tick_params(labelsize=8)

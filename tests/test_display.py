@@ -74,6 +74,8 @@ def test_show_table_rounds_for_reading_and_keeps_integers(shown):
     assert list(by_name.index) == ["HiFi-GAN", "Griffin-Lim"] and by_name["L1"].tolist() == [0.238, 0.089]
     occ_display.show_table({"train_accuracy": 0.996429, "supcon_steps": 300, "variant": "o2c"}, name="f")
     metrics = shown[-1][0]
+    occ_display.show_table({"train_accuracy": 0.996429, "supcon_steps": 300})
+    assert shown[-1][0]["value"].tolist() == [0.996, 300] and isinstance(shown[-1][0]["value"].iloc[1], int)
     assert list(metrics.columns) == ["f"]
     assert metrics["f"].tolist() == [0.996, 300, "o2c"] and isinstance(metrics["f"].iloc[1], int)
 
