@@ -5,7 +5,7 @@ which writes the PNG (atomically) and displays the very same bytes inline under 
 what to look for; the output's metadata names the file (``metadata["occ"]["file"]``, relative to the
 project root), so a test can check that every declared figure is shown. Tables go through
 :func:`show_table` (rounded for reading; full precision stays in the CSV / JSON files) and clips through
-:func:`show_audio` (an MP3 player, about a fifth of the size of a WAV player).
+:func:`show_audio` (MP3 players, a quarter of the size of WAV players or less).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from IPython.display import Audio, Image, Markdown, display
 from occ.atomic import atomic_open
 from occ.paths import project_root
 
-__all__ = ["FIGURE_WIDTH", "PLAYERS_PER_ROW", "setup_notebook", "show_figure", "show_table", "show_audio", "relative_name"]
+__all__ = ["FIGURE_WIDTH", "PLAYERS_PER_ROW", "setup_notebook", "show_figure", "show_table", "show_audio",
+           "relative_name"]
 
 FIGURE_WIDTH = 900
 """Largest inline width of a figure in CSS pixels: the text column of a notebook on a laptop screen."""
@@ -149,7 +150,7 @@ def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mappi
 
 
 def show_audio(clips, rate: int, *, caption: str | None = None) -> None:
-    """Show audio players, embedded as MP3 (VBR, best quality) rather than WAV: about a fifth of the size.
+    """Show audio players, embedded as MP3 (VBR, best quality) rather than WAV: a quarter of the size or less.
 
     Each clip is peak-normalised as IPython's own player does; the WAV files the pipeline writes are untouched.
 
