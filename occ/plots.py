@@ -140,7 +140,7 @@ def plot_mel_grid(mels: np.ndarray, labels: np.ndarray, class_names: list[str], 
             if j < len(idx):
                 ax.imshow(mels[idx[j]], origin="lower", aspect="auto", cmap="magma", vmin=-11.5, vmax=2.5)
             if j == 0:
-                ax.set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=8)
+                ax.set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
