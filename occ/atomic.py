@@ -6,13 +6,14 @@ Every file the project writes (checkpoints, feature caches, WAVs, embeddings, ta
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_open", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_write_text", "write_json"]
 
 
 @contextmanager
@@ -55,3 +56,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_open(path, "w", newline="") as handle:
         handle.write(text)
     return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> Path:
+    """Write a JSON file atomically, keys sorted, full float precision."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

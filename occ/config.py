@@ -143,14 +143,25 @@ class EvalConfig:
 @dataclass
 class Params:
     profile: str = "embedded"
-    seed: int = 0
+    seed: int = 0  # data split, SupCon encoder, evaluation latents, standing statistics
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    seeds: list = field(default_factory=lambda: [0])  # GAN training seeds: one run per (variant, seed)
+    run_variants: list = field(default_factory=list)  # the variants the pipeline trains (keys of `variants`)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     supcon: SupConConfig = field(default_factory=SupConConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     variant: str = ""  # the variant applied to `train`, if any
+
+    def check_seed(self, seed: Any) -> int:
+        """A training seed given to a notebook or command (``-p seed k``): a whole number in [0, 2**31 - 1].
+
+        Seeds outside `seeds` are allowed (a one-off run); the pipeline runs exactly the seeds of `seeds`.
+        """
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed = {seed!r} must be a whole number in [0, {MAX_SEED}] (params.yaml `seeds`: {self.seeds}).")
+        return seed
 
     def check(self) -> None:
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
@@ -160,6 +171,9 @@ class Params:
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}
 TOP_SCALARS = {"profile": str, "seed": int, "device": str}
+#: Top-level lists that span the pipeline's run matrix (dvc.yaml reads them from the file, so no profile changes them).
+TOP_AXES = ("seeds", "run_variants")
+MAX_SEED = 2**31 - 1
 
 
 def load_params(path: str | Path = "params.yaml", *, variant: str | None = None, profile: str | None = None) -> Params:
@@ -196,7 +210,7 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
     raw = copy.deepcopy(raw)
     variants = raw.pop("variants", {}) or {}
     profiles = raw.pop("profiles", {}) or {}
-    known_top = set(TOP_SCALARS) | set(SECTIONS)
+    known_top = set(TOP_SCALARS) | set(SECTIONS) | set(TOP_AXES)
     for key in raw:
         if key not in known_top:
             raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | {'variants', 'profiles'})}.")
@@ -205,6 +219,9 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted(profiles) + ['embedded']}).")
     merged = dict(raw)
     for section, overrides in (profiles.get(profile) or {}).items():
+        if section in TOP_AXES:
+            raise ConfigError(f"{source}: profiles.{profile}.{section}: `{section}` spans the pipeline's runs and is read "
+                              "by dvc.yaml from the top level, so a profile cannot change it; set it at the top level.")
         if section not in SECTIONS and section not in TOP_SCALARS:
             raise ConfigError(f"{source}: profiles.{profile}.{section} is not a known section; known: {sorted(known_top)}.")
         if section in TOP_SCALARS:
@@ -221,6 +238,8 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         seed=_typed("seed", merged.get("seed", 0), int),
         device=_typed("device", merged.get("device", "auto"), str),
         variant=variant or "",
+        seeds=_seed_list(merged.get("seeds", [0]), source),
+        run_variants=_run_variants(merged.get("run_variants", list(variants)), variants, source),
         **{name: _build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
     )
     for name in variants:
@@ -268,6 +287,30 @@ def _typed(key: str, value: Any, kind: Any) -> Any:
     if kind in (float, str) and not isinstance(value, kind):
         raise ConfigError(f"{key} = {value!r} must be a {kind.__name__}.")
     return value
+
+
+def _seed_list(value: Any, source: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{source}: seeds = {value!r} must be a non-empty list of whole numbers, e.g. [0, 1, 2].")
+    for s in value:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"{source}: seeds holds {s!r}: each seed must be a whole number in [0, {MAX_SEED}].")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{source}: seeds = {value!r} repeats a seed; list each seed once.")
+    return list(value)
+
+
+def _run_variants(value: Any, variants: dict, source: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: run_variants = {value!r} must be a non-empty list of variant names "
+                          f"(keys of `variants`: {sorted(variants)}).")
+    unknown = [v for v in value if v not in variants]
+    if unknown:
+        raise ConfigError(f"{source}: run_variants names {unknown}, which `variants` does not define "
+                          f"(defined: {sorted(variants)}).")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{source}: run_variants = {value!r} repeats a variant; list each once.")
+    return list(value)
 
 
 def _one_of(key: str, value: Any, choices: tuple) -> None:

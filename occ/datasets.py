@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.atomic import atomic_open
 from occ.audio import LOG_FLOOR, N_FRAMES, N_MELS, frontend_settings, load_clip, log_mel

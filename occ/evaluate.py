@@ -42,6 +42,8 @@ class GeneratorEval:
         Per-class precision, recall, density, coverage (and their mean).
     accuracy : float or None
         The fine-tuned encoder's classification accuracy on the generated clips.
+    probe : pandas.Series or None
+        The recognisability probe's accuracy per class and "Average" (`occ.probe`), when a probe was given.
     mels : torch.Tensor [shape=(N, 80, 344)]
         Generated natural-log mels.
     labels : torch.Tensor [shape=(N,)]
@@ -54,6 +56,8 @@ class GeneratorEval:
     mels: torch.Tensor
     labels: torch.Tensor
     wavs: np.ndarray
+    embeddings: dict[str, np.ndarray]
+    probe: pd.Series | None = None
 
     def table(self) -> pd.DataFrame:
         """Per-class FAD (with its interval) joined with precision / recall / density / coverage."""
@@ -77,14 +81,38 @@ def reference_embeddings(cache: FeatureCache, *, embedder: Embedder, progress: b
     dict
         class name -> np.ndarray [shape=(n, W, D)].
     """
-    held = cache.heldout()
-    root = Path(cache.root)
+    return clip_embeddings(cache.heldout(), embedder=embedder, progress=progress, what="held-out")
+
+
+def clip_embeddings(part: FeatureCache, *, embedder: Embedder, progress: bool = False, what: str = "training",
+                    through_vocoder: dict | None = None) -> dict[str, np.ndarray]:
+    """Embeddings of the clips of `part` (a subset of the feature cache) per class, from their audio files.
+
+    Parameters
+    ----------
+    part : FeatureCache
+        `cache.train()`, `cache.heldout()` or another subset.
+    through_vocoder : dict, optional
+        When given (``{"vocoder": ..., "gl_iters": ...}``), each clip is first turned into its log-mel and
+        back into audio with that vocoder, the path generated clips take.
+
+    Returns
+    -------
+    dict
+        class name -> np.ndarray [shape=(n, W, D)].
+    """
+    root = Path(part.root)
     out = {}
-    for c, name in enumerate(cache.class_names):
-        files = [root / f for f, y in zip(held.files, held.labels.tolist()) if y == c]
+    for c, name in enumerate(part.class_names):
+        files = [root / f for f, y in zip(part.files, part.labels.tolist()) if y == c]
         if not files:
-            raise DataError(f"class {name!r} has no held-out clips in the feature cache: rebuild it with data.heldout_per_class >= 1.")
+            raise DataError(f"class {name!r} has no {what} clips in the feature cache: rebuild it (the `data` stage).")
         wavs = np.stack([load_clip(f) for f in files])
+        if through_vocoder is not None:
+            method, checkpoint = vocoder_method(through_vocoder["vocoder"])
+            mels = log_mel(torch.from_numpy(wavs))
+            wavs = vocode(mels, method=method, vocoder=checkpoint, n_iter=through_vocoder.get("gl_iters", 32))
+            wavs = np.asarray(wavs.cpu() if torch.is_tensor(wavs) else wavs, dtype=np.float32)
         out[name] = embedder.embed(wavs, progress=progress)
     return out
 
@@ -146,6 +174,7 @@ def evaluate_generator(
     prdc_k: int = 5,
     encoder: torch.nn.Module | None = None,
     wav_dir: str | Path | None = None,
+    probe=None,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> GeneratorEval:
@@ -169,6 +198,8 @@ def evaluate_generator(
         `eval.vocoder`: "griffinlim", "hifigan" or a HiFi-GAN checkpoint path.
     wav_dir : path-like, optional
         Where to write the clips in the DCASE submission layout (checked after writing).
+    probe : occ.probe.LinearProbe, optional
+        The recognisability probe (fitted on the same embedding); its accuracy lands in `GeneratorEval.probe`.
     """
     labels, seeds = eval_seeds(n_per_class, len(class_names), base_seed=base_seed)
     generator = standing_stats(generator, seed=base_seed, device=device)
@@ -187,7 +218,9 @@ def evaluate_generator(
     accuracy = None
     if encoder is not None:
         accuracy = encoder_accuracy(encoder, wavs, labels, device=device)
-    return GeneratorEval(fad=fad, prdc=diversity, accuracy=accuracy, mels=mels, labels=labels, wavs=wavs)
+    probe_acc = probe.accuracy(emb) if probe is not None else None
+    return GeneratorEval(fad=fad, prdc=diversity, accuracy=accuracy, mels=mels, labels=labels, wavs=wavs,
+                         embeddings=emb, probe=probe_acc)
 
 
 @torch.no_grad()
@@ -203,7 +236,8 @@ def encoder_accuracy(encoder: torch.nn.Module, wavs: np.ndarray, labels: torch.T
 
 
 def metrics_of(table: pd.DataFrame, step0: pd.DataFrame, *, accuracy: float | None = None,
-               step0_accuracy: float | None = None, extra: dict | None = None) -> dict:
+               step0_accuracy: float | None = None, probe: float | None = None, step0_probe: float | None = None,
+               extra: dict | None = None) -> dict:
     """The flat metrics dict of one variant (`results/evaluate/<variant>/metrics.json`).
 
     Parameters
@@ -227,6 +261,10 @@ def metrics_of(table: pd.DataFrame, step0: pd.DataFrame, *, accuracy: float | No
         m["encoder_accuracy_on_generated"] = accuracy
     if step0_accuracy is not None:
         m["encoder_accuracy_on_generated_step0"] = step0_accuracy
+    if probe is not None:
+        m["probe_accuracy"] = float(probe)
+    if step0_probe is not None:
+        m["probe_accuracy_step0"] = float(step0_probe)
     m.update(extra or {})
     return m
 
@@ -282,6 +320,35 @@ def tsne_of_generated(layout, variants: list[str], *, per_class: int, seed: int,
                   random_state=seed).fit_transform(emb)
         frames.append(pd.DataFrame({"variant": v, "label": labels, "x": xy[:, 0], "y": xy[:, 1]}))
     return pd.concat(frames, ignore_index=True)
+
+
+@torch.no_grad()
+def within_class_distance(discriminator: torch.nn.Module, mels: torch.Tensor, labels: torch.Tensor, *,
+                          device: str | torch.device = "cpu", batch_size: int = 64) -> float:
+    """Mean pairwise Euclidean distance between D's unit-length embeddings h(D1(x)) of clips of the same class.
+
+    The number behind Figure 2: without OCC, D maps each class's generated clips to one tight cluster (small
+    distance); the paper's claim is that OCC spreads them. `mels` are natural-log mels (as generated), labels
+    their classes; the distance is averaged over the pairs of each class, then over the classes.
+    """
+    emb = []
+    x = normalize_mel(mels)
+    for i in range(0, len(labels), batch_size):
+        out = discriminator(x[i:i + batch_size, None].to(device), labels[i:i + batch_size].to(device))
+        emb.append(torch.nn.functional.normalize(out.embedding.float(), dim=1).cpu())
+    emb = torch.cat(emb).double()
+    lab = torch.as_tensor(labels)
+    per_class = []
+    for c in torch.unique(lab):
+        e = emb[lab == c]
+        n = len(e)
+        if n < 2:
+            continue
+        dist = torch.cdist(e, e)
+        per_class.append(float(dist.sum() / (n * (n - 1))))
+    if not per_class:
+        raise DataError("within_class_distance: every class has fewer than 2 clips")
+    return float(np.mean(per_class))
 
 
 def class_names_of(run_dir: str | Path) -> list[str]:

@@ -35,9 +35,9 @@ class Layout:
     def params(self) -> Path:
         return self.root / "params.yaml"
 
-    def results(self, stage: str, variant: str | None = None) -> Path:
-        """`results/<stage>[/<variant>]`, created on demand."""
-        path = self.root / "results" / stage / (variant or "")
+    def results(self, stage: str, variant: str | None = None, seed: int | None = None) -> Path:
+        """`results/<stage>[/<variant>][/seed<k>]`, created on demand."""
+        path = self.root / "results" / stage / (variant or "") / seed_dir(seed)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -50,14 +50,20 @@ class Layout:
     def supcon_run(self) -> Path:
         return self.root / "runs" / "supcon"
 
-    def train_run(self, variant: str) -> Path:
-        return self.root / "runs" / "train" / variant
+    def train_run(self, variant: str, seed: int | None = None) -> Path:
+        """`runs/train/<variant>/seed<k>`: one GAN run's checkpoints."""
+        return self.root / "runs" / "train" / variant / seed_dir(seed)
 
-    def generated(self, variant: str) -> Path:
-        """Generated WAVs of a variant in the DCASE submission layout."""
-        return self.root / "runs" / "generated" / variant
+    def generated(self, variant: str, seed: int | None = None) -> Path:
+        """Generated WAVs of one run in the DCASE submission layout."""
+        return self.root / "runs" / "generated" / variant / seed_dir(seed)
 
     @property
     def reference(self) -> Path:
         """Embeddings of the held-out reference clips (FAD reference statistics)."""
         return self.root / "runs" / "reference"
+
+
+def seed_dir(seed: int | None) -> str:
+    """The folder name of one training seed, ``seed<k>`` (empty for ``None``)."""
+    return "" if seed is None else f"seed{int(seed)}"

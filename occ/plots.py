@@ -148,6 +148,38 @@ def plot_mel_grid(mels: np.ndarray, labels: np.ndarray, class_names: list[str], 
     return fig
 
 
+def plot_generated_vs_real(gen_mels: np.ndarray, gen_labels: np.ndarray, real_mels: np.ndarray, real_labels: np.ndarray,
+                           class_names: list[str], *, per_class: int = 4, title: str = "") -> plt.Figure:
+    """Per class (one row each), `per_class` generated log-mels on the left and `per_class` real ones on the right.
+
+    Both are natural-log mels (N, 80, frames) on the same colour scale, so a reader sees at a glance whether a
+    class's generated clips have the shape, the level and the variety of its real clips.
+    """
+    gen_mels, gen_labels = np.asarray(gen_mels), np.asarray(gen_labels)
+    real_mels, real_labels = np.asarray(real_mels), np.asarray(real_labels)
+    n_rows, n_cols = len(class_names), 2 * per_class
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.55 * n_cols, 1.05 * n_rows + 0.6), squeeze=False)
+    for c, cname in enumerate(class_names):
+        for side, (mels, labels) in enumerate(((gen_mels, gen_labels), (real_mels, real_labels))):
+            idx = np.flatnonzero(labels == c)[:per_class]
+            for j in range(per_class):
+                ax = axes[c, side * per_class + j]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j < len(idx):
+                    ax.imshow(mels[idx[j]], origin="lower", aspect="auto", cmap="magma", vmin=-11.5, vmax=2.5)
+                if side == 1 and j == 0:
+                    for spine in ax.spines.values():
+                        spine.set_edgecolor("tab:green")
+                        spine.set_linewidth(2)
+        axes[c, 0].set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=8)
+    axes[0, 0].set_title("generated", loc="left", fontsize=9)
+    axes[0, per_class].set_title("real (held out)", loc="left", fontsize=9, color="tab:green")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def _on_circle(angle: float) -> np.ndarray:
     return np.array([np.cos(angle), np.sin(angle)])
 

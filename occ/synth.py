@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.audio import N_SAMPLES, SR
 from occ.errors import ConfigError, DataError

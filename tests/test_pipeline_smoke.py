@@ -1,6 +1,8 @@
 """The whole pipeline through `dvc repro`, in a temporary copy, with the `smoke` profile (tiny data, few steps).
 
-Checks that every output declared in dvc.yaml exists and parses, and that a second `dvc repro` does nothing.
+Two training seeds, every variant. Checks that every output of every stage exists and parses, that a second
+`dvc repro` does nothing, and that adding a seed to `seeds` makes only that seed's stages, the tables and the
+figures out of date.
 """
 
 import json
@@ -27,16 +29,21 @@ def _run(cmd, cwd, env):
     return proc.stdout + proc.stderr
 
 
-def _declared_outputs(dvc_yaml: dict, variants: list[str]) -> list[str]:
-    paths = []
-    for name, stage in dvc_yaml["stages"].items():
-        bodies = [(v, stage["do"]) for v in variants] if "foreach" in stage else [(None, stage)]
-        for key, body in bodies:
-            for section in ("outs", "metrics", "plots"):
-                for entry in body.get(section, []):
-                    path = entry if isinstance(entry, str) else next(iter(entry))
-                    paths.append(path.replace("${key}", key) if key else path)
-    return paths
+def _expected_stages(params: dict) -> set[str]:
+    """The stage names dvc.yaml resolves to: one train/evaluate per (variant, seed), one step0 per seed."""
+    names = {"data", "supcon", "reference", "tables", "figures"} | {f"step0@{s}" for s in params["seeds"]}
+    for v in params["run_variants"]:
+        for s in params["seeds"]:
+            names |= {f"train@{v}-{s}", f"evaluate@{v}-{s}"}
+    return names
+
+
+def _locked_outputs(lock: dict) -> list[str]:
+    return [out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])]
+
+
+def _out_of_date(status_json: str) -> set[str]:
+    return set(json.loads(status_json or "{}"))
 
 
 def _parses(path: Path) -> None:
@@ -70,17 +77,30 @@ def test_dvc_repro_smoke(tmp_path):
             shutil.copy2(src, dst)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["profile"] = "smoke"
+    params["seeds"] = [0, 1]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                PYTHONPATH=str(repo), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost",
                GIT_COMMITTER_NAME="occ", GIT_COMMITTER_EMAIL="occ@localhost")
     _run(["git", "init", "-q"], repo, env)
     _run(["dvc", "repro"], repo, env)
-    variants = list(params["variants"])
-    for out in _declared_outputs(yaml.safe_load((repo / "dvc.yaml").read_text()), variants):
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == _expected_stages(params)
+    for out in _locked_outputs(lock):
         assert (repo / out).exists(), f"declared output {out} was not written"
         _parses(repo / out)
+    for v in params["run_variants"]:
+        for s in params["seeds"]:
+            m = json.loads((repo / f"results/evaluate/{v}/seed{s}/metrics.json").read_text())
+            assert m["seed"] == s and m["variant"] == v and 0 <= m["probe_accuracy"] <= 1
     again = _run(["dvc", "repro"], repo, env)
     assert "didn't change" in again or "up to date" in again, again[-2000:]
     metrics = _run(["dvc", "metrics", "show", "--json"], repo, env)
-    assert "fad_mean" in metrics
+    assert "fad_mean" in metrics and "probe_accuracy" in metrics
+    # a new seed: only its runs, its step 0, the tables and the figures are out of date
+    params["seeds"] = [0, 1, 2]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stale = _out_of_date(subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True,
+                                        text=True).stdout)
+    new = {"step0@2", "tables", "figures"} | {f"{k}@{v}-2" for k in ("train", "evaluate") for v in params["run_variants"]}
+    assert stale == new, f"out of date after adding seed 2: {sorted(stale)}"

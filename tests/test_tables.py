@@ -1,50 +1,254 @@
-"""Tables and the claims verdicts are computed from the numbers they are given."""
+"""Tables, claims and checks are computed over seeds from the numbers they are given."""
 
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
 import pandas as pd
+import pytest
 
 from occ import tables
+from occ.stats import VERDICTS
+
+T_DF1 = 12.706204736174707  # t_{0.975, 1}
+T_DF2 = 4.302652729749464  # t_{0.975, 2}
+LABEL = "this run (x, y)"
 
 
-def _metrics(fad, step0=100.0, recall=0.5):
-    return {"fad_mean": fad, "fad_mean_step0": step0, "fad_mean_ci_low": fad - 1, "fad_mean_ci_high": fad + 1,
-            "recall_mean": recall}
+def _m(fad, step0=500.0, probe=0.5, enc=0.4, spread=0.3, clip=(2.0, 5.0)):
+    return {"fad_mean": fad, "fad_mean_step0": step0, "fad_mean_ci_low": fad - clip[1], "fad_mean_ci_high": fad - clip[0],
+            "probe_accuracy": probe, "encoder_accuracy_on_generated": enc, "d_within_class_distance": spread,
+            "n_classes": 7}
 
 
-def _log(level):
-    return pd.DataFrame({"step": range(10), "d_adv": [level] * 10})
+def _log(tail):
+    return pd.DataFrame({"step": range(1, 11), "d_adv": [2.0] * 8 + [tail] * 2})
 
 
-def test_claims_follow_the_numbers():
-    metrics = {"contragan": _metrics(40.0, recall=0.1), "o2c": _metrics(30.0, recall=0.3),
-               "csupcongan": _metrics(20.0), "ocsupcon": _metrics(25.0), "o2c_ct1": _metrics(35.0),
-               "ocsupcon_ct1": _metrics(10.0)}
-    logs = {"contragan": _log(0.1), "o2c": _log(0.5), "csupcongan": _log(0.9), "ocsupcon": _log(0.2)}
-    v = tables.claims(metrics, logs, label="this run").set_index("claim")["reproduced"]
-    assert v[[c for c in v.index if "O2C-GAN < ContraGAN" in c][0]] == "yes"
-    assert v[[c for c in v.index if "OC-SupConGAN < C-SupConGAN" in c][0]] == "no"
-    assert v[[c for c in v.index if "O2C-GAN, CT 1.0 < O2C-GAN" in c][0]] == "no"
-    assert v[[c for c in v.index if "OC-SupConGAN, CT 1.0 < OC-SupConGAN" in c][0]] == "yes"
-    assert v[[c for c in v.index if "ContraGAN (2C) below O2C-GAN" in c][0]] == "yes"
-    assert v[[c for c in v.index if "C-SupConGAN (C-SupCon) below OC-SupConGAN" in c][0]] == "no"
-    assert v[[c for c in v.index if "recall O2C-GAN" in c][0]] == "yes"
-    # training is real: 40 / 100 <= 0.5 -> yes; a generator at 60 % of its step-0 FAD -> no
-    metrics["hinge_only"] = _metrics(60.0)
-    v = tables.claims(metrics, logs, label="this run").set_index("claim")["reproduced"]
-    assert v[[c for c in v.index if "hinge only" in c][0]] == "no"
-    assert v[[c for c in v.index if "training is real: ContraGAN" in c][0]] == "yes"
+def _per_class(level):
+    values = [level + i for i in range(7)]
+    return pd.Series(values + [float(np.mean(values))], index=[*tables.CLASSES, "Average"])
 
 
-def test_tables_put_reported_and_run_numbers_side_by_side(tmp_path):
-    classes = tables.CLASSES
-    per_class = {v: pd.Series({c: float(i) for i, c in enumerate(classes)}) for v in ("o2c", "o2c_ct1")}
-    t2 = tables.table2(per_class, label="this run (x, y)")
-    rows = t2[t2["method"] == "O2C-GAN"]
-    assert list(rows["numbers"]) == [tables.REPORTED_LABEL, "this run (x, y)"] * 2
-    assert rows.iloc[1]["Average"] == sum(range(7)) / 7
-    assert rows.iloc[0]["Average"] == tables.REPORTED_TABLE2["o2c"][-1]
-    t1 = tables.table1({"o2c": _metrics(30.0)}, label="this run (x, y)")
-    assert t1.loc[0, tables.REPORTED_LABEL] == 5.480 and t1.loc[0, "trained / step-0"] == 0.3
-    tables.write_table(t1, tmp_path / "t1", title="T1")
-    assert pd.read_csv(tmp_path / "t1.csv").shape == t1.shape
+def _params(profile="embedded"):
+    return SimpleNamespace(profile=profile, data=SimpleNamespace(source="synthetic", layout="dcase"),
+                           train=SimpleNamespace(steps=300, batch_size=16), model=SimpleNamespace(g_ch=8, d_ch=8),
+                           eval=SimpleNamespace(clips_per_class=40, vocoder="griffinlim", embedding="aisfx"))
+
+
+def test_summary_columns_by_hand():
+    row = tables.summary("fad", {2: 3.0, 0: 1.0, 1: 2.0}, seeds=[0, 1, 2, 3])
+    assert row["fad"] == pytest.approx(2.0) and row["fad_n"] == 3
+    assert row["fad_halfwidth"] == pytest.approx(T_DF2 / math.sqrt(3))
+    assert row["fad_low"] == pytest.approx(2.0 - T_DF2 / math.sqrt(3))
+    assert (row["fad_seed0"], row["fad_seed1"], row["fad_seed2"]) == (1.0, 2.0, 3.0)
+    assert math.isnan(row["fad_seed3"])
+    one = tables.summary("x", {5: 7.0})
+    assert one["x"] == 7.0 and one["x_n"] == 1 and math.isnan(one["x_low"]) and list(one)[-1] == "x_seed5"
+
+
+def test_table1_over_seeds(tmp_path):
+    metrics = {
+        "o2c": {0: _m(300.0, 480.0, probe=0.4), 1: _m(310.0, 500.0, probe=0.5), 2: _m(320.0, 520.0, probe=0.6)},
+        "contragan": {0: _m(350.0), 1: _m(360.0), 2: _m(340.0)},
+        "hinge_only": {0: _m(330.0, probe=0.14), 1: _m(332.0, probe=0.15)},
+        "o2c_ct1": {0: _m(1.0)},  # not a Table 1 model
+    }
+    t1 = tables.table1(metrics).set_index("variant")
+    assert list(t1.index) == ["contragan", "o2c", "hinge_only"]
+    o2c = t1.loc["o2c"]
+    assert o2c["fad"] == pytest.approx(310.0) and o2c["fad_halfwidth"] == pytest.approx(T_DF2 * 10 / math.sqrt(3))
+    assert (o2c["fad_seed0"], o2c["fad_seed2"]) == (300.0, 320.0)
+    assert o2c["fad_reported"] == 5.480 and math.isnan(t1.loc["hinge_only", "fad_reported"])
+    assert o2c["fad_step0"] == pytest.approx(500.0)
+    # the ratio is averaged per seed, not the ratio of the means
+    assert o2c["trained_over_step0"] == pytest.approx(np.mean([300 / 480, 310 / 500, 320 / 520]))
+    assert o2c["probe_accuracy"] == pytest.approx(0.5) and o2c["probe_accuracy_low"] == pytest.approx(0.5 - T_DF2 * 0.1 / math.sqrt(3))
+    assert o2c["encoder_accuracy"] == pytest.approx(0.4) and o2c["encoder_accuracy_halfwidth"] == pytest.approx(0.0)
+    assert o2c["clip_bootstrap_width"] == pytest.approx(3.0)
+    # the control ran two seeds: its seed-2 column is empty, its interval uses t with 1 degree of freedom
+    hinge = t1.loc["hinge_only"]
+    assert hinge["fad_n"] == 2 and math.isnan(hinge["fad_seed2"]) and hinge["seeds"] == "0, 1"
+    assert hinge["fad_halfwidth"] == pytest.approx(T_DF1 * 1.0)
+    # no column presents the clip bootstrap as the model's interval
+    assert not any("ci" in c.lower() for c in t1.columns)
+    tables.write_table(t1.reset_index(), tmp_path / "t1", title="T1", label=LABEL, chance=1 / 7)
+    csv = pd.read_csv(tmp_path / "t1.csv")
+    assert csv.shape == t1.reset_index().shape and csv.loc[1, "fad_seed1"] == 310.0
     md = (tmp_path / "t1.md").read_text()
-    assert md.startswith("# T1") and "| O2C-GAN |" in md
+    assert md.startswith("# T1") and "| O2C-GAN |" in md and "FAD, this run (x, y)" in md
+    assert f"310.0 ± {T_DF2 * 10 / math.sqrt(3):.1f}" in md  # 310.0 ± 24.8
+    assert "_seed" not in md and "chance 0.143" in md and "clip_bootstrap" not in md
+
+
+def test_one_seed_has_no_interval():
+    t1 = tables.table1({"o2c": {4: _m(300.0)}})
+    assert t1.loc[0, "fad_n"] == 1 and math.isnan(t1.loc[0, "fad_low"]) and "fad_seed4" in t1
+    assert tables.readable(t1).iloc[0]["FAD, this run"] == "300.000 (1 seed)"
+    # a metric no run wrote (here the probe) is not shown as an empty column
+    no_probe = {0: {k: v for k, v in _m(300.0).items() if k != "probe_accuracy"}}
+    cols = list(tables.readable(tables.table1({"o2c": no_probe})).columns)
+    assert "encoder accuracy" in cols and not any(c.startswith("probe") for c in cols)
+
+
+def test_readable_rounds_for_reading():
+    df = pd.DataFrame([{"model": "m", "fad": 332.04, "fad_low": 319.74, "fad_high": 344.34, "fad_halfwidth": 12.3,
+                        "fad_n": 3, "fad_seed0": 1.0, "difference": -4.12, "difference_low": -9.11,
+                        "difference_high": 0.87, "difference_halfwidth": 4.99, "difference_n": 3,
+                        "variant": "o2c", "reading": "x"}])
+    r = tables.readable(df, label="L")
+    assert list(r.columns) == ["model", "FAD, L", "mean paired difference [95% CI]"]
+    assert r.iloc[0]["FAD, L"] == "332.0 ± 12.3"
+    assert r.iloc[0]["mean paired difference [95% CI]"] == "-4.1 [-9.1, 0.9]"
+    small = df.assign(fad=0.6812, fad_halfwidth=0.0213)
+    assert tables.readable(small).iloc[0]["FAD, this run"] == "0.681 ± 0.021"
+
+
+def _claim_inputs():
+    # o2c beats contragan on every seed (C1: reproduced); ocsupcon loses to csupcongan on every seed
+    # (contradicted); the CT pairs tie (not established); D-loss and spread as the paper says for the O2C pair.
+    metrics = {
+        "contragan": {0: _m(350.0, spread=0.20), 1: _m(361.0, spread=0.21), 2: _m(340.0, spread=0.19)},
+        "o2c": {0: _m(340.0, spread=0.30), 1: _m(350.0, spread=0.32), 2: _m(331.0, spread=0.29)},
+        "csupcongan": {0: _m(300.0), 1: _m(310.0), 2: _m(320.0)},
+        "ocsupcon": {0: _m(320.0), 1: _m(331.0), 2: _m(339.0)},
+        "o2c_ct1": {0: _m(339.0), 1: _m(351.0), 2: _m(331.0)},
+        "ocsupcon_ct1": {0: _m(319.0), 1: _m(332.0), 2: _m(339.0)},
+    }
+    logs = {"contragan": {s: _log(0.5 + 0.01 * s) for s in range(3)},
+            "o2c": {s: _log(0.9 + 0.02 * s) for s in range(3)},
+            "csupcongan": {s: _log(0.8) for s in range(3)}}
+    return metrics, logs
+
+
+def test_claims_are_paired_comparisons_over_seeds():
+    metrics, logs = _claim_inputs()
+    c = tables.claims(metrics, logs)
+    assert len(c) == 8 and set(c["verdict"]) <= set(VERDICTS)
+    by = {row.claim: row for row in c.itertuples()}
+    c1 = by["C1 OCC lowers FAD: O2C-GAN < ContraGAN (2C)"]
+    # differences -10, -11, -9: mean -10, s = 1, half-width t_{0.975,2} / sqrt(3)
+    assert c1.difference == pytest.approx(-10.0) and c1.detectable_difference == pytest.approx(T_DF2 / math.sqrt(3))
+    assert c1.n_seeds == 3 and c1.paired_seeds == "0, 1, 2" and c1.verdict == "reproduced"
+    assert c1.paper == "5.480 < 12.667 (Table 1)" and "as the paper reports" in c1.reading
+    c1b = by["C1 OCC lowers FAD: OC-SupConGAN < C-SupConGAN (C-SupCon)"]
+    assert c1b.difference == pytest.approx(20.0) and c1b.verdict == "contradicted"
+    assert "opposite" in c1b.reading
+    c2 = by["C2 tau_c 1.0 beats 0.1: O2C-GAN, CT 1.0 < O2C-GAN"]  # differences -1, 1, 0
+    assert c2.difference == pytest.approx(0.0) and c2.verdict == "not established"
+    assert f"±{T_DF2 / math.sqrt(3):.3g}" in c2.reading
+    c3 = by["C3 without OCC D's adversarial loss ends lower: ContraGAN (2C) < O2C-GAN"]
+    # d_loss_tail: mean of the last 20 % (2 of 10 steps) = the tail level; differences -0.4, -0.41, -0.42
+    assert c3.difference == pytest.approx(-0.41) and c3.verdict == "reproduced"
+    c3b = by["C3 without OCC D's adversarial loss ends lower: C-SupConGAN (C-SupCon) < OC-SupConGAN"]
+    assert c3b.n_seeds == 0 and c3b.verdict == "not established" and "nothing decided" in c3b.reading
+    c4 = by["C4 OCC spreads same-class embeddings in D's space: O2C-GAN > ContraGAN (2C)"]
+    assert c4.difference == pytest.approx(0.1033333) and c4.verdict == "reproduced"
+    assert "higher" in c4.reading
+
+
+def test_claims_use_only_common_seeds():
+    metrics, logs = _claim_inputs()
+    metrics["o2c"] = {0: metrics["o2c"][0], 1: metrics["o2c"][1], 5: _m(1.0)}
+    c1 = tables.claims(metrics, logs).iloc[0]
+    assert c1.n_seeds == 2 and c1.paired_seeds == "0, 1"
+    assert c1.difference == pytest.approx(-10.5) and c1.detectable_difference == pytest.approx(T_DF1 * 0.5)
+    # differences -10, -11: s = sqrt(1/2), sem = 1/2, interval -10.5 ± 6.35 = [-16.85, -4.15]
+    assert c1.difference_high == pytest.approx(-10.5 + T_DF1 * 0.5) and c1.verdict == "reproduced"
+    # with seeds 0 and 1 at -10 and +1 the interval (-4.5 ± 69.9) contains 0
+    metrics["o2c"][1] = _m(362.0)
+    assert tables.claims(metrics, logs).iloc[0].verdict == "not established"
+
+
+def test_checks_training_is_real_and_recognisable():
+    metrics = {
+        "o2c": {s: _m(300.0 + s, 480.0 + s, probe=0.5 + 0.01 * s) for s in range(3)},
+        "contragan": {s: _m(500.0 + s, 480.0, probe=0.14 + 0.01 * (s - 1)) for s in range(3)},  # worse than step 0
+        "ocsupcon": {0: _m(300.0, probe=0.05), 1: _m(301.0, probe=0.06), 2: _m(302.0, probe=0.055)},
+        "hinge_only": {0: _m(330.0, probe=0.13), 1: _m(331.0, probe=0.15)},
+    }
+    c = tables.checks(metrics).set_index("check")
+    assert c.loc["training is real: O2C-GAN FAD below its step-0 FAD", "result"] == "passed"
+    assert c.loc["training is real: O2C-GAN FAD below its step-0 FAD", "value"] == pytest.approx(-180.0)
+    assert c.loc["training is real: ContraGAN (2C) FAD below its step-0 FAD", "result"] == "failed"
+    assert c.loc["recognisable: O2C-GAN probe accuracy above chance", "result"] == "passed"
+    assert c.loc["recognisable: ContraGAN (2C) probe accuracy above chance", "result"] == "not established"
+    assert c.loc["recognisable: OC-SupConGAN probe accuracy above chance", "result"] == "failed"
+    hinge = c.loc["recognisable: hinge only (control, no contrastive term) probe accuracy (control: expected at chance)"]
+    assert hinge["result"].startswith("expected at chance") and "never see the class" in hinge["result"]
+    assert hinge["criterion"].startswith("no pass/fail")
+    assert "not a failure" in hinge["reading"] and "contains" in hinge["reading"]
+    assert not any("at most half" in k for k in c.index)
+    paper = tables.checks(metrics, profile="paper").set_index("check")
+    assert paper.loc["training is real: O2C-GAN FAD at most half its step-0 FAD", "result"] == "failed"  # 0.625
+    half = tables.checks({"o2c": {s: _m(200.0 + s, 480.0) for s in range(3)}}, profile="paper").set_index("check")
+    assert half.loc["training is real: O2C-GAN FAD at most half its step-0 FAD", "result"] == "passed"
+    # one seed decides nothing
+    one = tables.checks({"o2c": {0: _m(100.0, 500.0, probe=0.9)}})
+    assert set(one["result"]) == {"not established"}
+
+
+def test_tables_2_and_3_per_class_over_seeds(tmp_path):
+    per_class = {"o2c": {0: _per_class(300.0), 1: _per_class(310.0), 2: _per_class(320.0)},
+                 "o2c_ct1": {0: _per_class(100.0), 1: _per_class(100.0)}}
+    step0 = {"o2c": {s: _per_class(500.0) for s in range(3)}}
+    t2 = tables.table2(per_class, label=LABEL, per_class_step0=step0)
+    rows = t2[t2["method"] == "O2C-GAN"]
+    assert list(rows["numbers"]) == [tables.REPORTED_LABEL, LABEL, "untrained G (step 0)", "trained / step 0",
+                                     tables.REPORTED_LABEL, LABEL]
+    trained = rows.iloc[1]
+    assert trained["DogBark"] == pytest.approx(310.0) and trained["DogBark_halfwidth"] == pytest.approx(T_DF2 * 10 / math.sqrt(3))
+    assert trained["Average"] == pytest.approx(313.0) and trained["Average_seed2"] == pytest.approx(323.0)
+    assert rows.iloc[0]["Average"] == tables.REPORTED_TABLE2["o2c"][-1] and math.isnan(rows.iloc[0]["Average_n"])
+    assert rows.iloc[3]["Rain"] == pytest.approx(np.mean([305 / 505, 315 / 505, 325 / 505]))
+    ct1 = rows.iloc[5]
+    assert ct1["CT"] == 1.0 and ct1["GunShot_n"] == 2 and math.isnan(ct1["GunShot_seed2"])
+    t3 = tables.table3(per_class, label=LABEL)
+    assert t3.iloc[0]["Average"] == tables.REPORTED_BASELINE[-1]
+    assert list(t3["numbers"]) == [tables.REPORTED_LABEL, tables.REPORTED_LABEL, LABEL, tables.REPORTED_LABEL]
+    tables.write_table(t2, tmp_path / "t2", label=LABEL)
+    md = (tmp_path / "t2.md").read_text()
+    assert "| 2.784 |" in md and f"310.0 ± {T_DF2 * 10 / math.sqrt(3):.1f}" in md and "_low" not in md
+
+
+def test_results_readme_puts_verdicts_first():
+    metrics, logs = _claim_inputs()
+    metrics["hinge_only"] = {0: _m(330.0, probe=0.14)}
+    per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
+    text = tables.results_readme(tables.claims(metrics, logs), tables.checks(metrics), tables.table1(metrics),
+                                 tables.table2(per_class, label=LABEL), tables.table3(per_class, label=LABEL),
+                                 label=LABEL, params=_params(), metrics=metrics, chance=1 / 7, tsne_seed=0)
+    assert text.index("## The paper's claims") < text.index("## Table 1") < text.index("## Table 2")
+    assert "from 3 seeds (fewer: hinge only (control, no contrastive term) 1)" in text
+    assert '"not established"' in text and "detectable difference" in text
+    for cid in ("C1", "C2", "C3", "C4"):
+        assert sum(line.startswith(f"- {cid} ") for line in text.splitlines()) == 2
+    assert "| reproduced |" in text and "| contradicted |" in text and "| not established |" in text
+    assert "measures the sample of clips only" in text and "seed 0" in text
+    assert "at most half" not in text
+    assert "at most half" in tables.results_readme(
+        tables.claims(metrics, logs), tables.checks(metrics, profile="paper"), tables.table1(metrics),
+        tables.table2(per_class, label=LABEL), tables.table3(per_class, label=LABEL), label=LABEL,
+        params=_params("paper"))
+
+
+def test_load_seed_runs_reads_the_seed_folders(tmp_path):
+    for v, seeds in (("o2c", (0, 1, 7)), ("hinge_only", (0,))):
+        for k in seeds:
+            ev = tmp_path / "evaluate" / v / f"seed{k}"
+            ev.mkdir(parents=True)
+            (ev / "metrics.json").write_text(json.dumps(_m(300.0 + k)))
+            pd.DataFrame({"class": [*tables.CLASSES, "Average"], "fad": [300.0 + k] * 8,
+                          "fad_step0": [500.0] * 8}).to_csv(ev / "fad.csv", index=False)
+            tr = tmp_path / "train" / v / f"seed{k}"
+            tr.mkdir(parents=True)
+            _log(0.5).to_csv(tr / "log.csv", index=False)
+    runs = tables.load_seed_runs(tmp_path, ["o2c", "hinge_only", "contragan"], [0, 1, 2])
+    # seed 7 is not in the list; hinge_only ran one seed; contragan none
+    assert runs.seeds() == {"o2c": [0, 1], "hinge_only": [0], "contragan": []}
+    assert runs.metrics["o2c"][1]["fad_mean"] == 301.0
+    assert runs.per_class["o2c"][1]["Rain"] == 301.0 and runs.per_class_step0["o2c"][0]["Average"] == 500.0
+    assert list(runs.logs["o2c"][0].columns) == ["step", "d_adv"] and runs.logs["contragan"] == {}
+    t1 = tables.table1(runs.metrics)
+    assert list(t1["variant"]) == ["o2c", "hinge_only"] and t1.loc[0, "fad"] == 300.5

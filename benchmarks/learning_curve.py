@@ -1,0 +1,211 @@
+"""Learning curves per CPU-second: how recognisable a variant's clips become, for several training recipes.
+
+For each recipe, one run of ``--variant`` is trained from ``--seed`` and continued through the step counts of
+``--steps`` (resume, so every point costs only its new steps); at each point the generator is evaluated as the
+`evaluate` stage does (``--n-per-class`` clips per class, the vocoder and embedding of params.yaml, no bootstrap):
+the recognisability probe's accuracy (``occ.probe``, fitted on the training clips), the mean FAD against the
+held-out clips and the fine-tuned encoder's accuracy. Training time is the process CPU time of the training
+calls (and their wall time), so recipes run side by side (``--jobs 2``, one thread each) are compared fairly.
+
+Prints one markdown table (recipe, steps, CPU s, wall s, probe, FAD, encoder) and writes a PNG of probe accuracy
+and FAD against training CPU-seconds. The probe's ceiling (held-out real clips, raw and through log-mel + the
+vocoder) is printed first, so a weak generator is told apart from a weak probe.
+
+Needs the `data` stage (and `supcon` for the SupCon variants and the encoder accuracy).
+
+Run: ``python benchmarks/learning_curve.py --recipes current,ema --steps 400,800,1600 --jobs 2``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: name -> (overrides of `train`, overrides of `model`); "current" is params.yaml as it is.
+RECIPES = {
+    "current": ({}, {}),
+    "ema": ({"ema_decay": 0.999}, {}),
+    "ema_lr2": ({"ema_decay": 0.999, "lr_g": 2e-4, "lr_d": 2e-4}, {}),
+    "ema_b32": ({"ema_decay": 0.999, "batch_size": 32}, {}),
+    "ema_b8": ({"ema_decay": 0.999, "batch_size": 8}, {}),
+    "ema_g16": ({"ema_decay": 0.999}, {"g_ch": 16}),
+    "ema_d4": ({"ema_decay": 0.999}, {"d_ch": 4}),
+    "paper_opt": ({"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5}, {}),
+}
+
+
+def _setup(args, out: Path):
+    """Embeddings of the held-out and training clips (cached in `out`), the probe and its ceiling."""
+    from occ import datasets, evaluate
+    from occ.config import load_params
+    from occ.embeddings import get_embedder
+    from occ.paths import Layout
+    from occ.probe import fit_probe
+
+    layout = Layout.find()
+    params = load_params(layout.params, variant=args.variant)
+    cache = datasets.load_feature_cache(layout.data(params.data.cache))
+    embedder = get_embedder(params.eval.embedding, weights=params.eval.vggish_weights or None)
+    parts = {"heldout": dict(part=cache.heldout(), what="held-out"),
+             "train": dict(part=cache.train(), what="training"),
+             "heldout_vocoded": dict(part=cache.heldout(), what="held-out",
+                                     through_vocoder={"vocoder": params.eval.vocoder, "gl_iters": params.eval.gl_iters})}
+    emb = {}
+    for name, kw in parts.items():
+        path = out / f"embeddings_{name}_{params.eval.embedding}.npz"
+        if not path.is_file():
+            evaluate.save_embeddings(path, evaluate.clip_embeddings(embedder=embedder, **kw))
+        emb[name] = evaluate.load_embeddings(path)
+    probe = fit_probe(emb["train"])
+    probe.save(out / f"probe_{params.eval.embedding}.npz")
+    ceiling = {"held-out": float(probe.accuracy(emb["heldout"])["Average"]),
+               "held-out via vocoder": float(probe.accuracy(emb["heldout_vocoded"])["Average"]),
+               "training": probe.train_accuracy}
+    return ceiling
+
+
+def _worker(args, recipe: str, out: Path) -> None:
+    """Train and evaluate one recipe through the step counts; one JSON line per point in `out/<recipe>.jsonl`."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from occ import datasets, evaluate, gan_train, supcon_train
+    from occ.config import SUPCON_KINDS, load_params
+    from occ.embeddings import get_embedder
+    from occ.paths import Layout
+    from occ.probe import load_probe
+
+    layout = Layout.find()
+    params = load_params(layout.params, variant=args.variant)
+    cache = datasets.load_feature_cache(layout.data(params.data.cache))
+    train = cache.train()
+    embedder = get_embedder(params.eval.embedding, weights=params.eval.vggish_weights or None)
+    reference = evaluate.load_embeddings(out / f"embeddings_heldout_{params.eval.embedding}.npz")
+    probe = load_probe(out / f"probe_{params.eval.embedding}.npz")
+    encoder_path = layout.supcon_run / "encoder.pt"
+    encoder = supcon_train.load_encoder(encoder_path) if encoder_path.is_file() else None
+    if params.train.loss in SUPCON_KINDS and encoder is None:
+        raise SystemExit(f"{encoder_path}: missing; run `dvc repro supcon` first")
+    train_over, model_over = RECIPES[recipe]
+    model = dataclasses.replace(params.model, **model_over)
+    run_dir = out / args.variant / f"{recipe}-seed{args.seed}"
+    log_path = out / f"{args.variant}-{recipe}-seed{args.seed}.jsonl"
+    cpu_total = wall_total = 0.0
+    for steps in (int(s) for s in args.steps.split(",")):
+        cfg = dataclasses.replace(params.train, steps=steps, **train_over)
+        c0, w0 = time.process_time(), time.perf_counter()
+        gan_train.train_gan(datasets.normalize_mel(train.mels), train.labels, n_classes=len(cache.class_names),
+                            model=model, train=cfg, out_dir=run_dir, seed=args.seed,
+                            encoder=encoder if params.train.loss in SUPCON_KINDS else None,
+                            class_names=cache.class_names, progress=False)
+        cpu_total += time.process_time() - c0
+        wall_total += time.perf_counter() - w0
+        g, payload = gan_train.load_generator(run_dir / "checkpoint.pt")
+        e0 = time.perf_counter()
+        res = evaluate.evaluate_generator(g, class_names=cache.class_names, n_per_class=args.n_per_class,
+                                          base_seed=params.seed, embedder=embedder, reference=reference,
+                                          vocoder=params.eval.vocoder, gl_iters=params.eval.gl_iters, n_bootstrap=0,
+                                          prdc_k=params.eval.prdc_k, encoder=encoder, probe=probe)
+        row = {"variant": args.variant, "recipe": recipe, "seed": args.seed, "steps": int(payload["step"]),
+               "cpu_s": round(cpu_total, 1), "wall_s": round(wall_total, 1), "threads": args.threads,
+               "probe": float(res.probe["Average"]), "fad": float(res.fad.loc["Average", "fad"]),
+               "encoder": res.accuracy, "eval_s": round(time.perf_counter() - e0, 1),
+               "probe_per_class": {k: float(v) for k, v in res.probe.items()}}
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+def _table(rows: list[dict]) -> str:
+    lines = ["| recipe | steps | train CPU s | train wall s | probe acc. | mean FAD | encoder acc. |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        enc = "-" if r["encoder"] is None else f"{r['encoder']:.2f}"
+        lines.append(f"| {r['recipe']} | {r['steps']} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['probe']:.2f} | "
+                     f"{r['fad']:.1f} | {enc} |")
+    return "\n".join(lines)
+
+
+def _plot(rows: list[dict], path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        pts = sorted((r for r in rows if r["recipe"] == recipe), key=lambda r: r["steps"])
+        x = [r["cpu_s"] for r in pts]
+        a.plot(x, [r["probe"] for r in pts], "o-", label=recipe)
+        b.plot(x, [r["fad"] for r in pts], "o-", label=recipe)
+    a.set(xlabel="training CPU-seconds", ylabel="probe accuracy on generated clips", title="recognisability")
+    b.set(xlabel="training CPU-seconds", ylabel="mean FAD", title="FAD (lower is better)")
+    a.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variant", default="o2c")
+    ap.add_argument("--recipes", default="current,ema", help="comma-separated, of: " + ", ".join(RECIPES))
+    ap.add_argument("--steps", default="400,800,1600", help="comma-separated step counts, evaluated in turn")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-per-class", type=int, default=40)
+    ap.add_argument("--jobs", type=int, default=2, help="recipes trained side by side, one process each")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per job (default: 2 // jobs, at least 1)")
+    ap.add_argument("--out", default="runs/learning_curve")
+    ap.add_argument("--png", default=None, help="figure path (default: <out>/learning_curve_<variant>.png)")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.threads is None:
+        args.threads = max(1, 2 // max(1, args.jobs))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.worker:
+        _worker(args, args.worker, out)
+        return
+    recipes = args.recipes.split(",")
+    for r in recipes:
+        if r not in RECIPES:
+            raise SystemExit(f"--recipes: unknown recipe {r!r}; known: {', '.join(RECIPES)}")
+    import platform
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    ceiling = _setup(args, out)
+    print(f"CPU: {cpu}; {args.jobs} job(s) x {args.threads} thread(s)")
+    print("probe ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in ceiling.items()), flush=True)
+    for r in recipes:
+        (out / f"{args.variant}-{r}-seed{args.seed}.jsonl").unlink(missing_ok=True)
+    base = [sys.executable, __file__, "--variant", args.variant, "--steps", args.steps, "--seed", str(args.seed),
+            "--n-per-class", str(args.n_per_class), "--threads", str(args.threads), "--out", str(out)]
+    pending = list(recipes)
+    running: list[subprocess.Popen] = []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            running.append(subprocess.Popen(base + ["--worker", pending.pop(0)]))
+        time.sleep(1.0)
+        for p in list(running):
+            if p.poll() is not None:
+                running.remove(p)
+                if p.returncode:
+                    raise SystemExit(f"a recipe's worker failed (exit {p.returncode}); see its output above")
+    rows = []
+    for r in recipes:
+        rows += [json.loads(ln) for ln in open(out / f"{args.variant}-{r}-seed{args.seed}.jsonl")]
+    print(_table(rows))
+    png = Path(args.png) if args.png else out / f"learning_curve_{args.variant}.png"
+    _plot(rows, png, title=f"{args.variant}, seed {args.seed}, {args.n_per_class} clips/class ({cpu})")
+    print(f"figure: {png}")
+
+
+if __name__ == "__main__":
+    main()
