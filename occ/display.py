@@ -74,7 +74,7 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
                 palette: bool = True) -> None:
     """Save a figure as PNG (atomically) and show the same image inline, with a caption above it.
 
-    The caption line reads ``**Figure** `<file>`: <caption>``, the file relative to the project root.
+    The caption line reads ``<caption> (`<file>`)``, the file relative to the project root.
 
     Parameters
     ----------
@@ -103,7 +103,7 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
     _close(fig)
     natural = int.from_bytes(png[16:20], "big")  # IHDR width
     name = relative_name(path)
-    display(Markdown(f"**Figure** `{name}`: {caption.strip()}"))
+    display(Markdown(f"{caption.strip()} (`{name}`)"))
     display(Image(data=png, format="png", width=int(width or min(natural, FIGURE_WIDTH))),
             metadata={"occ": {"file": name}})
 

@@ -172,10 +172,10 @@ def plot_generated_vs_real(gen_mels: np.ndarray, gen_labels: np.ndarray, real_me
                     for spine in ax.spines.values():
                         spine.set_edgecolor("tab:green")
                         spine.set_linewidth(2)
-        axes[c, 0].set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=8)
-    axes[0, 0].set_title("generated", loc="left", fontsize=9)
-    axes[0, per_class].set_title("real (held out)", loc="left", fontsize=9, color="tab:green")
-    fig.suptitle(title, fontsize=10)
+        axes[c, 0].set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold")
+    axes[0, 0].set_title("generated", loc="left", fontsize=10)
+    axes[0, per_class].set_title("real (held out)", loc="left", fontsize=10, color="tab:green")
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
 

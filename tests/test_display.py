@@ -36,7 +36,7 @@ def test_show_figure_writes_the_png_it_shows_under_a_caption(tmp_path, shown, mo
     path = tmp_path / "results" / "figures" / "a.png"
     occ_display.show_figure(_figure(), path, caption="look **here**")
     (caption, _), (image, kw) = shown
-    assert caption.data == "**Figure** `results/figures/a.png`: look **here**"
+    assert caption.data == "look **here** (`results/figures/a.png`)"
     assert path.read_bytes() == image.data and image.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert kw["metadata"] == {"occ": {"file": "results/figures/a.png"}}
     assert image.width == occ_display.FIGURE_WIDTH  # 1200 px wide figure, shown at the laptop width
