@@ -85,7 +85,10 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
     caption : str
         One line of markdown saying what to look for (e.g. "without OCC each class is one tight cluster").
     dpi : int
-        Resolution of the PNG.
+        Resolution of the PNG. A figure wider than :data:`FIGURE_WIDTH` pixels is scaled down inline, so its
+        text reads at the same size whatever the dpi (about ``pt * FIGURE_WIDTH / (72 * width_in)`` pixels):
+        figures meant to be read inline are at most about 10 inches wide, and a lower dpi only makes the file
+        smaller.
     width : int, optional
         Inline width in CSS pixels; default the PNG's own width, at most :data:`FIGURE_WIDTH`.
     palette : bool
