@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.atomic import atomic_open
 from occ.audio import LOG_FLOOR, N_FRAMES, N_MELS, frontend_settings, load_clip, log_mel
@@ -418,7 +419,7 @@ def _as_dataset(dataset_or_path: Dataset | str | os.PathLike, layout: str) -> Da
 
 def build_feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path: str | os.PathLike, *,
                         layout: str = "dcase", heldout_per_class: int = 100, split_seed: int = 0,
-                        batch_size: int = 32, n_jobs: int = 2, progress: bool = True) -> FeatureCache:
+                        batch_size: int = 32, n_jobs: int = 2, progress: bool | None = None) -> FeatureCache:
     """Compute the log-mels of a whole dataset once and store them with labels, file list and split.
 
     Clips are read by ``n_jobs`` threads (:func:`occ.audio.load_clip`: mono, 22,050 Hz, 88,200
@@ -442,8 +443,8 @@ def build_feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path
         Clips per log-mel batch.
     n_jobs : int
         Loader threads.
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show a progress bar; default: only when stderr is a terminal (never in a saved notebook).
 
     Returns
     -------
@@ -458,7 +459,8 @@ def build_feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path
     ok = np.zeros(n, dtype=bool)
     skipped: list[tuple[str, str]] = []
     silent: list[str] = []
-    bar = tqdm(total=n, desc="log-mel features", unit="clip", disable=not progress)
+    bar = tqdm(total=n, desc="log-mel features", unit="clip",
+               disable=not (sys.stderr.isatty() if progress is None else progress))
     with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
@@ -553,7 +555,7 @@ def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None
 
 def feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path: str | os.PathLike, *,
                   layout: str = "dcase", heldout_per_class: int = 100, split_seed: int = 0, batch_size: int = 32,
-                  n_jobs: int = 2, progress: bool = True, rebuild: bool = False) -> FeatureCache:
+                  n_jobs: int = 2, progress: bool | None = None, rebuild: bool = False) -> FeatureCache:
     """Load the feature cache if it matches the dataset and settings, else (re)build it.
 
     The cache is reused when its settings hash (front end + split) equals :func:`settings_hash` of the

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.errors import ConfigError, DataError
 

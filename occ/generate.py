@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.errors import ConfigError, DataError
 from occ.seeding import resolve_device

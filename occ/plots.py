@@ -43,13 +43,15 @@ def plot_push_pull() -> plt.Figure:
 
     Points sit on the unit circle (cosine similarity lives on the hypersphere). Green arrows pull toward the
     anchor d_i, red arrows push away; the roles come from `push_pull_roles`, i.e. from the loss equations.
+    Two panels to a row, each loss beside its OCC counterpart (2C | O2C, C-SupCon | OC-SupCon), so the
+    figure reads at its own size (about 1000 px wide at 110 dpi).
     """
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    fig, axes = plt.subplots(2, 2, figsize=(9, 9))  # rows: 2C vs O2C, C-SupCon vs OC-SupCon
     anchor = np.array([1.0, 0.0])
     same = [_on_circle(a) for a in (0.9, -0.95, 1.25)]
     other = [_on_circle(a) for a in (2.3, 3.0, -2.4, 1.9)]
     places = {"class": _on_circle(0.5), "source": _on_circle(-0.5)}
-    for ax, kind in zip(axes, ("2c", "o2c", "csupcon", "ocsupcon")):
+    for ax, kind in zip(axes.flat, ("2c", "o2c", "csupcon", "ocsupcon")):
         roles = push_pull_roles(kind)
         ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.8", lw=1))
         ax.scatter(*anchor, s=160, c="tab:blue", edgecolors="k", zorder=5)
@@ -78,9 +80,9 @@ def plot_push_pull() -> plt.Figure:
         plt.Line2D([], [], ls="", marker="o", color="tab:blue", label="same class as $x_i$"),
         plt.Line2D([], [], ls="", marker="o", color="tab:orange", label="other classes"),
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
-    fig.suptitle("Figure 1: oneself-conditioned contrastive (OCC) learning pushes same-class samples away too")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=11)
+    fig.suptitle("Figure 1: oneself-conditioned contrastive (OCC) learning\npushes same-class samples away too")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.94))
     return fig
 
 
@@ -140,7 +142,7 @@ def plot_mel_grid(mels: np.ndarray, labels: np.ndarray, class_names: list[str], 
             if j < len(idx):
                 ax.imshow(mels[idx[j]], origin="lower", aspect="auto", cmap="magma", vmin=-11.5, vmax=2.5)
             if j == 0:
-                ax.set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=8)
+                ax.set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -170,10 +172,10 @@ def plot_generated_vs_real(gen_mels: np.ndarray, gen_labels: np.ndarray, real_me
                     for spine in ax.spines.values():
                         spine.set_edgecolor("tab:green")
                         spine.set_linewidth(2)
-        axes[c, 0].set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=8)
-    axes[0, 0].set_title("generated", loc="left", fontsize=9)
-    axes[0, per_class].set_title("real (held out)", loc="left", fontsize=9, color="tab:green")
-    fig.suptitle(title, fontsize=10)
+        axes[c, 0].set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold")
+    axes[0, 0].set_title("generated", loc="left", fontsize=10)
+    axes[0, per_class].set_title("real (held out)", loc="left", fontsize=10, color="tab:green")
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
 

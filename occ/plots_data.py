@@ -17,8 +17,11 @@ __all__ = ["plot_class_overview"]
 
 
 def plot_class_overview(cache: FeatureCache, *, n_per_class: int = 4, seed: int = 0,
-                        cell_size: tuple[float, float] = (2.4, 1.3)) -> Figure:
+                        cell_size: tuple[float, float] = (1.8, 1.1)) -> Figure:
     """Grid of log-mel spectrograms: one row per class, ``n_per_class`` random clips per row.
+
+    Sized to be read at its own size on a laptop screen (about 960 px wide at 100 dpi for 4 clips):
+    class names horizontal at the left, 9-10 pt text, no per-panel titles.
 
     Parameters
     ----------
@@ -40,7 +43,7 @@ def plot_class_overview(cache: FeatureCache, *, n_per_class: int = 4, seed: int 
     rng = np.random.default_rng(seed)
     labels = cache.labels.numpy()
     n_classes = len(cache.class_names)
-    fig = Figure(figsize=(cell_size[0] * n_per_class + 1.2, cell_size[1] * n_classes + 0.6), layout="constrained")
+    fig = Figure(figsize=(cell_size[0] * n_per_class + 2.4, cell_size[1] * n_classes + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_classes, n_per_class, squeeze=False, sharex=True, sharey=True)
     vmin, vmax = float(np.log(LOG_FLOOR)), LOG_MEL_MAX
@@ -55,14 +58,14 @@ def plot_class_overview(cache: FeatureCache, *, n_per_class: int = 4, seed: int 
                 duration = m.shape[-1] * HOP / SR
                 image = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                                   extent=(0.0, duration, -0.5, m.shape[0] - 0.5), interpolation="nearest")
-                ax.set_title(cache.files[chosen[j]].split("/")[-1], fontsize=7)
             else:
                 ax.set_axis_off()
             if j == 0:
-                ax.set_ylabel(f"{name}\nmel bin", fontsize=8)
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold", labelpad=10)
             if c == n_classes - 1:
-                ax.set_xlabel("time (s)", fontsize=8)
-            ax.tick_params(labelsize=7)
+                ax.set_xlabel("time (s)", fontsize=9)
+            ax.tick_params(labelsize=8)
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.6, label="ln mel energy")
+        fig.colorbar(image, ax=axes, shrink=0.5, label="ln mel energy")
+    fig.suptitle("Log-mel spectrograms (y: mel bin, x: time), random clips per class", fontsize=11)
     return fig

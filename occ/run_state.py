@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint
 from occ.config import to_dict

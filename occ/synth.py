@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.atomic import umask_mode
 from occ.audio import N_SAMPLES, SR
@@ -508,7 +508,7 @@ def read_marker(root: str | os.PathLike) -> dict | None:
 
 
 def synthesize_dataset(root: str | os.PathLike, *, clips_per_class: int = DEFAULT_CLIPS_PER_CLASS, seed: int = 0,
-                       n_jobs: int = 2, progress: bool = True) -> Path:
+                       n_jobs: int = 2, progress: bool | None = None) -> Path:
     """Write the synthetic foley dataset in the DCASE dev-set layout ``<root>/<Class>/NNNN.wav``.
 
     Clips are 4 s, 22,050 Hz, 16-bit mono WAVs. The folder is built under a temporary name next to
@@ -526,8 +526,8 @@ def synthesize_dataset(root: str | os.PathLike, *, clips_per_class: int = DEFAUL
         Dataset seed; clip ``i`` of class ``c`` uses :func:`clip_rng` ``(seed, c, i)``.
     n_jobs : int
         Worker processes (the output does not depend on it).
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show a progress bar; default: only when stderr is a terminal (never in a saved notebook).
 
     Returns
     -------
@@ -561,7 +561,8 @@ def synthesize_dataset(root: str | os.PathLike, *, clips_per_class: int = DEFAUL
         for cls in CLASSES:
             (tmp / cls).mkdir()
         jobs = [(cls, i) for cls in CLASSES for i in range(int(clips_per_class))]
-        bar = tqdm(total=len(jobs), desc="synthesising foley", unit="clip", disable=not progress)
+        bar = tqdm(total=len(jobs), desc="synthesising foley", unit="clip",
+                   disable=not (sys.stderr.isatty() if progress is None else progress))
         if n_jobs == 1:
             for start in range(0, len(jobs), 16):
                 bar.update(_write_chunk(str(tmp), seed, jobs[start:start + 16]))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from occ.hifigan import HiFiGANGenerator, load_generator_state
