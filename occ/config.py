@@ -133,6 +133,7 @@ class EvalConfig:
     prdc_k: int = 5  # k of precision/recall/density/coverage
     l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1
     tsne_per_class: int = 60  # generated clips per class in each Figure 2 panel
+    probe_clips_per_class: int = 60  # training clips per class the recognisability probe is fitted on (0: all)
 
     def check(self) -> None:
         _at_least("eval.clips_per_class", self.clips_per_class, 2)
@@ -142,6 +143,7 @@ class EvalConfig:
         _at_least("eval.prdc_k", self.prdc_k, 1)
         _at_least("eval.l1_clips", self.l1_clips, 1)
         _at_least("eval.tsne_per_class", self.tsne_per_class, 2)
+        _at_least("eval.probe_clips_per_class", self.probe_clips_per_class, 0)
 
 
 @dataclass
