@@ -1,4 +1,4 @@
-"""aiSFX: a pretrained sound-effects embedding that can be had offline (Ma & Lerch, ISMIR 2022; REFERENCE section 5).
+"""aiSFX: a pretrained sound-effects embedding that can be had offline (Ma & Lerch, ISMIR 2022; docs/reference.md, section 5).
 
 The weights (CC BY 4.0) ship inside the PyPI wheel ``aisfx==0.1.2`` as ``aisfx/models/checkpoint.pth``;
 the wheel's pinned dependencies do not install on Python 3.11, so the wheel is fetched with

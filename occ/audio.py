@@ -1,6 +1,6 @@
 """Audio front end: clip loading, the log-mel features the GAN generates, and WAV writing.
 
-The features are the DCASE 2023 Task 7 baseline / HiFi-GAN mel spectrogram (REFERENCE section 2):
+The features are the DCASE 2023 Task 7 baseline / HiFi-GAN mel spectrogram (docs/reference.md, section 2):
 reflect padding of (N_FFT - HOP) / 2 = 384 samples on each side, STFT with ``center=False`` and a
 periodic Hann window of 1024 samples, hop 256, magnitude ``sqrt(re^2 + im^2 + 1e-9)`` (not power),
 Slaney mel filterbank (80 bands, 0-8000 Hz, the ``librosa.filters.mel`` defaults), then
@@ -136,7 +136,7 @@ def _window_and_filters(device: torch.device, dtype: torch.dtype) -> tuple[torch
 
 
 def log_mel(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Log-mel spectrogram of the DCASE baseline / HiFi-GAN front end (REFERENCE section 2).
+    """Log-mel spectrogram of the DCASE baseline / HiFi-GAN front end (docs/reference.md, section 2).
 
     Parameters
     ----------

@@ -3,9 +3,9 @@
 DiffAugment (Zhao et al., "Differentiable Augmentation for Data-Efficient GAN Training", NeurIPS
 2020) applies the same family of random, differentiable transforms to real and generated images
 in both the D and the G step, which limits D's over-fitting on small data sets (the paper's
-observed failure: D's adversarial loss falls very fast, then mode collapse, REFERENCE section 1).
+observed failure: D's adversarial loss falls very fast, then mode collapse, docs/reference.md, section 1).
 
-Adapted to log-mel spectrograms (REFERENCE section 6: no flips, a horizontal flip is a time
+Adapted to log-mel spectrograms (docs/reference.md, section 6: no flips, a horizontal flip is a time
 reversal):
 
 * translation: a random shift in time (up to ``translation * 344`` frames) and in frequency (up to

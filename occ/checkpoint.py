@@ -1,6 +1,6 @@
 """Checkpoints and the per-step training log, both safe against interruption.
 
-A checkpoint is a dict of named parts (as in rosinality/stylegan2-pytorch, CONVENTIONS)::
+A checkpoint is a dict of named parts (as in rosinality/stylegan2-pytorch; docs/reference.md, "Checkpoint formats")::
 
     {"kind": "gan" | "encoder", "version": 1, "model": {...ModelConfig...}, "train": {...},
      "step": int, "n_classes": int, "class_names": [...] | None, "rng": {...},

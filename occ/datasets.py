@@ -3,7 +3,7 @@
 Two layouts share one code path after :func:`scan_dataset`:
 
 * ``"dcase"``: the DCASE 2023 Task 7 development set, ``DCASEFoleySoundSynthesisDevSet/<Class>/*.wav``
-  with the official class map (REFERENCE section 2); the older folder name ``Sneeze`` is read as
+  with the official class map (docs/reference.md, section 2); the older folder name ``Sneeze`` is read as
   ``Sneeze_Cough``. The embedded synthetic set (:mod:`occ.synth`) has the same layout.
 * ``"folders"``: any folder with one sub-folder per class; classes are the sub-folder names, sorted.
 

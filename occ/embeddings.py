@@ -1,4 +1,4 @@
-"""Audio embeddings for FAD and the diversity metrics, behind one interface (REFERENCE sections 4 and 5).
+"""Audio embeddings for FAD and the diversity metrics, behind one interface (docs/reference.md, sections 4 and 5).
 
 ``get_embedder(name, ...)`` returns an object with ``name``, ``dim``, ``windows_per_clip`` and
 ``embed(wavs) -> (N, W, D)`` for 4-s clips (N, 88200) at 22,050 Hz in [-1, 1]:

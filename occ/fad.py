@@ -1,4 +1,4 @@
-"""Fréchet Audio Distance as DCASE 2023 Task 7 computed it (REFERENCE section 4).
+"""Fréchet Audio Distance as DCASE 2023 Task 7 computed it (docs/reference.md, section 4).
 
 * :func:`frechet_distance`: ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr(sqrtm(S1 S2))`` with
   ``scipy.linalg.sqrtm``; if the square root is not finite, retried with 1e-7 added to both diagonals;

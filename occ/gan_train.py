@@ -1,6 +1,6 @@
 """GAN training for ContraGAN (2C), C-SupConGAN, O2C-GAN, OC-SupConGAN and a hinge-only control.
 
-Chung, Lee & Jung (DCASE 2023), Eq. (6), with the step order of PyTorch-StudioGAN (REFERENCE
+Chung, Lee & Jung (DCASE 2023), Eq. (6), with the step order of PyTorch-StudioGAN (docs/reference.md,
 section 6): every iteration is one D step followed by one G step,
 
 * D step: ``L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z, c')))) + w * l_C(h(D1(x)), c, e(c)[, f(x)])``

@@ -18,7 +18,7 @@ LOSS_TITLES = {"2c": "2C (ContraGAN)", "o2c": "O2C (eq. 3)", "csupcon": "C-SupCo
 
 
 def push_pull_roles(kind: str) -> dict[str, str]:
-    """Which terms each loss pulls toward the anchor d_i and which it pushes away (REFERENCE section 1).
+    """Which terms each loss pulls toward the anchor d_i and which it pushes away (docs/reference.md, section 1).
 
     A term in the numerator (and denominator) is pulled; a term only in the denominator is pushed.
 

@@ -1,6 +1,6 @@
 """Seeds, random-number-generator state and device selection.
 
-One seed in ``params.yaml`` drives every random draw (CONVENTIONS, "Randomness"): model
+One seed in ``params.yaml`` drives every random draw (docs/reference.md, "Seeds and randomness"): model
 initialisation, batch sampling, latent codes and augmentations. The full state of every generator
 (Python, NumPy, torch CPU, torch CUDA and the ``torch.Generator`` objects a training loop owns) can
 be captured with :func:`rng_state` and restored with :func:`set_rng_state`, so a resumed run draws

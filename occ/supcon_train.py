@@ -1,6 +1,6 @@
 """Training of the source encoder f: SupCon pretraining, then classification fine-tuning.
 
-Chung, Lee & Jung (DCASE 2023), Sec. 2.2 (REFERENCE sections 1 and 7): ``f`` is a ResNet18 trained
+Chung, Lee & Jung (DCASE 2023), Sec. 2.2 (docs/reference.md, sections 1 and 7): ``f`` is a ResNet18 trained
 with the supervised contrastive loss of Khosla et al. (2020) on two augmented views of each clip
 (fade in/out + time masking, ``occ.encoder.augment``), then fine-tuned for classification, and kept
 frozen while the GAN trains.

@@ -1,6 +1,6 @@
 """Procedural foley synthesiser: an embedded stand-in for the DCASE 2023 Task 7 development set.
 
-The DCASE dev set (REFERENCE section 2) is a folder per class, ``<root>/<Class>/*.wav``, with 4-s,
+The DCASE dev set (docs/reference.md, section 2) is a folder per class, ``<root>/<Class>/*.wav``, with 4-s,
 22,050 Hz, 16-bit mono clips of 7 classes. :func:`synthesize_dataset` writes the same layout from
 physically-motivated recipes, so that the whole pipeline (features, GAN training, FAD) runs without
 downloading anything. Every clip is drawn from its own random generator seeded by

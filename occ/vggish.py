@@ -1,4 +1,4 @@
-"""VGGish (Hershey et al. 2017), the embedding network of the DCASE 2023 Task 7 FAD (REFERENCE section 4).
+"""VGGish (Hershey et al. 2017), the embedding network of the DCASE 2023 Task 7 FAD (docs/reference.md, section 4).
 
 VGG-like: 3x3 convolutions 64 | 128 | 256, 256 | 512, 512 with ReLU, 2x2 max-pools after each stage,
 on a (1, 96, 64) log-mel example; the (512, 6, 4) map is flattened in TensorFlow's channels-last

@@ -20,7 +20,7 @@ SR = 22050
 
 # ----------------------------------------------------------------------------- independent reference
 def reference_mel(x: np.ndarray) -> np.ndarray:
-    """REFERENCE section 2 in float64: reflect pad 384, frames of 1024 every 256, periodic Hann, numpy rfft,
+    """docs/reference.md, section 2 in float64: reflect pad 384, frames of 1024 every 256, periodic Hann, numpy rfft,
     magnitude sqrt(re^2 + im^2 + 1e-9), librosa Slaney mel filters; returns the mel energies (80, frames)."""
     x = np.asarray(x, dtype=np.float64)
     padded = np.pad(x, (384, 384), mode="reflect")

@@ -29,7 +29,7 @@ def _dot(a: list[float], b: list[float]) -> float:
 
 
 def brute_contrastive(d, labels, e, s, *, kind: str, tau_d: float, tau_c: float) -> float:
-    """The per-sample losses of REFERENCE section 1 written term by term, averaged."""
+    """The per-sample losses of docs/reference.md, section 1 written term by term, averaged."""
     d = [_unit(r) for r in d.tolist()]
     e = [_unit(r) for r in e.tolist()]
     s = None if s is None else [_unit(r) for r in s.tolist()]

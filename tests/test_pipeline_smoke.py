@@ -104,3 +104,18 @@ def test_dvc_repro_smoke(tmp_path):
                                         text=True).stdout)
     new = {"step0@2", "tables", "figures"} | {f"{k}@{v}-2" for k in ("train", "evaluate") for v in params["run_variants"]}
     assert stale == new, f"out of date after adding seed 2: {sorted(stale)}"
+    params["seeds"] = [0, 1]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # the README's ablation: one variant's tau_c changed as a DVC experiment reruns that variant's runs and what they feed
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "smoke run"], repo, env)
+    log = _run(["dvc", "exp", "run", "-S", "variants.o2c_ct1.tau_c=0.5"], repo, env)
+    ran = {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
+    assert ran == {"train@o2c_ct1-0", "train@o2c_ct1-1", "evaluate@o2c_ct1-0", "evaluate@o2c_ct1-1", "tables",
+                   "figures"}, sorted(ran)
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, env=env, capture_output=True,
+                                      text=True, check=True).stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    assert exps, "dvc exp show lists no experiment"
+    text = json.dumps(exps)
+    assert "probe_accuracy" in text and '"tau_c": 0.5' in text
