@@ -18,6 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSOLUTE = ("/home/", "/root/", "/tmp/", "/Users/", "site-packages")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+-]+/)+[\w.+-]*")  # /a/b/..., not URLs, not relative paths
 DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]*")
 WARNING_LINE = re.compile(r"\b(\w*Warning):")
 
@@ -131,9 +132,14 @@ def test_every_declared_figure_is_shown_inline_under_a_caption(stage):
 @pytest.mark.parametrize("rel", NOTEBOOKS)
 def test_no_absolute_paths_warnings_or_tracebacks(rel):
     nb = _read(rel)
+    for key in ("input_path", "output_path"):
+        recorded = str(nb.metadata.get("papermill", {}).get(key, ""))
+        assert not recorded.startswith("/"), f"{rel}: papermill recorded an absolute {key} ({recorded!r})"
     for where, text in _text_view(nb):
         for needle in ABSOLUTE:
             assert needle not in text, f"{rel}, {where}: an absolute path ({needle!r}) in {text[:300]!r}"
+        found = ABSOLUTE_PATH.search(text)
+        assert not found, f"{rel}, {where}: an absolute path ({found.group(0)!r})"
     own = _project_warnings()
     for index, position, _, output in _outputs(nb):
         assert output.get("output_type") != "error", f"{rel}: cell {index} ended in an error"
