@@ -125,6 +125,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, paramet
     sys.stderr.buffer.write(log.read())  # success: the messages papermill and the kernel printed, as they were
     sys.stderr.flush()
     log.close()
+    _record_paths(tmp, notebook=notebook, output=output)
     os.chmod(tmp, umask_mode(0o666))
     os.replace(tmp, output)
     failed.unlink(missing_ok=True)  # stale ones from an earlier failure would mislead
@@ -174,3 +175,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _record_paths(path: Path, *, notebook: Path, output: Path) -> None:
+    """Record the paths as given (not the temporary file's absolute path) in the notebook's papermill metadata."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.setdefault("papermill", {})
+    meta["input_path"], meta["output_path"] = str(notebook), str(output)
+    nbformat.write(nb, path)
