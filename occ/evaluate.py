@@ -142,6 +142,7 @@ def generate_clips(
     gl_iters: int = 32,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    precision: str = "auto",
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Log-mels and waveforms of (class, seed) pairs, made exactly as the evaluation makes them.
 
@@ -165,6 +166,8 @@ def generate_clips(
     device : str or torch.device
     progress : bool
         Progress bars.
+    precision : {"auto", "float32", "bfloat16"}
+        HiFi-GAN arithmetic (`occ.vocoder.vocode`); the evaluation uses "auto".
 
     Returns
     -------
@@ -175,7 +178,8 @@ def generate_clips(
     generator = standing_stats(generator, seed=base_seed, device=device)
     mels = denormalize_mel(generate_mels(generator, labels, seeds, device=device, progress=progress)).cpu()
     method, checkpoint = vocoder_method(vocoder)
-    wavs = vocode(mels, method=method, vocoder=checkpoint, n_iter=gl_iters, device=device, progress=progress)
+    wavs = vocode(mels, method=method, vocoder=checkpoint, n_iter=gl_iters, device=device, progress=progress,
+                  precision=precision)
     wavs = np.asarray(wavs.cpu() if torch.is_tensor(wavs) else wavs, dtype=np.float32)
     return mels, wavs
 
