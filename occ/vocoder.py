@@ -346,7 +346,8 @@ def vocode(
         Where to compute (default: the generator's device, else CUDA when available, else CPU).
     batch_size : int, optional
         Clips per forward pass; default 1 for HiFi-GAN on the CPU (faster per clip than larger batches),
-        else 16. The output does not depend on it.
+        else 16. Every pass has exactly this many clips (the last batch is padded), so a clip's output is
+        the same to the bit whichever clips share its batch; other batch sizes agree to round-off.
     n_iter : int
         Griffin-Lim iterations.
     inverse : {"pinv", "nnls"}
@@ -389,11 +390,14 @@ def vocode(
     starts = range(0, mels.shape[0], batch_size)
     for s in tqdm(starts, desc=f"vocode ({method})", disable=not progress):
         chunk = mels[s : s + batch_size].to(dev)
+        n = chunk.shape[0]
+        if n < batch_size:  # fixed shapes (the last clip repeated): a clip's bits do not depend on its batch
+            chunk = torch.cat([chunk, chunk[-1:].expand(batch_size - n, -1, -1)])
         if model is not None:
             wav = _fit(model(chunk)[:, 0], length)
         else:
             wav = griffin_lim(chunk, n_iter=n_iter, inverse=inverse, length=length)
-        outs.append(wav.float().to(in_device if not is_numpy else "cpu"))
+        outs.append(wav[:n].float().to(in_device if not is_numpy else "cpu"))
     out = torch.cat(outs) if outs else torch.zeros((0, length or 0))
     if single:
         out = out[0]

@@ -160,6 +160,9 @@ def test_vocode_lengths_and_padding():
     assert np.all(wav[:, -136:] == 0)
     gl = vocode(torch.full((80, 344), -6.0), method="griffinlim", n_iter=2)
     assert isinstance(gl, torch.Tensor) and gl.shape == (88200,)
+    many = torch.randn(5, 80, 20, generator=torch.Generator().manual_seed(2)) - 6
+    full = vocode(many, method="griffinlim", n_iter=2, batch_size=4, length=None)  # batches of 4 and 1 (padded)
+    assert torch.equal(vocode(many[3:5], method="griffinlim", n_iter=2, batch_size=4, length=None), full[3:5])
     with pytest.raises(ConfigError, match="method"):
         vocode(mel, method="wavenet")
     with pytest.raises(ConfigError, match=r"\(N, 80, T\)"):
