@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", parents=[common], formatter_class=fmt, help="write generated clips as WAV files",
         description="Generate 4-s clips (22,050 Hz, 16-bit mono WAV) of one or more classes from a GAN checkpoint.\n\n"
                     "Clip i of class c with seed s is the clip the pipeline's evaluation writes for (c, i) with\n"
-                    "base seed s, vocoder and Griffin-Lim iterations alike: its latent seed is\n"
+                    "base seed s, vocoder, Griffin-Lim iterations and device alike: its latent seed is\n"
                     "s + c * 1,000,000 + i. Files are named <class>-seed<s>-<i>.wav; clips.csv lists class,\n"
                     "index, seeds, vocoder and checkpoint. Regenerate one clip with --first i -n 1.",
         epilog="examples:\n"
