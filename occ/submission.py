@@ -23,7 +23,7 @@ import torch
 from occ.atomic import umask_mode
 from occ.errors import DataError
 
-__all__ = ["class_folder", "write_submission", "check_submission"]
+__all__ = ["class_folder", "write_clip", "write_submission", "submission_problems", "check_submission"]
 
 SR = 22050  # Hz
 N_SAMPLES = 88200  # samples per clip (4 s)
@@ -60,6 +60,29 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
     """[-1, 1] float -> int16 as DCASE reads it back (x = int16 / 32768); clipped, NaN -> 0."""
     x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
     return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def write_clip(path: str | os.PathLike, clip: np.ndarray, *, sample_rate: int = SR) -> Path:
+    """Write one clip as the submission writes it: mono 16-bit PCM WAV, ``round(x * 32768)`` clipped to int16.
+
+    Not atomic by itself: :func:`write_submission` writes into a temporary folder that is renamed
+    into place, and so should other callers.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file.
+    clip : np.ndarray [shape=(n_samples,)]
+        Waveform in [-1, 1] (values outside are clipped, NaN becomes 0).
+    sample_rate : int
+        Sampling rate written in the header, Hz.
+
+    Returns
+    -------
+    Path
+    """
+    sf.write(str(path), _to_int16(clip), sample_rate, subtype="PCM_16", format="WAV")
+    return Path(path)
 
 
 def write_submission(
@@ -136,7 +159,7 @@ def write_submission(
         os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only
         try:
             for i, clip in enumerate(a):
-                sf.write(str(tmp / f"{i:0{width}d}.wav"), _to_int16(clip), sample_rate, subtype="PCM_16", format="WAV")
+                write_clip(tmp / f"{i:0{width}d}.wav", clip, sample_rate=sample_rate)
             old = None
             if target.exists():
                 old = out / f".{folders[name]}.old-{os.getpid()}"
@@ -149,6 +172,69 @@ def write_submission(
             raise
         written[name] = target
     return written
+
+
+def submission_problems(
+    directory: str | os.PathLike,
+    *,
+    n_per_class: int = 100,
+    classes: Iterable[str] | None = None,
+    sample_rate: int = SR,
+    n_samples: int = N_SAMPLES,
+) -> tuple[list[str], dict[str, int]]:
+    """Every DCASE 2023 Task 7 format problem of a submission folder, not only the first.
+
+    Parameters
+    ----------
+    directory, n_per_class, classes, sample_rate, n_samples
+        As in :func:`check_submission`.
+
+    Returns
+    -------
+    problems : list of str
+        One message per problem, each naming the folder or file, in the order :func:`check_submission`
+        meets them (a missing folder; then per folder its file count and each file's format). Empty
+        when the folder passes.
+    counts : dict of str to int
+        Folder name -> number of WAV files found (missing folders are absent).
+    """
+    from occ.datasets import DCASE_SNAKE
+
+    root = Path(directory)
+    if not root.is_dir():
+        return [f"submission folder {root} does not exist; write it with occ.submission.write_submission"], {}
+    names = [class_folder(c) for c in classes] if classes is not None else list(DCASE_SNAKE.values())
+    problems: list[str] = []
+    counts = {}
+    for folder in names:
+        d = root / folder
+        if not d.is_dir():
+            problems.append(f"submission class folder {d} is missing; every class needs its own snake_case folder")
+            continue
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith("."))
+        counts[folder] = len(files)
+        if len(files) != n_per_class:
+            problems.append(f"submission class folder {d} holds {len(files)} WAV files; DCASE requires exactly {n_per_class}")
+        for f in files:
+            try:
+                info = sf.info(str(f))
+            except Exception as exc:
+                problems.append(f"submission file {f} cannot be read as audio ({exc}); regenerate it")
+                continue
+            wrong = []
+            if info.samplerate != sample_rate:
+                wrong.append(f"sampling rate {info.samplerate} Hz (required {sample_rate} Hz)")
+            if info.channels != 1:
+                wrong.append(f"{info.channels} channels (required mono)")
+            if info.frames != n_samples:
+                wrong.append(f"{info.frames} samples (required exactly {n_samples})")
+            if info.subtype != "PCM_16":
+                wrong.append(f"sample format {info.subtype} (required 16-bit PCM, PCM_16)")
+            if info.format != "WAV":
+                wrong.append(f"container {info.format} (required WAV)")
+            if wrong:
+                problems.append(f"submission file {f} does not meet the DCASE format: {'; '.join(wrong)}")
+    return problems, counts
 
 
 def check_submission(
@@ -184,38 +270,10 @@ def check_submission(
     DataError
         The first problem found, naming the folder or file: missing folder, wrong number of WAV files,
         unreadable file, wrong sampling rate, channel count, length or sample format (must be PCM_16).
+        :func:`submission_problems` lists all of them.
     """
-    from occ.datasets import DCASE_SNAKE
-
-    root = Path(directory)
-    if not root.is_dir():
-        raise DataError(f"submission folder {root} does not exist; write it with occ.submission.write_submission")
-    names = [class_folder(c) for c in classes] if classes is not None else list(DCASE_SNAKE.values())
-    counts = {}
-    for folder in names:
-        d = root / folder
-        if not d.is_dir():
-            raise DataError(f"submission class folder {d} is missing; every class needs its own snake_case folder")
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith("."))
-        if len(files) != n_per_class:
-            raise DataError(f"submission class folder {d} holds {len(files)} WAV files; DCASE requires exactly {n_per_class}")
-        for f in files:
-            try:
-                info = sf.info(str(f))
-            except Exception as exc:
-                raise DataError(f"submission file {f} cannot be read as audio ({exc}); regenerate it") from None
-            problems = []
-            if info.samplerate != sample_rate:
-                problems.append(f"sampling rate {info.samplerate} Hz (required {sample_rate} Hz)")
-            if info.channels != 1:
-                problems.append(f"{info.channels} channels (required mono)")
-            if info.frames != n_samples:
-                problems.append(f"{info.frames} samples (required exactly {n_samples})")
-            if info.subtype != "PCM_16":
-                problems.append(f"sample format {info.subtype} (required 16-bit PCM, PCM_16)")
-            if info.format != "WAV":
-                problems.append(f"container {info.format} (required WAV)")
-            if problems:
-                raise DataError(f"submission file {f} does not meet the DCASE format: {'; '.join(problems)}")
-        counts[folder] = len(files)
+    problems, counts = submission_problems(directory, n_per_class=n_per_class, classes=classes,
+                                           sample_rate=sample_rate, n_samples=n_samples)
+    if problems:
+        raise DataError(problems[0])
     return counts

@@ -3,7 +3,9 @@
 import numpy as np
 import torch
 
-from occ.evaluate import load_embeddings, save_embeddings, spread_over_classes, standing_stats
+from occ.embeddings import Embedder
+from occ.evaluate import (evaluate_generator, generate_clips, load_embeddings, save_embeddings, spread_over_classes,
+                          standing_stats)
 from occ.generate import eval_seeds, generate_mels
 from occ.generator import Generator
 
@@ -40,3 +42,30 @@ def test_standing_stats_replace_the_initial_statistics_and_leave_g_alone():
     a = generate_mels(calibrated, labels, seeds, batch_size=6)
     b = generate_mels(again, labels, seeds, batch_size=1)
     torch.testing.assert_close(a, b)
+
+
+class _StubEmbedder(Embedder):
+    """Four summary statistics of each clip (enough for a covariance)."""
+
+    name, dim, windows_per_clip = "stub", 4, 1
+
+    def _embed_batch(self, wavs):
+        return torch.stack([wavs.mean(1), wavs.std(1), wavs.abs().max(1).values, wavs[:, ::2].std(1)], dim=1)[:, None]
+
+
+def test_generate_clips_gives_the_evaluations_clip(tmp_path):
+    """One clip asked for alone (the CLI's path) is the clip the evaluation generated and wrote."""
+    from occ.submission import write_clip
+
+    torch.manual_seed(0)
+    g = Generator(n_classes=3, z_dim=16, ch=4)
+    ref = {name: np.random.default_rng(c).standard_normal((5, 1, 4)) for c, name in enumerate(["A", "B", "C"])}
+    result = evaluate_generator(g, class_names=["A", "B", "C"], n_per_class=3, base_seed=5, embedder=_StubEmbedder(),
+                                reference=ref, gl_iters=2, prdc_k=1, wav_dir=tmp_path / "eval")
+    labels, seeds = eval_seeds(3, 3, base_seed=5)
+    mels, wavs = generate_clips(g, labels[[4]], seeds[[4]], base_seed=5, gl_iters=2)
+    assert torch.equal(mels[0], result.mels[4]) and np.array_equal(wavs[0], result.wavs[4])
+    write_clip(tmp_path / "one.wav", wavs[0])
+    assert (tmp_path / "one.wav").read_bytes() == (tmp_path / "eval" / "b" / "01.wav").read_bytes()
+    _, other = generate_clips(g, labels[[4]], seeds[[4]], base_seed=6, gl_iters=2)  # other standing statistics
+    assert not np.array_equal(other[0], wavs[0])

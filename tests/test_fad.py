@@ -12,7 +12,7 @@ import pytest
 from occ.errors import ConfigError, DataError
 from occ.fad import (
     basic_interval, dcase_vggish_examples, embedding_stats, fad_inf, fad_per_class, frechet_distance, frechet_distance_eig,
-    load_dcase_reference,
+    load_dcase_reference, dcase_eval_reference,
 )
 
 REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dcase2023_eval_vggish_stats"
@@ -85,6 +85,21 @@ def test_dcase_reference_pickles_decode():
     b = load_dcase_reference(REF_DIR / "footstep.pkl")
     assert frechet_distance(*a, *b) == pytest.approx(14.3663, abs=1e-3)
     assert frechet_distance_eig(*a, *b) == pytest.approx(14.3663, abs=1e-3)
+
+
+def test_shipped_dcase_statistics():
+    """The package's copy of the official statistics: seven classes, 128-d, FD(dog_bark, footstep) = 14.3663."""
+    ref = dcase_eval_reference()
+    assert list(ref) == ["dog_bark", "footstep", "gunshot", "keyboard", "moving_motor_vehicle", "rain", "sneeze_cough"]
+    assert all(mu.shape == (128,) and sigma.shape == (128, 128) for mu, sigma in ref.values())
+    assert frechet_distance(*ref["dog_bark"], *ref["footstep"]) == pytest.approx(14.3663, abs=1e-3)
+    assert list(dcase_eval_reference(["GunShot", "sneeze_cough"])) == ["gunshot", "sneeze_cough"]
+    with pytest.raises(DataError, match="no class 'metal_clank'; they hold dog_bark, footstep"):
+        dcase_eval_reference(["MetalClank"])
+    if REF_DIR.is_dir():
+        for name, (mu, sigma) in ref.items():
+            np.testing.assert_array_equal(mu, np.load(REF_DIR / f"{name}.npz")["mu"])
+            np.testing.assert_array_equal(sigma, np.load(REF_DIR / f"{name}.npz")["sigma"])
 
 
 def test_reference_errors(tmp_path):

@@ -57,3 +57,14 @@ def test_latents_and_errors(generator):
         generate_mels(generator, [0, 1], [1], z_dim=16)
     with pytest.raises(DataError, match=r"labels must lie in \[0, 3\)"):
         generate_mels(generator, [0, 3], [1, 2], z_dim=16)
+
+
+def test_a_sample_is_bit_identical_whatever_shares_its_batch(generator):
+    """Every forward pass has the same shape, so one clip asked for alone is the clip of the full set."""
+    labels, seeds = eval_seeds(30, 3, base_seed=7)
+    full = generate_mels(generator, labels, seeds, batch_size=64)  # batches of 64 and 26 (padded)
+    for k in (0, 31, 89):
+        alone = generate_mels(generator, labels[k:k + 1], seeds[k:k + 1], batch_size=64)
+        assert torch.equal(alone[0], full[k])
+    part = generate_mels(generator, labels[40:50], seeds[40:50], batch_size=64)
+    assert torch.equal(part, full[40:50])

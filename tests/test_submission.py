@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from occ.errors import DataError
-from occ.submission import check_submission, class_folder, write_submission
+from occ.submission import check_submission, class_folder, submission_problems, write_submission
 
 
 def _wavs(n: int, seed: int = 0) -> np.ndarray:
@@ -114,3 +114,20 @@ def test_leftovers_of_a_killed_write_are_removed(tmp_path):
     old.mkdir()
     out = write_submission(tmp_path, {"Rain": _wavs(2)}, n_per_class=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == [out["Rain"].name]
+
+
+def test_every_problem_is_listed(good):
+    """submission_problems goes on past the first problem; check_submission raises that first one."""
+    sf.write(str(good / "rain" / "01.wav"), np.zeros(88100), 16000, subtype="FLOAT")
+    (good / "rain" / "00.wav").write_bytes(b"RIFF nonsense")
+    (good / "rain" / "02.wav").write_bytes(b"")
+    problems, counts = submission_problems(good, n_per_class=2, classes=["Rain", "Footstep", "DogBark"])
+    assert counts == {"rain": 3}
+    assert len(problems) == 6, problems
+    assert "holds 3 WAV files" in problems[0]
+    assert "00.wav cannot be read" in problems[1] and "02.wav cannot be read" in problems[3]
+    assert all(s in problems[2] for s in ("01.wav", "88100 samples", "sampling rate 16000", "sample format FLOAT"))
+    assert "footstep is missing" in problems[4] and "dog_bark is missing" in problems[5]
+    with pytest.raises(DataError, match="holds 3 WAV files"):
+        check_submission(good, n_per_class=2, classes=["Rain", "Footstep", "DogBark"])
+    assert submission_problems(good / "nothere")[0][0].endswith("does not exist; write it with occ.submission.write_submission")

