@@ -1,6 +1,6 @@
 """Evaluating trained generators: generation, vocoding, the DCASE layout, embedding, FAD, diversity, t-SNE.
 
-The steps DCASE 2023 Task 7 ran on a submission (REFERENCE section 4), on this project's models:
+The steps DCASE 2023 Task 7 ran on a submission (docs/reference.md, section 4), on this project's models:
 per-sample seeds (so clips do not depend on the batch size), natural-log mel -> waveform with the chosen
 vocoder, 16-bit WAVs in the submission layout (checked as DCASE checked them), embeddings of every clip,
 then per-class FAD against the held-out clips of the same class with a bootstrap interval. Beyond the

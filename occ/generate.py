@@ -1,6 +1,6 @@
 """Generation of evaluation log-mels with per-sample seeds.
 
-As in NVlabs' EDM / StyleGAN3 (CONVENTIONS), every generated sample has its own seed: the latent
+As in NVlabs' EDM / StyleGAN3 (docs/reference.md, "Seeds and randomness"), every generated sample has its own seed: the latent
 ``z_i ~ N(0, I)`` of sample ``i`` is drawn from a ``torch.Generator`` seeded with ``seeds[i]`` on the
 CPU, so a sample depends only on (generator weights, class, seed), not on the batch size, the order
 of generation or the device. :func:`eval_seeds` gives each (class, index) pair a fixed seed, so the

@@ -1,4 +1,4 @@
-"""HiFi-GAN V1 generator (Kong et al. 2020), the vocoder of the DCASE 2023 Task 7 baseline (REFERENCE section 3).
+"""HiFi-GAN V1 generator (Kong et al. 2020), the vocoder of the DCASE 2023 Task 7 baseline (docs/reference.md, section 3).
 
 Architecture (config V1): ``conv_pre`` (80 -> 512, kernel 7), four transposed-convolution upsamplers
 (rates 8, 8, 2, 2; kernels 16, 16, 4, 4; channels halve each time), after each one the average of three
@@ -128,7 +128,7 @@ class HiFiGANGenerator(nn.Module):
         Parameters
         ----------
         mel : torch.Tensor [shape=(N, 80, T)]
-            Natural-log mel magnitudes (REFERENCE section 2), not normalised.
+            Natural-log mel magnitudes (docs/reference.md, section 2), not normalised.
 
         Returns
         -------

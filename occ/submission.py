@@ -1,4 +1,4 @@
-"""Generated audio in the DCASE 2023 Task 7 submission layout, and the DCASE format checks (REFERENCE section 2).
+"""Generated audio in the DCASE 2023 Task 7 submission layout, and the DCASE format checks (docs/reference.md, section 2).
 
 Layout: one folder per class, named in snake_case (``dog_bark, footstep, gunshot, keyboard,
 moving_motor_vehicle, rain, sneeze_cough``), each holding exactly ``n`` (100) mono WAV files of exactly

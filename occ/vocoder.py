@@ -1,6 +1,6 @@
-"""Log-mel -> waveform: the HiFi-GAN V1 vocoder and Griffin-Lim (REFERENCE sections 2 and 3).
+"""Log-mel -> waveform: the HiFi-GAN V1 vocoder and Griffin-Lim (docs/reference.md, sections 2 and 3).
 
-Input everywhere is the natural-log magnitude mel of REFERENCE section 2 (80 x 344 for a 4-s clip,
+Input everywhere is the natural-log magnitude mel of docs/reference.md, section 2 (80 x 344 for a 4-s clip,
 NOT the [-1, 1] normalised mel the GAN outputs: call ``occ.datasets.denormalize_mel`` first).
 Output is 22,050 Hz audio of exactly 88,200 samples: 344 frames x 256 = 88,064 samples plus 136 zeros.
 
@@ -337,7 +337,7 @@ def vocode(
     Parameters
     ----------
     log_mel : np.ndarray or torch.Tensor [shape=(N, 80, T) or (80, T)]
-        Natural-log mel magnitudes of REFERENCE section 2 (not the [-1, 1] normalised mel).
+        Natural-log mel magnitudes of docs/reference.md, section 2 (not the [-1, 1] normalised mel).
     method : {"hifigan", "griffinlim"}
         Vocoder.
     vocoder : HiFiGANGenerator or str or path-like, optional
@@ -429,8 +429,7 @@ def resynthesis_l1(
     -------
     float
         Mean over clips, bands and frames of ``|log_mel(x) - log_mel(vocode(log_mel(x)))|`` (natural-log
-        units; REFERENCE section 3 measured 0.12-0.29 for the universal checkpoint on real clips,
-        0.27 for Griffin-Lim with 32 iterations).
+        units; the `reference` stage writes it for both vocoders to ``results/reference/vocoder_l1.csv``).
     """
     from occ.audio import log_mel
 
