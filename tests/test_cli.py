@@ -24,8 +24,14 @@ RUN_SEED = 3  # the checkpoint's run seed: `occ generate`'s default --seed, the 
 
 
 def occ(*args: str) -> subprocess.CompletedProcess:
-    """``python -m occ ARGS`` in a fresh interpreter, importing this checkout's package."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    """``python -m occ ARGS`` in a fresh interpreter, importing this checkout's package.
+
+    It runs with this process's number of torch threads: CPU kernels sum in another order with another thread
+    count, so a clip is byte-identical for the same machine and thread count.
+    """
+    import torch
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     return subprocess.run([sys.executable, "-m", "occ", *map(str, args)], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
 
