@@ -2,7 +2,7 @@
 
 ::
 
-    occ generate --checkpoint runs/train/o2c_ct1/checkpoint.pt --class DogBark -n 20 --out barks/
+    occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/
     occ fad barks/ reference_clips/ --per-class
     occ check-submission submission/
 
@@ -211,7 +211,7 @@ def cmd_generate(args) -> int:
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
         raise CliError(f"--checkpoint {checkpoint} does not exist; give a GAN checkpoint such as "
-                       "runs/train/<variant>/checkpoint.pt (train one with `dvc repro train@<variant>`)")
+                       "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
     device = resolve_device(args.device)
     generator, payload = load_generator(checkpoint, device=device)
     n_classes = int(payload["n_classes"])
@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Foley sound synthesis with the O2C-GAN / OC-SupConGAN models of this project, "
                                  "FAD as DCASE 2023 Task 7 computed it, and the DCASE submission checks.",
                      epilog="examples:\n"
-                            "  occ generate --checkpoint runs/train/o2c_ct1/checkpoint.pt --class DogBark -n 20 --out barks/\n"
+                            "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
                             "  occ fad barks/ data/heldout/ --per-class\n"
                             "  occ check-submission submission/\n\n"
                             "`occ COMMAND --help` describes each command.")
@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "s + c * 1,000,000 + i. Files are named <class>-seed<s>-<i>.wav; clips.csv lists class,\n"
                     "index, seeds, vocoder and checkpoint. Regenerate one clip with --first i -n 1.",
         epilog="examples:\n"
-               "  occ generate --checkpoint runs/train/o2c_ct1/checkpoint.pt --class DogBark -n 20 --out barks/\n"
+               "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
                "  occ generate --checkpoint ckpt.pt --class dog_bark,rain -n 5 --seed 3 --vocoder hifigan --out clips/\n"
                "  occ generate --checkpoint ckpt.pt --class dog_bark --first 17 -n 1 --out clip17/   # clip 17 again\n"
                "  occ generate --checkpoint ckpt.pt --class all --submission submission/   # 100 per class, checked")

@@ -585,7 +585,7 @@ def _model_config(payload: dict, path: str | Path) -> ModelConfig:
     except (KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: its architecture entry {payload.get('model')!r} does not match this version's ModelConfig "
-            f"({exc}); rerun the train stage (dvc repro train@<variant>)."
+            f"({exc}); rerun the train stage (dvc repro train@<variant>-<seed>)."
         ) from exc
 
 

@@ -120,14 +120,14 @@ def set_rng_state(state: dict[str, Any], *, generators: dict[str, torch.Generato
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"the stored random-number-generator state is malformed ({exc!r}); the checkpoint is "
-            "damaged: delete it and rerun the stage that wrote it (supcon or train@<variant>)."
+            "damaged: delete it and rerun the stage that wrote it (supcon or train@<variant>-<seed>)."
         ) from exc
     stored = state.get("generators") or {}
     for name, gen in (generators or {}).items():
         if name not in stored:
             raise CheckpointError(
                 f"the stored random-number-generator state has no generator {name!r} (it has "
-                f"{sorted(stored)}); the checkpoint was written by another version: rerun the stage that wrote it (supcon or train@<variant>)."
+                f"{sorted(stored)}); the checkpoint was written by another version: rerun the stage that wrote it (supcon or train@<variant>-<seed>)."
             )
         gen.set_state(stored[name].cpu())
 

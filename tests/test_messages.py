@@ -58,8 +58,11 @@ def test_messages_name_only_stages_that_exist():
     wrong = {}
     for name, where in found.items():
         base, _, key = name.partition("@")
-        if base not in stages or (key and "foreach" not in stages[base]):
+        stage = stages.get(base)
+        if stage is None or (key and "foreach" not in stage and "matrix" not in stage):
             wrong[name] = where
-        elif key and not key.startswith("<") and key not in variants:
+        elif key and "matrix" in stage and key.count("-") != len(stage["matrix"]) - 1:
+            wrong[name] = where  # a matrix stage is named by all its axes: train@<variant>-<seed>
+        elif key and not key.startswith("<") and key.split("-")[0] not in variants and key not in variants:
             wrong[name] = where
     assert not wrong, f"messages recommend stages that dvc.yaml does not define: {wrong}"
