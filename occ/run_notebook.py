@@ -173,9 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _record_paths(path: Path, *, notebook: Path, output: Path) -> None:
     """Record the paths as given (not the temporary file's absolute path) in the notebook's papermill metadata."""
@@ -185,3 +182,7 @@ def _record_paths(path: Path, *, notebook: Path, output: Path) -> None:
     meta = nb.metadata.setdefault("papermill", {})
     meta["input_path"], meta["output_path"] = str(notebook), str(output)
     nbformat.write(nb, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

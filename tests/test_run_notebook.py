@@ -84,3 +84,11 @@ def test_ctrl_c_keeps_the_output_and_says_so_in_one_line(tmp_path):
     assert err.startswith("error: ") and "interrupted (Ctrl-C)" in err and str(out) in err
     assert out.read_text() == "committed" and failed_path(out).exists()
     assert not list(out.parent.glob(".slow.*"))
+
+
+def test_the_recorded_paths_are_the_ones_given_not_the_temporary_file(nb, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.ipynb").write_text(nb.read_text())
+    run_notebook("in.ipynb", "out/demo.ipynb", {"value": 2})
+    meta = json.loads((tmp_path / "out" / "demo.ipynb").read_text())["metadata"]["papermill"]
+    assert (meta["input_path"], meta["output_path"]) == ("in.ipynb", "out/demo.ipynb")
