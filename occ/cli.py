@@ -188,7 +188,7 @@ def cmd_generate(args) -> int:
     import torch
 
     from occ.evaluate import generate_clips
-    from occ.gan_train import load_generator
+    from occ.models import load_generator
     from occ.generate import SEED_STRIDE, eval_seeds
     from occ.seeding import resolve_device
     from occ.submission import check_submission, class_folder, write_clip, write_submission
@@ -324,7 +324,7 @@ def cmd_fad(args) -> int:
     device = resolve_device(args.device)
     encoder = None
     if embedding == "encoder":
-        from occ.supcon_train import load_encoder
+        from occ.models import load_encoder
 
         encoder = load_encoder(args.encoder, device=device)
     embedder = get_embedder(embedding, weights=args.vggish_weights, device=device, encoder=encoder)

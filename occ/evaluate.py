@@ -324,7 +324,7 @@ def initial_generator(model, *, n_classes: int, seed: int) -> torch.nn.Module:
     The step-0 generator depends only on the seed and the architecture, not on the loss, so one
     evaluation of it serves every variant; `05_evaluate` checks each run's `step0.pt` against it.
     """
-    from occ.gan_train import build_generator
+    from occ.models import build_generator
     from occ.seeding import seed_everything
 
     seed_everything(seed)
@@ -360,7 +360,7 @@ def tsne_of_generated(layout, variants: list[str], *, per_class: int, seed: int,
     """
     from sklearn.manifold import TSNE
 
-    from occ.gan_train import load_discriminator, load_generator
+    from occ.models import load_discriminator, load_generator
 
     frames = []
     for v in variants:

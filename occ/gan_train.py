@@ -28,45 +28,31 @@ atomically; a diverged run never overwrites it) and ``log.csv`` (one row per ste
 from __future__ import annotations
 
 import copy
-import hashlib
-import re
-import sys
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from occ.augment_d import augment_d
-from occ.checkpoint import TrainLog, load_checkpoint, save_checkpoint
+from occ.audio import N_FRAMES, N_MELS
+from occ.augment_d import DAugmentParams, apply_d_augment, draw_d_augment
+from occ.checkpoint import TrainLog, save_checkpoint
 from occ.config import SUPCON_KINDS, ModelConfig, TrainConfig, to_dict
 from occ.discriminator import Discriminator
-from occ.errors import CheckpointError, ConfigChangedError, ConfigError, DataError, TrainingDivergedError
-from occ.generator import N_FRAMES, N_MELS, Generator
-from occ.layers import WIDTHS
+from occ.distributed import World, gather, setup, sync_batchnorm, world, wrap
+from occ.errors import ConfigError, TrainingDivergedError
+from occ.generator import Generator
 from occ.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
-from occ.run_state import (Expect, checkpoint_payload, clear_run_folder, default_progress, kept_message,
-                           load_run_checkpoint, restore_run, run_files, run_lock, run_steps)
+from occ.models import build_discriminator, build_generator, load_encoder
+from occ.run_state import (Expect, StepLoop, check_finite, check_finite_weights, checkpoint_payload, default_progress,
+                           guarded_run, kept_message, load_run_checkpoint, restore_run, run_files)
 from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
+from occ.train_data import check_training_data, data_digest, module_digest
 
-__all__ = [
-    "LOG_COLUMNS",
-    "TRAIN_MAY_DIFFER",
-    "GANRun",
-    "train_gan",
-    "build_generator",
-    "build_discriminator",
-    "model_preset",
-    "load_generator",
-    "load_discriminator",
-    "check_training_data",
-    "data_digest",
-    "module_digest",
-]
+__all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "train_gan", "d_step", "g_step", "ema_update"]
 
 #: Columns of ``log.csv``: hinge terms of D (real, fake, their sum), contrastive terms, G's
 #: adversarial loss, D's accuracy on real (logit > 0) and fake (logit < 0) samples, step time in s.
@@ -131,25 +117,208 @@ class GANRun:
         return TrainLog(self.log_path, LOG_COLUMNS).read()
 
 
-def build_generator(model: ModelConfig, *, n_classes: int) -> Generator:
-    """G of the architecture ``model``: the layout of ``WIDTHS[model.preset]`` with ``z_dim``, ``g_ch``, ``g_noise``."""
-    kwargs = {**model_preset(model)["generator"], "ch": model.g_ch, "z_dim": model.z_dim, "noise": model.g_noise}
-    return Generator(n_classes=n_classes, **kwargs)
+@dataclass
+class Nets:
+    """The networks and optimisers of a GAN run.
+
+    ``g`` and ``d`` are the networks themselves (checkpointed); ``g_train`` and ``d_train`` are what the
+    updates call: the same networks, wrapped in DistributedDataParallel in a parallel run.
+    """
+
+    g: Generator
+    d: Discriminator
+    g_ema: Generator | None
+    f: nn.Module | None
+    g_optim: torch.optim.Optimizer
+    d_optim: torch.optim.Optimizer
+    g_train: nn.Module
+    d_train: nn.Module
 
 
-def build_discriminator(model: ModelConfig, *, n_classes: int) -> Discriminator:
-    """D of the architecture ``model``: ``WIDTHS[model.preset]`` with ``d_ch``, ``proj_dim``, ``d_projection``."""
-    kwargs = {**model_preset(model)["discriminator"], "ch": model.d_ch, "proj_dim": model.proj_dim,
-              "projection": model.d_projection}
-    return Discriminator(n_classes=n_classes, **kwargs)
+@dataclass
+class Draws:
+    """The random draws of one step, for this process's rows of the global batch.
+
+    ``y_real`` and ``y_gen`` are kept whole (every process knows the classes of the global batch); the
+    ``*_rows`` tensors are this process's rows. The augmentation parameters are ``None`` without
+    ``train.augment``.
+    """
+
+    x_real: torch.Tensor
+    y_real: torch.Tensor
+    z_fake: torch.Tensor
+    y_fake: torch.Tensor
+    z_gen: torch.Tensor
+    y_gen: torch.Tensor
+    aug_real: DAugmentParams | None
+    aug_fake: DAugmentParams | None
+    aug_gen: DAugmentParams | None
+    rows: slice
 
 
-def model_preset(model: ModelConfig) -> dict[str, dict[str, Any]]:
-    """The keyword arguments of G, D and the encoder for ``model.preset`` (``occ.layers.WIDTHS``)."""
-    preset = getattr(model, "preset", "embedded")
-    if preset not in WIDTHS:
-        raise ConfigError(f"model.preset = {preset!r} is not one of {sorted(WIDTHS)}.")
-    return WIDTHS[preset]
+def draw_step(sampler: torch.Generator, mels: torch.Tensor, labels: torch.Tensor, *, batch_size: int,
+              n_classes: int, z_dim: int, augment: bool, w: World, device: torch.device) -> Draws:
+    """Draw a step's global batch from the one seeded stream, in a fixed order, and keep this process's rows.
+
+    Order: real clip indices, ``z`` and classes of the D step's fakes, then (with ``augment``) the
+    augmentation of the real and fake halves, then ``z`` and classes of the G step, then its augmentation.
+    Every process draws the whole batch, so the stream and the checkpointed sampler state do not depend on
+    the number of processes.
+    """
+    b, rows = batch_size, w.rows(batch_size)
+
+    def aug() -> DAugmentParams | None:
+        if not augment:
+            return None
+        p = draw_d_augment(b, height=N_MELS, width=N_FRAMES, generator=sampler)
+        return replace(p, shift_f=p.shift_f[rows], shift_t=p.shift_t[rows], cut_f=p.cut_f[rows], cut_t=p.cut_t[rows])
+
+    idx = torch.randint(0, mels.shape[0], (b,), generator=sampler)
+    z_fake = torch.randn(b, z_dim, generator=sampler)
+    y_fake = torch.randint(0, n_classes, (b,), generator=sampler)
+    aug_real, aug_fake = aug(), aug()
+    z_gen = torch.randn(b, z_dim, generator=sampler)
+    y_gen = torch.randint(0, n_classes, (b,), generator=sampler)
+    aug_gen = aug()
+    return Draws(
+        x_real=mels[idx[rows]].unsqueeze(1).to(device, non_blocking=True),
+        y_real=labels[idx].to(device, non_blocking=True),
+        z_fake=z_fake[rows].to(device, non_blocking=True),
+        y_fake=y_fake.to(device, non_blocking=True),
+        z_gen=z_gen[rows].to(device, non_blocking=True),
+        y_gen=y_gen.to(device, non_blocking=True),
+        aug_real=aug_real, aug_fake=aug_fake, aug_gen=aug_gen, rows=rows,
+    )
+
+
+class _DForward(nn.Module):
+    """D's forward plus the class embeddings ``e(y_con)``, so that DDP sees every parameter the D step uses."""
+
+    def __init__(self, d: Discriminator) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, y_con: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.d(x, y)
+        return out.logits, out.embedding, self.d.class_embedding(y_con)
+
+
+def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop: _Stop) -> dict[str, float]:
+    """One update of D (and its class embeddings):
+    ``L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z, c')))) + w * l_C(h(D1(x)), c, e(c)[, f(x)])``.
+
+    The contrastive term is computed on the global batch (embeddings gathered over processes). Returns the
+    D half of the log row, for this process's rows.
+    """
+    rows, dev = draws.rows, draws.x_real.device
+    y_real, y_fake = draws.y_real[rows], draws.y_fake[rows]
+    nets.d.requires_grad_(True)
+    with autocast:
+        with torch.no_grad():
+            x_fake = nets.g(draws.z_fake, y_fake).float()
+        d_in_real, d_in_fake = draws.x_real, x_fake
+        if train.augment:
+            d_in_real = apply_d_augment(draws.x_real, draws.aug_real)
+            d_in_fake = apply_d_augment(x_fake, draws.aug_fake)
+        logits, embedding, class_emb = nets.d_train(torch.cat([d_in_real, d_in_fake]), torch.cat([y_real, y_fake]),
+                                                    y_real)
+        n = y_real.shape[0]
+        real_logits, fake_logits = logits[:n].float(), logits[n:].float()
+        d_adv = d_hinge_loss(real_logits, fake_logits)
+        if train.loss != "none":
+            source = None
+            if nets.f is not None:
+                with torch.no_grad():
+                    source = gather(nets.f.embed(draws.x_real).float())
+            d_con = contrastive_loss(
+                gather(embedding[:n].float()), draws.y_real, gather(class_emb.float()),
+                kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
+            )
+        else:
+            d_con = torch.zeros((), device=dev)
+        d_loss = d_adv + train.contrastive_weight * d_con
+    stop.if_diverged(d_loss, what="discriminator loss L_D", parts={"d_adv": d_adv, "d_contrastive": d_con})
+    nets.d_optim.zero_grad(set_to_none=True)
+    d_loss.backward()
+    nets.d_optim.step()
+    with torch.no_grad():
+        return {
+            "d_loss_real": F.relu(1.0 - real_logits).mean().item(),
+            "d_loss_fake": F.relu(1.0 + fake_logits).mean().item(),
+            "d_adv": d_adv.item(),
+            "d_contrastive": d_con.item(),
+            "d_acc_real": (real_logits > 0).float().mean().item(),
+            "d_acc_fake": (fake_logits < 0).float().mean().item(),
+        }
+
+
+def g_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop: _Stop) -> dict[str, float]:
+    """One update of G: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(G(z, c))])``.
+
+    D and e are not updated here (their parameters stop requiring gradients); in the SupCon losses the
+    gradient of the ``f(G(z, c))`` term flows through the frozen ``f`` into G. Returns the G half of the log row.
+    """
+    dev = draws.z_gen.device
+    y = draws.y_gen[draws.rows]
+    nets.d.requires_grad_(False)  # D (and e) are updated by D's optimiser only
+    with autocast:
+        x_gen = nets.g_train(draws.z_gen, y).float()
+        d_in = apply_d_augment(x_gen, draws.aug_gen) if train.augment else x_gen
+        out = nets.d(d_in, y)
+        g_adv = g_hinge_loss(out.logits.float())
+        if train.loss != "none":
+            source = gather(nets.f.embed(x_gen).float()) if nets.f is not None else None  # gradient flows through f
+            g_con = contrastive_loss(
+                gather(out.embedding.float()), draws.y_gen, gather(nets.d.class_embedding(y).float()),
+                kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
+            )
+        else:
+            g_con = torch.zeros((), device=dev)
+        g_loss = g_adv + train.contrastive_weight * g_con
+    stop.if_diverged(g_loss, what="generator loss L_G", parts={"g_adv": g_adv, "g_contrastive": g_con})
+    nets.g_optim.zero_grad(set_to_none=True)
+    g_loss.backward()
+    nets.g_optim.step()
+    nets.d.requires_grad_(True)
+    return {"g_adv": g_adv.item(), "g_contrastive": g_con.item()}
+
+
+@torch.no_grad()
+def ema_update(g_ema: nn.Module, g: nn.Module, *, decay: float, step: int) -> None:
+    """EMA of G's parameters with a warm-up, ``min(decay, (1 + step) / (10 + step))``; buffers copied.
+
+    The warm-up (as in TensorFlow's ``ExponentialMovingAverage(num_updates=...)``) keeps short runs
+    from averaging in the untrained initial weights.
+    """
+    beta = min(decay, (1.0 + step) / (10.0 + step))
+    for p_ema, p in zip(g_ema.parameters(), g.parameters()):
+        p_ema.lerp_(p.detach(), 1.0 - beta)
+    for b_ema, b in zip(g_ema.buffers(), g.buffers()):
+        b_ema.copy_(b)
+
+
+class _Stop:
+    """The divergence check of a run: every process stops together when one sees a non-finite loss."""
+
+    def __init__(self, w: World, ckpt_path: Path) -> None:
+        self.w, self.ckpt_path, self.step, self.last_saved = w, ckpt_path, 0, 0
+
+    def kept(self) -> str:
+        return kept_message(self.ckpt_path, self.last_saved, step0_path=self.ckpt_path.parent / STEP0_NAME)
+
+    def advice(self) -> str:
+        return (f"To retry, lower train.lr_d / train.lr_g (or raise train.tau_d / train.tau_c) and delete "
+                f"{self.ckpt_path.parent} first: resuming with the same settings would repeat the same steps.")
+
+    def if_diverged(self, loss: torch.Tensor, *, what: str, parts: dict[str, torch.Tensor]) -> None:
+        if self.w.all_true(bool(torch.isfinite(loss.detach()))):
+            return
+        what = f"training diverged at step {self.step}: the {what}"
+        check_finite(loss, what=what, parts=parts, advice=self.advice(), kept=self.kept())
+        raise TrainingDivergedError(f"{what} is not finite on another process. {self.kept()} {self.advice()}")
+
+    def check_weights(self, *modules: nn.Module | None) -> None:
+        check_finite_weights(*modules, step=self.step, advice=self.advice(), kept=self.kept())
 
 
 def train_gan(
@@ -228,20 +397,11 @@ def train_gan(
     TrainingDivergedError
         A loss became NaN or infinite; ``checkpoint.pt`` keeps the last good state.
     """
-    if on_config_change not in ("error", "restart"):
-        raise ConfigError(f"train_gan: on_config_change={on_config_change!r}; use 'error' or 'restart'.")
-    kwargs = dict(n_classes=n_classes, model=model, train=train, out_dir=out_dir, seed=seed, device=device,
-                  encoder=encoder, class_names=class_names, progress=progress, stop_after=stop_after)
-    with run_lock(out_dir):
-        try:
-            return _train_gan(mels, labels, **kwargs)
-        except ConfigChangedError as exc:
-            if on_config_change != "restart":
-                raise
-            removed = clear_run_folder(out_dir)
-            what = re.split(r"[.;] [Uu]se ", str(exc))[0]  # the differences, without the advice to delete
-            print(f"train_gan: {what}; starting a fresh run there (removed {', '.join(removed)}).", file=sys.stderr)
-        return _train_gan(mels, labels, **kwargs)
+    kwargs = dict(n_classes=n_classes, model=model, train=train, seed=seed, device=device, encoder=encoder,
+                  class_names=class_names, progress=progress, stop_after=stop_after)
+    setup(resolve_device(device))  # join torchrun's process group, if any, before rank 0 locks the folder
+    return guarded_run(_train_gan, mels, labels, out_dir=out_dir, on_config_change=on_config_change, who="train_gan",
+                       **kwargs)
 
 
 def _train_gan(
@@ -252,24 +412,24 @@ def _train_gan(
     model: ModelConfig,
     train: TrainConfig,
     out_dir: str | Path,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    encoder: nn.Module | str | Path | None = None,
-    class_names: list[str] | None = None,
-    progress: bool | None = None,
-    stop_after: int | None = None,
+    seed: int,
+    device: str | torch.device,
+    encoder: nn.Module | str | Path | None,
+    class_names: list[str] | None,
+    progress: bool | None,
+    stop_after: int | None,
 ) -> GANRun:
-    """The body of :func:`train_gan`, run with the run folder locked."""
+    """The body of :func:`train_gan`: set-up, then the loop of D step, G step, EMA, log and checkpoint."""
     model.check()
     train.check()
-    progress = default_progress(progress)
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
     dev = resolve_device(device)
-    uses_source = train.loss in SUPCON_KINDS
-    f = None
-    if uses_source:
-        f = _frozen_encoder(encoder, device=dev, loss=train.loss)
-    out_dir, ckpt_path, log = run_files(out_dir, CHECKPOINT_NAME, LOG_NAME, LOG_COLUMNS)
+    w = world()
+    w.local_batch(train.batch_size)
+    progress = default_progress(progress) and w.main
+    f = _frozen_encoder(encoder, device=dev, loss=train.loss) if train.loss in SUPCON_KINDS else None
+    out_dir, ckpt_path, log = run_files(out_dir, CHECKPOINT_NAME, LOG_NAME, LOG_COLUMNS, create=w.main)
+    log = log if w.main else None
     step0_path = out_dir / STEP0_NAME
     run_info = {
         "seed": int(seed),
@@ -298,55 +458,65 @@ def _train_gan(
             module.to(dev)
     if g_ema is not None:
         g_ema.eval().requires_grad_(False)
+    if w.parallel:
+        sync_batchnorm(g)  # BatchNorm over the global batch, as in one process
     g_optim = torch.optim.Adam(g.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2))
     d_optim = torch.optim.Adam(d.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
+    nets = Nets(g=g, d=d, g_ema=g_ema, f=f, g_optim=g_optim, d_optim=d_optim,
+                g_train=wrap(g, w, dev), d_train=wrap(_DForward(d), w, dev))
 
-    def make_payload(step: int) -> dict[str, Any]:
-        return checkpoint_payload(
-            "gan", model=model, train=train, run=run_info, step=step, sampler=sampler,
-            n_classes=int(n_classes),
-            class_names=list(class_names) if class_names is not None else None,
-            g=g.state_dict(),
-            d=d.state_dict(),
-            g_ema=g_ema.state_dict() if g_ema is not None else None,
-            g_optim=g_optim.state_dict(),
-            d_optim=d_optim.state_dict(),
-        )
-
-    def save(step: int, last_saved: int) -> None:
-        _check_finite_weights(g, d, g_ema, step=step, ckpt_path=ckpt_path, last_saved=last_saved)
-        save_checkpoint(ckpt_path, make_payload(step))
+    def save(path: Path, step: int) -> None:
+        if w.main:
+            save_checkpoint(path, checkpoint_payload(
+                "gan", model=model, train=train, run=run_info, step=step, sampler=sampler,
+                n_classes=int(n_classes),
+                class_names=list(class_names) if class_names is not None else None,
+                g=g.state_dict(),
+                d=d.state_dict(),
+                g_ema=g_ema.state_dict() if g_ema is not None else None,
+                g_optim=g_optim.state_dict(),
+                d_optim=d_optim.state_dict(),
+            ))
+        w.barrier()
 
     start, resumed_from = restore_run(payload, log=log, sampler=sampler,
                                       optimizers={"g_optim": g_optim, "d_optim": d_optim})
     if payload is None:
-        save_checkpoint(step0_path, make_payload(0))
+        save(step0_path, 0)
     del payload
 
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if train.bf16 and dev.type == "cuda"
-        else nullcontext()
-    )
-    ctx = _StepContext(
-        g=g, d=d, g_ema=g_ema, f=f, g_optim=g_optim, d_optim=d_optim, sampler=sampler, mels=mels,
-        labels=labels, n_classes=n_classes, z_dim=g.z_dim, train=train, device=dev, autocast=autocast,
-        ckpt_path=ckpt_path,
-    )
-    done = run_steps(
-        lambda step, last_saved: _train_step(ctx, step=step, last_saved=last_saved),
-        start=start, steps=train.steps, log=log, progress=progress, desc=f"GAN {train.loss}",
-        postfix=lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",
-                             "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"},
-        save=save, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path,
-    )
+    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if train.bf16 and dev.type == "cuda"
+                else nullcontext())
+    stop = _Stop(w, ckpt_path)
+    stop.last_saved = start
+    postfix = lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",  # noqa: E731
+                           "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"}
+    with StepLoop(start=start, steps=train.steps, log=log, progress=progress, desc=f"GAN {train.loss}",
+                  postfix=postfix, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path) as loop:
+        for step in loop:
+            stop.step = step
+            g.train()
+            d.train()
+            draws = draw_step(sampler, mels, labels, batch_size=train.batch_size, n_classes=n_classes,
+                              z_dim=g.z_dim, augment=train.augment, w=w, device=dev)
+            row = d_step(nets, draws, train, autocast=autocast, stop=stop)
+            row.update(g_step(nets, draws, train, autocast=autocast, stop=stop))
+            if g_ema is not None:
+                ema_update(g_ema, g, decay=train.ema_decay, step=step)
+            loop.record({"step": step, **w.mean(row)})
+            if loop.checkpoint_due:
+                stop.check_weights(g, d, g_ema)
+                save(ckpt_path, step)
+                loop.saved()
+                stop.last_saved = step
+    done = loop.done()
     g.eval()
     d.eval()
     return GANRun(
         out_dir=out_dir,
         checkpoint_path=ckpt_path,
         step0_path=step0_path,
-        log_path=log.path,
+        log_path=out_dir / LOG_NAME,
         step=done.step,
         steps=train.steps,
         finished=done.finished,
@@ -357,213 +527,6 @@ def _train_gan(
     )
 
 
-@dataclass
-class _StepContext:
-    g: Generator
-    d: Discriminator
-    g_ema: Generator | None
-    f: nn.Module | None
-    g_optim: torch.optim.Optimizer
-    d_optim: torch.optim.Optimizer
-    sampler: torch.Generator
-    mels: torch.Tensor
-    labels: torch.Tensor
-    n_classes: int
-    z_dim: int
-    train: TrainConfig
-    device: torch.device
-    autocast: Any
-    ckpt_path: Path
-
-
-def _train_step(ctx: _StepContext, *, step: int, last_saved: int) -> dict[str, float]:
-    """One D step then one G step; returns the log row (without ``seconds``)."""
-    train, dev, gen = ctx.train, ctx.device, ctx.sampler
-    n, bsz = ctx.mels.shape[0], train.batch_size
-    kind = train.loss
-    uses_con = kind != "none"
-    g, d = ctx.g, ctx.d
-    g.train()
-    d.train()
-
-    # ---- D step -------------------------------------------------------------------------------
-    idx = torch.randint(0, n, (bsz,), generator=gen)
-    x_real = ctx.mels[idx].unsqueeze(1).to(dev, non_blocking=True)
-    y_real = ctx.labels[idx].to(dev, non_blocking=True)
-    z = torch.randn(bsz, ctx.z_dim, generator=gen).to(dev, non_blocking=True)
-    y_fake = torch.randint(0, ctx.n_classes, (bsz,), generator=gen).to(dev, non_blocking=True)
-    d.requires_grad_(True)
-    with ctx.autocast:
-        with torch.no_grad():
-            x_fake = g(z, y_fake).float()
-        d_in_real, d_in_fake = x_real, x_fake
-        if train.augment:
-            d_in_real = augment_d(x_real, generator=gen)
-            d_in_fake = augment_d(x_fake, generator=gen)
-        out = d(torch.cat([d_in_real, d_in_fake]), torch.cat([y_real, y_fake]))
-        real_logits = out.logits[:bsz].float()
-        fake_logits = out.logits[bsz:].float()
-        d_adv = d_hinge_loss(real_logits, fake_logits)
-        if uses_con:
-            source = None
-            if ctx.f is not None:
-                with torch.no_grad():
-                    source = ctx.f.embed(x_real).float()
-            d_con = contrastive_loss(
-                out.embedding[:bsz].float(), y_real, d.class_embedding(y_real).float(),
-                kind=kind, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
-            )
-        else:
-            d_con = torch.zeros((), device=dev)
-        d_loss = d_adv + train.contrastive_weight * d_con
-    _check_finite_loss(d_loss, what="discriminator loss L_D", parts={"d_adv": d_adv, "d_contrastive": d_con},
-                       step=step, ckpt_path=ctx.ckpt_path, last_saved=last_saved)
-    ctx.d_optim.zero_grad(set_to_none=True)
-    d_loss.backward()
-    ctx.d_optim.step()
-    with torch.no_grad():
-        row = {
-            "step": step,
-            "d_loss_real": F.relu(1.0 - real_logits).mean().item(),
-            "d_loss_fake": F.relu(1.0 + fake_logits).mean().item(),
-            "d_adv": d_adv.item(),
-            "d_contrastive": d_con.item(),
-            "d_acc_real": (real_logits > 0).float().mean().item(),
-            "d_acc_fake": (fake_logits < 0).float().mean().item(),
-        }
-
-    # ---- G step -------------------------------------------------------------------------------
-    z = torch.randn(bsz, ctx.z_dim, generator=gen).to(dev, non_blocking=True)
-    y = torch.randint(0, ctx.n_classes, (bsz,), generator=gen).to(dev, non_blocking=True)
-    d.requires_grad_(False)  # D (and e) are updated by D's optimiser only
-    with ctx.autocast:
-        x_gen = g(z, y).float()
-        d_in = augment_d(x_gen, generator=gen) if train.augment else x_gen
-        out = d(d_in, y)
-        g_adv = g_hinge_loss(out.logits.float())
-        if uses_con:
-            source = ctx.f.embed(x_gen).float() if ctx.f is not None else None  # gradient flows through f into G
-            g_con = contrastive_loss(
-                out.embedding.float(), y, d.class_embedding(y).float(),
-                kind=kind, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
-            )
-        else:
-            g_con = torch.zeros((), device=dev)
-        g_loss = g_adv + train.contrastive_weight * g_con
-    _check_finite_loss(g_loss, what="generator loss L_G", parts={"g_adv": g_adv, "g_contrastive": g_con},
-                       step=step, ckpt_path=ctx.ckpt_path, last_saved=last_saved)
-    ctx.g_optim.zero_grad(set_to_none=True)
-    g_loss.backward()
-    ctx.g_optim.step()
-    d.requires_grad_(True)
-    if ctx.g_ema is not None:
-        _ema_update(ctx.g_ema, g, decay=train.ema_decay, step=step)
-    row["g_adv"] = g_adv.item()
-    row["g_contrastive"] = g_con.item()
-    return row
-
-
-@torch.no_grad()
-def _ema_update(g_ema: nn.Module, g: nn.Module, *, decay: float, step: int) -> None:
-    """EMA of G's parameters with a warm-up, ``min(decay, (1 + step) / (10 + step))``; buffers copied.
-
-    The warm-up (as in TensorFlow's ``ExponentialMovingAverage(num_updates=...)``) keeps short runs
-    from averaging in the untrained initial weights.
-    """
-    beta = min(decay, (1.0 + step) / (10.0 + step))
-    for p_ema, p in zip(g_ema.parameters(), g.parameters()):
-        p_ema.lerp_(p.detach(), 1.0 - beta)
-    for b_ema, b in zip(g_ema.buffers(), g.buffers()):
-        b_ema.copy_(b)
-
-
-def _check_finite_loss(loss: torch.Tensor, *, what: str, parts: dict[str, torch.Tensor], step: int,
-                       ckpt_path: Path, last_saved: int) -> None:
-    if bool(torch.isfinite(loss.detach())):
-        return
-    detail = ", ".join(f"{k}={v.item()!r}" for k, v in parts.items())
-    raise TrainingDivergedError(
-        f"training diverged at step {step}: the {what} is {loss.item()!r} ({detail}). {_kept(ckpt_path, last_saved)} "
-        f"{_retry(ckpt_path)}"
-    )
-
-
-def _check_finite_weights(*modules: nn.Module | None, step: int, ckpt_path: Path, last_saved: int) -> None:
-    for module in modules:
-        if module is None:
-            continue
-        for name, tensor in module.state_dict().items():
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise TrainingDivergedError(
-                    f"training diverged at step {step}: {type(module).__name__} weight {name!r} is not finite, so "
-                    f"no checkpoint was written. {_kept(ckpt_path, last_saved)} {_retry(ckpt_path)}"
-                )
-
-
-def _retry(ckpt_path: Path) -> str:
-    return (f"To retry, lower train.lr_d / train.lr_g (or raise train.tau_d / train.tau_c) and delete {ckpt_path.parent} "
-            "first: resuming with the same settings would repeat the same steps.")
-
-
-def _kept(ckpt_path: Path, last_saved: int) -> str:
-    return kept_message(ckpt_path, last_saved, step0_path=ckpt_path.parent / STEP0_NAME)
-
-
-def check_training_data(mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate training clips; returns them as contiguous CPU float32 log-mels and int64 labels.
-
-    Raises
-    ------
-    DataError
-        Wrong shapes or dtypes, labels outside ``[0, n_classes)``, non-finite values, or mels
-        outside the normalised range [-1, 1].
-    """
-    if isinstance(mels, np.ndarray):
-        mels = torch.from_numpy(mels)
-    if isinstance(labels, np.ndarray):
-        labels = torch.from_numpy(labels)
-    if not isinstance(mels, torch.Tensor) or mels.ndim != 3 or tuple(mels.shape[1:]) != (N_MELS, N_FRAMES):
-        shape = tuple(mels.shape) if isinstance(mels, torch.Tensor) else type(mels).__name__
-        raise DataError(f"mels must be a tensor of shape (N, {N_MELS}, {N_FRAMES}), got {shape}; pass the feature cache's normalised log-mels.")
-    if not isinstance(labels, torch.Tensor) or labels.shape != (mels.shape[0],):
-        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise DataError(f"labels must be a tensor of shape ({mels.shape[0]},) matching mels, got {shape}.")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
-        raise ConfigError(f"n_classes = {n_classes!r} must be a whole number >= 1.")
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise DataError(f"labels must hold class indices (int64), got dtype {labels.dtype}.")
-    labels = labels.detach().cpu().to(torch.int64)
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise DataError(f"labels must lie in [0, {n_classes}), got values in [{int(labels.min())}, {int(labels.max())}].")
-    mels = mels.detach().cpu().to(torch.float32).contiguous()
-    if mels.shape[0] < 1:
-        raise DataError("mels holds no clips; the training set is empty.")
-    if not bool(torch.isfinite(mels).all()):
-        raise DataError("mels contains NaN or infinite values; rebuild the feature cache.")
-    lo, hi = float(mels.min()), float(mels.max())
-    if lo < -1.001 or hi > 1.001:
-        raise DataError(f"mels must be normalised log-mels in [-1, 1], got values in [{lo:.3f}, {hi:.3f}]; pass occ.datasets.normalize_mel(log_mels).")
-    return mels, labels
-
-
-def data_digest(mels: torch.Tensor, labels: torch.Tensor) -> str:
-    """A short hash of the training data (stored in checkpoints; resuming on other data is an error)."""
-    h = hashlib.blake2b(digest_size=12)
-    h.update(str(tuple(mels.shape)).encode())
-    h.update(mels.detach().cpu().contiguous().numpy().tobytes())
-    h.update(labels.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def module_digest(module: nn.Module) -> str:
-    """A short hash of a module's state dict (identifies the frozen encoder a run was trained with)."""
-    h = hashlib.blake2b(digest_size=12)
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def _frozen_encoder(encoder: nn.Module | str | Path | None, *, device: torch.device, loss: str) -> nn.Module:
     if encoder is None:
         raise ConfigError(
@@ -571,66 +534,7 @@ def _frozen_encoder(encoder: nn.Module | str | Path | None, *, device: torch.dev
             "encoder.pt written by the supcon stage: dvc repro supcon), or choose train.loss '2c', 'o2c' or 'none'."
         )
     if isinstance(encoder, (str, Path)):
-        from occ.supcon_train import load_encoder
-
         encoder = load_encoder(encoder, device=device)
     encoder = encoder.to(device).eval()
     encoder.requires_grad_(False)
     return encoder
-
-
-def _model_config(payload: dict, path: str | Path) -> ModelConfig:
-    try:
-        return ModelConfig(**payload["model"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(
-            f"{path}: its architecture entry {payload.get('model')!r} does not match this version's ModelConfig "
-            f"({exc}); rerun the train stage (dvc repro train@<variant>-<seed>)."
-        ) from exc
-
-
-def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, dict]:
-    """Load G from a GAN checkpoint (``checkpoint.pt`` or ``step0.pt``), in eval mode.
-
-    Parameters
-    ----------
-    path : str or Path
-        The checkpoint.
-    device : {"auto", "cpu", "cuda"} or torch.device
-        Where to put G.
-    ema : bool
-        Load the EMA weights when the checkpoint has them (else G's own weights).
-
-    Returns
-    -------
-    (Generator, dict)
-        G (eval mode, no parameter gradients) and the checkpoint payload.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, corrupt, or not a GAN checkpoint.
-    """
-    dev = resolve_device(device)
-    payload = load_checkpoint(path, kind="gan")
-    g = build_generator(_model_config(payload, path), n_classes=int(payload["n_classes"]))
-    state = payload.get("g_ema") if ema and payload.get("g_ema") is not None else payload["g"]
-    g.load_state_dict(state)
-    g.to(dev).eval().requires_grad_(False)
-    return g, payload
-
-
-def load_discriminator(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[Discriminator, dict]:
-    """Load D from a GAN checkpoint, in eval mode; returns ``(Discriminator, payload)``.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, corrupt, or not a GAN checkpoint.
-    """
-    dev = resolve_device(device)
-    payload = load_checkpoint(path, kind="gan")
-    d = build_discriminator(_model_config(payload, path), n_classes=int(payload["n_classes"]))
-    d.load_state_dict(payload["d"])
-    d.to(dev).eval().requires_grad_(False)
-    return d, payload

@@ -1,12 +1,13 @@
 """The run bookkeeping shared by the training loops of ``occ.gan_train`` and ``occ.supcon_train``.
 
-A resumable training stage follows one pattern: validate the checkpoint in the run folder before
-building anything (:func:`load_run_checkpoint`), build the models and optimisers, restore their state
-and the batch sampler's random state from the checkpoint or start a fresh log
-(:func:`restore_run`), then run the steps, appending one log row per step and writing the
-checkpoint (:func:`checkpoint_payload`) every ``ckpt_every`` steps and at the end
-(:func:`run_steps`). None of these helpers draws a random number: the draws, and so the trained
-weights and the exactness of resume, are the caller's alone.
+A resumable training stage follows one pattern: lock the run folder (:func:`guarded_run`, which also
+restarts a run whose configuration changed), validate the checkpoint there before building anything
+(:func:`load_run_checkpoint`), build the models and optimisers, restore their state and the batch
+sampler's random state from the checkpoint or start a fresh log (:func:`restore_run`), then run the
+steps in a :class:`StepLoop` (one log row per step, the checkpoint (:func:`checkpoint_payload`) every
+``ckpt_every`` steps and at the end), stopping on a non-finite loss (:func:`check_finite`). None of these
+helpers draws a random number: the draws, and so the trained weights and the exactness of resume, are the
+caller's alone. In a parallel run (``occ.distributed``) rank 0 alone locks, logs and writes checkpoints.
 
 A run folder has one writer at a time (:func:`run_lock`: a second one gets :class:`~occ.errors.RunLockedError`
 naming the folder and the holder's pid; the lock of a process that died is released by the system), and the
@@ -17,8 +18,8 @@ stops cleanly with :class:`~occ.errors.TrainingInterrupted`, the last checkpoint
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
+import re
 import shutil
 import sys
 import time
@@ -33,7 +34,8 @@ from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress w
 from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint
 from occ.config import to_dict
 from occ.atomic import umask_mode
-from occ.errors import ConfigChangedError, RunLockedError, TrainingInterrupted
+from occ.distributed import world
+from occ.errors import ConfigChangedError, ConfigError, RunLockedError, TrainingDivergedError, TrainingInterrupted
 from occ.seeding import rng_state, set_rng_state
 
 try:
@@ -50,12 +52,14 @@ __all__ = [
     "load_run_checkpoint",
     "restore_run",
     "checkpoint_payload",
-    "run_steps",
+    "StepLoop",
+    "check_finite",
+    "check_finite_weights",
+    "guarded_run",
     "kept_message",
     "LOCK_NAME",
     "run_lock",
     "clear_run_folder",
-    "locked",
 ]
 
 #: The lock file in a run folder (holds the pid of the process training there; removed when it finishes).
@@ -191,20 +195,30 @@ def load_run_checkpoint(
         The file is missing (unless ``missing_ok``), unreadable, of another kind, or was written
         for another architecture, number of classes or any part of ``checks``.
     """
-    if missing_ok and not path.exists():
-        return None
-    payload = load_checkpoint(path, kind=kind, expect=to_dict(model), **load_kwargs)
-    if payload.get("n_classes") != n_classes:
-        raise ConfigChangedError(
-            f"{path}: written for n_classes={payload.get('n_classes')!r}, requested {n_classes}; use the same "
-            f"data or delete the {folder} to start afresh."
-        )
-    for part, values, what, ignore in checks:
-        check_config(payload.get(part) or {}, values, what=what, path=path, ignore=ignore)
+    w = world()
+    changed = payload = None
+    try:
+        if not (missing_ok and not path.exists()):
+            payload = load_checkpoint(path, kind=kind, expect=to_dict(model), **load_kwargs)
+            if payload.get("n_classes") != n_classes:
+                raise ConfigChangedError(
+                    f"{path}: written for n_classes={payload.get('n_classes')!r}, requested {n_classes}; use the "
+                    f"same data or delete the {folder} to start afresh."
+                )
+            for part, values, what, ignore in checks:
+                check_config(payload.get(part) or {}, values, what=what, path=path, ignore=ignore)
+    except ConfigChangedError as exc:
+        if not w.parallel:
+            raise
+        changed = exc
+    # In a parallel run every rank reads the same file before any rank may empty the folder: agree first.
+    if w.parallel and not w.all_true(changed is None):
+        raise changed or ConfigChangedError(f"{path}: another process of this run found it written with another "
+                                            f"configuration; delete the {folder} to start afresh.")
     return payload
 
 
-def restore_run(payload: Mapping[str, Any] | None, *, log: TrainLog, sampler: torch.Generator,
+def restore_run(payload: Mapping[str, Any] | None, *, log: TrainLog | None, sampler: torch.Generator,
                 optimizers: Mapping[str, torch.optim.Optimizer]) -> tuple[int, int | None]:
     """Resume from ``payload`` (optimisers, then every random state) or start afresh, and start the log.
 
@@ -214,8 +228,9 @@ def restore_run(payload: Mapping[str, Any] | None, *, log: TrainLog, sampler: to
     ----------
     payload : mapping or None
         The checkpoint to resume from, ``None`` for a fresh run.
-    log : TrainLog
-        The run's log: on resume its rows past the checkpoint's step are dropped, else it is emptied.
+    log : TrainLog or None
+        The run's log: on resume its rows past the checkpoint's step are dropped, else it is emptied
+        (``None``: the processes of a parallel run other than rank 0, which write no log).
     sampler : torch.Generator
         The loop's batch sampler, set to its stored state (stored under :data:`SAMPLER`).
     optimizers : mapping of str to torch.optim.Optimizer
@@ -232,13 +247,15 @@ def restore_run(payload: Mapping[str, Any] | None, *, log: TrainLog, sampler: to
         The stored random state is malformed or lacks the sampler.
     """
     if payload is None:
-        log.start(resume_step=None)
+        if log is not None:
+            log.start(resume_step=None)
         return 0, None
     for name, optim in optimizers.items():
         optim.load_state_dict(payload[name])
     set_rng_state(payload["rng"], generators={SAMPLER: sampler})
     start = int(payload["step"])
-    log.start(resume_step=start)
+    if log is not None:
+        log.start(resume_step=start)
     return start, start
 
 
@@ -281,93 +298,148 @@ def checkpoint_payload(kind: str, *, model: Any, train: Any, run: Mapping[str, A
     return payload
 
 
-def run_steps(
-    train_step: Callable[[int, int], dict[str, Any]],
-    *,
-    start: int,
-    steps: int,
-    log: TrainLog,
-    progress: bool,
-    desc: str,
-    postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None,
-    save: Callable[[int, int], None] | None = None,
-    ckpt_every: int | None = None,
-    stop_after: int | None = None,
-    checkpoint: Path | None = None,
-) -> StepsDone:
-    """Run steps ``start + 1 .. steps``: time and log each, checkpoint every ``ckpt_every``.
+class StepLoop:
+    """Steps ``start + 1 .. steps`` of a training loop: timing, the log, the progress bar, checkpoint timing, Ctrl-C.
+
+    A trainer reads top to bottom::
+
+        with StepLoop(start=start, steps=steps, log=log, ...) as loop:
+            for step in loop:
+                row = {"step": step, **d_step(...), **g_step(...)}
+                loop.record(row)               # time, log row, progress bar
+                if loop.checkpoint_due:
+                    save(step)
+                    loop.saved()
+        done = loop.done()
 
     Parameters
     ----------
-    train_step : callable
-        ``train_step(step, last_saved)`` runs step ``step`` (counted from 1) and returns its log row
-        without ``"seconds"``; ``last_saved`` is the step of the last checkpoint written, for its
-        error messages.
     start : int
         Steps already done.
     steps : int
         Steps requested.
-    log : TrainLog
-        The started log; each row is appended with its wall time under ``"seconds"``.
+    log : TrainLog or None
+        The started log; each row is appended with its wall time under ``"seconds"`` (``None``: no log, as on
+        the processes of a parallel run other than rank 0).
     progress : bool
         Show a progress bar.
     desc : str
         The bar's label.
     postfix : callable, optional
         ``postfix(row)``: the values shown after the bar.
-    save : callable, optional
-        ``save(step, last_saved)`` writes the checkpoint; called after every step divisible by
-        ``ckpt_every`` and after the last. Without it no checkpoint is written.
     ckpt_every : int, optional
-        Checkpoint interval (needed with ``save``).
+        Checkpoint interval; :attr:`checkpoint_due` is true after every step divisible by it and after the
+        last. Without it no checkpoint is due.
     stop_after : int, optional
-        Stop, as if the process were killed, after this many steps of this call.
+        Stop, as if the process were killed, after this many steps of this loop.
     checkpoint : Path, optional
-        The file ``save`` writes, named when the run is interrupted.
-
-    Returns
-    -------
-    StepsDone
+        The checkpoint file, named when the run is interrupted.
 
     Raises
     ------
     TrainingInterrupted
-        Ctrl-C (SIGINT): the step in progress is dropped, the last checkpoint written is kept, and the
-        message (one line) says which one.
+        Ctrl-C (SIGINT) inside the ``with`` block: the step in progress is dropped, the last checkpoint written is
+        kept, and the message (one line) says which one.
     """
-    step = last_saved = start
-    ran = 0
-    seconds = 0.0
-    bar = tqdm(total=steps, initial=min(start, steps), disable=not progress, desc=desc, unit="step",
-               dynamic_ncols=True)
-    try:
-        while step < steps:
-            if stop_after is not None and ran >= stop_after:
-                break
-            t0 = time.perf_counter()
-            row = train_step(step + 1, last_saved)
-            step += 1
-            ran += 1
-            row["seconds"] = time.perf_counter() - t0
-            seconds += row["seconds"]
-            log.append(row)
-            bar.update(1)
-            if postfix is not None:
-                bar.set_postfix(**postfix(row), refresh=False)
-            if save is not None and (step % ckpt_every == 0 or step == steps):
-                save(step, last_saved)
-                last_saved = step
-    except KeyboardInterrupt:
-        if save is None or checkpoint is None:
-            kept = "nothing was saved; rerun to start it again"
-        elif last_saved > 0:
-            kept = f"{checkpoint} (step {last_saved}) was kept; rerun to resume from it"
-        else:
-            kept = "no checkpoint had been written yet; rerun to start afresh"
-        raise TrainingInterrupted(f"{desc}: interrupted (Ctrl-C) in step {step + 1} of {steps}; {kept}.") from None
-    finally:
-        bar.close()
-    return StepsDone(step=step, steps=steps, last_saved=last_saved, seconds=seconds)
+
+    def __init__(self, *, start: int, steps: int, log: TrainLog | None, progress: bool, desc: str,
+                 postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None, ckpt_every: int | None = None,
+                 stop_after: int | None = None, checkpoint: Path | None = None) -> None:
+        self.step = self.last_saved = start
+        self.steps, self.log, self.desc, self.postfix = steps, log, desc, postfix
+        self.ckpt_every, self.stop_after, self.checkpoint = ckpt_every, stop_after, checkpoint
+        self.seconds = 0.0
+        self._ran = 0
+        self._t0: float | None = None
+        self._bar = tqdm(total=steps, initial=min(start, steps), disable=not progress, desc=desc, unit="step",
+                         dynamic_ncols=True)
+
+    def __enter__(self) -> StepLoop:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
+        self._bar.close()
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            if self.ckpt_every is None or self.checkpoint is None:
+                kept = "nothing was saved; rerun to start it again"
+            elif self.last_saved > 0:
+                kept = f"{self.checkpoint} (step {self.last_saved}) was kept; rerun to resume from it"
+            else:
+                kept = "no checkpoint had been written yet; rerun to start afresh"
+            raise TrainingInterrupted(
+                f"{self.desc}: interrupted (Ctrl-C) in step {self.step + 1} of {self.steps}; {kept}.") from None
+        return False
+
+    def __iter__(self) -> Iterator[int]:
+        while self.step < self.steps and (self.stop_after is None or self._ran < self.stop_after):
+            self._t0 = time.perf_counter()
+            expected = self.step + 1
+            yield expected
+            if self.step != expected:
+                raise RuntimeError(f"{self.desc}: step {expected} ended without StepLoop.record(row).")
+
+    def record(self, row: dict[str, Any]) -> None:
+        """End the current step: its wall time goes into ``row["seconds"]``, the row into the log and the bar."""
+        row["seconds"] = time.perf_counter() - self._t0
+        self.seconds += row["seconds"]
+        self.step += 1
+        self._ran += 1
+        if self.log is not None:
+            self.log.append(row)
+        self._bar.update(1)
+        if self.postfix is not None:
+            self._bar.set_postfix(**self.postfix(row), refresh=False)
+
+    @property
+    def checkpoint_due(self) -> bool:
+        """The step just recorded is one to checkpoint (every ``ckpt_every`` and the last)."""
+        if self.ckpt_every is None:
+            return False
+        return self.step % self.ckpt_every == 0 or self.step == self.steps
+
+    def saved(self) -> None:
+        """Say that the checkpoint of the step just recorded is written."""
+        self.last_saved = self.step
+
+    def done(self) -> StepsDone:
+        """Steps done, the last checkpoint's step and the wall time of this loop's steps."""
+        return StepsDone(step=self.step, steps=self.steps, last_saved=self.last_saved, seconds=self.seconds)
+
+
+def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                 advice: str, kept: str) -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN or infinite (the one divergence check).
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        A 0-d loss.
+    what : str
+        What diverged, e.g. ``"training diverged at step 12: the discriminator loss L_D"``.
+    parts : mapping of str to torch.Tensor, optional
+        The loss's terms, listed in the message.
+    advice : str
+        What to change before retrying.
+    kept : str
+        Which checkpoint survives (:func:`kept_message`).
+    """
+    if bool(torch.isfinite(loss.detach())):
+        return
+    detail = f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is {loss.item()!r}{detail}.", kept, advice) if part))
+
+
+def check_finite_weights(*modules: torch.nn.Module | None, step: int, advice: str, kept: str) -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` before a checkpoint would store a non-finite weight."""
+    for module in modules:
+        if module is None:
+            continue
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: {type(module).__name__} weight {name!r} is not finite, so "
+                    f"no checkpoint was written. {kept} {advice}"
+                )
 
 
 def kept_message(ckpt_path: Path, last_saved: int, *, step0_path: Path | None = None) -> str:
@@ -461,12 +533,38 @@ def clear_run_folder(out_dir: str | Path) -> list[str]:
     return removed
 
 
-def locked(fn: Callable) -> Callable:
-    """Decorate a training function taking ``out_dir=`` so that it runs inside :func:`run_lock` of that folder."""
+def guarded_run(body: Callable[..., Any], /, *args: Any, out_dir: str | Path, on_config_change: str, who: str,
+                **kwargs: Any) -> Any:
+    """Run a trainer's ``body(*args, out_dir=out_dir, **kwargs)`` with the run folder locked: the one run set-up.
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with run_lock(kwargs["out_dir"]):
-            return fn(*args, **kwargs)
+    The folder is locked by rank 0 (:func:`run_lock`; the only writer of a parallel run). When the checkpoint
+    there was written with another configuration (:class:`~occ.errors.ConfigChangedError`), ``"error"`` raises
+    it and ``"restart"`` (the pipeline's choice: a changed parameter means a new run) empties the folder, says
+    so in one line on stderr, and trains afresh. An unchanged configuration resumes exactly either way.
 
-    return wrapper
+    Parameters
+    ----------
+    body : callable
+        The trainer's body, called with ``args``, ``out_dir=`` and ``kwargs``.
+    out_dir : str or Path
+        The run folder.
+    on_config_change : {"error", "restart"}
+        See above.
+    who : str
+        The trainer's name in messages.
+    """
+    if on_config_change not in ("error", "restart"):
+        raise ConfigError(f"{who}: on_config_change={on_config_change!r}; use 'error' or 'restart'.")
+    w = world()
+    with run_lock(out_dir) if w.main else contextlib.nullcontext():
+        try:
+            return body(*args, out_dir=out_dir, **kwargs)
+        except ConfigChangedError as exc:
+            if on_config_change != "restart":
+                raise
+            if w.main:
+                removed = clear_run_folder(out_dir)
+                what = re.split(r"[.;] [Uu]se ", str(exc))[0]  # the differences, without the advice to delete
+                print(f"{who}: {what}; starting a fresh run there (removed {', '.join(removed)}).", file=sys.stderr)
+            w.barrier()
+        return body(*args, out_dir=out_dir, **kwargs)

@@ -29,27 +29,27 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from occ.checkpoint import check_config, load_checkpoint, save_checkpoint
+from occ.checkpoint import check_config, save_checkpoint
 from occ.config import ModelConfig, SupConConfig, to_dict
-from occ.encoder import Encoder, augment
+from occ.distributed import gather, setup, sync_batchnorm, world, wrap
+from occ.encoder import Encoder, apply_augment, draw_augment_params
 from occ.errors import CheckpointError, TrainingDivergedError
-from occ.gan_train import check_training_data, data_digest, model_preset
 from occ.losses import supcon_loss
-from occ.run_state import (Expect, checkpoint_payload, default_progress, kept_message, load_run_checkpoint, locked,
-                           restore_run, run_files, run_steps)
+from occ.models import build_encoder
+from occ.run_state import (Expect, StepLoop, check_finite, checkpoint_payload, default_progress, guarded_run,
+                           kept_message, load_run_checkpoint, restore_run, run_files)
 from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
+from occ.train_data import check_training_data, data_digest
 
 __all__ = [
     "SUPCON_LOG_COLUMNS",
     "FINETUNE_LOG_COLUMNS",
     "SUPCON_MAY_DIFFER",
     "EncoderRun",
-    "build_encoder",
     "pretrain_supcon",
     "finetune_classifier",
     "classification_accuracy",
     "encode_mels",
-    "load_encoder",
 ]
 
 SUPCON_LOG_COLUMNS = ("step", "loss", "seconds")
@@ -107,15 +107,6 @@ class EncoderRun:
         return pd.read_csv(self.log_path)
 
 
-def build_encoder(model: ModelConfig, *, n_classes: int) -> Encoder:
-    """The encoder of the architecture ``model``: ``WIDTHS[model.preset]`` with ``enc_width``, ``enc_stem``, ``proj_dim``."""
-    kwargs = {**model_preset(model)["encoder"], "width": model.enc_width, "proj_dim": model.proj_dim}
-    if hasattr(model, "enc_stem"):
-        kwargs["stem"] = model.enc_stem
-    return Encoder(n_classes=n_classes, **kwargs)
-
-
-@locked
 def pretrain_supcon(
     mels: torch.Tensor,
     labels: torch.Tensor,
@@ -128,6 +119,7 @@ def pretrain_supcon(
     device: str | torch.device = "cpu",
     progress: bool | None = None,
     stop_after: int | None = None,
+    on_config_change: str = "error",
 ) -> EncoderRun:
     """SupCon pretraining of the encoder (two augmented views per clip), resumable.
 
@@ -153,6 +145,9 @@ def pretrain_supcon(
         Progress bar; default: when stderr is a terminal.
     stop_after : int, optional
         Stop, as if killed, after this many steps of this call (for testing resume).
+    on_config_change : {"error", "restart"}
+        What to do when ``supcon.pt`` was written with another configuration, seed or data: raise
+        :class:`~occ.errors.ConfigChangedError`, or empty the folder and train afresh (as ``occ.gan_train.train_gan``).
 
     Returns
     -------
@@ -170,12 +165,26 @@ def pretrain_supcon(
     TrainingDivergedError
         The loss became NaN or infinite (``supcon.pt`` keeps the last good state).
     """
+    kwargs = dict(n_classes=n_classes, model=model, cfg=cfg, seed=seed, device=device, progress=progress,
+                  stop_after=stop_after)
+    setup(resolve_device(device))  # join torchrun's process group, if any, before rank 0 locks the folder
+    return guarded_run(_pretrain_supcon, mels, labels, out_dir=out_dir, on_config_change=on_config_change,
+                       who="pretrain_supcon", **kwargs)
+
+
+def _pretrain_supcon(mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int, model: ModelConfig,
+                     cfg: SupConConfig, out_dir: str | Path, seed: int, device: str | torch.device,
+                     progress: bool | None, stop_after: int | None) -> EncoderRun:
+    """The body of :func:`pretrain_supcon`: set-up, then the loop of SupCon steps, log and checkpoint."""
     model.check()
     cfg.check()
-    progress = default_progress(progress)
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
     dev = resolve_device(device)
-    out_dir, ckpt_path, log = run_files(out_dir, SUPCON_NAME, SUPCON_LOG_NAME, SUPCON_LOG_COLUMNS)
+    w = world()
+    w.local_batch(cfg.batch_size, name="supcon.batch_size")
+    progress = default_progress(progress) and w.main
+    out_dir, ckpt_path, log = run_files(out_dir, SUPCON_NAME, SUPCON_LOG_NAME, SUPCON_LOG_COLUMNS, create=w.main)
+    log = log if w.main else None
     run_info = {"seed": int(seed), "n_clips": int(mels.shape[0]), "data_digest": data_digest(mels, labels)}
     payload = load_run_checkpoint(  # validate before building anything
         ckpt_path, kind="encoder", model=model, n_classes=n_classes, folder="stage folder", missing_ok=True,
@@ -188,54 +197,56 @@ def pretrain_supcon(
     if payload is not None:
         enc.load_state_dict(payload["encoder"])
     enc.to(dev)
+    if w.parallel:
+        sync_batchnorm(enc)  # BatchNorm over the global batch (both views), as in one process
+    enc_train = wrap(enc, w, dev)  # its forward is embed
     optim = torch.optim.Adam(enc.parameters(), lr=cfg.lr)
     start, resumed_from = restore_run(payload, log=log, sampler=sampler, optimizers={"optim": optim})
     del payload
+    n, bsz, rows = mels.shape[0], cfg.batch_size, w.rows(cfg.batch_size)
 
-    def make_payload(step: int) -> dict[str, Any]:
-        return checkpoint_payload(
-            "encoder", stage="supcon", model=model, train=cfg, run=run_info, step=step, sampler=sampler,
-            n_classes=int(n_classes),
-            encoder=enc.state_dict(),
-            optim=optim.state_dict(),
-        )
-
-    n, bsz = mels.shape[0], cfg.batch_size
-
-    def supcon_step(step: int, last_saved: int) -> dict[str, Any]:
-        enc.train()
-        idx = torch.randint(0, n, (bsz,), generator=sampler)
-        x = mels[idx].unsqueeze(1)
-        views = torch.cat([augment(x, generator=sampler), augment(x, generator=sampler)]).to(dev)
-        y = labels[idx].to(dev)
-        z = enc.embed(views).float()  # (2B, D), view-major
-        feats = torch.stack([z[:bsz], z[bsz:]], dim=1)  # (B, 2, D)
-        loss = supcon_loss(feats, y, temperature=cfg.temperature, base_temperature=cfg.temperature)
-        if not bool(torch.isfinite(loss.detach())):
-            raise TrainingDivergedError(
-                f"SupCon pretraining diverged at step {step}: the loss is {loss.item()!r}. "
-                f"{kept_message(ckpt_path, last_saved)} To retry, lower supcon.lr or raise supcon.temperature and "
-                f"delete {ckpt_path} first (resuming with the same settings would repeat the same steps)."
-            )
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        return {"step": step, "loss": loss.item()}
-
-    done = run_steps(
-        supcon_step, start=start, steps=cfg.steps, log=log, progress=progress, desc="SupCon",
-        postfix=lambda row: {"loss": f"{row['loss']:.4f}"},
-        save=lambda step, _last_saved: save_checkpoint(ckpt_path, make_payload(step)),
-        ckpt_every=cfg.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path,
-    )
+    with StepLoop(start=start, steps=cfg.steps, log=log, progress=progress, desc="SupCon",
+                  postfix=lambda row: {"loss": f"{row['loss']:.4f}"}, ckpt_every=cfg.ckpt_every,
+                  stop_after=stop_after, checkpoint=ckpt_path) as loop:
+        for step in loop:
+            enc.train()
+            # One global batch from the seeded stream (indices, then each view's augmentation); this process's rows.
+            idx = torch.randint(0, n, (bsz,), generator=sampler)
+            x = mels[idx[rows]].unsqueeze(1)
+            views = [apply_augment(x, {k: (v[rows] if v.ndim else v) for k, v in
+                                       draw_augment_params(bsz, n_frames=x.shape[-1], generator=sampler).items()})
+                     for _ in range(2)]
+            y = labels[idx].to(dev)
+            z = enc_train(torch.cat(views).to(dev)).float()  # (2b, D), view-major
+            b = z.shape[0] // 2
+            feats = gather(torch.stack([z[:b], z[b:]], dim=1))  # (B, 2, D): the global batch in order
+            loss = supcon_loss(feats, y, temperature=cfg.temperature, base_temperature=cfg.temperature)
+            finite = w.all_true(bool(torch.isfinite(loss.detach())))
+            if not finite:
+                what = f"SupCon pretraining diverged at step {step}: the loss"
+                advice = (f"To retry, lower supcon.lr or raise supcon.temperature and delete {ckpt_path} first "
+                          "(resuming with the same settings would repeat the same steps).")
+                check_finite(loss, what=what, advice=advice, kept=kept_message(ckpt_path, loop.last_saved))
+                raise TrainingDivergedError(f"{what} is not finite on another process. {advice}")
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            loop.record({"step": step, "loss": loss.item()})
+            if loop.checkpoint_due:
+                if w.main:
+                    save_checkpoint(ckpt_path, checkpoint_payload(
+                        "encoder", stage="supcon", model=model, train=cfg, run=run_info, step=step, sampler=sampler,
+                        n_classes=int(n_classes), encoder=enc.state_dict(), optim=optim.state_dict()))
+                w.barrier()
+                loop.saved()
+    done = loop.done()
     enc.eval()
     return EncoderRun(
-        out_dir=out_dir, checkpoint_path=ckpt_path, log_path=log.path, step=done.step, steps=cfg.steps,
-        finished=done.finished, resumed_from=resumed_from, seconds=done.seconds, encoder=enc,
+        out_dir=out_dir, checkpoint_path=ckpt_path, log_path=out_dir / SUPCON_LOG_NAME, step=done.step,
+        steps=cfg.steps, finished=done.finished, resumed_from=resumed_from, seconds=done.seconds, encoder=enc,
     )
 
 
-@locked
 def finetune_classifier(
     mels: torch.Tensor,
     labels: torch.Tensor,
@@ -277,11 +288,24 @@ def finetune_classifier(
     CheckpointError
         ``supcon.pt`` is missing, unfinished, or from another architecture or data.
     """
+    kwargs = dict(n_classes=n_classes, model=model, cfg=cfg, seed=seed, device=device, class_names=class_names,
+                  batch_size=batch_size, progress=progress)
+    setup(resolve_device(device))  # join torchrun's process group, if any, before rank 0 locks the folder
+    return guarded_run(_finetune_classifier, mels, labels, out_dir=out_dir, on_config_change="error",
+                       who="finetune_classifier", **kwargs)
+
+
+def _finetune_classifier(mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int, model: ModelConfig,
+                         cfg: SupConConfig, out_dir: str | Path, seed: int, device: str | torch.device,
+                         class_names: list[str] | None, batch_size: int, progress: bool | None) -> EncoderRun:
+    """The body of :func:`finetune_classifier`. Under torchrun every process fits the same head on the same
+    features (it is tiny; no gradients are exchanged) and rank 0 alone writes the log and ``encoder.pt``."""
     model.check()
     cfg.check()
-    progress = default_progress(progress)
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
     dev = resolve_device(device)
+    w = world()
+    progress = default_progress(progress) and w.main
     out_dir, enc_path, log = run_files(out_dir, ENCODER_NAME, FINETUNE_LOG_NAME, FINETUNE_LOG_COLUMNS, create=False)
     supcon_path = out_dir / SUPCON_NAME
     payload = load_run_checkpoint(supcon_path, kind="encoder", model=model, n_classes=n_classes, folder="stage folder")
@@ -302,41 +326,42 @@ def finetune_classifier(
     head = enc.classifier
     head.requires_grad_(True)
     optim = torch.optim.Adam(head.parameters(), lr=cfg.finetune_lr)
-    log.start(resume_step=None)
+    log = log if w.main else None
+    if log is not None:
+        log.start(resume_step=None)
     n, bsz = feats.shape[0], cfg.batch_size
 
-    def head_step(step: int, _last_saved: int) -> dict[str, Any]:
-        idx = torch.randint(0, n, (bsz,), generator=sampler)
-        logits = head(feats[idx].to(dev))
-        y = labels[idx].to(dev)
-        loss = F.cross_entropy(logits, y)
-        if not bool(torch.isfinite(loss.detach())):
-            raise TrainingDivergedError(
-                f"classification fine-tuning diverged at step {step}: the loss is {loss.item()!r}; "
-                "lower supcon.finetune_lr and rerun."
-            )
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        acc = (logits.argmax(dim=1) == y).float().mean().item()
-        return {"step": step, "loss": loss.item(), "accuracy": acc}
-
-    done = run_steps(head_step, start=0, steps=cfg.finetune_steps, log=log, progress=progress, desc="fine-tune")
+    with StepLoop(start=0, steps=cfg.finetune_steps, log=log, progress=progress, desc="fine-tune") as loop:
+        for step in loop:
+            idx = torch.randint(0, n, (bsz,), generator=sampler)
+            logits = head(feats[idx].to(dev))
+            y = labels[idx].to(dev)
+            loss = F.cross_entropy(logits, y)
+            check_finite(loss, what=f"classification fine-tuning diverged at step {step}: the loss",
+                         advice="Lower supcon.finetune_lr and rerun.", kept="")
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            acc = (logits.argmax(dim=1) == y).float().mean().item()
+            loop.record({"step": step, "loss": loss.item(), "accuracy": acc})
+    done = loop.done()
     head.requires_grad_(False)
     with torch.no_grad():
         train_acc = float((head(feats.to(dev)).argmax(dim=1).cpu() == labels).float().mean())
-    save_checkpoint(enc_path, checkpoint_payload(
-        "encoder", stage="finetuned", model=model, train=cfg,
-        run={**payload.get("run", {}), "finetune_seed": int(seed)},
-        step=cfg.finetune_steps,
-        supcon_step=int(payload["step"]),
-        n_classes=int(n_classes),
-        class_names=list(class_names) if class_names is not None else None,
-        encoder=enc.state_dict(),
-        train_accuracy=train_acc,
-    ))
+    if w.main:
+        save_checkpoint(enc_path, checkpoint_payload(
+            "encoder", stage="finetuned", model=model, train=cfg,
+            run={**payload.get("run", {}), "finetune_seed": int(seed)},
+            step=cfg.finetune_steps,
+            supcon_step=int(payload["step"]),
+            n_classes=int(n_classes),
+            class_names=list(class_names) if class_names is not None else None,
+            encoder=enc.state_dict(),
+            train_accuracy=train_acc,
+        ))
+    w.barrier()
     return EncoderRun(
-        out_dir=out_dir, checkpoint_path=enc_path, log_path=log.path, step=cfg.finetune_steps,
+        out_dir=out_dir, checkpoint_path=enc_path, log_path=out_dir / FINETUNE_LOG_NAME, step=cfg.finetune_steps,
         steps=cfg.finetune_steps, finished=True, resumed_from=None, seconds=done.seconds, encoder=enc,
         train_accuracy=train_acc,
     )
@@ -418,35 +443,3 @@ def classification_accuracy(
     """
     logits = encode_mels(encoder, mels, batch_size=batch_size, device=device, which="logits")
     return float((logits.argmax(dim=1) == labels.cpu().long()).float().mean())
-
-
-def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Encoder:
-    """Load an encoder checkpoint (``encoder.pt`` or ``supcon.pt``) frozen, in eval mode.
-
-    Parameters
-    ----------
-    path : str or Path
-        The checkpoint.
-    device : {"auto", "cpu", "cuda"} or torch.device
-        Where to put it.
-
-    Returns
-    -------
-    Encoder
-        Eval mode, no parameter gradients; its checkpoint payload's ``stage`` in ``encoder.stage``.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, corrupt, or not an encoder checkpoint.
-    """
-    payload = load_checkpoint(path, kind="encoder")
-    try:
-        model = ModelConfig(**payload["model"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: its architecture entry does not match this version's ModelConfig ({exc}); "
-                              "rerun the supcon stage (dvc repro supcon).") from exc
-    enc = build_encoder(model, n_classes=int(payload["n_classes"]))
-    enc.load_state_dict(payload["encoder"])
-    enc.stage = payload.get("stage", "")
-    return enc.to(resolve_device(device)).eval().requires_grad_(False)

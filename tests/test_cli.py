@@ -15,7 +15,8 @@ import torch
 
 from occ.cli import main
 from occ.config import ModelConfig, SupConConfig, TrainConfig
-from occ.gan_train import load_generator, train_gan
+from occ.gan_train import train_gan
+from occ.models import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["DogBark", "Footstep", "GunShot"]
@@ -62,7 +63,7 @@ def encoder_ckpt(tmp_path_factory) -> Path:
     """A tiny, untrained SupCon encoder checkpoint for ``--embedding encoder``."""
     from occ.checkpoint import save_checkpoint
     from occ.run_state import checkpoint_payload
-    from occ.supcon_train import build_encoder
+    from occ.models import build_encoder
 
     torch.manual_seed(0)
     enc = build_encoder(MODEL, n_classes=3)
@@ -210,7 +211,7 @@ def test_fad_agrees_with_fad_per_class(folders, encoder_ckpt, capsys):
     from occ.audio import load_clip
     from occ.embeddings import get_embedder
     from occ.fad import fad_per_class
-    from occ.supcon_train import load_encoder
+    from occ.models import load_encoder
 
     code, out, err = run(capsys, "fad", folders / "gen", folders / "ref", "--embedding", "encoder", "--encoder",
                          encoder_ckpt, "--json")

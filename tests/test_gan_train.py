@@ -15,7 +15,8 @@ from occ.augment_d import apply_d_augment, augment_d, draw_d_augment
 from occ.checkpoint import load_checkpoint
 from occ.config import ModelConfig, TrainConfig
 from occ.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
-from occ.gan_train import LOG_COLUMNS, build_generator, load_discriminator, load_generator, train_gan
+from occ.gan_train import LOG_COLUMNS, train_gan
+from occ.models import build_generator, load_discriminator, load_generator
 from occ.seeding import seed_everything
 
 N_CLASSES = 3

@@ -18,7 +18,7 @@ from occ.checkpoint import TrainLog, load_checkpoint
 from occ.config import ModelConfig, TrainConfig
 from occ.errors import CheckpointError, ConfigChangedError, RunLockedError, TrainingInterrupted
 from occ.gan_train import train_gan
-from occ.run_state import LOCK_NAME, run_lock, run_steps
+from occ.run_state import LOCK_NAME, StepLoop, run_lock
 
 N_CLASSES = 3
 MODEL = ModelConfig(z_dim=16, g_ch=4, d_ch=4, proj_dim=8, enc_width=4)
@@ -137,8 +137,13 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_checkpoint(tmp_path):
         return {"step": n}
 
     with pytest.raises(TrainingInterrupted) as info:
-        run_steps(step, start=0, steps=6, log=log, progress=False, desc="GAN o2c", ckpt_every=2,
-                  save=lambda n, _last: saved.append(n), checkpoint=tmp_path / "checkpoint.pt")
+        with StepLoop(start=0, steps=6, log=log, progress=False, desc="GAN o2c", ckpt_every=2,
+                      checkpoint=tmp_path / "checkpoint.pt") as loop:
+            for n in loop:
+                loop.record(step(n, loop.last_saved))
+                if loop.checkpoint_due:
+                    saved.append(n)
+                    loop.saved()
     message = str(info.value)
     assert "\n" not in message and saved == [2]
     assert message == (f"GAN o2c: interrupted (Ctrl-C) in step 4 of 6; {tmp_path / 'checkpoint.pt'} (step 2) "
@@ -149,18 +154,18 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_checkpoint(tmp_path):
 def test_ctrl_c_in_a_real_training_keeps_a_resumable_run(data, tmp_path, monkeypatch):
     import occ.gan_train as gan_train
 
-    real = gan_train._train_step
+    real = gan_train.g_step
 
-    def interrupted(ctx, *, step, last_saved):
-        if step == 3:
+    def interrupted(nets, draws, train, **kwargs):
+        if kwargs["stop"].step == 3:
             raise KeyboardInterrupt
-        return real(ctx, step=step, last_saved=last_saved)
+        return real(nets, draws, train, **kwargs)
 
-    monkeypatch.setattr(gan_train, "_train_step", interrupted)
+    monkeypatch.setattr(gan_train, "g_step", interrupted)
     with pytest.raises(TrainingInterrupted, match="checkpoint.pt \\(step 2\\) was kept"):
         _train(data, tmp_path)
     assert not (tmp_path / LOCK_NAME).exists()
-    monkeypatch.setattr(gan_train, "_train_step", real)
+    monkeypatch.setattr(gan_train, "g_step", real)
     assert _train(data, tmp_path).resumed_from == 2
 
 

@@ -22,7 +22,7 @@ from occ.run_state import (
     load_run_checkpoint,
     restore_run,
     run_files,
-    run_steps,
+    StepLoop,
 )
 from occ.seeding import make_generator
 
@@ -142,7 +142,18 @@ def test_restore_run_fresh_and_resumed(tmp_path):
         restore_run(payload, log=log, sampler=sampler, optimizers={})
 
 
-def test_run_steps_logs_checkpoints_and_stops(tmp_path):
+def _drive(step_fn, *, save=None, **kwargs):
+    """A trainer's loop over StepLoop: call step_fn(step, last_saved), record, save when due."""
+    with StepLoop(**kwargs) as loop:
+        for step in loop:
+            loop.record(step_fn(step, loop.last_saved))
+            if save is not None and loop.checkpoint_due:
+                save(step, loop.last_saved)
+                loop.saved()
+    return loop.done()
+
+
+def test_step_loop_logs_checkpoints_and_stops(tmp_path):
     log = TrainLog(tmp_path / "log.csv", ("step", "loss", "seconds"))
     log.start(resume_step=None)
     calls, saves = [], []
@@ -151,26 +162,25 @@ def test_run_steps_logs_checkpoints_and_stops(tmp_path):
         calls.append((step, last_saved))
         return {"step": step, "loss": 1.0 / step}
 
-    done = run_steps(step_fn, start=0, steps=5, log=log, progress=False, desc="t",
-                     postfix=lambda row: {"loss": f"{row['loss']:.2f}"}, save=lambda s, last: saves.append((s, last)),
-                     ckpt_every=2, stop_after=3)
+    done = _drive(step_fn, start=0, steps=5, log=log, progress=False, desc="t",
+                  postfix=lambda row: {"loss": f"{row['loss']:.2f}"}, save=lambda s, last: saves.append((s, last)),
+                  ckpt_every=2, stop_after=3)
     assert calls == [(1, 0), (2, 0), (3, 2)] and saves == [(2, 0)]
     assert done == StepsDone(step=3, steps=5, last_saved=2, seconds=done.seconds) and not done.finished
     assert done.seconds > 0
-    done = run_steps(step_fn, start=3, steps=5, log=log, progress=False, desc="t",
-                     save=lambda s, last: saves.append((s, last)), ckpt_every=2)
+    done = _drive(step_fn, start=3, steps=5, log=log, progress=False, desc="t",
+                  save=lambda s, last: saves.append((s, last)), ckpt_every=2)
     assert calls[3:] == [(4, 3), (5, 4)] and saves[1:] == [(4, 3), (5, 4)]  # every 2nd step and the last
     assert done.step == 5 and done.last_saved == 5 and done.finished
     log_df = pd.read_csv(log.path)
     assert log_df["step"].tolist() == [1, 2, 3, 4, 5] and list(log_df.columns) == ["step", "loss", "seconds"]
-    again = run_steps(step_fn, start=5, steps=5, log=log, progress=False, desc="t")
+    again = _drive(step_fn, start=5, steps=5, log=log, progress=False, desc="t")
     assert again.step == 5 and again.seconds == 0.0 and len(calls) == 5
-    unsaved = run_steps(lambda s, _: {"step": s, "loss": 0.0}, start=0, steps=2, log=log,
-                        progress=False, desc="t")
+    unsaved = _drive(lambda s, _: {"step": s, "loss": 0.0}, start=0, steps=2, log=log, progress=False, desc="t")
     assert unsaved.step == 2 and unsaved.last_saved == 0 and not unsaved.finished
 
 
-def test_run_steps_propagates_errors(tmp_path):
+def test_step_loop_propagates_errors_and_needs_a_record(tmp_path):
     log = TrainLog(tmp_path / "log.csv", ("step", "seconds"))
     log.start(resume_step=None)
 
@@ -178,7 +188,22 @@ def test_run_steps_propagates_errors(tmp_path):
         raise RuntimeError(f"step {step} after {last_saved}")
 
     with pytest.raises(RuntimeError, match="step 3 after 2"):
-        run_steps(failing, start=2, steps=4, log=log, progress=False, desc="t")
+        _drive(failing, start=2, steps=4, log=log, progress=False, desc="t")
+    with pytest.raises(RuntimeError, match="ended without StepLoop.record"):
+        with StepLoop(start=0, steps=2, log=None, progress=False, desc="t") as loop:
+            for _ in loop:
+                pass
+
+
+def test_check_finite_names_the_loss_its_parts_and_what_to_do():
+    from occ.errors import TrainingDivergedError
+    from occ.run_state import check_finite
+
+    check_finite(torch.tensor(1.0), what="x", advice="a", kept="k")
+    with pytest.raises(TrainingDivergedError) as info:
+        check_finite(torch.tensor(float("nan")), what="diverged at step 3: the loss L", parts={"p": torch.tensor(2.0)},
+                     advice="Lower the rate.", kept="")
+    assert str(info.value) == "diverged at step 3: the loss L is nan (p=2.0). Lower the rate."
 
 
 def test_kept_message(tmp_path):

@@ -15,9 +15,9 @@ from occ.supcon_train import (
     classification_accuracy,
     encode_mels,
     finetune_classifier,
-    load_encoder,
     pretrain_supcon,
 )
+from occ.models import load_encoder
 
 N_CLASSES = 3
 MODEL = ModelConfig(enc_width=8, proj_dim=8)  # width 4 + channels-last crashes torch 2.11 (1x1 stride-2 conv backward)
