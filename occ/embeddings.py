@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
+from occ.audio import N_SAMPLES
 from occ.errors import ConfigError, DataError
 
 __all__ = ["Embedder", "VGGishEmbedder", "AisfxEmbedder", "EncoderEmbedder", "get_embedder", "EMBEDDERS"]
 
 EMBEDDERS = ("vggish", "aisfx", "encoder")
-N_SAMPLES = 88200
 
 
 def _as_wavs(wavs: np.ndarray | torch.Tensor) -> torch.Tensor:

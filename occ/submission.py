@@ -21,12 +21,10 @@ import soundfile as sf
 import torch
 
 from occ.atomic import umask_mode
+from occ.audio import N_SAMPLES, SR
 from occ.errors import DataError
 
 __all__ = ["class_folder", "write_clip", "write_submission", "submission_problems", "check_submission"]
-
-SR = 22050  # Hz
-N_SAMPLES = 88200  # samples per clip (4 s)
 
 
 def class_folder(name: str) -> str:
