@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
-from occ.audio import HOP, N_FFT, N_SAMPLES, SR
+from occ.audio import HOP, N_FFT, N_SAMPLES
 from occ.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from occ.hifigan import HiFiGANBF16, HiFiGANGenerator, load_generator_state, native_bf16
 
