@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occ import datasets, evaluate, gan_train, supcon_train
+from occ import datasets, embedding_files, evaluate, gan_train, supcon_train
 from occ.config import SUPCON_KINDS, load_params
 from occ.datasets import denormalize_mel
 from occ.embeddings import get_embedder
@@ -65,7 +65,7 @@ def main() -> None:
     params = load_params(layout.params, variant=args.variant)
     cache = datasets.load_feature_cache(layout.data(params.data.cache))
     train = cache.train()
-    reference = evaluate.load_embeddings(layout.reference / "embeddings.npz")
+    reference = embedding_files.load_embeddings(layout.reference / "embeddings.npz")
     embedder = get_embedder(params.eval.embedding, weights=params.eval.vggish_weights or None)
     encoder = (supcon_train.load_encoder(layout.supcon_run / "encoder.pt")
                if params.train.loss in SUPCON_KINDS else None)
