@@ -17,7 +17,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+
+from test_dvc_files import _stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,10 +201,6 @@ def _declared_missing(reads: set[tuple[str, ...]], declared: set[str], with_vari
         if always not in declared:
             missing.add(always)
     return sorted(missing)
-
-
-def _stages() -> dict:
-    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 @pytest.mark.parametrize("stage", sorted(_stages()))
