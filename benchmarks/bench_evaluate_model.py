@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from occ import evaluate, gan_train, supcon_train
+from occ import embedding_files, evaluate, models
 from occ.config import load_params
 from occ.datasets import denormalize_mel
 from occ.embeddings import get_embedder
@@ -42,11 +42,11 @@ def main() -> None:
 
     layout = Layout.find()
     params = load_params(layout.params, variant=args.variant)
-    generator, payload = gan_train.load_generator(layout.train_run(args.variant) / "checkpoint.pt")
+    generator, payload = models.load_generator(layout.train_run(args.variant) / "checkpoint.pt")
     names = payload["class_names"]
-    encoder = supcon_train.load_encoder(layout.supcon_run / "encoder.pt")
+    encoder = models.load_encoder(layout.supcon_run / "encoder.pt")
     embedder = get_embedder(params.eval.embedding, weights=params.eval.vggish_weights or None, encoder=encoder)
-    reference = evaluate.load_embeddings(layout.reference / "embeddings.npz")
+    reference = embedding_files.load_embeddings(layout.reference / "embeddings.npz")
     n = args.n_per_class * len(names)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}, "
           f"variant {args.variant} (step {payload['step']}), {n} clips ({args.n_per_class} x {len(names)}), "

@@ -31,7 +31,7 @@ from occ.audio import load_clip
 from occ.config import load_params
 from occ.datasets import load_feature_cache
 from occ.embeddings import get_embedder
-from occ.evaluate import load_embeddings
+from occ.embedding_files import load_embeddings
 from occ.paths import Layout
 from occ.vocoder import vocode
 

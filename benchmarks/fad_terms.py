@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from occ.fad import embedding_stats, fad_per_class
+from occ.fad import fad_per_class
+from occ.frechet import embedding_stats
 
 
 def fad_terms(gen_emb: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> pd.DataFrame:

@@ -243,7 +243,8 @@ def check_eval(generator: torch.nn.Module, encoder: torch.nn.Module, params: Par
     from occ.embeddings import EncoderEmbedder
     from occ.evaluate import standing_stats
     from occ.generate import eval_seeds, generate_mels
-    from occ.vocoder import N_SAMPLES, vocode
+    from occ.audio import N_SAMPLES
+    from occ.vocoder import vocode
 
     labels, seeds = eval_seeds(clips_per_class, N_CLASSES, base_seed=params.seed)
     n = len(labels)

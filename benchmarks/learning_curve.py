@@ -42,7 +42,7 @@ RECIPES = {
 
 def _setup(args, out: Path):
     """Embeddings of the held-out and training clips (cached in `out`), the probe and its ceiling."""
-    from occ import datasets, evaluate
+    from occ import datasets, embedding_files, evaluate
     from occ.config import load_params
     from occ.embeddings import get_embedder
     from occ.paths import Layout
@@ -60,8 +60,8 @@ def _setup(args, out: Path):
     for name, kw in parts.items():
         path = out / f"embeddings_{name}_{params.eval.embedding}.npz"
         if not path.is_file():
-            evaluate.save_embeddings(path, evaluate.clip_embeddings(embedder=embedder, **kw))
-        emb[name] = evaluate.load_embeddings(path)
+            embedding_files.save_embeddings(path, evaluate.clip_embeddings(embedder=embedder, **kw))
+        emb[name] = embedding_files.load_embeddings(path)
     probe = fit_probe(emb["train"])
     probe.save(out / f"probe_{params.eval.embedding}.npz")
     ceiling = {"held-out": float(probe.accuracy(emb["heldout"])["Average"]),
@@ -75,7 +75,7 @@ def _worker(args, recipe: str, out: Path) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from occ import datasets, evaluate, gan_train, supcon_train
+    from occ import datasets, embedding_files, evaluate, gan_train, models
     from occ.config import SUPCON_KINDS, load_params
     from occ.embeddings import get_embedder
     from occ.paths import Layout
@@ -86,10 +86,10 @@ def _worker(args, recipe: str, out: Path) -> None:
     cache = datasets.load_feature_cache(layout.data(params.data.cache))
     train = cache.train()
     embedder = get_embedder(params.eval.embedding, weights=params.eval.vggish_weights or None)
-    reference = evaluate.load_embeddings(out / f"embeddings_heldout_{params.eval.embedding}.npz")
+    reference = embedding_files.load_embeddings(out / f"embeddings_heldout_{params.eval.embedding}.npz")
     probe = load_probe(out / f"probe_{params.eval.embedding}.npz")
     encoder_path = layout.supcon_run / "encoder.pt"
-    encoder = supcon_train.load_encoder(encoder_path) if encoder_path.is_file() else None
+    encoder = models.load_encoder(encoder_path) if encoder_path.is_file() else None
     if params.train.loss in SUPCON_KINDS and encoder is None:
         raise SystemExit(f"{encoder_path}: missing; run `dvc repro supcon` first")
     train_over, model_over = RECIPES[recipe]
@@ -106,7 +106,7 @@ def _worker(args, recipe: str, out: Path) -> None:
                             class_names=cache.class_names, progress=False)
         cpu_total += time.process_time() - c0
         wall_total += time.perf_counter() - w0
-        g, payload = gan_train.load_generator(run_dir / "checkpoint.pt")
+        g, payload = models.load_generator(run_dir / "checkpoint.pt")
         e0 = time.perf_counter()
         res = evaluate.evaluate_generator(g, class_names=cache.class_names, n_per_class=args.n_per_class,
                                           base_seed=params.seed, embedder=embedder, reference=reference,

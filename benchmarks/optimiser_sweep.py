@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occ import datasets, evaluate, gan_train, supcon_train
+from occ import datasets, embedding_files, evaluate, gan_train, models
 from occ.config import SUPCON_KINDS, load_params
 from occ.datasets import denormalize_mel
 from occ.embeddings import get_embedder
@@ -65,9 +65,9 @@ def main() -> None:
     params = load_params(layout.params, variant=args.variant)
     cache = datasets.load_feature_cache(layout.data(params.data.cache))
     train = cache.train()
-    reference = evaluate.load_embeddings(layout.reference / "embeddings.npz")
+    reference = embedding_files.load_embeddings(layout.reference / "embeddings.npz")
     embedder = get_embedder(params.eval.embedding, weights=params.eval.vggish_weights or None)
-    encoder = (supcon_train.load_encoder(layout.supcon_run / "encoder.pt")
+    encoder = (models.load_encoder(layout.supcon_run / "encoder.pt")
                if params.train.loss in SUPCON_KINDS else None)
     seed = params.seed if args.seed is None else args.seed
     print(f"| setting | seed | steps | train s | mean FAD ({args.n_per_class} clips/class) | mean term | tr(S_g) |")
@@ -85,7 +85,7 @@ def main() -> None:
                                 model=model, train=cfg, out_dir=run_dir, seed=seed,
                                 encoder=encoder, class_names=cache.class_names, progress=False)
             seconds = time.perf_counter() - t0
-            g, _ = gan_train.load_generator(run_dir / "checkpoint.pt")
+            g, _ = models.load_generator(run_dir / "checkpoint.pt")
             labels, seeds = eval_seeds(args.n_per_class, len(cache.class_names), base_seed=params.seed)
             g = evaluate.standing_stats(g, seed=params.seed)
             mels = denormalize_mel(generate_mels(g, labels, seeds))

@@ -1,10 +1,11 @@
-"""Atomic file writes: a temporary file in the target's folder, then one rename.
+"""Atomic file and folder writes: a temporary file (or folder) beside the target, then one rename.
 
 Every file the project writes (checkpoints, feature caches, WAVs, embeddings, tables, logs) goes through
 :func:`atomic_open`, so an interrupted run leaves either the previous file or the new one, never half of one.
 The file gets the permissions a plain ``open`` would give it (``0o666`` less the umask), and a write that
 fails because the disk is full or the folder is not writable raises :class:`~occ.errors.WriteError` naming
-the target, not the hidden temporary file.
+the target, not the hidden temporary file. Whole folders (a submission's class folder, the synthetic
+dataset) are built under a temporary name and swapped in by :func:`atomic_folder`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import IO, Iterator
 
 from occ.errors import WriteError
 
-__all__ = ["atomic_open", "atomic_write_text", "umask_mode", "write_error", "write_json"]
+__all__ = ["atomic_folder", "atomic_open", "atomic_write_text", "umask_mode", "write_error", "write_json"]
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -101,3 +103,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: dict) -> Path:
     """Write a JSON file atomically, keys sorted, full float precision."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike, *, prefix: str | None = None, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on a clean exit it replaces ``path``, on an error it is removed.
+
+    The folder gets a plain folder's permissions (``0o777`` less the umask). An existing ``path`` is
+    first moved into a hidden ``.<name>.old-<random>`` folder beside it, then the new folder is renamed
+    into place and the old one deleted, so a reader sees the old folder or the new one, never a half-written
+    one; a killed write leaves only hidden folders (the temporary one or the old one), which the caller
+    may clear on its next run.
+
+    Parameters
+    ----------
+    path : path-like
+        The folder to write; its parent is created.
+    prefix : str, optional
+        Name prefix of the temporary folder; default ``.<name>.partial-``.
+    suffix : str
+        Name suffix of the temporary folder.
+
+    Yields
+    ------
+    Path
+        The temporary folder to fill.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.partial-" if prefix is None else prefix
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=path.parent))
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only
+    try:
+        yield tmp
+        trash = None
+        if path.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, trash / "old")
+        os.replace(tmp, path)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

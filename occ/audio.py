@@ -66,27 +66,26 @@ def n_frames(n_samples: int) -> int:
 
 
 # ----------------------------------------------------------------------------- mel filterbank
+# Slaney's mel scale: linear (_F_SP Hz per mel) below _MIN_LOG_HZ, logarithmic (_LOGSTEP per mel) above.
+_F_SP = 200.0 / 3.0
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = math.log(6.4) / 27.0
+
+
 def _hz_to_mel_slaney(f: np.ndarray) -> np.ndarray:
     """Slaney's auditory-toolbox mel scale: linear below 1 kHz, logarithmic above."""
     f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
-    lin = f / f_sp
+    lin = f / _F_SP
     with np.errstate(divide="ignore"):
-        log = min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep
-    return np.where(f >= min_log_hz, log, lin)
+        log = _MIN_LOG_MEL + np.log(np.maximum(f, 1e-12) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(f >= _MIN_LOG_HZ, log, lin)
 
 
 def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_hz_to_mel_slaney`."""
     m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)), _F_SP * m)
 
 
 def mel_filterbank(

@@ -305,7 +305,7 @@ def cmd_fad(args) -> int:
     gen_root = Path(args.generated)
     gen = clip_sets(gen_root, what="GENERATED")
     if dcase:
-        from occ.fad import dcase_eval_reference
+        from occ.dcase_stats import dcase_eval_reference
         from occ.submission import class_folder
 
         if list(gen) == [""]:

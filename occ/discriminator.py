@@ -23,13 +23,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from occ.audio import N_FRAMES, N_MELS
 from occ.errors import ConfigError, DataError
-from occ.generator import N_FRAMES, N_MELS
-from occ.layers import DBlock, check_resample, maybe_sn, orthogonal_init
+from occ.layers import WIDTHS, DBlock, check_resample, maybe_sn, orthogonal_init
 
 __all__ = ["space_to_depth", "DiscOutput", "DiscTrunk", "AdversarialHead", "ProjectionHead", "Discriminator"]
 
-_DEFAULT_DOWNS = ((2, 2), (2, 2), (2, 2), None)
+#: The constructor's defaults: the ``"embedded"`` layout, the one place the base width and layout are set.
+_DEFAULTS = WIDTHS["embedded"]["discriminator"]
 
 
 class DiscOutput(NamedTuple):
@@ -185,7 +186,8 @@ class Discriminator(nn.Module):
     n_classes : int
         Number of sound classes.
     ch : int
-        Base width of D1.
+        Base width of D1. Default: the embedded width (``WIDTHS["embedded"]["discriminator"]["ch"]``);
+        the pipeline passes ``model.d_ch``.
     proj_dim : int
         Size of the data and class embeddings (128 in the paper).
     projection : bool
@@ -215,15 +217,15 @@ class Discriminator(nn.Module):
         self,
         *,
         n_classes: int,
-        ch: int = 32,
+        ch: int = _DEFAULTS["ch"],
         proj_dim: int = 128,
         projection: bool = False,
-        ch_mult: Sequence[int] = (1, 2, 4, 8),
-        downs: Sequence[tuple[int, int] | None] = _DEFAULT_DOWNS,
+        ch_mult: Sequence[int] = _DEFAULTS["ch_mult"],
+        downs: Sequence[tuple[int, int] | None] = _DEFAULTS["downs"],
         sn: bool = True,
-        resample: str = "between",
-        space_to_depth: tuple[int, int] = (2, 2),
-        channels_last: bool = True,
+        resample: str = _DEFAULTS["resample"],
+        space_to_depth: tuple[int, int] = _DEFAULTS["space_to_depth"],
+        channels_last: bool = _DEFAULTS["channels_last"],
     ) -> None:
         super().__init__()
         if n_classes < 1:

@@ -4,7 +4,7 @@
 ``embed(wavs) -> (N, W, D)`` for 4-s clips (N, 88200) at 22,050 Hz in [-1, 1]:
 
 * ``"vggish"``: the DCASE 2023 Task 7 FAD embedding. Clips are turned into the int16 sample values DCASE
-  read from the WAV files, then :func:`occ.fad.dcase_vggish_examples` (10 windows of 16,000 samples,
+  read from the WAV files, then :func:`occ.vggish_frontend.dcase_vggish_examples` (10 windows of 16,000 samples,
   step 8,000, no resampling) and VGGish (128-d pre-activation). Needs ``vggish-10086976.pth``.
 * ``"aisfx"``: the aiSFX sound-effects CNN (512-d per 2-s block, 3 blocks per clip); weights from the
   PyPI wheel, so it works offline once cached. Not the DCASE metric: its FADs are not comparable to
@@ -27,7 +27,6 @@ from occ.errors import ConfigError, DataError
 __all__ = ["Embedder", "VGGishEmbedder", "AisfxEmbedder", "EncoderEmbedder", "get_embedder", "EMBEDDERS"]
 
 EMBEDDERS = ("vggish", "aisfx", "encoder")
-N_SAMPLES = 88200
 
 
 def _as_wavs(wavs: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -94,7 +93,7 @@ class VGGishEmbedder(Embedder):
         self.model = model.to(self.device).eval() if model is not None else load_vggish(weights, device=self.device)
 
     def _embed_batch(self, wavs: torch.Tensor) -> torch.Tensor:
-        from occ.fad import dcase_vggish_examples
+        from occ.vggish_frontend import dcase_vggish_examples
 
         int16 = np.clip(np.round(wavs.numpy().astype(np.float64) * 32768.0), -32768, 32767)  # as read from the WAV
         ex = dcase_vggish_examples(int16)  # (N, W, 96, 64)

@@ -1,11 +1,12 @@
-"""Evaluating trained generators: generation, vocoding, the DCASE layout, embedding, FAD, diversity, t-SNE.
+"""Evaluating trained generators: generation, vocoding, the DCASE layout, embedding, FAD, diversity.
 
 The steps DCASE 2023 Task 7 ran on a submission (docs/reference.md, section 4), on this project's models:
 per-sample seeds (so clips do not depend on the batch size), natural-log mel -> waveform with the chosen
 vocoder, 16-bit WAVs in the submission layout (checked as DCASE checked them), embeddings of every clip,
 then per-class FAD against the held-out clips of the same class with a bootstrap interval. Beyond the
 paper: precision / recall / density / coverage per class and the fine-tuned encoder's accuracy on the
-generated clips (does each class still sound like itself?).
+generated clips (does each class still sound like itself?). Embeddings on disk: :mod:`occ.embedding_files`;
+D's embedding space and its t-SNE (Figure 2): :mod:`occ.d_space`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from occ.atomic import atomic_open
 from occ.audio import load_clip, log_mel
 from occ.datasets import FeatureCache, denormalize_mel, normalize_mel
 from occ.diversity import prdc_per_class
@@ -115,21 +115,6 @@ def clip_embeddings(part: FeatureCache, *, embedder: Embedder, progress: bool = 
             wavs = np.asarray(wavs.cpu() if torch.is_tensor(wavs) else wavs, dtype=np.float32)
         out[name] = embedder.embed(wavs, progress=progress)
     return out
-
-
-def save_embeddings(path: str | Path, emb: dict[str, np.ndarray]) -> None:
-    """Save per-class embeddings (npz, atomically); class order is kept."""
-    with atomic_open(path) as fh:
-        np.savez(fh, __classes__=np.array(list(emb)), **{f"c{i}": v for i, v in enumerate(emb.values())})
-
-
-def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:
-    """Inverse of `save_embeddings`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no reference embeddings; run the `reference` stage (notebooks/04_reference.ipynb) first.")
-    with np.load(path) as z:
-        return {str(name): z[f"c{i}"] for i, name in enumerate(z["__classes__"])}
 
 
 @torch.no_grad()
@@ -335,73 +320,6 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Whether two modules hold bit-identical parameters and buffers."""
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
-
-
-@torch.no_grad()
-def discriminator_embeddings(generator: torch.nn.Module, discriminator: torch.nn.Module, *, n_classes: int,
-                             per_class: int, base_seed: int, device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length h(D1(G(z, c))) of generated data, `per_class` per class (Figure 2's points)."""
-    labels, seeds = eval_seeds(per_class, n_classes, base_seed=base_seed)
-    generator = standing_stats(generator, seed=base_seed, device=device)
-    mels = generate_mels(generator, labels, seeds, device=device)
-    emb = []
-    for i in range(0, len(labels), 64):
-        out = discriminator(mels[i:i + 64, None].to(device), labels[i:i + 64].to(device))
-        emb.append(torch.nn.functional.normalize(out.embedding.float(), dim=1).cpu())
-    return torch.cat(emb).numpy(), labels.numpy()
-
-
-def tsne_of_generated(layout, variants: list[str], *, per_class: int, seed: int, train_seed: int | None = None,
-                      device: str | torch.device = "cpu") -> pd.DataFrame:
-    """2-D t-SNE of D-space embeddings of generated data, one t-SNE per variant (Figure 2).
-
-    `seed` seeds the evaluation latents and the t-SNE; `train_seed` picks which training run of each variant
-    (`runs/train/<variant>/seed<k>`; ``None``: the folder without a seed level).
-    """
-    from sklearn.manifold import TSNE
-
-    from occ.models import load_discriminator, load_generator
-
-    frames = []
-    for v in variants:
-        ckpt = layout.train_run(v, train_seed) / "checkpoint.pt"
-        g, payload = load_generator(ckpt, device=device)
-        d, _ = load_discriminator(ckpt, device=device)
-        emb, labels = discriminator_embeddings(g, d, n_classes=int(payload["n_classes"]), per_class=per_class,
-                                               base_seed=seed, device=device)
-        xy = TSNE(n_components=2, perplexity=min(30.0, (len(emb) - 1) / 3), init="pca",
-                  random_state=seed).fit_transform(emb)
-        frames.append(pd.DataFrame({"variant": v, "label": labels, "x": xy[:, 0], "y": xy[:, 1]}))
-    return pd.concat(frames, ignore_index=True)
-
-
-@torch.no_grad()
-def within_class_distance(discriminator: torch.nn.Module, mels: torch.Tensor, labels: torch.Tensor, *,
-                          device: str | torch.device = "cpu", batch_size: int = 64) -> float:
-    """Mean pairwise Euclidean distance between D's unit-length embeddings h(D1(x)) of clips of the same class.
-
-    The number behind Figure 2: without OCC, D maps each class's generated clips to one tight cluster (small
-    distance); the paper's claim is that OCC spreads them. `mels` are natural-log mels (as generated), labels
-    their classes; the distance is averaged over the pairs of each class, then over the classes.
-    """
-    emb = []
-    x = normalize_mel(mels)
-    for i in range(0, len(labels), batch_size):
-        out = discriminator(x[i:i + batch_size, None].to(device), labels[i:i + batch_size].to(device))
-        emb.append(torch.nn.functional.normalize(out.embedding.float(), dim=1).cpu())
-    emb = torch.cat(emb).double()
-    lab = torch.as_tensor(labels)
-    per_class = []
-    for c in torch.unique(lab):
-        e = emb[lab == c]
-        n = len(e)
-        if n < 2:
-            continue
-        dist = torch.cdist(e, e)
-        per_class.append(float(dist.sum() / (n * (n - 1))))
-    if not per_class:
-        raise DataError("within_class_distance: every class has fewer than 2 clips")
-    return float(np.mean(per_class))
 
 
 def class_names_of(run_dir: str | Path) -> list[str]:

@@ -22,16 +22,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from occ.audio import N_FRAMES, N_MELS
 from occ.errors import ConfigError, DataError
 from occ.layers import WIDTHS, GBlock, check_resample, maybe_sn, orthogonal_init
 
 __all__ = ["Generator", "WIDTHS", "N_MELS", "N_FRAMES", "depth_to_space"]
 
-#: Output shape of G: mel bands x frames (4 s at 22,050 Hz, hop 256).
-N_MELS = 80
-N_FRAMES = 344
-
-_DEFAULT_SCALES = ((2, 2), (2, 2), (2, 2))
+#: The constructor's defaults: the ``"embedded"`` layout, the one place the base width and layout are set.
+_DEFAULTS = WIDTHS["embedded"]["generator"]
 
 
 class Generator(nn.Module):
@@ -49,7 +47,8 @@ class Generator(nn.Module):
     z_dim : int
         Size of the latent ``z`` ~ N(0, I); split into ``len(scales) + 1`` nearly equal chunks.
     ch : int
-        Base width; block ``i`` has ``ch * ch_mult[i]`` input channels.
+        Base width; block ``i`` has ``ch * ch_mult[i]`` input channels. Default: the embedded
+        width (``WIDTHS["embedded"]["generator"]["ch"]``); the pipeline passes ``model.g_ch``.
     shared_dim : int
         Size of the shared class embedding concatenated with each z chunk.
     ch_mult : sequence of int
@@ -85,15 +84,15 @@ class Generator(nn.Module):
         *,
         n_classes: int,
         z_dim: int = 128,
-        ch: int = 32,
+        ch: int = _DEFAULTS["ch"],
         shared_dim: int = 128,
-        ch_mult: Sequence[int] = (8, 4, 2, 1),
-        scales: Sequence[tuple[int, int]] = _DEFAULT_SCALES,
+        ch_mult: Sequence[int] = _DEFAULTS["ch_mult"],
+        scales: Sequence[tuple[int, int]] = _DEFAULTS["scales"],
         bottom: tuple[int, int] = (5, 43),
         sn: bool = True,
-        resample: str = "between",
-        out_upsample: tuple[int, int] = (2, 1),
-        channels_last: bool = True,
+        resample: str = _DEFAULTS["resample"],
+        out_upsample: tuple[int, int] = _DEFAULTS["out_upsample"],
+        channels_last: bool = _DEFAULTS["channels_last"],
         noise: float = 0.0,
     ) -> None:
         super().__init__()

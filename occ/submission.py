@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -20,13 +19,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from occ.atomic import umask_mode
+from occ.atomic import atomic_folder
+from occ.audio import N_SAMPLES, SR
 from occ.errors import DataError
 
 __all__ = ["class_folder", "write_clip", "write_submission", "submission_problems", "check_submission"]
-
-SR = 22050  # Hz
-N_SAMPLES = 88200  # samples per clip (4 s)
 
 
 def class_folder(name: str) -> str:
@@ -155,21 +152,9 @@ def write_submission(
     for name, a in arrays.items():
         target = out / folders[name]
         width = max(2, len(str(a.shape[0] - 1)))
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folders[name]}.", suffix=".tmp", dir=out))
-        os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only
-        try:
+        with atomic_folder(target, prefix=f".{folders[name]}.", suffix=".tmp") as tmp:
             for i, clip in enumerate(a):
                 write_clip(tmp / f"{i:0{width}d}.wav", clip, sample_rate=sample_rate)
-            old = None
-            if target.exists():
-                old = out / f".{folders[name]}.old-{os.getpid()}"
-                os.replace(target, old)
-            os.replace(tmp, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         written[name] = target
     return written
 

@@ -18,9 +18,7 @@ import json
 import math
 import multiprocessing as mp
 import os
-import shutil
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
@@ -30,7 +28,7 @@ import soundfile as sf
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
-from occ.atomic import umask_mode
+from occ.atomic import atomic_folder
 from occ.audio import N_SAMPLES, SR
 from occ.errors import ConfigError, DataError
 
@@ -554,10 +552,7 @@ def synthesize_dataset(root: str | os.PathLike, *, clips_per_class: int = DEFAUL
         if old is None and (not root.is_dir() or any(root.iterdir())):
             raise DataError(f"{root} exists and is not a synthetic dataset written by occ.synth; "
                             f"choose another data folder or remove it")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it owner-only; the dataset gets a plain folder's mode
-    try:
+    with atomic_folder(root) as tmp:
         for cls in CLASSES:
             (tmp / cls).mkdir()
         jobs = [(cls, i) for cls in CLASSES for i in range(int(clips_per_class))]
@@ -578,14 +573,4 @@ def synthesize_dataset(root: str | os.PathLike, *, clips_per_class: int = DEFAUL
                     bar.update(fut.result())
         bar.close()
         (tmp / MARKER).write_text(json.dumps(params, indent=1))
-        trash = None
-        if root.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-            os.replace(root, trash / "old")
-        os.replace(tmp, root)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root

@@ -59,7 +59,7 @@ class VGGish(nn.Module):
         Parameters
         ----------
         x : torch.Tensor [shape=(N, 96, 64) or (N, 1, 96, 64)]
-            VGGish examples (frames x mel bands), e.g. :func:`occ.fad.dcase_vggish_examples`.
+            VGGish examples (frames x mel bands), e.g. :func:`occ.vggish_frontend.dcase_vggish_examples`.
 
         Returns
         -------

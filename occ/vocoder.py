@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
+from occ.audio import HOP, N_FFT, N_SAMPLES
 from occ.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from occ.hifigan import HiFiGANBF16, HiFiGANGenerator, load_generator_state, native_bf16
 
@@ -45,10 +46,6 @@ __all__ = [
     "griffin_lim", "vocode", "resynthesis_l1",
 ]
 
-SR = 22050  # Hz
-HOP = 256  # samples per mel frame
-N_FFT = 1024
-N_SAMPLES = 88200  # samples per DCASE clip
 GL_DELAY = 128  # samples: mel frame t is centred on 256 t + 128, Griffin-Lim's frame t on 256 t
 
 WHEEL_CHECKPOINTS = {

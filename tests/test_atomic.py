@@ -100,3 +100,33 @@ def test_an_unwritable_folder_names_the_target_not_the_temporary(tmp_path: Path,
     with pytest.raises(WriteError, match=r"cannot write .*t\.csv: the folder .* is not writable") as info:
         atomic_write_text(tmp_path / "t.csv", "x")
     assert ".tmp" not in str(info.value)
+
+
+# --- whole folders: atomic_folder ------------------------------------------------------------------------------------
+
+from occ.atomic import atomic_folder
+
+
+def test_atomic_folder_creates_then_replaces_leaving_nothing_hidden(tmp_path: Path, umask_027):
+    target = tmp_path / "sub" / "d"
+    with atomic_folder(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".d.partial-") and not target.exists()
+        (tmp / "a.txt").write_text("1")
+    assert (target / "a.txt").read_text() == "1" and _mode(target) == 0o750  # 0o777 less the umask
+    with atomic_folder(target, prefix=".d.", suffix=".tmp") as tmp:
+        assert tmp.name.startswith(".d.") and tmp.name.endswith(".tmp")
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # the old folder is replaced whole
+    assert sorted(p.name for p in target.parent.iterdir()) == ["d"]  # no temporary or old folder left
+
+
+def test_atomic_folder_failure_keeps_the_old_folder_and_removes_the_temporary(tmp_path: Path):
+    target = tmp_path / "d"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_folder(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

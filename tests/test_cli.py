@@ -262,7 +262,8 @@ def test_fad_against_dcase_eval_with_vggish(folders, capsys, monkeypatch, tmp_pa
     """dcase-eval reads the shipped statistics; without VGGish weights, the embedder's own message."""
     from occ.embeddings import VGGishEmbedder
     from occ.errors import WeightsNotFoundError
-    from occ.fad import dcase_eval_reference, fad_per_class
+    from occ.dcase_stats import dcase_eval_reference
+    from occ.fad import fad_per_class
 
     from occ.vggish import load_vggish
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 
+from occ.audio import N_FRAMES, N_MELS
 from occ.discriminator import DiscOutput, Discriminator, space_to_depth
 from occ.errors import ConfigError, DataError
-from occ.generator import N_FRAMES, N_MELS, WIDTHS
+from occ.layers import WIDTHS
 
 from net_checks import assert_every_parameter_gets_gradient, n_params, spectral_norm_sigmas
 

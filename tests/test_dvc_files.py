@@ -59,6 +59,8 @@ def test_stage_depends_on_every_module_it_imports(stage):
     needed = {f"occ/{m}.py" for m in _closure(_occ_imports(_notebook_source(ROOT / notebooks[0])))}
     missing = sorted(needed - deps)
     assert not missing, f"dvc.yaml stage {stage!r} runs code it does not depend on: add {missing} to its deps"
+    stale = sorted(d for d in deps - needed if d.startswith("occ/"))
+    assert not stale, f"dvc.yaml stage {stage!r} depends on modules its notebook no longer imports: remove {stale}"
 
 
 def _lock_outputs() -> dict[str, str]:

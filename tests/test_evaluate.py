@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
+from occ.embedding_files import load_embeddings, save_embeddings
 from occ.embeddings import Embedder
-from occ.evaluate import (evaluate_generator, generate_clips, load_embeddings, save_embeddings, spread_over_classes,
-                          standing_stats)
+from occ.evaluate import evaluate_generator, generate_clips, spread_over_classes, standing_stats
 from occ.generate import eval_seeds, generate_mels
 from occ.generator import Generator
 

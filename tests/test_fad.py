@@ -1,4 +1,5 @@
-"""Tests of occ.fad: Fréchet distance closed forms, the DCASE reference pickles, the VGGish front end."""
+"""Tests of occ.fad and the modules it gathers: Fréchet distance closed forms (occ.frechet), the DCASE reference
+pickles (occ.dcase_stats), the VGGish front end (occ.vggish_frontend)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from occ.dcase_stats import dcase_eval_reference, load_dcase_reference
 from occ.errors import ConfigError, DataError
-from occ.fad import (
-    basic_interval, dcase_vggish_examples, embedding_stats, fad_inf, fad_per_class, frechet_distance, frechet_distance_eig,
-    load_dcase_reference, dcase_eval_reference,
-)
+from occ.fad import basic_interval, fad_inf, fad_per_class
+from occ.frechet import embedding_stats, frechet_distance, frechet_distance_eig
+from occ.vggish_frontend import dcase_vggish_examples
 
 REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dcase2023_eval_vggish_stats"
 
@@ -201,7 +202,7 @@ def test_fad_inf_reduces_small_sample_bias():
 
 @pytest.mark.parametrize("m", [20, 300])
 def test_fast_bootstrap_path_equals_dcase_path(m):
-    from occ.fad import _FastFD
+    from occ.frechet import _FastFD
 
     rng = np.random.default_rng(8)
     d = 64
@@ -217,7 +218,7 @@ def test_fast_bootstrap_path_equals_dcase_path(m):
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite_statistics_name_the_input(which, value):
     from occ.errors import DataError
-    from occ.fad import frechet_distance, frechet_distance_eig
+    from occ.frechet import frechet_distance, frechet_distance_eig
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 4))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from occ.audio import N_FRAMES, N_MELS
 from occ.discriminator import space_to_depth
 from occ.errors import ConfigError, DataError
-from occ.generator import N_FRAMES, N_MELS, WIDTHS, Generator, depth_to_space
+from occ.generator import WIDTHS, Generator, depth_to_space
 
 from net_checks import assert_every_parameter_gets_gradient, n_params, spectral_norm_sigmas
 
@@ -163,3 +164,18 @@ def test_noise_scale_gets_gradient():
     x = g(torch.randn(N_CLASSES, g.z_dim), torch.arange(N_CLASSES))
     (x * torch.randn_like(x)).sum().backward()
     assert_every_parameter_gets_gradient(g)
+
+
+def test_base_width_has_one_source():
+    """G's and D's constructor defaults and ``ModelConfig``'s widths are the embedded preset of ``WIDTHS``."""
+    import inspect
+
+    from occ.config import ModelConfig
+    from occ.discriminator import Discriminator
+
+    embedded = WIDTHS["embedded"]
+    for cls, key, field in ((Generator, "generator", "g_ch"), (Discriminator, "discriminator", "d_ch")):
+        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+        for name, value in embedded[key].items():
+            assert defaults[name] == value, (cls.__name__, name)
+        assert getattr(ModelConfig(), field) == embedded[key]["ch"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from occ.errors import DataError
-from occ.evaluate import within_class_distance
+from occ.d_space import within_class_distance
 from occ.probe import clip_features, fit_probe, load_probe
 
 
