@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Griffin-Lim iterations (default 16, as params.yaml's eval.gl_iters)")
     g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="HiFi-GAN arithmetic: auto = mixed bf16 on a CPU with native bf16, else float32 (default auto)")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
     g.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     g.set_defaults(func=cmd_generate)
 
@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--encoder", metavar="PATH", default=None, help="SupCon encoder checkpoint for --embedding encoder")
     f.add_argument("--per-class", action="store_true", help="print each class's FAD, not only the mean")
     f.add_argument("--json", action="store_true", help="print the result as JSON (always per class)")
-    f.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
     f.set_defaults(func=cmd_fad)
 
     c = sub.add_parser(

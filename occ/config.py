@@ -150,7 +150,7 @@ class EvalConfig:
 class Params:
     profile: str = "embedded"
     seed: int = 0  # data split, SupCon encoder, evaluation latents, standing statistics
-    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda" or "cuda:N" (GPU N)
     seeds: list = field(default_factory=lambda: [0])  # GAN training seeds: one run per (variant, seed)
     run_variants: list = field(default_factory=list)  # the variants the pipeline trains (keys of `variants`)
     data: DataConfig = field(default_factory=DataConfig)
@@ -170,13 +170,17 @@ class Params:
         return seed
 
     def check(self) -> None:
-        _one_of("device", self.device, ("auto", "cpu", "cuda"))
+        if not DEVICE.fullmatch(self.device):
+            raise ConfigError(f"device = {self.device!r} is not one of ['auto', 'cpu', 'cuda', 'cuda:N'] (N: a GPU "
+                              "index, 0 first); fix `device` in params.yaml (or the experiment's `-S device=...`).")
         for section in (self.data, self.model, self.supcon, self.train, self.eval):
             section.check()
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}
 TOP_SCALARS = {"profile": str, "seed": int, "device": str}
+#: Accepted values of `device` (occ.seeding.resolve_device turns them into a torch.device).
+DEVICE = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?")
 #: Top-level lists that span the pipeline's run matrix (dvc.yaml reads them from the file, so no profile changes them).
 TOP_AXES = ("seeds", "run_variants")
 MAX_SEED = 2**32 - 1  # as torch.manual_seed and numpy accept
@@ -330,6 +334,8 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         if section in TOP_AXES:
             raise ConfigError(f"{source}: profiles.{profile}.{section}: `{section}` spans the pipeline's runs and is read "
                               "by dvc.yaml from the top level, so a profile cannot change it; set it at the top level.")
+        if section == "device" and overrides == "cuda" and str(merged.get("device")).startswith("cuda:"):
+            continue  # the profile asks for a GPU, the top level (`-S device=cuda:1`) says which one
         if section in TOP_SCALARS:
             merged[section] = overrides
         else:

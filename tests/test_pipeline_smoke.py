@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ["occ", "notebooks", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+COPY = ["occ", "notebooks", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +65,23 @@ def _parses(path: Path) -> None:
         assert path.stat().st_size > 0, f"{path} is empty"
 
 
-def test_dvc_repro_smoke(tmp_path):
-    repo = tmp_path / "repo"
+def smoke_repo(repo: Path, **overrides) -> tuple[dict, dict]:
+    """Copy the project into ``repo`` (a fresh git repository) with the smoke profile and ``overrides``.
+
+    Parameters
+    ----------
+    repo : Path
+        Folder to create.
+    **overrides
+        Top-level params.yaml values (``seeds=[0, 1]``, ``run_variants=["o2c"]``).
+
+    Returns
+    -------
+    params : dict
+        The params.yaml written.
+    env : dict
+        Environment for ``dvc`` and ``git`` there (this interpreter's ``dvc`` first on PATH).
+    """
     for item in COPY:
         src = ROOT / item
         dst = repo / item
@@ -76,13 +91,18 @@ def test_dvc_repro_smoke(tmp_path):
         else:
             shutil.copy2(src, dst)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["profile"] = "smoke"
-    params["seeds"] = [0, 1]
+    params.update(profile="smoke", **overrides)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(repo), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost",
+               PYTHONPATH=".", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost",
                GIT_COMMITTER_NAME="occ", GIT_COMMITTER_EMAIL="occ@localhost")
     _run(["git", "init", "-q"], repo, env)
+    return params, env
+
+
+def test_dvc_repro_smoke(tmp_path):
+    repo = tmp_path / "repo"
+    params, env = smoke_repo(repo, seeds=[0, 1])
     _run(["dvc", "repro"], repo, env)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == _expected_stages(params)
