@@ -96,6 +96,11 @@ class World:
         dist.all_reduce(t)
         return int(t.item()) == 0
 
+    def place(self, device: torch.device) -> torch.device:
+        """This process's device: ``cuda:LOCAL_RANK`` for CUDA in a parallel run (whatever index ``device`` names),
+        else ``device``."""
+        return torch.device("cuda", self.local_rank) if self.parallel and device.type == "cuda" else device
+
     def barrier(self) -> None:
         """Wait for every process (nothing in one process)."""
         if self.parallel:
@@ -116,7 +121,8 @@ def setup(device: torch.device) -> World:
     Parameters
     ----------
     device : torch.device
-        Where this process trains: CUDA uses NCCL (each process on ``cuda:LOCAL_RANK``), the CPU gloo.
+        Where this process trains: CUDA uses NCCL, each process on ``cuda:LOCAL_RANK`` (made the current
+        device, so ``"cuda"`` means that GPU; choose the GPUs with ``CUDA_VISIBLE_DEVICES``); the CPU uses gloo.
 
     Returns
     -------
@@ -232,7 +238,7 @@ def wrap(module: nn.Module, w: World, device: torch.device) -> nn.Module:
     """
     if not w.parallel:
         return module
-    ids = [device.index] if device.type == "cuda" else None
+    ids = [w.place(device).index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False,
                                                find_unused_parameters=True)
 

@@ -423,8 +423,8 @@ def _train_gan(
     model.check()
     train.check()
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
-    dev = resolve_device(device)
     w = world()
+    dev = w.place(resolve_device(device))
     w.local_batch(train.batch_size)
     progress = default_progress(progress) and w.main
     f = _frozen_encoder(encoder, device=dev, loss=train.loss) if train.loss in SUPCON_KINDS else None

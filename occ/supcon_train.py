@@ -179,8 +179,8 @@ def _pretrain_supcon(mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int
     model.check()
     cfg.check()
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
-    dev = resolve_device(device)
     w = world()
+    dev = w.place(resolve_device(device))
     w.local_batch(cfg.batch_size, name="supcon.batch_size")
     progress = default_progress(progress) and w.main
     out_dir, ckpt_path, log = run_files(out_dir, SUPCON_NAME, SUPCON_LOG_NAME, SUPCON_LOG_COLUMNS, create=w.main)
@@ -303,8 +303,8 @@ def _finetune_classifier(mels: torch.Tensor, labels: torch.Tensor, *, n_classes:
     model.check()
     cfg.check()
     mels, labels = check_training_data(mels, labels, n_classes=n_classes)
-    dev = resolve_device(device)
     w = world()
+    dev = w.place(resolve_device(device))
     progress = default_progress(progress) and w.main
     out_dir, enc_path, log = run_files(out_dir, ENCODER_NAME, FINETUNE_LOG_NAME, FINETUNE_LOG_COLUMNS, create=False)
     supcon_path = out_dir / SUPCON_NAME
