@@ -19,8 +19,9 @@ What it runs, all through the project's own code and at the widths of ``params.y
 For each training check: steps per second over the timed steps (the first ``--warmup`` steps of each run are
 left out), the median step time, the peak memory (``torch.cuda.max_memory_allocated``; on the CPU the
 process's peak resident size) and whether every logged loss stayed finite. The training data are random
-normalised log-mels (7 classes): the cost of a step does not depend on what the clips hold. DDP is checked
-only when more than one GPU is visible. The results are printed as a table and written as JSON (``--out``),
+normalised log-mels (7 classes): the cost of a step does not depend on what the clips hold. With more than
+one visible GPU (or ``--ddp N``, also on the CPU with gloo), o2c is also timed under ``torchrun`` over N
+processes at the same global batch (``occ.distributed``), with its speed-up over one process. The results are printed as a table and written as JSON (``--out``),
 after every section, so that a run stopped by a time limit keeps what it measured.
 
 From a result file, ``--estimate`` prints the time of the paper's full schedule (``train.steps`` GAN steps per
@@ -290,14 +291,60 @@ def check_eval(generator: torch.nn.Module, encoder: torch.nn.Module, params: Par
     }
 
 
-def ddp_info(dev: torch.device) -> dict[str, Any]:
-    """How many GPUs are visible and whether DDP was exercised (only with more than one)."""
+def ddp_info(dev: torch.device, processes: int) -> dict[str, Any]:
+    """How many GPUs are visible and how many processes the DDP check will use (0: none)."""
     n = torch.cuda.device_count() if dev.type == "cuda" else 0
-    if n <= 1:
-        what = "1 GPU" if n == 1 else "no GPU"
-        return {"gpus": n, "exercised": False, "note": f"{what}, DDP not exercised"}
-    return {"gpus": n, "exercised": False,
-            "note": f"{n} GPUs visible; the trainers do not run under DDP yet, so DDP was not exercised"}
+    if processes <= 1:
+        what = f"{n} GPU" if n == 1 else ("no GPU" if n == 0 else f"{n} GPUs")
+        return {"gpus": n, "processes": 0, "exercised": False, "note": f"{what}, DDP not exercised"}
+    return {"gpus": n, "processes": processes, "exercised": False, "note": "not run yet"}
+
+
+def ddp_worker(args: argparse.Namespace) -> int:
+    """One process of the DDP check (started by torchrun): o2c GAN steps of the paper profile, bf16 on CUDA.
+
+    The global batch is ``train.batch_size``, split over the processes; rank 0 writes the row to ``--out``.
+    """
+    from occ.distributed import setup
+    from occ.gan_train import train_gan
+    from occ.seeding import resolve_device
+
+    dev = resolve_device(args.device)
+    w = setup(dev)
+    params = paper_params(args.params, variant="o2c", tiny=args.tiny)
+    steps = args.steps if args.steps is not None else (TINY["steps"] if args.tiny else 20)
+    warmup = args.warmup if args.warmup is not None else (TINY["warmup"] if args.tiny else 3)
+    train = dataclasses.replace(params.train, steps=warmup + steps, ckpt_every=warmup + steps, bf16=dev.type == "cuda")
+    mels, labels = random_mels(max(2, params.train.batch_size // N_CLASSES + 1) if args.tiny else 32, seed=params.seed)
+    _reset_memory(w.place(dev))
+    run = train_gan(mels, labels, n_classes=N_CLASSES, model=params.model, train=train,
+                    out_dir=Path(args.ddp_worker), seed=params.seed, device=dev, progress=False)
+    if w.main:
+        log = run.log()
+        finite, last = _finite_log(log)
+        row = {"check": "ddp", "kind": "o2c", "processes": w.size, "global_batch": train.batch_size,
+               "precision": "bf16" if train.bf16 else "fp32", **step_rates(log["seconds"].tolist(), warmup=warmup),
+               "peak_mem_gib_rank0": _peak_gib(w.place(dev)), "finite": finite, "last_losses": last}
+        Path(args.out).write_text(json.dumps(row))
+    return 0
+
+
+def check_ddp(args: argparse.Namespace, processes: int, workdir: Path) -> dict[str, Any]:
+    """Run :func:`ddp_worker` under ``torchrun --nproc_per_node processes``; returns its row."""
+    import subprocess
+
+    out = workdir / "ddp.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+           str(Path(__file__).resolve()), "--device", args.device, "--params", str(Path(args.params).resolve()),
+           "--ddp-worker", str(workdir / "ddp_run"), "--out", str(out)]
+    cmd += ["--tiny"] if args.tiny else []
+    cmd += ["--steps", str(args.steps)] if args.steps is not None else []
+    cmd += ["--warmup", str(args.warmup)] if args.warmup is not None else []
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not out.is_file():
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        return {"check": "ddp", "processes": processes, "finite": False, "error": " | ".join(tail)}
+    return json.loads(out.read_text())
 
 
 def environment(dev: torch.device) -> dict[str, Any]:
@@ -463,6 +510,15 @@ def format_table(result: dict[str, Any]) -> str:
             out.append(f"  {k:32s} {s['seconds']:8.2f} s {s['clips_per_s']:9.1f} clips/s")
         out.append(f"  {'generate + HiFi-GAN + VGGish':32s} {ev['paper_path_seconds']:8.2f} s "
                    f"{ev['paper_path_clips_per_s']:9.1f} clips/s   peak {ev['peak_mem_gib']:.2f} GiB   finite {ev['finite']}")
+    dd = result.get("ddp", {})
+    if dd.get("exercised"):
+        speed = dd.get("speedup_vs_one_process")
+        out.append(f"{'gan o2c under torchrun x' + str(dd['processes']):34s} {dd['precision']:5s} {'':8s} "
+                   f"{dd['global_batch']:5d} {dd['steps_per_s']:9.2f} {dd['median_step_ms']:9.1f} "
+                   f"{dd['peak_mem_gib_rank0']:9.2f}  {dd['finite']}"
+                   + (f"   {speed:.2f}x one process" if speed else ""))
+    elif dd.get("error"):
+        out.append(f"gan o2c under torchrun x{dd['processes']}: failed: {dd['error']}")
     for name in result.get("skipped", []):
         out.append(f"skipped (time budget): {name}")
     return "\n".join(out)
@@ -488,9 +544,11 @@ def run_checks(args: argparse.Namespace) -> dict[str, Any]:
     clips = args.clips_per_class if args.clips_per_class is not None else (TINY["clips_per_class"] if tiny else 100)
     out = Path(args.out) if args.out else None
     params = paper_params(args.params, tiny=tiny)
+    visible = torch.cuda.device_count() if dev.type == "cuda" else 0
+    processes = args.ddp if args.ddp is not None else (visible if visible > 1 else 0)
     started = time.perf_counter()
     result: dict[str, Any] = {
-        "environment": environment(dev), "ddp": ddp_info(dev),
+        "environment": environment(dev), "ddp": ddp_info(dev, processes),
         "settings": {"profile": "paper", "tiny": tiny, "steps_timed": steps, "warmup_steps": warmup,
                      "model": dataclasses.asdict(params.model), "gan_batch_size": params.train.batch_size,
                      "supcon_batch_size": params.supcon.batch_size, "ema_decay": params.train.ema_decay,
@@ -541,6 +599,16 @@ def run_checks(args: argparse.Namespace) -> dict[str, Any]:
             log(f"  {row['steps_per_s']:.2f} steps/s, {row['median_step_ms']:.1f} ms/step, "
                 f"peak {row['peak_mem_gib']:.2f} GiB, finite {row['finite']}")
             _write(result, out)
+        if processes > 1 and not over_budget(f"ddp {processes} processes"):
+            log(f"GAN o2c under torchrun, {processes} processes")
+            row = check_ddp(args, processes, workdir)
+            one = next((r for r in result["gan"] if r["kind"] == "o2c" and r["precision"] == row.get("precision")), None)
+            if one is not None and "steps_per_s" in row:
+                row["speedup_vs_one_process"] = row["steps_per_s"] / one["steps_per_s"]
+            result["ddp"].update(row, exercised="steps_per_s" in row,
+                                 note=f"o2c at global batch {params.train.batch_size} over {processes} processes")
+            log(f"  {row.get('steps_per_s', float('nan')):.2f} steps/s, finite {row['finite']}")
+            _write(result, out)
     result["total_s"] = time.perf_counter() - started
     if result["supcon"] and any(r["precision"] == "bf16" for r in result["gan"]) and \
             {r["kind"] for r in result["gan"] if r["precision"] == "bf16"} == set(LOSS_KINDS):
@@ -565,7 +633,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the full-schedule estimate from a result file and exit")
     parser.add_argument("--gpus", type=int, default=8, help="GPUs of the queue in the estimate")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant in the estimate")
+    parser.add_argument("--ddp", type=int, default=None, metavar="N",
+                        help="also time o2c under torchrun with N processes (default: every visible GPU when more "
+                             "than one; 0: off; on the CPU, N gloo processes)")
+    parser.add_argument("--ddp-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.ddp_worker:
+        return ddp_worker(args)
     if args.estimate:
         result = json.loads(Path(args.estimate).read_text())
         for precision in PRECISIONS:
@@ -582,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(format_estimate(result["estimate"]))
     ok = bool(result["supcon"] and result["supcon"]["finite"] and all(r["finite"] for r in result["gan"])
-              and (result["eval"] is None or result["eval"]["finite"]))
+              and (result["eval"] is None or result["eval"]["finite"])
+              and (not result["ddp"]["processes"] or result["ddp"].get("finite", False)))
     if not ok:
         print("a loss or an output was not finite", file=sys.stderr)
     return 0 if ok else 1

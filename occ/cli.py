@@ -5,6 +5,7 @@
     occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/
     occ fad barks/ reference_clips/ --per-class
     occ check-submission submission/
+    torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0    # occ.cli_train
 
 Each sub-command calls the package's own functions, the ones the pipeline's notebooks call:
 ``occ generate`` makes its clips with :func:`occ.evaluate.generate_clips` (standing statistics, per-clip
@@ -397,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog="examples:\n"
                             "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
                             "  occ fad barks/ data/heldout/ --per-class\n"
-                            "  occ check-submission submission/\n\n"
+                            "  occ check-submission submission/\n"
+                            "  torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0\n\n"
                             "`occ COMMAND --help` describes each command.")
     parser.add_argument("--version", action="version", version=f"occ {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
@@ -473,6 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--classes", action="append", metavar="NAMES",
                    help="comma-separated classes to check (default: the seven DCASE classes)")
     c.set_defaults(func=cmd_check_submission)
+
+    from occ.cli_train import add_parsers
+
+    add_parsers(sub, common=common, fmt=fmt)
     return parser
 
 

@@ -22,7 +22,8 @@ from occ.config import LOSS_KINDS, variant_names  # noqa: E402
 def tiny_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--tiny", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--tiny", "--ddp", "2",
+         "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -58,7 +59,7 @@ def test_supcon_and_evaluation_figures(tiny_result):
     assert all(_positive(s["clips_per_s"]) and _positive(s["seconds"]) for s in ev["stages"].values())
     assert _positive(ev["paper_path_clips_per_s"])
     assert ev["embedding_shapes"]["vggish"] == [10, 128]
-    assert result["ddp"] == {"gpus": 0, "exercised": False, "note": "no GPU, DDP not exercised"}
+    assert result["ddp"]["gpus"] == 0  # the DDP figures: test_ddp_check_runs_under_torchrun_on_two_processes
     assert result["environment"]["gpu"] == "none (CPU)"
     assert result["skipped"] == []
     assert "steps/s" in stdout and "Tables 1-2" in stdout
@@ -108,3 +109,19 @@ def test_step_rates_leave_out_the_warmup():
     assert r["median_step_ms"] == pytest.approx(250.0) and r["warmup_step_ms"] == pytest.approx(5000.0)
     with pytest.raises(ValueError):
         step_rates([1.0], warmup=1)
+
+
+def test_ddp_check_runs_under_torchrun_on_two_processes(tiny_result):
+    result, stdout = tiny_result
+    dd = result["ddp"]
+    assert dd["exercised"] is True and dd["processes"] == 2 and dd["finite"] is True, dd
+    assert dd["global_batch"] == 4 and _positive(dd["steps_per_s"]) and _positive(dd["speedup_vs_one_process"])
+    assert "gan o2c under torchrun x2" in stdout
+
+
+def test_without_ddp_the_check_says_it_was_not_exercised():
+    from gpu_check import ddp_info
+    import torch
+
+    assert ddp_info(torch.device("cpu"), 0) == {"gpus": 0, "processes": 0, "exercised": False,
+                                                "note": "no GPU, DDP not exercised"}
