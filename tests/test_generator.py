@@ -121,6 +121,11 @@ def test_noise_input_is_the_tail_of_z_added_at_the_last_block():
     z = torch.randn(3, g.z_dim, generator=torch.Generator().manual_seed(2))
     y = torch.tensor([0, 4, 6])
     with torch.no_grad():
+        # Spectral norm's power iteration moves its vectors on every training-mode call: both paths start from
+        # the same state.
+        state = {k: v.clone() for k, v in g.state_dict().items()}
+        out = g(z, y)
+        g.load_state_dict(state)
         # Brute force: the same layers by hand, the noise added once per feature with its channel's scale.
         chunks = torch.tensor_split(z[:, :128], g.n_chunks, dim=1)
         feat = g.linear(chunks[0]).view(3, -1, *g.bottom)
@@ -130,8 +135,9 @@ def test_noise_input_is_the_tail_of_z_added_at_the_last_block():
             for ch in range(c):
                 feat[i, ch] += g.noise_scale[ch] * z[i, 128:].reshape(c, h, w)[ch]
         expected = torch.tanh(depth_to_space(g.out_conv(torch.relu(g.out_bn(feat))), factors=g.out_upsample))
-        out = g(z, y)
-    torch.testing.assert_close(out, expected)
+    # float32 rounding differs with the thread count (up to about 1e-5 here); a misplaced noise input moves the
+    # output by about 0.1.
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-3)
     # The noise matters, the rest of the latent is read as before.
     z2 = z.clone()
     z2[:, 128:] = torch.randn(3, g.noise_dim)
