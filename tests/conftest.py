@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
+
+# Ctrl-C as in a terminal, even when the suite is started in the background (where SIGINT is ignored): the
+# tests of interruption send SIGINT to this process and to the processes it starts.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SMALL_CLIPS_PER_CLASS = 6
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +59,12 @@ def test_a_parameter_missing_from_the_parameters_cell_is_refused(nb, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def _ctrl_c_delivered() -> None:
+    """In the child: Ctrl-C as in a terminal, even when the test runner was started with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_the_output_and_says_so_in_one_line(tmp_path):
-    import signal
     import time
 
     nb = nbformat.v4.new_notebook()
@@ -72,7 +77,8 @@ def test_ctrl_c_keeps_the_output_and_says_so_in_one_line(tmp_path):
     out.parent.mkdir()
     out.write_text("committed")
     proc = subprocess.Popen([sys.executable, "-m", "occ.run_notebook", str(tmp_path / "slow.ipynb"), str(out)],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_delivered)
     deadline = time.monotonic() + 60
     while not any(out.parent.glob(".slow.*.running.ipynb")) and time.monotonic() < deadline:
         time.sleep(0.2)
