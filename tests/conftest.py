@@ -17,7 +17,7 @@ SMALL_CLIPS_PER_CLASS = 6
 @pytest.fixture(scope="session")
 def small_foley_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``<tmp>/DCASEFoleySoundSynthesisDevSet/<Class>/NNNN.wav``, 6 clips per class, seed 0 (read-only use)."""
-    from occ.synth import synthesize_dataset
+    from occ.data.synth import synthesize_dataset
 
     root = tmp_path_factory.mktemp("foley") / "DCASEFoleySoundSynthesisDevSet"
     return synthesize_dataset(root, clips_per_class=SMALL_CLIPS_PER_CLASS, seed=0, n_jobs=1, progress=False)

@@ -37,12 +37,12 @@ def run(kind: str, out: str, steps: int, stop_after: int | None = None, encoder:
     """Train ``kind`` in ``out`` (resuming when it holds a checkpoint)."""
     mels, labels, cfg = smoke_setup(kind, steps)
     if kind == "supcon":
-        from occ.supcon_train import pretrain_supcon
+        from occ.train.supcon_train import pretrain_supcon
 
         pretrain_supcon(mels, labels, n_classes=3, model=MODEL, cfg=cfg, out_dir=out, seed=1, progress=False,
                         stop_after=stop_after)
     else:
-        from occ.gan_train import train_gan
+        from occ.train.gan_train import train_gan
 
         train_gan(mels, labels, n_classes=3, model=MODEL, train=cfg, out_dir=out, seed=2, encoder=encoder,
                   progress=False, stop_after=stop_after)
@@ -66,7 +66,7 @@ def machinery(out: str) -> None:
     """Gradients and running statistics of :func:`machinery_loss` over 2 processes (rank 0 writes them)."""
     import torch.distributed as dist
 
-    from occ.distributed import gather, setup, sync_batchnorm, wrap
+    from occ.train.distributed import gather, setup, sync_batchnorm, wrap
 
     w = setup(torch.device("cpu"))
     x, net = machinery_reference()

@@ -38,7 +38,7 @@ def test_atomic_open_rejects_other_modes(tmp_path: Path):
 def test_write_json_round_trips_at_full_precision(tmp_path):
     import json
 
-    from occ import tables
+    from occ.report import tables
     from occ.atomic import write_json
 
     path = write_json(tmp_path / "m.json", {"b": 1 / 3, "a": [1, 2]})

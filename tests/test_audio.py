@@ -1,4 +1,4 @@
-"""Tests of occ.audio: the log-mel front end against an independent numpy/librosa path, loading and writing."""
+"""Tests of occ.data.audio: the log-mel front end against an independent numpy/librosa path, loading and writing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 from scipy.signal import chirp
 
-from occ import audio
+from occ.data import audio
 from occ.errors import DataError
 
 SR = 22050

@@ -1,4 +1,4 @@
-"""Tests of the ``occ`` command (occ.cli): each sub-command end to end on the CPU, on a smoke checkpoint."""
+"""Tests of the ``occ`` command (occ.cli.main): each sub-command end to end on the CPU, on a smoke checkpoint."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from occ.cli import main
+from occ.cli.main import main
 from occ.config import ModelConfig, SupConConfig, TrainConfig
-from occ.gan_train import train_gan
-from occ.models import load_generator
+from occ.train.gan_train import train_gan
+from occ.nets.models import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["DogBark", "Footstep", "GunShot"]
@@ -62,8 +62,8 @@ def ckpt(tmp_path_factory) -> Path:
 def encoder_ckpt(tmp_path_factory) -> Path:
     """A tiny, untrained SupCon encoder checkpoint for ``--embedding encoder``."""
     from occ.checkpoint import save_checkpoint
-    from occ.run_state import checkpoint_payload
-    from occ.models import build_encoder
+    from occ.train.run_setup import checkpoint_payload
+    from occ.nets.models import build_encoder
 
     torch.manual_seed(0)
     enc = build_encoder(MODEL, n_classes=3)
@@ -115,7 +115,7 @@ def test_generate_is_reproducible_and_is_the_evaluations_clip(ckpt, tmp_path):
     assert "latent_seed" in (a / "clips.csv").read_text() and str(RUN_SEED + 1_000_000 + 2) in (a / "clips.csv").read_text()
 
     # The pipeline's evaluation of the same checkpoint (base seed = the run seed, Griffin-Lim 16 iterations).
-    from occ.evaluate import evaluate_generator
+    from occ.metrics.evaluate import evaluate_generator
     from test_evaluate import _StubEmbedder
 
     g, _ = load_generator(ckpt)
@@ -170,7 +170,7 @@ def test_generate_missing_checkpoint_and_used_folder(ckpt, tmp_path, capsys):
     # In a fresh interpreter, as the console script: one line, no traceback; --debug shows it.
     proc = occ("generate", "--checkpoint", ckpt, "--class", "Cat", "--out", tmp_path / "o")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    from occ.cli import CliError
+    from occ.cli.main import CliError
 
     with pytest.raises(CliError, match="'Cat' is not a class"):
         main(["generate", "--checkpoint", str(ckpt), "--class", "Cat", "--out", str(tmp_path / "o"), "--debug"])
@@ -208,10 +208,10 @@ def test_fad_of_a_folder_against_itself_is_zero(folders, encoder_ckpt, capsys):
 
 
 def test_fad_agrees_with_fad_per_class(folders, encoder_ckpt, capsys):
-    from occ.audio import load_clip
-    from occ.embeddings import get_embedder
-    from occ.fad import fad_per_class
-    from occ.models import load_encoder
+    from occ.data.audio import load_clip
+    from occ.metrics.embeddings import get_embedder
+    from occ.metrics.fad import fad_per_class
+    from occ.nets.models import load_encoder
 
     code, out, err = run(capsys, "fad", folders / "gen", folders / "ref", "--embedding", "encoder", "--encoder",
                          encoder_ckpt, "--json")
@@ -260,12 +260,12 @@ def test_fad_bad_folders(folders, encoder_ckpt, tmp_path, capsys):
 
 def test_fad_against_dcase_eval_with_vggish(folders, capsys, monkeypatch, tmp_path):
     """dcase-eval reads the shipped statistics; without VGGish weights, the embedder's own message."""
-    from occ.embeddings import VGGishEmbedder
+    from occ.metrics.embeddings import VGGishEmbedder
     from occ.errors import WeightsNotFoundError
-    from occ.dcase_stats import dcase_eval_reference
-    from occ.fad import fad_per_class
+    from occ.metrics.dcase_eval_stats import dcase_eval_reference
+    from occ.metrics.fad import fad_per_class
 
-    from occ.vggish import load_vggish
+    from occ.metrics.vggish import load_vggish
 
     missing = tmp_path / "vggish-10086976.pth"
     with pytest.raises(WeightsNotFoundError) as today:  # the message the pipeline gives
@@ -283,11 +283,11 @@ def test_fad_against_dcase_eval_with_vggish(folders, capsys, monkeypatch, tmp_pa
 
     torch.manual_seed(0)
     net = TinyVGGish()
-    monkeypatch.setattr("occ.vggish.load_vggish", lambda *a, **k: net)
+    monkeypatch.setattr("occ.metrics.vggish.load_vggish", lambda *a, **k: net)
     code, out, err = run(capsys, "fad", folders / "gen", "dcase-eval", "--json")
     assert code == 0, err
     report = json.loads(out)
-    from occ.audio import load_clip
+    from occ.data.audio import load_clip
 
     emb = VGGishEmbedder(model=net)
     gen = {n: emb.embed(np.stack([load_clip(f) for f in sorted((folders / "gen" / n).glob("*.wav"))]))

@@ -33,7 +33,7 @@ def project(tmp_path_factory):
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     py = sys.executable
-    _run([py, "-m", "occ.run_notebook", "notebooks/01_data.ipynb", "results/data/01_data.ipynb",
+    _run([py, "-m", "occ.pipeline.run_notebook", "notebooks/01_data.ipynb", "results/data/01_data.ipynb",
           "-p", "profile", "smoke"], root)
     torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "occ"]
     _run([*torchrun, "supcon", "--profile", "smoke", "-q"], root)
@@ -54,7 +54,7 @@ def test_the_stage_notebook_then_resumes_it_with_nothing_to_do(project):
     root, _ = project
     ckpt = root / "runs" / "train" / "ocsupcon" / "seed0" / "checkpoint.pt"
     before = (ckpt.stat().st_mtime_ns, torch.load(ckpt, weights_only=False)["g"])
-    _run([sys.executable, "-m", "occ.run_notebook", "notebooks/03_train.ipynb",
+    _run([sys.executable, "-m", "occ.pipeline.run_notebook", "notebooks/03_train.ipynb",
           "results/train/ocsupcon/seed0/03_train.ipynb", "-p", "variant", "ocsupcon", "-p", "seed", "0",
           "-p", "profile", "smoke"], root)
     assert ckpt.stat().st_mtime_ns == before[0]  # not trained again, not rewritten
@@ -65,7 +65,7 @@ def test_the_stage_notebook_then_resumes_it_with_nothing_to_do(project):
 
 
 def test_occ_train_names_a_bad_variant(project, capsys):
-    from occ.cli import main
+    from occ.cli.main import main
 
     root, _ = project
     assert main(["train", "--variant", "nope", "--seed", "0", "--profile", "smoke", "--project", str(root)]) == 1

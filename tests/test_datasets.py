@@ -1,4 +1,4 @@
-"""Tests of occ.datasets (scanning, bad inputs, split, feature cache, normalisation) and occ.plots_data."""
+"""Tests of occ.data.datasets (scanning, bad inputs, split, feature cache, normalisation) and occ.report.plots_data."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from occ import datasets as D
-from occ.audio import LOG_FLOOR, load_clip, log_mel
+from occ.data import datasets as D
+from occ.data.audio import LOG_FLOOR, load_clip, log_mel
 from occ.errors import ConfigError, DataError
 
 
@@ -233,7 +233,7 @@ def test_normalize_mel_range_and_round_trip():
 
 
 def test_plot_class_overview_smoke(tmp_path: Path):
-    from occ.plots_data import plot_class_overview
+    from occ.report.plots_data import plot_class_overview
 
     labels = torch.arange(7).repeat_interleave(3)
     cache = D.FeatureCache(mels=torch.rand(21, 80, 344) * 10 - 11, labels=labels,

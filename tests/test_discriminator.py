@@ -1,4 +1,4 @@
-"""Tests of occ.discriminator: D1 / D2 / h / e split, shapes, spectral norm, gradients."""
+"""Tests of occ.nets.discriminator: D1 / D2 / h / e split, shapes, spectral norm, gradients."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from occ.audio import N_FRAMES, N_MELS
-from occ.discriminator import DiscOutput, Discriminator, space_to_depth
+from occ.data.audio import N_FRAMES, N_MELS
+from occ.nets.discriminator import DiscOutput, Discriminator, space_to_depth
 from occ.errors import ConfigError, DataError
-from occ.layers import WIDTHS
+from occ.nets.layers import WIDTHS
 
 from net_checks import assert_every_parameter_gets_gradient, n_params, spectral_norm_sigmas
 

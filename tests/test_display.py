@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from occ import display as occ_display  # noqa: E402
+from occ.report import display as occ_display  # noqa: E402
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_show_audio_puts_several_clips_side_by_side(shown):
 
 
 def test_setup_notebook_prints_the_package_warnings_in_one_line(tmp_path, monkeypatch, capsys):
-    from occ.datasets import DataWarning
+    from occ.data.datasets import DataWarning
 
     (tmp_path / "params.yaml").write_text("seed: 0\n")
     monkeypatch.chdir(tmp_path)

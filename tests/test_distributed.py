@@ -1,4 +1,4 @@
-"""Data-parallel training (occ.distributed) under torchrun with gloo on the CPU, against one process.
+"""Data-parallel training (occ.train.distributed) under torchrun with gloo on the CPU, against one process.
 
 Two processes with 8 rows each must compute what one process computes with 16, up to float32 rounding: the
 batch is split into other shapes (other kernels, other summation orders) and the gradients are summed over
@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import torch
 
-from occ.models import build_encoder, load_generator
+from occ.nets.models import build_encoder, load_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_train import MODEL, machinery_loss, machinery_reference, run, smoke_setup  # noqa: E402
@@ -48,7 +48,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     torch.set_num_threads(1)
     # The frozen encoder f of the SupCon GAN losses, trained in one process.
-    from occ.supcon_train import finetune_classifier, pretrain_supcon
+    from occ.train.supcon_train import finetune_classifier, pretrain_supcon
 
     mels, labels, cfg = smoke_setup("supcon", 2)
     pretrain_supcon(mels, labels, n_classes=3, model=MODEL, cfg=cfg, out_dir=root / "f", seed=1, progress=False)
@@ -122,7 +122,7 @@ def test_one_step_on_two_processes_equals_one_process_with_the_whole_batch(runs,
 
 
 def _param_names(name: str, net: str) -> list[str]:
-    from occ.models import build_discriminator, build_generator
+    from occ.nets.models import build_discriminator, build_generator
 
     build = {"g": build_generator, "d": build_discriminator, "encoder": build_encoder}[net]
     return [n for n, _ in build(MODEL, n_classes=3).named_parameters()]

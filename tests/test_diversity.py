@@ -1,11 +1,11 @@
-"""Tests of occ.diversity: PRDC against a brute-force restatement and on degenerate cases."""
+"""Tests of occ.metrics.diversity: PRDC against a brute-force restatement and on degenerate cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from occ.diversity import prdc, prdc_per_class
+from occ.metrics.diversity import prdc, prdc_per_class
 
 
 def _brute(real, fake, k):

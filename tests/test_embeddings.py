@@ -1,4 +1,4 @@
-"""Tests of occ.vggish, occ.aisfx and occ.embeddings (CPU, synthetic audio)."""
+"""Tests of occ.metrics.vggish, occ.metrics.aisfx and occ.metrics.embeddings (CPU, synthetic audio)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from occ.errors import ConfigError, WeightsNotFoundError
-from occ.embeddings import AisfxEmbedder, VGGishEmbedder, get_embedder
-from occ.vggish import VGGish, load_vggish
+from occ.metrics.embeddings import AisfxEmbedder, VGGishEmbedder, get_embedder
+from occ.metrics.vggish import VGGish, load_vggish
 
 TORCHVGGISH_KEYS = sorted(
     [f"features.{i}.{p}" for i in (0, 3, 6, 8, 11, 13) for p in ("weight", "bias")]
@@ -63,7 +63,7 @@ def test_unknown_embedder_and_encoder_needs_model():
 
 
 def test_encoder_embedder():
-    from occ.encoder import Encoder
+    from occ.nets.encoder import Encoder
 
     enc = Encoder(n_classes=2, width=8, proj_dim=16)
     emb = get_embedder("encoder", encoder=enc)
@@ -72,7 +72,7 @@ def test_encoder_embedder():
 
 
 def test_aisfx_missing_wheel_message(tmp_path):
-    from occ.aisfx import ensure_wheel
+    from occ.metrics.aisfx import ensure_wheel
 
     with pytest.raises(WeightsNotFoundError, match=r"pip download --no-deps aisfx==0\.1\.2 -d"):
         ensure_wheel(cache=tmp_path, download=False)
@@ -80,7 +80,7 @@ def test_aisfx_missing_wheel_message(tmp_path):
 
 @pytest.fixture(scope="module")
 def aisfx_wheel(tmp_path_factory):
-    from occ.aisfx import ensure_wheel
+    from occ.metrics.aisfx import ensure_wheel
 
     try:
         wheel = ensure_wheel()
@@ -94,7 +94,7 @@ def aisfx_wheel(tmp_path_factory):
 def test_aisfx_matches_wheel_code(aisfx_wheel, tmp_path):
     import soundfile as sf
 
-    from occ.aisfx import aisfx_front_end, load_aisfx
+    from occ.metrics.aisfx import aisfx_front_end, load_aisfx
 
     sys.path.insert(0, str(aisfx_wheel))
     try:
@@ -144,7 +144,7 @@ def _loo_1nn(e: np.ndarray, y: np.ndarray) -> float:
 
 
 def test_aisfx_pretrained_separates_better_than_random(aisfx_wheel):
-    from occ.aisfx import AisfxNet
+    from occ.metrics.aisfx import AisfxNet
 
     x, y = _two_kinds(16, 50000, seed=0)  # 2.27 s: 98 frames, one block per clip
     pre = AisfxEmbedder()
@@ -157,7 +157,7 @@ def test_aisfx_pretrained_separates_better_than_random(aisfx_wheel):
 
 
 def test_aisfx_blocks_per_clip():
-    from occ.aisfx import aisfx_blocks
+    from occ.metrics.aisfx import aisfx_blocks
 
     f = torch.arange(173, dtype=torch.float32)[None, :, None].expand(1, 173, 96)
     b = aisfx_blocks(f)

@@ -1,4 +1,4 @@
-"""Tests of occ.encoder: ResNet18 shapes, unit embeddings, gradients, and replayable augmentations."""
+"""Tests of occ.nets.encoder: ResNet18 shapes, unit embeddings, gradients, and replayable augmentations."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 import torchaudio
 
-from occ.encoder import SILENCE, Encoder, apply_augment, augment, draw_augment_params
+from occ.nets.encoder import SILENCE, Encoder, apply_augment, augment, draw_augment_params
 from occ.errors import ConfigError, DataError
-from occ.generator import WIDTHS
+from occ.nets.generator import WIDTHS
 
 from net_checks import assert_every_parameter_gets_gradient, n_params
 

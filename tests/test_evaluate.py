@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from occ.embedding_files import load_embeddings, save_embeddings
-from occ.embeddings import Embedder
-from occ.evaluate import evaluate_generator, generate_clips, spread_over_classes, standing_stats
-from occ.generate import eval_seeds, generate_mels
-from occ.generator import Generator
+from occ.metrics.embedding_files import load_embeddings, save_embeddings
+from occ.metrics.embeddings import Embedder
+from occ.metrics.evaluate import evaluate_generator, generate_clips, spread_over_classes, standing_stats
+from occ.synthesis.generate import eval_seeds, generate_mels
+from occ.nets.generator import Generator
 
 
 def test_spread_over_classes_is_round_robin():
@@ -55,7 +55,7 @@ class _StubEmbedder(Embedder):
 
 def test_generate_clips_gives_the_evaluations_clip(tmp_path):
     """One clip asked for alone (the CLI's path) is the clip the evaluation generated and wrote."""
-    from occ.submission import write_clip
+    from occ.synthesis.submission import write_clip
 
     torch.manual_seed(0)
     g = Generator(n_classes=3, z_dim=16, ch=4)

@@ -1,5 +1,5 @@
-"""Tests of occ.fad and the modules it gathers: Fréchet distance closed forms (occ.frechet), the DCASE reference
-pickles (occ.dcase_stats), the VGGish front end (occ.vggish_frontend)."""
+"""Tests of occ.metrics.fad and the modules it gathers: Fréchet distance closed forms (occ.metrics.frechet), the DCASE reference
+pickles (occ.metrics.dcase_eval_stats), the VGGish front end (occ.metrics.vggish_frontend)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from occ.dcase_stats import dcase_eval_reference, load_dcase_reference
+from occ.metrics.dcase_eval_stats import dcase_eval_reference, load_dcase_reference
 from occ.errors import ConfigError, DataError
-from occ.fad import basic_interval, fad_inf, fad_per_class
-from occ.frechet import embedding_stats, frechet_distance, frechet_distance_eig
-from occ.vggish_frontend import dcase_vggish_examples
+from occ.metrics.fad import basic_interval, fad_inf, fad_per_class
+from occ.metrics.frechet import embedding_stats, frechet_distance, frechet_distance_eig
+from occ.metrics.vggish_frontend import dcase_vggish_examples
 
 REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dcase2023_eval_vggish_stats"
 
@@ -202,7 +202,7 @@ def test_fad_inf_reduces_small_sample_bias():
 
 @pytest.mark.parametrize("m", [20, 300])
 def test_fast_bootstrap_path_equals_dcase_path(m):
-    from occ.frechet import _FastFD
+    from occ.metrics.frechet import _FastFD
 
     rng = np.random.default_rng(8)
     d = 64
@@ -218,7 +218,7 @@ def test_fast_bootstrap_path_equals_dcase_path(m):
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite_statistics_name_the_input(which, value):
     from occ.errors import DataError
-    from occ.frechet import frechet_distance, frechet_distance_eig
+    from occ.metrics.frechet import frechet_distance, frechet_distance_eig
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 4))
@@ -232,7 +232,7 @@ def test_non_finite_statistics_name_the_input(which, value):
 
 def test_fad_per_class_names_the_class_and_side():
     from occ.errors import DataError
-    from occ.fad import fad_per_class
+    from occ.metrics.fad import fad_per_class
 
     rng = np.random.default_rng(0)
     gen = {"Rain": rng.normal(size=(10, 2, 4)), "Dog": rng.normal(size=(10, 2, 4))}

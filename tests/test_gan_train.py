@@ -1,4 +1,4 @@
-"""Tests of occ.gan_train (and occ.augment_d): exact resume, step-0 file, log, divergence, SupCon gradient path."""
+"""Tests of occ.train.gan_train (and occ.train.diffaugment): exact resume, step-0 file, log, divergence, SupCon gradient path."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import occ.gan_train as gan_train
-from occ.augment_d import apply_d_augment, augment_d, draw_d_augment
+import occ.train.gan_train as gan_train
+from occ.train.diffaugment import apply_d_augment, augment_d, draw_d_augment
 from occ.checkpoint import load_checkpoint
 from occ.config import ModelConfig, TrainConfig
 from occ.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
-from occ.gan_train import LOG_COLUMNS, train_gan
-from occ.models import build_generator, load_discriminator, load_generator
+from occ.train.gan_train import LOG_COLUMNS, train_gan
+from occ.nets.models import build_generator, load_discriminator, load_generator
 from occ.seeding import seed_everything
 
 N_CLASSES = 3
@@ -162,7 +162,7 @@ def test_hinge_only_has_no_contrastive_term(data, tmp_path):
 
 
 class _TinyEncoder(nn.Module):
-    """A stand-in for occ.encoder.Encoder: records the gradient reaching its input."""
+    """A stand-in for occ.nets.encoder.Encoder: records the gradient reaching its input."""
 
     def __init__(self, proj_dim: int):
         super().__init__()
@@ -224,7 +224,7 @@ def test_augment_d_translation_and_cutout():
 
 
 def test_noise_input_trains_resumes_and_generates(data, tmp_path):
-    from occ.generate import generate_mels
+    from occ.synthesis.generate import generate_mels
 
     model = dataclasses.replace(MODEL, g_noise=0.3)
     train = dataclasses.replace(TRAIN, steps=2, ckpt_every=1)

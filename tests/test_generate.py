@@ -1,4 +1,4 @@
-"""Tests of occ.generate: per-sample seeds make samples independent of batch size and order."""
+"""Tests of occ.synthesis.generate: per-sample seeds make samples independent of batch size and order."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from occ.errors import ConfigError, DataError
-from occ.generate import SEED_STRIDE, eval_seeds, generate_mels, latents
-from occ.generator import Generator
+from occ.synthesis.generate import SEED_STRIDE, eval_seeds, generate_mels, latents
+from occ.nets.generator import Generator
 
 
 @pytest.fixture(scope="module")

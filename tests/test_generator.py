@@ -1,14 +1,14 @@
-"""Tests of occ.generator (and the shared blocks and spectral norm of occ.layers)."""
+"""Tests of occ.nets.generator (and the shared blocks and spectral norm of occ.nets.layers)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from occ.audio import N_FRAMES, N_MELS
-from occ.discriminator import space_to_depth
+from occ.data.audio import N_FRAMES, N_MELS
+from occ.nets.discriminator import space_to_depth
 from occ.errors import ConfigError, DataError
-from occ.generator import WIDTHS, Generator, depth_to_space
+from occ.nets.generator import WIDTHS, Generator, depth_to_space
 
 from net_checks import assert_every_parameter_gets_gradient, n_params, spectral_norm_sigmas
 
@@ -177,7 +177,7 @@ def test_base_width_has_one_source():
     import inspect
 
     from occ.config import ModelConfig
-    from occ.discriminator import Discriminator
+    from occ.nets.discriminator import Discriminator
 
     embedded = WIDTHS["embedded"]
     for cls, key, field in ((Generator, "generator", "g_ch"), (Discriminator, "discriminator", "d_ch")):

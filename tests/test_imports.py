@@ -119,7 +119,66 @@ def test_the_graph_sees_every_kind_of_import(tmp_path):
 
 def test_occ_has_no_import_cycle():
     graph = import_graph(ROOT / "occ")
-    assert "occ.fad" in graph and "occ.frechet" in graph["occ.fad"]  # the graph is the package's
+    assert "occ.metrics.fad" in graph and "occ.metrics.frechet" in graph["occ.metrics.fad"]  # the graph is the package's
     found = cycles(graph)
     assert not found, "import cycles in occ/ (module-level or function-level imports): " + "; ".join(
         " -> ".join(c) for c in found)
+
+
+# The layers of occ/, lowest first: a module may import its own layer and the layers before it, never a later
+# one. "occ" is the top-level basics (errors, atomic, paths, config, seeding, checkpoint): they import no layer.
+LAYERS = ["occ", "occ.data", "occ.nets", "occ.train", "occ.synthesis", "occ.metrics", "occ.report", "occ.pipeline",
+          "occ.cli"]
+
+
+def layer_of(module: str, layers: list[str]) -> int:
+    """Index in ``layers`` of the deepest layer that holds ``module`` (``occ.x`` for a top-level module)."""
+    best = -1
+    for i, layer in enumerate(layers):
+        if module == layer or module.startswith(layer + "."):
+            if best < 0 or len(layer) > len(layers[best]):
+                best = i
+    return best
+
+
+def layer_violations(graph: dict[str, set[str]], layers: list[str]) -> list[str]:
+    """Every import of a later layer from an earlier one, as 'importer imports imported (layer a -> layer b)'."""
+    out = []
+    for module, targets in sorted(graph.items()):
+        own = layer_of(module, layers)
+        for target in sorted(targets):
+            other = layer_of(target, layers)
+            if other > own:
+                out.append(f"{module} imports {target} ({layers[own]} may not import {layers[other]}, a later layer)")
+    return out
+
+
+def test_the_layering_check_names_the_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    for sub in ("low", "high"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "basics.py").write_text("")
+    (pkg / "high" / "user.py").write_text("from pkg.low import tool\nfrom pkg import basics\n")
+    (pkg / "low" / "tool.py").write_text("def f():\n    from pkg.high.user import thing\n")
+    found = layer_violations(import_graph(pkg), ["pkg", "pkg.low", "pkg.high"])
+    assert found == ["pkg.low.tool imports pkg.high.user (pkg.low may not import pkg.high, a later layer)"]
+
+
+def test_every_module_is_in_a_layer_and_no_layer_imports_a_later_one():
+    graph = import_graph(ROOT / "occ")
+    graph["occ.cli.__main__"] = graph.pop("occ.__main__")  # `python -m occ` is the command line: the cli layer
+    subpackages = {f"occ.{p.name}" for p in (ROOT / "occ").iterdir() if (p / "__init__.py").is_file()}
+    assert subpackages == set(LAYERS[1:]), f"occ/'s subpackages and LAYERS differ: {sorted(subpackages ^ set(LAYERS[1:]))}"
+    found = layer_violations(graph, LAYERS)
+    assert not found, "a lower layer imports a higher one:\n" + "\n".join(found)
+
+
+def test_every_subpackage_says_what_it_holds_and_may_import():
+    for layer in LAYERS[1:]:
+        init = ROOT / layer.replace(".", "/") / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert "May import" in doc, f"{init.relative_to(ROOT)}: its docstring says what the layer may import"
+        assert not [n for n in ast.parse(init.read_text()).body if not isinstance(n, ast.Expr)], (
+            f"{init.relative_to(ROOT)} holds only its docstring (importing a layer imports nothing else)")

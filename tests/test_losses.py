@@ -1,4 +1,4 @@
-"""Tests of occ.losses against brute-force double loops in float64, and of their properties."""
+"""Tests of occ.train.losses against brute-force double loops in float64, and of their properties."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from occ.errors import ConfigError, DataError
-from occ.losses import (
+from occ.train.losses import (
     CONTRASTIVE_KINDS,
     contrastive_loss,
     d_hinge_loss,

@@ -233,6 +233,6 @@ def test_reads_are_found_through_attributes_calls_and_aliases(tmp_path):
     reads, with_variant = _notebook_reads(tmp_path / "n.ipynb")
     assert with_variant
     assert {("train", "steps"), ("model", "g_ch"), ("eval", "prdc_k"), ("data",)} <= reads
-    assert ("profile",) in reads and ("eval", "vocoder") in reads  # read inside occ.tables.results_readme
+    assert ("profile",) in reads and ("eval", "vocoder") in reads  # read inside occ.report.tables.results_readme
     assert _declared_missing(reads, {"profile", "profiles.${profile}", "data", "model", "eval", "train"}, True) \
         == [VARIANT_DEP]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from occ.plots import plot_loss_curves, plot_mel_grid, plot_push_pull, plot_tsne_panels, push_pull_roles
+from occ.report.plots import plot_loss_curves, plot_mel_grid, plot_push_pull, plot_tsne_panels, push_pull_roles
 
 
 def test_push_pull_roles_follow_the_numerators():

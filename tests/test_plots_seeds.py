@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 
-from occ.plots_seeds import plot_fad_by_seed, plot_loss_over_seeds, plot_probe_by_seed, smoothed_over_seeds
+from occ.report.plots_seeds import plot_fad_by_seed, plot_loss_over_seeds, plot_probe_by_seed, smoothed_over_seeds
 
 
 def _texts(fig):

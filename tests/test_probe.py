@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from occ.errors import DataError
-from occ.d_space import within_class_distance
-from occ.probe import clip_features, fit_probe, load_probe
+from occ.metrics.d_embeddings import within_class_distance
+from occ.metrics.probe import clip_features, fit_probe, load_probe
 
 
 def _clusters(rng, n_classes=4, n=30, w=3, d=16, sep=4.0):
@@ -97,7 +97,7 @@ def test_within_class_distance_against_brute_force():
     mels = torch.from_numpy(rng.normal(size=(9, 80, 4)).astype(np.float32))
     labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2])
     got = within_class_distance(_FakeD(), mels, labels, batch_size=4)
-    from occ.datasets import normalize_mel
+    from occ.data.datasets import normalize_mel
 
     emb = normalize_mel(mels)[:, :3, 0].double().numpy()
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)

@@ -17,8 +17,8 @@ import torch
 from occ.checkpoint import TrainLog, load_checkpoint
 from occ.config import ModelConfig, TrainConfig
 from occ.errors import CheckpointError, ConfigChangedError, RunLockedError, TrainingInterrupted
-from occ.gan_train import train_gan
-from occ.run_state import LOCK_NAME, StepLoop, run_lock
+from occ.train.gan_train import train_gan
+from occ.train.run_setup import LOCK_NAME, StepLoop, run_lock
 
 N_CLASSES = 3
 MODEL = ModelConfig(z_dim=16, g_ch=4, d_ch=4, proj_dim=8, enc_width=4)
@@ -152,7 +152,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_checkpoint(tmp_path):
 
 
 def test_ctrl_c_in_a_real_training_keeps_a_resumable_run(data, tmp_path, monkeypatch):
-    import occ.gan_train as gan_train
+    import occ.train.gan_train as gan_train
 
     real = gan_train.g_step
 

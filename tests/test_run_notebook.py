@@ -1,4 +1,4 @@
-"""python -m occ.run_notebook: an executed notebook replaces its output only when every cell ran."""
+"""python -m occ.pipeline.run_notebook: an executed notebook replaces its output only when every cell ran."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from occ.run_notebook import NotebookFailed, failed_path, run_notebook
+from occ.pipeline.run_notebook import NotebookFailed, failed_path, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_a_failed_run_keeps_the_previous_output_and_the_failed_notebook_aside(nb
     run_notebook(nb, out, {"value": 21})
     assert "42" in _outputs(out)
     before = out.read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "occ.run_notebook", str(nb), str(out), "-p", "fail", "True"],
+    proc = subprocess.run([sys.executable, "-m", "occ.pipeline.run_notebook", str(nb), str(out), "-p", "fail", "True"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
@@ -76,7 +76,7 @@ def test_ctrl_c_keeps_the_output_and_says_so_in_one_line(tmp_path):
     out = tmp_path / "results" / "slow.ipynb"
     out.parent.mkdir()
     out.write_text("committed")
-    proc = subprocess.Popen([sys.executable, "-m", "occ.run_notebook", str(tmp_path / "slow.ipynb"), str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "occ.pipeline.run_notebook", str(tmp_path / "slow.ipynb"), str(out)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_ctrl_c_delivered)
     deadline = time.monotonic() + 60

@@ -1,4 +1,4 @@
-"""Tests of occ.run_state: checkpoint validation order, resume of optimisers and sampler, payload layout, step loop."""
+"""Tests of occ.train.run_setup: checkpoint validation order, resume of optimisers and sampler, payload layout, step loop."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-import occ.run_state as run_state
+import occ.train.run_setup as run_state
 from occ.checkpoint import TrainLog, load_checkpoint, save_checkpoint
 from occ.config import ModelConfig, TrainConfig, to_dict
 from occ.errors import CheckpointError
-from occ.run_state import (
+from occ.train.run_setup import (
     Expect,
     StepsDone,
     checkpoint_payload,
@@ -197,7 +197,7 @@ def test_step_loop_propagates_errors_and_needs_a_record(tmp_path):
 
 def test_check_finite_names_the_loss_its_parts_and_what_to_do():
     from occ.errors import TrainingDivergedError
-    from occ.run_state import check_finite
+    from occ.train.run_setup import check_finite
 
     check_finite(torch.tensor(1.0), what="x", advice="a", kept="k")
     with pytest.raises(TrainingDivergedError) as info:

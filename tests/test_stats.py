@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from occ.stats import VERDICTS, by_seed, paired_comparison, t_interval
+from occ.report.intervals import VERDICTS, by_seed, paired_comparison, t_interval
 
 # Two-sided 95% Student t quantiles t_{0.975, df}, from tables (checked against scipy below).
 T_DF1 = 12.706204736174707

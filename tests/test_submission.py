@@ -1,4 +1,4 @@
-"""Tests of occ.submission: the DCASE layout and each format check."""
+"""Tests of occ.synthesis.submission: the DCASE layout and each format check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from occ.errors import DataError
-from occ.submission import check_submission, class_folder, submission_problems, write_submission
+from occ.synthesis.submission import check_submission, class_folder, submission_problems, write_submission
 
 
 def _wavs(n: int, seed: int = 0) -> np.ndarray:
@@ -130,4 +130,4 @@ def test_every_problem_is_listed(good):
     assert "footstep is missing" in problems[4] and "dog_bark is missing" in problems[5]
     with pytest.raises(DataError, match="holds 3 WAV files"):
         check_submission(good, n_per_class=2, classes=["Rain", "Footstep", "DogBark"])
-    assert submission_problems(good / "nothere")[0][0].endswith("does not exist; write it with occ.submission.write_submission")
+    assert submission_problems(good / "nothere")[0][0].endswith("does not exist; write it with occ.synthesis.submission.write_submission")

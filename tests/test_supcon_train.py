@@ -1,4 +1,4 @@
-"""Tests of occ.supcon_train: SupCon pretraining learns an easy problem, resume is exact, fine-tuning classifies."""
+"""Tests of occ.train.supcon_train: SupCon pretraining learns an easy problem, resume is exact, fine-tuning classifies."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import torch
 from occ.checkpoint import load_checkpoint
 from occ.config import ModelConfig, SupConConfig
 from occ.errors import CheckpointError
-from occ.supcon_train import (
+from occ.train.supcon_train import (
     classification_accuracy,
     encode_mels,
     finetune_classifier,
     pretrain_supcon,
 )
-from occ.models import load_encoder
+from occ.nets.models import load_encoder
 
 N_CLASSES = 3
 MODEL = ModelConfig(enc_width=8, proj_dim=8)  # width 4 + channels-last crashes torch 2.11 (1x1 stride-2 conv backward)
@@ -106,7 +106,7 @@ def test_errors(trained, tmp_path):
 
 def test_gan_stage_loads_the_encoder_by_path(trained, tmp_path):
     from occ.config import TrainConfig
-    from occ.gan_train import train_gan
+    from occ.train.gan_train import train_gan
 
     mels, labels, out, _, _ = trained
     gan_model = dataclasses.replace(MODEL, z_dim=16, g_ch=4, d_ch=4)

@@ -1,4 +1,4 @@
-"""Tests of occ.synth: determinism, layout, levels, within-class variety and between-class separability."""
+"""Tests of occ.data.synth: determinism, layout, levels, within-class variety and between-class separability."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from occ import synth
-from occ.audio import log_mel
+from occ.data import synth
+from occ.data.audio import log_mel
 from occ.errors import ConfigError, DataError
 
 N_PER_CLASS = 6

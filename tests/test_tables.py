@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from occ import tables
-from occ.stats import VERDICTS
+from occ.report import tables
+from occ.report.intervals import VERDICTS
 
 T_DF1 = 12.706204736174707  # t_{0.975, 1}
 T_DF2 = 4.302652729749464  # t_{0.975, 2}

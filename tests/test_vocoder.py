@@ -1,4 +1,4 @@
-"""Tests of occ.hifigan / occ.vocoder: architecture, checkpoint loading and errors, Griffin-Lim, resynthesis."""
+"""Tests of occ.synthesis.hifigan / occ.synthesis.vocoder: architecture, checkpoint loading and errors, Griffin-Lim, resynthesis."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from occ.errors import CheckpointError, ConfigError
-from occ.hifigan import HiFiGANBF16, HiFiGANConfig, HiFiGANGenerator, fold_weight_norm, native_bf16
-from occ.vocoder import (griffin_lim, hifigan_precision, load_vocoder, mel_to_linear, resynthesis_l1, vocode,
+from occ.synthesis.hifigan import HiFiGANBF16, HiFiGANConfig, HiFiGANGenerator, fold_weight_norm, native_bf16
+from occ.synthesis.vocoder import (griffin_lim, hifigan_precision, load_vocoder, mel_to_linear, resynthesis_l1, vocode,
                          wheel_checkpoint)
 
 
@@ -75,7 +75,7 @@ def test_cpu_float32_path_matches_the_wheel_network_at_batch_4():
 def test_bf16_path_is_close_and_loses_little_resynthesis_l1():
     """The mixed bf16 network: a few 1e-2 at most from float32, the re-synthesis L1 within 0.005."""
     x = _clips(8192)
-    from occ.audio import log_mel
+    from occ.data.audio import log_mel
 
     mel = log_mel(torch.from_numpy(x))
     f32 = vocode(mel, method="hifigan", vocoder="universal", device="cpu", precision="float32")
@@ -172,10 +172,10 @@ def test_griffin_lim_matches_torchaudio():
 
 
 def test_nnls_inverse_beats_pinv_in_mel_space():
-    from occ.audio import mel_filterbank
+    from occ.data.audio import mel_filterbank
 
     x = torch.from_numpy(_clips(8192))
-    from occ.audio import log_mel
+    from occ.data.audio import log_mel
 
     lm = log_mel(x)
     fb = torch.from_numpy(mel_filterbank()).float()

@@ -1,0 +1,4 @@
+"""The ``occ`` command: ``generate``, ``fad``, ``check-submission``, ``train``, ``supcon``.
+
+May import: every layer below it.
+"""

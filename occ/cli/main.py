@@ -1,0 +1,510 @@
+"""The ``occ`` command: foley clips from a checkpoint, FAD of folders of clips, the DCASE submission checks.
+
+::
+
+    occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/
+    occ fad barks/ reference_clips/ --per-class
+    occ check-submission submission/
+    torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0    # occ.cli.train
+
+Each sub-command calls the package's own functions, the ones the pipeline's notebooks call:
+``occ generate`` makes its clips with :func:`occ.metrics.evaluate.generate_clips` (standing statistics, per-clip
+seeds of :func:`occ.synthesis.generate.eval_seeds`, the vocoder) and writes them with
+:func:`occ.synthesis.submission.write_clip`, so the clip of (class, index, seed) is byte for byte the one the
+evaluation writes; ``occ fad`` reads clips with :func:`occ.data.audio.load_clip`, embeds them with
+:func:`occ.metrics.embeddings.get_embedder` and scores them with :func:`occ.metrics.fad.fad_per_class`;
+``occ check-submission`` lists :func:`occ.synthesis.submission.submission_problems`.
+
+Bad input ends with one line on stderr naming the file or option and what to do, and exit code 1 (2 for
+a malformed command line); ``--debug`` shows the traceback instead. Output folders are written into a
+temporary folder beside the target and renamed into place at the end, so a failed or interrupted run
+leaves no partial folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "resolve_classes", "clip_sets"]
+
+VOCODER_HELP = "griffinlim (fast), hifigan (the universal HiFi-GAN V1) or the path of a HiFi-GAN generator checkpoint"
+
+
+class CliError(Exception):
+    """Bad input found by the command itself (printed as one line, exit code 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> None:  # noqa: D102 (argparse API)
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _key(name: str) -> str:
+    """Spelling-free key of a class name: ``DogBark``, ``dog_bark``, ``DOG-BARK`` -> ``dogbark``."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
+    """Class indices of names given on the command line.
+
+    Parameters
+    ----------
+    requested : list of str
+        Names in any case, in CamelCase, snake_case or as DCASE submission folders (``DogBark``,
+        ``dog_bark``, ``dogbark``), or ``all``.
+    class_names : list of str
+        The checkpoint's classes, in label order.
+
+    Returns
+    -------
+    list of int
+        Label indices, in the order asked for, without repeats.
+
+    Raises
+    ------
+    CliError
+        An unknown name; the message lists the known ones.
+    """
+    from occ.data.datasets import DCASE_ALIASES
+    from occ.synthesis.submission import class_folder
+
+    lookup = {}
+    for i, name in enumerate(class_names):
+        lookup[_key(name)] = i
+        lookup[_key(class_folder(name))] = i
+    for alias, name in DCASE_ALIASES.items():
+        if _key(name) in lookup:
+            lookup.setdefault(_key(alias), lookup[_key(name)])
+    out: list[int] = []
+    for raw in requested:
+        for name in (n for n in raw.split(",") if n.strip()):
+            if name.strip().lower() == "all":
+                idx = list(range(len(class_names)))
+            elif _key(name) in lookup:
+                idx = [lookup[_key(name)]]
+            else:
+                known = ", ".join(class_names)
+                raise CliError(f"--class {name!r} is not a class of this checkpoint; use one of: {known} (any case, "
+                               "snake_case works too), or all")
+            out.extend(i for i in idx if i not in out)
+    if not out:
+        raise CliError("--class is empty; name a class or use --class all")
+    return out
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    from occ.data.datasets import AUDIO_EXTENSIONS
+
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."))
+
+
+def clip_sets(folder: str | os.PathLike, *, what: str) -> dict[str, list[Path]]:
+    """The clips of a folder: its class sub-folders (class -> files), or its own files as one set ``""``.
+
+    Parameters
+    ----------
+    folder : path-like
+        A folder of audio files, or of class folders of audio files (hidden files are skipped).
+    what : str
+        What the folder is, for messages (``"GENERATED"``).
+
+    Returns
+    -------
+    dict of str to list of Path
+        Sub-folder name -> its audio files, sorted; ``{"": files}`` for a flat folder.
+
+    Raises
+    ------
+    CliError
+        The folder is missing, or holds no audio files and no class folders with audio files.
+    """
+    from occ.data.datasets import AUDIO_EXTENSIONS
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise CliError(f"{what} folder {root} does not exist (or is not a folder)")
+    subs = {d.name: _audio_files(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    subs = {k: v for k, v in subs.items() if v}
+    if subs:
+        return subs
+    files = _audio_files(root)
+    if not files:
+        raise CliError(f"{what} folder {root} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) and no "
+                       "class folders with audio files; point it at a folder of clips")
+    return {"": files}
+
+
+def _load_clips(files: list[Path], *, desc: str, progress: bool):
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from occ.data.audio import load_clip
+
+    return np.stack([load_clip(f) for f in tqdm(files, desc=desc, unit="clip", disable=not progress)])
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _fresh_sibling(target: Path) -> Path:
+    """A new temporary folder beside ``target`` (same file system, so the final rename is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+
+
+def _check_target(target: Path, *, overwrite: bool, option: str) -> None:
+    if target.exists() and not target.is_dir():
+        raise CliError(f"{option} {target} is a file; give a folder path")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise CliError(f"{option} {target} already exists and is not empty; choose a new folder or pass --overwrite")
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Rename the finished temporary folder to ``target``, replacing an existing one."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- occ generate
+def cmd_generate(args) -> int:
+    import numpy as np
+    import torch
+
+    from occ.metrics.evaluate import generate_clips
+    from occ.nets.models import load_generator
+    from occ.synthesis.generate import SEED_STRIDE, eval_seeds
+    from occ.seeding import resolve_device
+    from occ.synthesis.submission import check_submission, class_folder, write_clip, write_submission
+
+    target = Path(args.submission if args.submission is not None else args.out)
+    option = "--submission" if args.submission is not None else "--out"
+    n = args.n if args.n is not None else (100 if args.submission is not None else 1)
+    if n < 1:
+        raise CliError(f"-n {n}: give at least 1 clip per class")
+    if args.first < 0 or args.first + n > SEED_STRIDE:
+        raise CliError(f"--first {args.first} with -n {n}: clip indices must lie in [0, {SEED_STRIDE})")
+    if args.submission is not None and args.first != 0:
+        raise CliError("--first cannot be used with --submission: a submission holds clips 0 .. n-1 of each class")
+    if args.gl_iters < 1:
+        raise CliError(f"--gl-iters {args.gl_iters}: use at least 1 Griffin-Lim iteration")
+    if args.vocoder not in ("griffinlim", "hifigan") and not Path(args.vocoder).is_file():
+        raise CliError(f"--vocoder {args.vocoder}: not griffinlim or hifigan, and no such checkpoint file; "
+                       "give the path of a HiFi-GAN generator checkpoint (e.g. g_00935000)")
+    _check_target(target, overwrite=args.overwrite, option=option)
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise CliError(f"--checkpoint {checkpoint} does not exist; give a GAN checkpoint such as "
+                       "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
+    device = resolve_device(args.device)
+    generator, payload = load_generator(checkpoint, device=device)
+    n_classes = int(payload["n_classes"])
+    class_names = list(payload.get("class_names") or [f"class{i}" for i in range(n_classes)])
+    chosen = resolve_classes(args.classes, class_names)
+    base_seed = int((payload.get("run") or {}).get("seed", 0)) if args.seed is None else args.seed
+    if base_seed < 0:
+        raise CliError(f"--seed {base_seed}: use a seed >= 0")
+
+    # The evaluation's (class, index) -> seed map, restricted to the chosen classes and indices.
+    labels, seeds = eval_seeds(args.first + n, n_classes, base_seed=base_seed)
+    index = torch.arange(args.first + n).repeat(n_classes)
+    keep = torch.isin(labels, torch.tensor(chosen)) & (index >= args.first)
+    order = torch.cat([torch.nonzero(keep & (labels == c)).reshape(-1) for c in chosen])  # classes as asked
+    labels, seeds, index = labels[order], seeds[order], index[order]
+    print(f"occ generate: {len(labels)} clips ({n} per class: {', '.join(class_names[c] for c in chosen)}), "
+          f"seed {base_seed}, vocoder {args.vocoder}, device {device}", file=sys.stderr)
+    _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=args.vocoder,
+                             gl_iters=args.gl_iters, device=device, progress=_progress(args), precision=args.precision)
+
+    tmp = _fresh_sibling(target)
+    try:
+        if args.submission is not None:
+            by_class = {class_names[c]: wavs[(labels == c).numpy()] for c in chosen}
+            write_submission(tmp, by_class, n_per_class=n)
+            check_submission(tmp, n_per_class=n, classes=list(by_class))
+        else:
+            width = max(4, len(str(args.first + n - 1)))
+            rows = []
+            for k in range(len(labels)):
+                name = class_names[int(labels[k])]
+                fname = f"{class_folder(name)}-seed{base_seed}-{int(index[k]):0{width}d}.wav"
+                write_clip(tmp / fname, wavs[k])
+                rows.append({"file": fname, "class": name, "index": int(index[k]), "seed": base_seed,
+                             "latent_seed": int(seeds[k]), "vocoder": args.vocoder,
+                             "gl_iters": args.gl_iters if args.vocoder == "griffinlim" else "",
+                             "checkpoint": str(checkpoint), "step": int(payload.get("step", 0))})
+            with open(tmp / "clips.csv", "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        _move_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    what = "DCASE submission (checked)" if args.submission is not None else "WAV files + clips.csv"
+    clipped = float((np.abs(wavs) > 1).mean())
+    print(f"wrote {len(labels)} clips to {target}/ ({what})"
+          + (f"; {clipped:.1%} of the samples exceeded [-1, 1] and were clipped" if clipped else ""))
+    return 0
+
+
+# ----------------------------------------------------------------------------- occ fad
+def _match(gen: dict, ref: dict, *, gen_root: Path, ref_root: str) -> dict[str, str]:
+    """Generated class -> reference class, matched by spelling-free name (a flat reference serves all)."""
+    if list(ref) == [""]:
+        return {g: "" for g in gen}
+    if list(gen) == [""]:
+        raise CliError(f"GENERATED {gen_root} is a flat folder of clips but REFERENCE {ref_root} has class folders "
+                       f"({', '.join(ref)}); give GENERATED the same class folders, or a flat REFERENCE")
+    by_key = {_key(r): r for r in ref}
+    missing = [g for g in gen if _key(g) not in by_key]
+    if missing:
+        raise CliError(f"GENERATED classes {', '.join(missing)} have no folder in REFERENCE {ref_root} "
+                       f"(it has {', '.join(ref)}); class folders are matched by name, case and '_' ignored")
+    return {g: by_key[_key(g)] for g in gen}
+
+
+def fad_report(gen_emb: dict, ref: dict, *, n_ref: dict[str, int | None]) -> dict:
+    """FAD per class and the mean, with clip counts, from embeddings (``occ.metrics.fad.fad_per_class``)."""
+    from occ.metrics.fad import fad_per_class
+
+    table = fad_per_class(gen_emb, ref)
+    classes = {name: {"fad": float(table.loc[name, "fad"]), "n_clips": int(table.loc[name, "n_clips"]),
+                      "n_reference_clips": n_ref[name]} for name in gen_emb}
+    return {"classes": classes, "mean": {"fad": float(table.loc["Average", "fad"]), "n_classes": len(classes),
+                                         "n_clips": int(table.loc["Average", "n_clips"])}}
+
+
+def cmd_fad(args) -> int:
+    from occ.metrics.embeddings import get_embedder
+    from occ.seeding import resolve_device
+
+    dcase = args.reference == "dcase-eval"
+    embedding = args.embedding or ("vggish" if dcase else "aisfx")
+    if dcase and embedding != "vggish":
+        raise CliError(f"--embedding {embedding} with dcase-eval: the DCASE statistics are VGGish embeddings; "
+                       "use --embedding vggish (the default with dcase-eval)")
+    if embedding == "encoder" and not args.encoder:
+        raise CliError("--embedding encoder needs --encoder PATH, the SupCon encoder checkpoint (runs/supcon/encoder.pt)")
+    gen_root = Path(args.generated)
+    gen = clip_sets(gen_root, what="GENERATED")
+    if dcase:
+        from occ.metrics.dcase_eval_stats import dcase_eval_reference
+        from occ.synthesis.submission import class_folder
+
+        if list(gen) == [""]:
+            raise CliError(f"GENERATED {gen_root} is a flat folder; dcase-eval needs one folder per DCASE class "
+                           "(dog_bark, footstep, ...), as `occ generate --submission` writes")
+        ref_files = None
+        ref = dcase_eval_reference([class_folder(g) for g in gen])
+        pairs = {g: class_folder(g) for g in gen}
+    else:
+        ref_files = clip_sets(args.reference, what="REFERENCE")
+        pairs = _match(gen, ref_files, gen_root=gen_root, ref_root=args.reference)
+    for name, files in list(gen.items()) + list((ref_files or {}).items()):
+        if embedding == "encoder" and len(files) < 2:
+            raise CliError(f"class {name or 'all'!r} has {len(files)} clip; FAD with one embedding per clip needs at least 2")
+
+    device = resolve_device(args.device)
+    encoder = None
+    if embedding == "encoder":
+        from occ.nets.models import load_encoder
+
+        encoder = load_encoder(args.encoder, device=device)
+    embedder = get_embedder(embedding, weights=args.vggish_weights, device=device, encoder=encoder)
+    progress = _progress(args)
+    label = {g: (g or gen_root.name) for g in gen}
+    gen_emb, ref_emb, n_ref = {}, {}, {}
+    for g, files in gen.items():
+        gen_emb[label[g]] = embedder.embed(_load_clips(files, desc=f"read {label[g]}", progress=progress),
+                                           progress=progress)
+        r = pairs[g]
+        if dcase:
+            ref_emb[label[g]], n_ref[label[g]] = ref[r], None
+        else:
+            if r not in ref_emb:
+                ref_emb[r] = embedder.embed(_load_clips(ref_files[r], desc=f"read reference {r or 'clips'}",
+                                                        progress=progress), progress=progress)
+            n_ref[label[g]] = len(ref_files[r])
+    reference = {label[g]: ref_emb[label[g]] if dcase else ref_emb[pairs[g]] for g in gen}
+    report = fad_report(gen_emb, reference, n_ref=n_ref)
+    report.update(embedding=embedding, generated=str(gen_root), reference=args.reference)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    ref_name = "the DCASE 2023 evaluation set" if dcase else args.reference
+    print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}")
+    rows = report["classes"]
+    if args.per_class or len(rows) == 1:
+        width = max(len("class"), *(len(c) for c in rows))
+        print(f"{'class':<{width}}  {'clips':>6}  {'ref clips':>9}  {'FAD':>12}")
+        for name, row in rows.items():
+            nr = "-" if row["n_reference_clips"] is None else row["n_reference_clips"]
+            print(f"{name:<{width}}  {row['n_clips']:>6}  {nr:>9}  {row['fad']:>12.6g}")
+    mean = report["mean"]
+    print(f"mean FAD over {mean['n_classes']} class{'es' if mean['n_classes'] != 1 else ''} "
+          f"({mean['n_clips']} clips): {mean['fad']:.6g}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- occ check-submission
+def cmd_check_submission(args) -> int:
+    from occ.synthesis.submission import submission_problems
+
+    classes = [c for raw in args.classes for c in raw.split(",") if c.strip()] if args.classes else None
+    if args.n < 1:
+        raise CliError(f"-n {args.n}: a submission needs at least 1 clip per class")
+    problems, counts = submission_problems(args.directory, n_per_class=args.n, classes=classes)
+    if problems:
+        for p in problems:
+            print(p)
+        print(f"occ check-submission: {args.directory} fails the DCASE checks ({len(problems)} problem"
+              f"{'s' if len(problems) != 1 else ''})", file=sys.stderr)
+        return 1
+    print(f"{args.directory}: {len(counts)} class folders, {sum(counts.values())} WAV files; "
+          "passes the DCASE 2023 Task 7 format checks")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The ``occ`` argument parser (sub-commands generate, fad, check-submission)."""
+    from occ import __version__
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser = _Parser(prog="occ", formatter_class=fmt,
+                     description="Foley sound synthesis with the O2C-GAN / OC-SupConGAN models of this project, "
+                                 "FAD as DCASE 2023 Task 7 computed it, and the DCASE submission checks.",
+                     epilog="examples:\n"
+                            "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
+                            "  occ fad barks/ data/heldout/ --per-class\n"
+                            "  occ check-submission submission/\n"
+                            "  torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0\n\n"
+                            "`occ COMMAND --help` describes each command.")
+    parser.add_argument("--version", action="version", version=f"occ {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+
+    g = sub.add_parser(
+        "generate", parents=[common], formatter_class=fmt, help="write generated clips as WAV files",
+        description="Generate 4-s clips (22,050 Hz, 16-bit mono WAV) of one or more classes from a GAN checkpoint.\n\n"
+                    "Clip i of class c with seed s is the clip the pipeline's evaluation writes for (c, i) with\n"
+                    "base seed s, vocoder, Griffin-Lim iterations and device alike: its latent seed is\n"
+                    "s + c * 1,000,000 + i. Files are named <class>-seed<s>-<i>.wav; clips.csv lists class,\n"
+                    "index, seeds, vocoder and checkpoint. Regenerate one clip with --first i -n 1.",
+        epilog="examples:\n"
+               "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
+               "  occ generate --checkpoint ckpt.pt --class dog_bark,rain -n 5 --seed 3 --vocoder hifigan --out clips/\n"
+               "  occ generate --checkpoint ckpt.pt --class dog_bark --first 17 -n 1 --out clip17/   # clip 17 again\n"
+               "  occ generate --checkpoint ckpt.pt --class all --submission submission/   # 100 per class, checked")
+    g.add_argument("--checkpoint", required=True, metavar="PATH", help="GAN checkpoint (runs/train/<variant>/checkpoint.pt)")
+    g.add_argument("--class", dest="classes", action="append", required=True, metavar="NAME",
+                   help="class name (DogBark, dog_bark, ...; case-insensitive), comma-separated names, or all; repeatable")
+    g.add_argument("-n", type=int, default=None, metavar="N",
+                   help="clips per class (default 1; 100 with --submission, the DCASE count)")
+    g.add_argument("--first", type=int, default=0, metavar="I", help="index of the first clip (default 0)")
+    g.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="base seed (default: the checkpoint's run seed, which the pipeline's evaluation uses)")
+    target = g.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="DIR", help="folder to write the WAV files into (must be new or empty)")
+    target.add_argument("--submission", metavar="DIR",
+                        help="write the DCASE 2023 Task 7 submission layout (<class>/00.wav ...) and check it")
+    g.add_argument("--vocoder", default="griffinlim", metavar="V", help=f"{VOCODER_HELP} (default griffinlim)")
+    g.add_argument("--gl-iters", type=int, default=16, metavar="N",
+                   help="Griffin-Lim iterations (default 16, as params.yaml's eval.gl_iters)")
+    g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="HiFi-GAN arithmetic: auto = mixed bf16 on a CPU with native bf16, else float32 (default auto)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
+    g.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    g.set_defaults(func=cmd_generate)
+
+    f = sub.add_parser(
+        "fad", parents=[common], formatter_class=fmt, help="Frechet Audio Distance of a folder of clips",
+        description="FAD of the clips in GENERATED against REFERENCE, per class and the mean, computed as the\n"
+                    "DCASE 2023 Task 7 evaluation did (mean and covariance of all embedding windows).\n\n"
+                    "GENERATED: a folder of audio files, or of class folders. REFERENCE: the same (class folders\n"
+                    "are matched by name, ignoring case and '_'; a flat folder serves every class), or dcase-eval\n"
+                    "for the official DCASE 2023 evaluation-set VGGish statistics, which ship with occ.\n"
+                    "Clips are read as the model sees them: mono, 22,050 Hz, cut or padded to 4 s.\n"
+                    "Only vggish against dcase-eval is on the paper's scale; aisfx values rank models.",
+        epilog="examples:\n"
+               "  occ fad generated/ heldout/ --per-class\n"
+               "  occ fad submission/ dcase-eval --vggish-weights vggish-10086976.pth --per-class\n"
+               "  occ fad a/ b/ --embedding encoder --encoder runs/supcon/encoder.pt --json")
+    f.add_argument("generated", metavar="GENERATED", help="folder of clips, or of class folders of clips")
+    f.add_argument("reference", metavar="REFERENCE", help="folder of clips or of class folders, or dcase-eval")
+    f.add_argument("--embedding", choices=("aisfx", "vggish", "encoder"), default=None,
+                   help="aisfx (default), vggish (the DCASE metric; default with dcase-eval) or encoder")
+    f.add_argument("--vggish-weights", metavar="PATH", default=None,
+                   help="vggish-10086976.pth (default: $OCC_VGGISH_WEIGHTS, the cache, or a download)")
+    f.add_argument("--encoder", metavar="PATH", default=None, help="SupCon encoder checkpoint for --embedding encoder")
+    f.add_argument("--per-class", action="store_true", help="print each class's FAD, not only the mean")
+    f.add_argument("--json", action="store_true", help="print the result as JSON (always per class)")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
+    f.set_defaults(func=cmd_fad)
+
+    c = sub.add_parser(
+        "check-submission", parents=[common], formatter_class=fmt, help="run the DCASE submission format checks",
+        description="Check a folder against the DCASE 2023 Task 7 submission format: one snake_case folder per\n"
+                    "class, exactly N mono 16-bit PCM WAV files of 88,200 samples at 22,050 Hz in each. Every\n"
+                    "problem is listed; exit code 0 when the folder passes, 1 otherwise.",
+        epilog="examples:\n"
+               "  occ check-submission submission/\n"
+               "  occ check-submission clips/ -n 5 --classes dog_bark,rain")
+    c.add_argument("directory", metavar="DIR", help="the submission folder")
+    c.add_argument("-n", type=int, default=100, metavar="N", help="clips required per class (default 100)")
+    c.add_argument("--classes", action="append", metavar="NAMES",
+                   help="comma-separated classes to check (default: the seven DCASE classes)")
+    c.set_defaults(func=cmd_check_submission)
+
+    from occ.cli.train import add_parsers
+
+    add_parsers(sub, common=common, fmt=fmt)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``occ`` command; returns the exit code (0 success, 1 bad input or failed check, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from occ.errors import OccError
+
+    try:
+        return args.func(args)
+    except (CliError, OccError) as exc:
+        if args.debug:
+            raise
+        print(f"occ {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"occ {args.command}: interrupted; nothing was left half-written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unforeseen condition: still one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"occ {args.command}: error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

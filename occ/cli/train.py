@@ -1,0 +1,115 @@
+"""``occ train`` and ``occ supcon``: one pipeline training run from the command line, for ``torchrun``.
+
+::
+
+    torchrun --nproc_per_node 8 -m occ supcon                       # the encoder f, as the supcon stage trains it
+    torchrun --nproc_per_node 8 -m occ train --variant o2c --seed 0  # one GAN run, as train@o2c-0 trains it
+    dvc repro train@o2c-0                                           # the stage finds the finished run, writes results
+
+Each command makes exactly the call the stage's notebook makes (``02_supcon``, ``03_train``): the same
+``params.yaml`` sections, feature cache, run folder (``runs/supcon``, ``runs/train/<variant>/seed<k>``) and
+seed. A run trained here is therefore the run the stage would train, and the stage, run afterwards, resumes
+it with nothing left to do (the same configuration resumes exactly) and writes its notebook, log and
+figures. Under torchrun the global batch of ``params.yaml`` is split over the processes (``occ.train.distributed``);
+in one process (plain ``occ train``) nothing changes. Interrupted runs resume where their last checkpoint
+stopped; rank 0 alone writes files and shows the progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parsers", "cmd_train", "cmd_supcon"]
+
+
+def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
+    """Register ``train`` and ``supcon`` on the ``occ`` command's sub-parsers."""
+    t = sub.add_parser(
+        "train", parents=[common], formatter_class=fmt, help="train one GAN run of the pipeline (torchrun-ready)",
+        description="Train the GAN of one (variant, seed) of params.yaml exactly as the pipeline's stage\n"
+                    "train@<variant>-<seed> does, into runs/train/<variant>/seed<k>. Start it with torchrun to\n"
+                    "split the global batch over several processes (GPUs: one per process; CPU: gloo). The\n"
+                    "stage run afterwards finds the finished run and only writes its results.",
+        epilog="examples:\n"
+               "  occ train --variant o2c --seed 0\n"
+               "  torchrun --nproc_per_node 4 -m occ train --variant ocsupcon --seed 1 && dvc repro train@ocsupcon-1\n"
+               "  CUDA_VISIBLE_DEVICES=4,5,6,7 torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 2")
+    t.add_argument("--variant", required=True, metavar="NAME", help="a key of `variants` in params.yaml")
+    t.add_argument("--seed", required=True, type=int, metavar="K", help="a training seed, one of `seeds`")
+    t.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
+    t.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "supcon", parents=[common], formatter_class=fmt, help="train the SupCon encoder f of the pipeline",
+        description="SupCon pretraining and classifier fine-tuning of the encoder f exactly as the pipeline's\n"
+                    "supcon stage does, into runs/supcon. torchrun splits the SupCon batch over processes.",
+        epilog="examples:\n"
+               "  torchrun --nproc_per_node 2 -m occ supcon && dvc repro supcon")
+    s.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
+    s.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
+    s.set_defaults(func=cmd_supcon)
+
+
+def _project(args: argparse.Namespace, *, variant: str | None = None) -> tuple[Any, Any, Any, Any]:
+    """The layout, params, device and training split, as the notebooks set them up."""
+    from occ.data import datasets
+    from occ.config import load_params
+    from occ.train.distributed import setup
+    from occ.paths import Layout
+    from occ.seeding import resolve_device
+
+    layout = Layout.find(args.project)
+    params = load_params(layout.params, variant=variant, profile=args.profile)
+    device = resolve_device(params.device)
+    w = setup(device)  # join torchrun's group first: each process then takes its own GPU
+    cache = datasets.load_feature_cache(layout.data(params.data.cache))
+    return layout, params, w.place(device), cache
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``occ train``: the call of notebooks/03_train.ipynb for ``--variant`` and ``--seed``."""
+    from occ.data import datasets
+    from occ.config import SUPCON_KINDS
+    from occ.train.distributed import world
+    from occ.train.gan_train import train_gan
+    from occ.nets.models import load_encoder
+
+    layout, params, device, cache = _project(args, variant=args.variant)
+    params.check_seed(args.seed)
+    train = cache.train()
+    encoder = (load_encoder(layout.supcon_run / "encoder.pt", device=device)
+               if params.train.loss in SUPCON_KINDS else None)
+    run = train_gan(datasets.normalize_mel(train.mels), train.labels, n_classes=len(cache.class_names),
+                    model=params.model, train=params.train, out_dir=layout.train_run(args.variant, args.seed),
+                    seed=args.seed, device=device, encoder=encoder, class_names=cache.class_names,
+                    progress=None if not args.quiet else False, on_config_change="restart")
+    w = world()
+    if w.main:
+        print(f"occ train: {args.variant} seed {args.seed}: step {run.step} of {run.steps} on {w.size} process(es) "
+              f"in {run.seconds / 60:.1f} min -> {run.checkpoint_path}")
+    return 0 if run.finished else 1
+
+
+def cmd_supcon(args: argparse.Namespace) -> int:
+    """``occ supcon``: the calls of notebooks/02_supcon.ipynb (pretraining, then fine-tuning)."""
+    from occ.data import datasets
+    from occ.train.distributed import world
+    from occ.train.supcon_train import finetune_classifier, pretrain_supcon
+
+    layout, params, device, cache = _project(args)
+    train = cache.train()
+    x_train = datasets.normalize_mel(train.mels)
+    progress = None if not args.quiet else False
+    n_classes = len(cache.class_names)
+    pre = pretrain_supcon(x_train, train.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
+                          out_dir=layout.supcon_run, seed=params.seed, device=device, progress=progress)
+    fine = finetune_classifier(x_train, train.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
+                               out_dir=layout.supcon_run, seed=params.seed, device=device,
+                               class_names=cache.class_names, progress=progress)
+    w = world()
+    if w.main:
+        print(f"occ supcon: {pre.step} SupCon steps on {w.size} process(es), fine-tuned head at training accuracy "
+              f"{fine.train_accuracy:.3f} -> {fine.checkpoint_path}")
+    return 0 if pre.finished else 1

@@ -1,0 +1,12 @@
+"""Measuring generated audio: embeddings, FAD, diversity, the probe, D's embedding space.
+
+- ``embeddings``: one ``Embedder`` interface over VGGish, aiSFX and f (``vggish``, ``vggish_frontend``, ``aisfx``);
+- ``frechet``, ``fad``, ``dcase_eval_stats``: the Frechet distance as DCASE computed it, per-class FAD, the
+  official evaluation-set statistics;
+- ``diversity``, ``probe``: precision/recall/density/coverage and the recognisability probe;
+- ``embedding_files``: per-class embeddings on disk;
+- ``d_embeddings``: generated data in D's embedding space (t-SNE, within-class distance);
+- ``evaluate``: assembles a run's evaluation from ``occ.synthesis`` and the metrics above.
+
+May import: the top-level basics, ``occ.data``, ``occ.nets`` and ``occ.synthesis``.
+"""

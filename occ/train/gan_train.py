@@ -1,0 +1,540 @@
+"""GAN training for ContraGAN (2C), C-SupConGAN, O2C-GAN, OC-SupConGAN and a hinge-only control.
+
+Chung, Lee & Jung (DCASE 2023), Eq. (6), with the step order of PyTorch-StudioGAN (docs/reference.md,
+section 6): every iteration is one D step followed by one G step,
+
+* D step: ``L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z, c')))) + w * l_C(h(D1(x)), c, e(c)[, f(x)])``
+  (real data in the contrastive term, ``G(z, c')`` detached);
+* G step: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(G(z, c))])`` with a new ``z``;
+
+where ``l_C`` is 2C, C-SupCon, O2C (Eq. 3) or OC-SupCon (Eq. 5) (``occ.train.losses.contrastive_loss``) and
+``w = train.contrastive_weight`` (1 in the paper); loss ``"none"`` drops the contrastive term. The
+class embeddings ``e`` belong to D and are updated by D's optimiser only. ``f`` is the frozen
+SupCon encoder (eval mode, no parameter gradients); in the G step the gradient of the ``d2s`` term
+flows through ``f`` into G, since ``f(G(z, c))`` depends on G.
+
+Fake classes are drawn uniformly over the classes, real batches uniformly at random (with
+replacement) from the training clips; every draw (real indices, ``z``, fake classes, D
+augmentation) comes from one CPU ``torch.Generator`` whose state is saved in the checkpoints, so
+draws are the same on CPU and CUDA and a resumed run is exact: on CPU a run stopped at step k and
+resumed ends bit-identical to an uninterrupted one.
+
+Files in ``out_dir``: ``step0.pt`` (the untrained models, written before the first step: the
+"step 0" reference), ``checkpoint.pt`` (every ``train.ckpt_every`` steps and at the end, written
+atomically; a diverged run never overwrites it) and ``log.csv`` (one row per step, see
+:data:`LOG_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from occ.data.audio import N_FRAMES, N_MELS
+from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augment
+from occ.checkpoint import TrainLog, save_checkpoint
+from occ.config import SUPCON_KINDS, ModelConfig, TrainConfig, to_dict
+from occ.nets.discriminator import Discriminator
+from occ.train.distributed import World, gather, setup, sync_batchnorm, world, wrap
+from occ.errors import ConfigError, TrainingDivergedError
+from occ.nets.generator import Generator
+from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
+from occ.nets.models import build_discriminator, build_generator, load_encoder
+from occ.train.run_setup import (Expect, StepLoop, check_finite, check_finite_weights, checkpoint_payload, default_progress,
+                           guarded_run, kept_message, load_run_checkpoint, restore_run, run_files)
+from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
+from occ.data.checks import check_training_data, data_digest, module_digest
+
+__all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "train_gan", "d_step", "g_step", "ema_update"]
+
+#: Columns of ``log.csv``: hinge terms of D (real, fake, their sum), contrastive terms, G's
+#: adversarial loss, D's accuracy on real (logit > 0) and fake (logit < 0) samples, step time in s.
+LOG_COLUMNS = (
+    "step",
+    "d_loss_real",
+    "d_loss_fake",
+    "d_adv",
+    "d_contrastive",
+    "g_adv",
+    "g_contrastive",
+    "d_acc_real",
+    "d_acc_fake",
+    "seconds",
+)
+#: Training keys that may change when resuming (``steps`` to continue training).
+TRAIN_MAY_DIFFER = ("steps", "ckpt_every", "bf16")
+
+CHECKPOINT_NAME = "checkpoint.pt"
+STEP0_NAME = "step0.pt"
+LOG_NAME = "log.csv"
+
+
+@dataclass
+class GANRun:
+    """Outcome of :func:`train_gan`.
+
+    Attributes
+    ----------
+    out_dir, checkpoint_path, step0_path, log_path : Path
+        The run folder and its files.
+    step : int
+        Steps done (the checkpoint's step when training finished).
+    steps : int
+        Steps requested (``train.steps``).
+    finished : bool
+        ``step >= steps`` and the final checkpoint is written.
+    resumed_from : int or None
+        The checkpoint step this call resumed from, ``None`` for a fresh run.
+    seconds : float
+        Wall time of the steps run in this call, s.
+    generator : Generator
+        The EMA generator when ``train.ema_decay > 0``, else G (eval mode).
+    discriminator : Discriminator
+        D (eval mode).
+    """
+
+    out_dir: Path
+    checkpoint_path: Path
+    step0_path: Path
+    log_path: Path
+    step: int
+    steps: int
+    finished: bool
+    resumed_from: int | None
+    seconds: float
+    generator: Generator
+    discriminator: Discriminator
+
+    def log(self):
+        """``log.csv`` as a ``pandas.DataFrame``."""
+        return TrainLog(self.log_path, LOG_COLUMNS).read()
+
+
+@dataclass
+class Nets:
+    """The networks and optimisers of a GAN run.
+
+    ``g`` and ``d`` are the networks themselves (checkpointed); ``g_train`` and ``d_train`` are what the
+    updates call: the same networks, wrapped in DistributedDataParallel in a parallel run.
+    """
+
+    g: Generator
+    d: Discriminator
+    g_ema: Generator | None
+    f: nn.Module | None
+    g_optim: torch.optim.Optimizer
+    d_optim: torch.optim.Optimizer
+    g_train: nn.Module
+    d_train: nn.Module
+
+
+@dataclass
+class Draws:
+    """The random draws of one step, for this process's rows of the global batch.
+
+    ``y_real`` and ``y_gen`` are kept whole (every process knows the classes of the global batch); the
+    ``*_rows`` tensors are this process's rows. The augmentation parameters are ``None`` without
+    ``train.augment``.
+    """
+
+    x_real: torch.Tensor
+    y_real: torch.Tensor
+    z_fake: torch.Tensor
+    y_fake: torch.Tensor
+    z_gen: torch.Tensor
+    y_gen: torch.Tensor
+    aug_real: DAugmentParams | None
+    aug_fake: DAugmentParams | None
+    aug_gen: DAugmentParams | None
+    rows: slice
+
+
+def draw_step(sampler: torch.Generator, mels: torch.Tensor, labels: torch.Tensor, *, batch_size: int,
+              n_classes: int, z_dim: int, augment: bool, w: World, device: torch.device) -> Draws:
+    """Draw a step's global batch from the one seeded stream, in a fixed order, and keep this process's rows.
+
+    Order: real clip indices, ``z`` and classes of the D step's fakes, then (with ``augment``) the
+    augmentation of the real and fake halves, then ``z`` and classes of the G step, then its augmentation.
+    Every process draws the whole batch, so the stream and the checkpointed sampler state do not depend on
+    the number of processes.
+    """
+    b, rows = batch_size, w.rows(batch_size)
+
+    def aug() -> DAugmentParams | None:
+        if not augment:
+            return None
+        p = draw_d_augment(b, height=N_MELS, width=N_FRAMES, generator=sampler)
+        return replace(p, shift_f=p.shift_f[rows], shift_t=p.shift_t[rows], cut_f=p.cut_f[rows], cut_t=p.cut_t[rows])
+
+    idx = torch.randint(0, mels.shape[0], (b,), generator=sampler)
+    z_fake = torch.randn(b, z_dim, generator=sampler)
+    y_fake = torch.randint(0, n_classes, (b,), generator=sampler)
+    aug_real, aug_fake = aug(), aug()
+    z_gen = torch.randn(b, z_dim, generator=sampler)
+    y_gen = torch.randint(0, n_classes, (b,), generator=sampler)
+    aug_gen = aug()
+    return Draws(
+        x_real=mels[idx[rows]].unsqueeze(1).to(device, non_blocking=True),
+        y_real=labels[idx].to(device, non_blocking=True),
+        z_fake=z_fake[rows].to(device, non_blocking=True),
+        y_fake=y_fake.to(device, non_blocking=True),
+        z_gen=z_gen[rows].to(device, non_blocking=True),
+        y_gen=y_gen.to(device, non_blocking=True),
+        aug_real=aug_real, aug_fake=aug_fake, aug_gen=aug_gen, rows=rows,
+    )
+
+
+class _DForward(nn.Module):
+    """D's forward plus the class embeddings ``e(y_con)``, so that DDP sees every parameter the D step uses."""
+
+    def __init__(self, d: Discriminator) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, y_con: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.d(x, y)
+        return out.logits, out.embedding, self.d.class_embedding(y_con)
+
+
+def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop: _Stop) -> dict[str, float]:
+    """One update of D (and its class embeddings):
+    ``L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z, c')))) + w * l_C(h(D1(x)), c, e(c)[, f(x)])``.
+
+    The contrastive term is computed on the global batch (embeddings gathered over processes). Returns the
+    D half of the log row, for this process's rows.
+    """
+    rows, dev = draws.rows, draws.x_real.device
+    y_real, y_fake = draws.y_real[rows], draws.y_fake[rows]
+    nets.d.requires_grad_(True)
+    with autocast:
+        with torch.no_grad():
+            x_fake = nets.g(draws.z_fake, y_fake).float()
+        d_in_real, d_in_fake = draws.x_real, x_fake
+        if train.augment:
+            d_in_real = apply_d_augment(draws.x_real, draws.aug_real)
+            d_in_fake = apply_d_augment(x_fake, draws.aug_fake)
+        logits, embedding, class_emb = nets.d_train(torch.cat([d_in_real, d_in_fake]), torch.cat([y_real, y_fake]),
+                                                    y_real)
+        n = y_real.shape[0]
+        real_logits, fake_logits = logits[:n].float(), logits[n:].float()
+        d_adv = d_hinge_loss(real_logits, fake_logits)
+        if train.loss != "none":
+            source = None
+            if nets.f is not None:
+                with torch.no_grad():
+                    source = gather(nets.f.embed(draws.x_real).float())
+            d_con = contrastive_loss(
+                gather(embedding[:n].float()), draws.y_real, gather(class_emb.float()),
+                kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
+            )
+        else:
+            d_con = torch.zeros((), device=dev)
+        d_loss = d_adv + train.contrastive_weight * d_con
+    stop.if_diverged(d_loss, what="discriminator loss L_D", parts={"d_adv": d_adv, "d_contrastive": d_con})
+    nets.d_optim.zero_grad(set_to_none=True)
+    d_loss.backward()
+    nets.d_optim.step()
+    with torch.no_grad():
+        return {
+            "d_loss_real": F.relu(1.0 - real_logits).mean().item(),
+            "d_loss_fake": F.relu(1.0 + fake_logits).mean().item(),
+            "d_adv": d_adv.item(),
+            "d_contrastive": d_con.item(),
+            "d_acc_real": (real_logits > 0).float().mean().item(),
+            "d_acc_fake": (fake_logits < 0).float().mean().item(),
+        }
+
+
+def g_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop: _Stop) -> dict[str, float]:
+    """One update of G: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(G(z, c))])``.
+
+    D and e are not updated here (their parameters stop requiring gradients); in the SupCon losses the
+    gradient of the ``f(G(z, c))`` term flows through the frozen ``f`` into G. Returns the G half of the log row.
+    """
+    dev = draws.z_gen.device
+    y = draws.y_gen[draws.rows]
+    nets.d.requires_grad_(False)  # D (and e) are updated by D's optimiser only
+    with autocast:
+        x_gen = nets.g_train(draws.z_gen, y).float()
+        d_in = apply_d_augment(x_gen, draws.aug_gen) if train.augment else x_gen
+        out = nets.d(d_in, y)
+        g_adv = g_hinge_loss(out.logits.float())
+        if train.loss != "none":
+            source = gather(nets.f.embed(x_gen).float()) if nets.f is not None else None  # gradient flows through f
+            g_con = contrastive_loss(
+                gather(out.embedding.float()), draws.y_gen, gather(nets.d.class_embedding(y).float()),
+                kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
+            )
+        else:
+            g_con = torch.zeros((), device=dev)
+        g_loss = g_adv + train.contrastive_weight * g_con
+    stop.if_diverged(g_loss, what="generator loss L_G", parts={"g_adv": g_adv, "g_contrastive": g_con})
+    nets.g_optim.zero_grad(set_to_none=True)
+    g_loss.backward()
+    nets.g_optim.step()
+    nets.d.requires_grad_(True)
+    return {"g_adv": g_adv.item(), "g_contrastive": g_con.item()}
+
+
+@torch.no_grad()
+def ema_update(g_ema: nn.Module, g: nn.Module, *, decay: float, step: int) -> None:
+    """EMA of G's parameters with a warm-up, ``min(decay, (1 + step) / (10 + step))``; buffers copied.
+
+    The warm-up (as in TensorFlow's ``ExponentialMovingAverage(num_updates=...)``) keeps short runs
+    from averaging in the untrained initial weights.
+    """
+    beta = min(decay, (1.0 + step) / (10.0 + step))
+    for p_ema, p in zip(g_ema.parameters(), g.parameters()):
+        p_ema.lerp_(p.detach(), 1.0 - beta)
+    for b_ema, b in zip(g_ema.buffers(), g.buffers()):
+        b_ema.copy_(b)
+
+
+class _Stop:
+    """The divergence check of a run: every process stops together when one sees a non-finite loss."""
+
+    def __init__(self, w: World, ckpt_path: Path) -> None:
+        self.w, self.ckpt_path, self.step, self.last_saved = w, ckpt_path, 0, 0
+
+    def kept(self) -> str:
+        return kept_message(self.ckpt_path, self.last_saved, step0_path=self.ckpt_path.parent / STEP0_NAME)
+
+    def advice(self) -> str:
+        return (f"To retry, lower train.lr_d / train.lr_g (or raise train.tau_d / train.tau_c) and delete "
+                f"{self.ckpt_path.parent} first: resuming with the same settings would repeat the same steps.")
+
+    def if_diverged(self, loss: torch.Tensor, *, what: str, parts: dict[str, torch.Tensor]) -> None:
+        if self.w.all_true(bool(torch.isfinite(loss.detach()))):
+            return
+        what = f"training diverged at step {self.step}: the {what}"
+        check_finite(loss, what=what, parts=parts, advice=self.advice(), kept=self.kept())
+        raise TrainingDivergedError(f"{what} is not finite on another process. {self.kept()} {self.advice()}")
+
+    def check_weights(self, *modules: nn.Module | None) -> None:
+        check_finite_weights(*modules, step=self.step, advice=self.advice(), kept=self.kept())
+
+
+def train_gan(
+    mels: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    n_classes: int,
+    model: ModelConfig,
+    train: TrainConfig,
+    out_dir: str | Path,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    encoder: nn.Module | str | Path | None = None,
+    class_names: list[str] | None = None,
+    progress: bool | None = None,
+    stop_after: int | None = None,
+    on_config_change: str = "error",
+) -> GANRun:
+    """Train (or resume training) a class-conditional GAN with the loss ``train.loss``.
+
+    Parameters
+    ----------
+    mels : torch.Tensor [shape=(N, 80, 344), dtype=float32]
+        Normalised log-mels of the training clips, in [-1, 1].
+    labels : torch.Tensor [shape=(N,), dtype=int64]
+        Class of each clip, in ``[0, n_classes)``.
+    n_classes : int
+        Number of classes.
+    model : ModelConfig
+        Architecture of G and D.
+    train : TrainConfig
+        Loss, temperatures, steps, batch size, optimiser, EMA, augmentation, checkpoint interval.
+    out_dir : str or Path
+        Run folder, locked while training. If it holds ``checkpoint.pt``, training resumes from it
+        (the architecture, loss and other training keys must match; ``steps`` may grow).
+    seed : int
+        Seeds initialisation and every random draw.
+    device : {"auto", "cpu", "cuda"} or torch.device
+        Where to train; bf16 autocast (``train.bf16``) is used on CUDA only.
+    encoder : Encoder or path, optional
+        The frozen SupCon encoder ``f`` (or the path of its ``encoder.pt``); required by the
+        SupCon losses ("csupcon", "ocsupcon"), ignored otherwise. It is put in eval mode and its
+        parameters stop requiring gradients.
+    class_names : list of str, optional
+        Stored in the checkpoints.
+    progress : bool, optional
+        Show a progress bar; default: when stderr is a terminal.
+    stop_after : int, optional
+        Stop, as if the process were killed, after this many steps of this call (no extra
+        checkpoint is written); for testing resume.
+    on_config_change : {"error", "restart"}
+        What to do when ``checkpoint.pt`` was written with another architecture, training
+        configuration (other than ``steps``), seed, data or encoder: ``"error"`` raises
+        :class:`~occ.errors.ConfigChangedError`; ``"restart"`` (the pipeline's choice: a changed parameter
+        means a new run) empties the run folder, says so in one line on stderr, and trains afresh. An
+        unchanged configuration resumes exactly either way.
+
+    Returns
+    -------
+    GANRun
+
+    Raises
+    ------
+    ConfigError
+        Invalid configuration, or a SupCon loss without an encoder.
+    DataError
+        Data of the wrong shape, type or range.
+    CheckpointError
+        ``checkpoint.pt`` is corrupt, or was written with another architecture, loss, seed or data
+        (:class:`~occ.errors.ConfigChangedError`, unless ``on_config_change="restart"``), or ``log.csv``
+        does not hold the steps up to the checkpoint.
+    RunLockedError
+        Another process is training in ``out_dir``.
+    TrainingInterrupted
+        Ctrl-C: the last checkpoint is kept and a rerun resumes from it.
+    TrainingDivergedError
+        A loss became NaN or infinite; ``checkpoint.pt`` keeps the last good state.
+    """
+    kwargs = dict(n_classes=n_classes, model=model, train=train, seed=seed, device=device, encoder=encoder,
+                  class_names=class_names, progress=progress, stop_after=stop_after)
+    setup(resolve_device(device))  # join torchrun's process group, if any, before rank 0 locks the folder
+    return guarded_run(_train_gan, mels, labels, out_dir=out_dir, on_config_change=on_config_change, who="train_gan",
+                       **kwargs)
+
+
+def _train_gan(
+    mels: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    n_classes: int,
+    model: ModelConfig,
+    train: TrainConfig,
+    out_dir: str | Path,
+    seed: int,
+    device: str | torch.device,
+    encoder: nn.Module | str | Path | None,
+    class_names: list[str] | None,
+    progress: bool | None,
+    stop_after: int | None,
+) -> GANRun:
+    """The body of :func:`train_gan`: set-up, then the loop of D step, G step, EMA, log and checkpoint."""
+    model.check()
+    train.check()
+    mels, labels = check_training_data(mels, labels, n_classes=n_classes)
+    w = world()
+    dev = w.place(resolve_device(device))
+    w.local_batch(train.batch_size)
+    progress = default_progress(progress) and w.main
+    f = _frozen_encoder(encoder, device=dev, loss=train.loss) if train.loss in SUPCON_KINDS else None
+    out_dir, ckpt_path, log = run_files(out_dir, CHECKPOINT_NAME, LOG_NAME, LOG_COLUMNS, create=w.main)
+    log = log if w.main else None
+    step0_path = out_dir / STEP0_NAME
+    run_info = {
+        "seed": int(seed),
+        "n_clips": int(mels.shape[0]),
+        "data_digest": data_digest(mels, labels),
+        "encoder_digest": module_digest(f) if f is not None else "",
+    }
+    payload = load_run_checkpoint(  # validate before building anything
+        ckpt_path, kind="gan", model=model, n_classes=n_classes, folder="run folder", missing_ok=True,
+        expect_train=to_dict(train), train_may_differ=TRAIN_MAY_DIFFER,
+        checks=[Expect("run", run_info, "run (seed, training data, encoder)")],
+    )
+
+    seed_everything(seed)
+    sampler = make_generator(derived_seed(seed, 1))
+    g = build_generator(model, n_classes=n_classes)
+    d = build_discriminator(model, n_classes=n_classes)
+    g_ema = copy.deepcopy(g) if train.ema_decay > 0 else None
+    if payload is not None:
+        g.load_state_dict(payload["g"])
+        d.load_state_dict(payload["d"])
+        if g_ema is not None:
+            g_ema.load_state_dict(payload["g_ema"])
+    for module in (g, d, g_ema):
+        if module is not None:
+            module.to(dev)
+    if g_ema is not None:
+        g_ema.eval().requires_grad_(False)
+    if w.parallel:
+        sync_batchnorm(g)  # BatchNorm over the global batch, as in one process
+    g_optim = torch.optim.Adam(g.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2))
+    d_optim = torch.optim.Adam(d.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
+    nets = Nets(g=g, d=d, g_ema=g_ema, f=f, g_optim=g_optim, d_optim=d_optim,
+                g_train=wrap(g, w, dev), d_train=wrap(_DForward(d), w, dev))
+
+    def save(path: Path, step: int) -> None:
+        if w.main:
+            save_checkpoint(path, checkpoint_payload(
+                "gan", model=model, train=train, run=run_info, step=step, sampler=sampler,
+                n_classes=int(n_classes),
+                class_names=list(class_names) if class_names is not None else None,
+                g=g.state_dict(),
+                d=d.state_dict(),
+                g_ema=g_ema.state_dict() if g_ema is not None else None,
+                g_optim=g_optim.state_dict(),
+                d_optim=d_optim.state_dict(),
+            ))
+        w.barrier()
+
+    start, resumed_from = restore_run(payload, log=log, sampler=sampler,
+                                      optimizers={"g_optim": g_optim, "d_optim": d_optim})
+    if payload is None:
+        save(step0_path, 0)
+    del payload
+
+    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if train.bf16 and dev.type == "cuda"
+                else nullcontext())
+    stop = _Stop(w, ckpt_path)
+    stop.last_saved = start
+    postfix = lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",  # noqa: E731
+                           "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"}
+    with StepLoop(start=start, steps=train.steps, log=log, progress=progress, desc=f"GAN {train.loss}",
+                  postfix=postfix, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path) as loop:
+        for step in loop:
+            stop.step = step
+            g.train()
+            d.train()
+            draws = draw_step(sampler, mels, labels, batch_size=train.batch_size, n_classes=n_classes,
+                              z_dim=g.z_dim, augment=train.augment, w=w, device=dev)
+            row = d_step(nets, draws, train, autocast=autocast, stop=stop)
+            row.update(g_step(nets, draws, train, autocast=autocast, stop=stop))
+            if g_ema is not None:
+                ema_update(g_ema, g, decay=train.ema_decay, step=step)
+            loop.record({"step": step, **w.mean(row)})
+            if loop.checkpoint_due:
+                stop.check_weights(g, d, g_ema)
+                save(ckpt_path, step)
+                loop.saved()
+                stop.last_saved = step
+    done = loop.done()
+    g.eval()
+    d.eval()
+    return GANRun(
+        out_dir=out_dir,
+        checkpoint_path=ckpt_path,
+        step0_path=step0_path,
+        log_path=out_dir / LOG_NAME,
+        step=done.step,
+        steps=train.steps,
+        finished=done.finished,
+        resumed_from=resumed_from,
+        seconds=done.seconds,
+        generator=g_ema if g_ema is not None else g,
+        discriminator=d,
+    )
+
+
+def _frozen_encoder(encoder: nn.Module | str | Path | None, *, device: torch.device, loss: str) -> nn.Module:
+    if encoder is None:
+        raise ConfigError(
+            f"train.loss = {loss!r} needs the SupCon encoder f: pass encoder= (an Encoder or the path of "
+            "encoder.pt written by the supcon stage: dvc repro supcon), or choose train.loss '2c', 'o2c' or 'none'."
+        )
+    if isinstance(encoder, (str, Path)):
+        encoder = load_encoder(encoder, device=device)
+    encoder = encoder.to(device).eval()
+    encoder.requires_grad_(False)
+    return encoder

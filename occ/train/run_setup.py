@@ -1,0 +1,570 @@
+"""The run bookkeeping shared by the training loops of ``occ.train.gan_train`` and ``occ.train.supcon_train``.
+
+A resumable training stage follows one pattern: lock the run folder (:func:`guarded_run`, which also
+restarts a run whose configuration changed), validate the checkpoint there before building anything
+(:func:`load_run_checkpoint`), build the models and optimisers, restore their state and the batch
+sampler's random state from the checkpoint or start a fresh log (:func:`restore_run`), then run the
+steps in a :class:`StepLoop` (one log row per step, the checkpoint (:func:`checkpoint_payload`) every
+``ckpt_every`` steps and at the end), stopping on a non-finite loss (:func:`check_finite`). None of these
+helpers draws a random number: the draws, and so the trained weights and the exactness of resume, are the
+caller's alone. In a parallel run (``occ.train.distributed``) rank 0 alone locks, logs and writes checkpoints.
+
+A run folder has one writer at a time (:func:`run_lock`: a second one gets :class:`~occ.errors.RunLockedError`
+naming the folder and the holder's pid; the lock of a process that died is released by the system), and the
+lock's holder removes the temporary files a killed checkpoint write left behind. Ctrl-C during the steps
+stops cleanly with :class:`~occ.errors.TrainingInterrupted`, the last checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
+
+from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint
+from occ.config import to_dict
+from occ.atomic import umask_mode
+from occ.train.distributed import world
+from occ.errors import ConfigChangedError, ConfigError, RunLockedError, TrainingDivergedError, TrainingInterrupted
+from occ.seeding import rng_state, set_rng_state
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locking
+    fcntl = None
+
+__all__ = [
+    "SAMPLER",
+    "Expect",
+    "StepsDone",
+    "default_progress",
+    "run_files",
+    "load_run_checkpoint",
+    "restore_run",
+    "checkpoint_payload",
+    "StepLoop",
+    "check_finite",
+    "check_finite_weights",
+    "guarded_run",
+    "kept_message",
+    "LOCK_NAME",
+    "run_lock",
+    "clear_run_folder",
+]
+
+#: The lock file in a run folder (holds the pid of the process training there; removed when it finishes).
+LOCK_NAME = ".lock"
+
+#: Name under which a checkpoint's ``rng`` entry stores the state of the loop's batch sampler.
+SAMPLER = "sampler"
+
+
+class Expect(NamedTuple):
+    """One part of a checkpoint that must match what the caller will continue with.
+
+    Attributes
+    ----------
+    part : str
+        The payload key holding a flat dict (``"train"``, ``"run"``).
+    values : mapping
+        The expected values.
+    what : str
+        How the part is named in the error message.
+    ignore : tuple of str
+        Keys allowed to differ.
+    """
+
+    part: str
+    values: Mapping[str, Any]
+    what: str
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass
+class StepsDone:
+    """Outcome of :func:`run_steps`.
+
+    Attributes
+    ----------
+    step : int
+        Steps done, counting those before a resume.
+    steps : int
+        Steps requested.
+    last_saved : int
+        Step of the last checkpoint written (the resume step when none was written in this call).
+    seconds : float
+        Wall time of the steps run in this call, s.
+    """
+
+    step: int
+    steps: int
+    last_saved: int
+    seconds: float
+
+    @property
+    def finished(self) -> bool:
+        """Every requested step is done and the last one is in the checkpoint."""
+        return self.step >= self.steps and self.last_saved == self.step
+
+
+def default_progress(progress: bool | None) -> bool:
+    """``progress``, or when it is ``None``, whether stderr is a terminal (show a progress bar there only)."""
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def run_files(out_dir: str | Path, ckpt_name: str, log_name: str, columns: Iterable[str], *,
+              create: bool = True) -> tuple[Path, Path, TrainLog]:
+    """The run folder, its checkpoint path and its per-step log (the log file is not touched yet).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The run folder.
+    ckpt_name, log_name : str
+        File names of the checkpoint and of the CSV log in ``out_dir``.
+    columns : iterable of str
+        The log's columns (``"step"`` first).
+    create : bool
+        Create ``out_dir`` (with its parents) when missing.
+
+    Returns
+    -------
+    (Path, Path, TrainLog)
+        ``out_dir``, ``out_dir / ckpt_name`` and the log.
+    """
+    out_dir = Path(out_dir)
+    if create:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir, out_dir / ckpt_name, TrainLog(out_dir / log_name, columns)
+
+
+def load_run_checkpoint(
+    path: Path,
+    *,
+    kind: str,
+    model: Any,
+    n_classes: int,
+    folder: str,
+    checks: Sequence[Expect] = (),
+    missing_ok: bool = False,
+    **load_kwargs: Any,
+) -> dict[str, Any] | None:
+    """Read a stage's checkpoint and check that it was written for this architecture, data and run.
+
+    The checks run in this order, the first failing one raising: the file and its kind, the
+    architecture ``model`` and whatever ``load_kwargs`` ask :func:`occ.checkpoint.load_checkpoint` to
+    check; the number of classes; then each of ``checks``.
+
+    Parameters
+    ----------
+    path : Path
+        The checkpoint.
+    kind : {"gan", "encoder"}
+        The checkpoint kind needed.
+    model : ModelConfig
+        The architecture the caller will build.
+    n_classes : int
+        The number of classes the caller trains on.
+    folder : str
+        What to delete to start afresh, named in the error message (``"run folder"``).
+    checks : sequence of Expect
+        Further parts that must match, checked in order.
+    missing_ok : bool
+        Return ``None`` when ``path`` does not exist (a fresh run) instead of raising.
+    **load_kwargs
+        Passed to :func:`occ.checkpoint.load_checkpoint` (``expect_train``, ``train_may_differ``).
+
+    Returns
+    -------
+    dict or None
+        The payload; ``None`` when ``missing_ok`` and there is no file.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing (unless ``missing_ok``), unreadable, of another kind, or was written
+        for another architecture, number of classes or any part of ``checks``.
+    """
+    w = world()
+    changed = payload = None
+    try:
+        if not (missing_ok and not path.exists()):
+            payload = load_checkpoint(path, kind=kind, expect=to_dict(model), **load_kwargs)
+            if payload.get("n_classes") != n_classes:
+                raise ConfigChangedError(
+                    f"{path}: written for n_classes={payload.get('n_classes')!r}, requested {n_classes}; use the "
+                    f"same data or delete the {folder} to start afresh."
+                )
+            for part, values, what, ignore in checks:
+                check_config(payload.get(part) or {}, values, what=what, path=path, ignore=ignore)
+    except ConfigChangedError as exc:
+        if not w.parallel:
+            raise
+        changed = exc
+    # In a parallel run every rank reads the same file before any rank may empty the folder: agree first.
+    if w.parallel and not w.all_true(changed is None):
+        raise changed or ConfigChangedError(f"{path}: another process of this run found it written with another "
+                                            f"configuration; delete the {folder} to start afresh.")
+    return payload
+
+
+def restore_run(payload: Mapping[str, Any] | None, *, log: TrainLog | None, sampler: torch.Generator,
+                optimizers: Mapping[str, torch.optim.Optimizer]) -> tuple[int, int | None]:
+    """Resume from ``payload`` (optimisers, then every random state) or start afresh, and start the log.
+
+    The models' weights are the caller's to load (before moving them to the device).
+
+    Parameters
+    ----------
+    payload : mapping or None
+        The checkpoint to resume from, ``None`` for a fresh run.
+    log : TrainLog or None
+        The run's log: on resume its rows past the checkpoint's step are dropped, else it is emptied
+        (``None``: the processes of a parallel run other than rank 0, which write no log).
+    sampler : torch.Generator
+        The loop's batch sampler, set to its stored state (stored under :data:`SAMPLER`).
+    optimizers : mapping of str to torch.optim.Optimizer
+        Each optimiser is loaded from the payload entry of its name, in the mapping's order.
+
+    Returns
+    -------
+    (int, int or None)
+        The step to start from and the step resumed from (``None`` for a fresh run).
+
+    Raises
+    ------
+    CheckpointError
+        The stored random state is malformed or lacks the sampler.
+    """
+    if payload is None:
+        if log is not None:
+            log.start(resume_step=None)
+        return 0, None
+    for name, optim in optimizers.items():
+        optim.load_state_dict(payload[name])
+    set_rng_state(payload["rng"], generators={SAMPLER: sampler})
+    start = int(payload["step"])
+    if log is not None:
+        log.start(resume_step=start)
+    return start, start
+
+
+def checkpoint_payload(kind: str, *, model: Any, train: Any, run: Mapping[str, Any], step: int,
+                       stage: str | None = None, sampler: torch.Generator | None = None,
+                       **parts: Any) -> dict[str, Any]:
+    """A checkpoint dict in the layout of :mod:`occ.checkpoint`, ready for ``save_checkpoint``.
+
+    Parameters
+    ----------
+    kind : {"gan", "encoder"}
+        The checkpoint kind.
+    model : ModelConfig
+        The architecture (stored as a dict under ``"model"``).
+    train : TrainConfig or SupConConfig
+        The training configuration (stored as a dict under ``"train"``).
+    run : mapping
+        Seed and data identity, stored as a copy under ``"run"``.
+    step : int
+        Steps done.
+    stage : str, optional
+        Stored under ``"stage"`` (right after ``"kind"``) when given.
+    sampler : torch.Generator, optional
+        When given, every random state (this sampler's included) is stored last, under ``"rng"``.
+    **parts
+        Further entries, in order after ``"step"``: state dicts, ``n_classes``, ``class_names``, ...
+        Tensors are detached and copied to the CPU.
+
+    Returns
+    -------
+    dict
+    """
+    payload: dict[str, Any] = {"kind": kind}
+    if stage is not None:
+        payload["stage"] = stage
+    payload.update(model=to_dict(model), train=to_dict(train), run=dict(run), step=int(step))
+    payload.update((name, cpu_state(value)) for name, value in parts.items())
+    if sampler is not None:
+        payload["rng"] = rng_state(generators={SAMPLER: sampler})
+    return payload
+
+
+class StepLoop:
+    """Steps ``start + 1 .. steps`` of a training loop: timing, the log, the progress bar, checkpoint timing, Ctrl-C.
+
+    A trainer reads top to bottom::
+
+        with StepLoop(start=start, steps=steps, log=log, ...) as loop:
+            for step in loop:
+                row = {"step": step, **d_step(...), **g_step(...)}
+                loop.record(row)               # time, log row, progress bar
+                if loop.checkpoint_due:
+                    save(step)
+                    loop.saved()
+        done = loop.done()
+
+    Parameters
+    ----------
+    start : int
+        Steps already done.
+    steps : int
+        Steps requested.
+    log : TrainLog or None
+        The started log; each row is appended with its wall time under ``"seconds"`` (``None``: no log, as on
+        the processes of a parallel run other than rank 0).
+    progress : bool
+        Show a progress bar.
+    desc : str
+        The bar's label.
+    postfix : callable, optional
+        ``postfix(row)``: the values shown after the bar.
+    ckpt_every : int, optional
+        Checkpoint interval; :attr:`checkpoint_due` is true after every step divisible by it and after the
+        last. Without it no checkpoint is due.
+    stop_after : int, optional
+        Stop, as if the process were killed, after this many steps of this loop.
+    checkpoint : Path, optional
+        The checkpoint file, named when the run is interrupted.
+
+    Raises
+    ------
+    TrainingInterrupted
+        Ctrl-C (SIGINT) inside the ``with`` block: the step in progress is dropped, the last checkpoint written is
+        kept, and the message (one line) says which one.
+    """
+
+    def __init__(self, *, start: int, steps: int, log: TrainLog | None, progress: bool, desc: str,
+                 postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None, ckpt_every: int | None = None,
+                 stop_after: int | None = None, checkpoint: Path | None = None) -> None:
+        self.step = self.last_saved = start
+        self.steps, self.log, self.desc, self.postfix = steps, log, desc, postfix
+        self.ckpt_every, self.stop_after, self.checkpoint = ckpt_every, stop_after, checkpoint
+        self.seconds = 0.0
+        self._ran = 0
+        self._t0: float | None = None
+        self._bar = tqdm(total=steps, initial=min(start, steps), disable=not progress, desc=desc, unit="step",
+                         dynamic_ncols=True)
+
+    def __enter__(self) -> StepLoop:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
+        self._bar.close()
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            if self.ckpt_every is None or self.checkpoint is None:
+                kept = "nothing was saved; rerun to start it again"
+            elif self.last_saved > 0:
+                kept = f"{self.checkpoint} (step {self.last_saved}) was kept; rerun to resume from it"
+            else:
+                kept = "no checkpoint had been written yet; rerun to start afresh"
+            raise TrainingInterrupted(
+                f"{self.desc}: interrupted (Ctrl-C) in step {self.step + 1} of {self.steps}; {kept}.") from None
+        return False
+
+    def __iter__(self) -> Iterator[int]:
+        while self.step < self.steps and (self.stop_after is None or self._ran < self.stop_after):
+            self._t0 = time.perf_counter()
+            expected = self.step + 1
+            yield expected
+            if self.step != expected:
+                raise RuntimeError(f"{self.desc}: step {expected} ended without StepLoop.record(row).")
+
+    def record(self, row: dict[str, Any]) -> None:
+        """End the current step: its wall time goes into ``row["seconds"]``, the row into the log and the bar."""
+        row["seconds"] = time.perf_counter() - self._t0
+        self.seconds += row["seconds"]
+        self.step += 1
+        self._ran += 1
+        if self.log is not None:
+            self.log.append(row)
+        self._bar.update(1)
+        if self.postfix is not None:
+            self._bar.set_postfix(**self.postfix(row), refresh=False)
+
+    @property
+    def checkpoint_due(self) -> bool:
+        """The step just recorded is one to checkpoint (every ``ckpt_every`` and the last)."""
+        if self.ckpt_every is None:
+            return False
+        return self.step % self.ckpt_every == 0 or self.step == self.steps
+
+    def saved(self) -> None:
+        """Say that the checkpoint of the step just recorded is written."""
+        self.last_saved = self.step
+
+    def done(self) -> StepsDone:
+        """Steps done, the last checkpoint's step and the wall time of this loop's steps."""
+        return StepsDone(step=self.step, steps=self.steps, last_saved=self.last_saved, seconds=self.seconds)
+
+
+def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                 advice: str, kept: str) -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN or infinite (the one divergence check).
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        A 0-d loss.
+    what : str
+        What diverged, e.g. ``"training diverged at step 12: the discriminator loss L_D"``.
+    parts : mapping of str to torch.Tensor, optional
+        The loss's terms, listed in the message.
+    advice : str
+        What to change before retrying.
+    kept : str
+        Which checkpoint survives (:func:`kept_message`).
+    """
+    if bool(torch.isfinite(loss.detach())):
+        return
+    detail = f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is {loss.item()!r}{detail}.", kept, advice) if part))
+
+
+def check_finite_weights(*modules: torch.nn.Module | None, step: int, advice: str, kept: str) -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` before a checkpoint would store a non-finite weight."""
+    for module in modules:
+        if module is None:
+            continue
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: {type(module).__name__} weight {name!r} is not finite, so "
+                    f"no checkpoint was written. {kept} {advice}"
+                )
+
+
+def kept_message(ckpt_path: Path, last_saved: int, *, step0_path: Path | None = None) -> str:
+    """The sentence of a divergence error that says which checkpoint survives.
+
+    Parameters
+    ----------
+    ckpt_path : Path
+        The run's checkpoint.
+    last_saved : int
+        Step of the last checkpoint written (0: none yet).
+    step0_path : Path, optional
+        The untrained models' file, named when no checkpoint has been written yet.
+    """
+    if last_saved > 0:
+        return f"The last good checkpoint {ckpt_path} (step {last_saved}) was kept."
+    if step0_path is not None:
+        return f"No checkpoint had been written yet ({step0_path} holds step 0)."
+    return "No checkpoint had been written yet."
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: str | Path) -> Iterator[Path]:
+    """Hold the run folder ``out_dir`` for this process: one writer at a time.
+
+    The lock is an exclusive ``flock`` on ``out_dir / .lock`` (which holds the pid), so the lock of a
+    process that died, even by ``kill -9``, is free again and is taken over. While holding it, the
+    temporary files of an interrupted checkpoint or log write (``.<name>.*.tmp``) are removed.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The run folder (created when missing).
+
+    Yields
+    ------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    RunLockedError
+        Another process (or another call in this process) holds the folder.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    if fcntl is None:
+        yield out_dir
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, umask_mode(0o666))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"{out_dir}: another training (pid {holder}) is writing to this run folder; wait for it to end "
+                f"or stop it (kill {holder}). Two writers would interleave the log and the checkpoints."
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file between our open and flock: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        for stray in out_dir.glob(".*.tmp"):  # left by a write killed mid-way; nobody else writes here now
+            stray.unlink(missing_ok=True)
+        yield out_dir
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def clear_run_folder(out_dir: str | Path) -> list[str]:
+    """Delete everything in a run folder except its lock, for a fresh run; returns the names deleted."""
+    removed = []
+    for entry in sorted(Path(out_dir).iterdir()):
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        removed.append(entry.name)
+    return removed
+
+
+def guarded_run(body: Callable[..., Any], /, *args: Any, out_dir: str | Path, on_config_change: str, who: str,
+                **kwargs: Any) -> Any:
+    """Run a trainer's ``body(*args, out_dir=out_dir, **kwargs)`` with the run folder locked: the one run set-up.
+
+    The folder is locked by rank 0 (:func:`run_lock`; the only writer of a parallel run). When the checkpoint
+    there was written with another configuration (:class:`~occ.errors.ConfigChangedError`), ``"error"`` raises
+    it and ``"restart"`` (the pipeline's choice: a changed parameter means a new run) empties the folder, says
+    so in one line on stderr, and trains afresh. An unchanged configuration resumes exactly either way.
+
+    Parameters
+    ----------
+    body : callable
+        The trainer's body, called with ``args``, ``out_dir=`` and ``kwargs``.
+    out_dir : str or Path
+        The run folder.
+    on_config_change : {"error", "restart"}
+        See above.
+    who : str
+        The trainer's name in messages.
+    """
+    if on_config_change not in ("error", "restart"):
+        raise ConfigError(f"{who}: on_config_change={on_config_change!r}; use 'error' or 'restart'.")
+    w = world()
+    with run_lock(out_dir) if w.main else contextlib.nullcontext():
+        try:
+            return body(*args, out_dir=out_dir, **kwargs)
+        except ConfigChangedError as exc:
+            if on_config_change != "restart":
+                raise
+            if w.main:
+                removed = clear_run_folder(out_dir)
+                what = re.split(r"[.;] [Uu]se ", str(exc))[0]  # the differences, without the advice to delete
+                print(f"{who}: {what}; starting a fresh run there (removed {', '.join(removed)}).", file=sys.stderr)
+            w.barrier()
+        return body(*args, out_dir=out_dir, **kwargs)
