@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from occ.data import datasets as D
+from occ.data.classes import DCASE_CLASSES, DCASE_SNAKE
 from occ.data.audio import LOG_FLOOR, load_clip, log_mel
 from occ.errors import ConfigError, DataError
 
@@ -37,13 +38,13 @@ def _messages(record) -> str:
 # ----------------------------------------------------------------------------- scanning
 def test_scan_dcase_layout(small_foley_dataset: Path):
     ds = D.scan_dataset(small_foley_dataset, layout="dcase")
-    assert ds.class_names == D.DCASE_CLASSES == ["DogBark", "Footstep", "GunShot", "Keyboard",
+    assert ds.class_names == DCASE_CLASSES == ["DogBark", "Footstep", "GunShot", "Keyboard",
                                                  "MovingMotorVehicle", "Rain", "Sneeze_Cough"]
     assert len(ds) == 42 and ds.labels.dtype == np.int64
     assert [int(ds.labels[i]) for i in (0, 6, 41)] == [0, 1, 6]
-    assert all(f.parent.name == D.DCASE_CLASSES[lab] for f, lab in zip(ds.files, ds.labels))
+    assert all(f.parent.name == DCASE_CLASSES[lab] for f, lab in zip(ds.files, ds.labels))
     assert ds.relative_files()[0] == "DogBark/0000.wav"
-    assert D.DCASE_SNAKE["MovingMotorVehicle"] == "moving_motor_vehicle" and len(D.DCASE_SNAKE) == 7
+    assert DCASE_SNAKE["MovingMotorVehicle"] == "moving_motor_vehicle" and len(DCASE_SNAKE) == 7
 
 
 def test_scan_accepts_old_sneeze_folder(small_foley_dataset: Path, tmp_path: Path):
@@ -141,7 +142,7 @@ def test_cache_contents_and_round_trip(small_foley_dataset: Path, tmp_path: Path
         torch.testing.assert_close(cache.mels[i], log_mel(load_clip(small_foley_dataset / cache.files[i])))
     loaded = D.load_feature_cache(path, expect_hash=D.settings_hash(heldout_per_class=4, split_seed=0))
     torch.testing.assert_close(loaded.mels, cache.mels)
-    assert loaded.files == cache.files and loaded.class_names == D.DCASE_CLASSES
+    assert loaded.files == cache.files and loaded.class_names == DCASE_CLASSES
     assert torch.equal(loaded.heldout_mask, cache.heldout_mask) and torch.equal(loaded.labels, cache.labels)
     # views: 3 of 6 held out per class (6 < 2 x 4)
     assert len(cache.heldout()) == 21 and len(cache.train()) == 21
@@ -237,8 +238,8 @@ def test_plot_class_overview_smoke(tmp_path: Path):
 
     labels = torch.arange(7).repeat_interleave(3)
     cache = D.FeatureCache(mels=torch.rand(21, 80, 344) * 10 - 11, labels=labels,
-                           files=[f"{D.DCASE_CLASSES[c]}/{i:04d}.wav" for i, c in enumerate(labels.tolist())],
-                           class_names=list(D.DCASE_CLASSES), heldout_mask=torch.zeros(21, dtype=torch.bool))
+                           files=[f"{DCASE_CLASSES[c]}/{i:04d}.wav" for i, c in enumerate(labels.tolist())],
+                           class_names=list(DCASE_CLASSES), heldout_mask=torch.zeros(21, dtype=torch.bool))
     fig = plot_class_overview(cache, n_per_class=2, seed=0)
     assert len([ax for ax in fig.axes if ax.images]) == 14
     labels_y = [ax.get_ylabel() for ax in fig.axes]

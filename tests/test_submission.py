@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from occ.errors import DataError
-from occ.synthesis.submission import check_submission, class_folder, submission_problems, write_submission
+from occ.data.classes import class_folder
+from occ.synthesis.submission import check_submission, submission_problems, write_submission
 
 
 def _wavs(n: int, seed: int = 0) -> np.ndarray:

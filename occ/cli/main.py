@@ -76,8 +76,7 @@ def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
     CliError
         An unknown name; the message lists the known ones.
     """
-    from occ.data.datasets import DCASE_ALIASES
-    from occ.synthesis.submission import class_folder
+    from occ.data.classes import DCASE_ALIASES, class_folder
 
     lookup = {}
     for i, name in enumerate(class_names):
@@ -192,7 +191,8 @@ def cmd_generate(args) -> int:
     from occ.nets.models import load_generator
     from occ.synthesis.generate import SEED_STRIDE, eval_seeds
     from occ.seeding import resolve_device
-    from occ.synthesis.submission import check_submission, class_folder, write_clip, write_submission
+    from occ.data.classes import class_folder
+    from occ.synthesis.submission import check_submission, write_clip, write_submission
 
     target = Path(args.submission if args.submission is not None else args.out)
     option = "--submission" if args.submission is not None else "--out"
@@ -307,7 +307,7 @@ def cmd_fad(args) -> int:
     gen = clip_sets(gen_root, what="GENERATED")
     if dcase:
         from occ.metrics.dcase_eval_stats import dcase_eval_reference
-        from occ.synthesis.submission import class_folder
+        from occ.data.classes import class_folder
 
         if list(gen) == [""]:
             raise CliError(f"GENERATED {gen_root} is a flat folder; dcase-eval needs one folder per DCASE class "

@@ -33,16 +33,10 @@ import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.atomic import atomic_open
+from occ.data.classes import DCASE_ALIASES, DCASE_CLASS_MAP, DCASE_CLASSES
 from occ.data.audio import LOG_FLOOR, N_FRAMES, N_MELS, frontend_settings, load_clip, log_mel
 from occ.errors import ConfigError, DataError
 
-DCASE_CLASSES = ["DogBark", "Footstep", "GunShot", "Keyboard", "MovingMotorVehicle", "Rain", "Sneeze_Cough"]
-DCASE_CLASS_MAP = {name: i for i, name in enumerate(DCASE_CLASSES)}
-DCASE_SNAKE = {
-    "DogBark": "dog_bark", "Footstep": "footstep", "GunShot": "gunshot", "Keyboard": "keyboard",
-    "MovingMotorVehicle": "moving_motor_vehicle", "Rain": "rain", "Sneeze_Cough": "sneeze_cough",
-}
-DCASE_ALIASES = {"Sneeze": "Sneeze_Cough"}  # folder names of older releases
 LAYOUTS = ("dcase", "folders")
 
 AUDIO_EXTENSIONS = frozenset(
@@ -58,7 +52,7 @@ SPLIT_RULE = "per-class-sorted-permutation-v1"
 CACHE_FORMAT = 2  # 2: with a checksum
 
 __all__ = [
-    "DCASE_CLASSES", "DCASE_CLASS_MAP", "DCASE_SNAKE", "AUDIO_EXTENSIONS", "LOG_MEL_MIN", "LOG_MEL_MAX",
+    "AUDIO_EXTENSIONS", "LOG_MEL_MIN", "LOG_MEL_MAX",
     "DataWarning", "Dataset", "scan_dataset", "split_heldout", "FeatureCache", "build_feature_cache",
     "load_feature_cache", "feature_cache", "settings_hash", "normalize_mel", "denormalize_mel",
 ]
@@ -89,7 +83,7 @@ class Dataset:
     labels : np.ndarray [shape=(n_files,), int64]
         Class index of each file (index into ``class_names``).
     class_names : list[str]
-        Class names; for the ``"dcase"`` layout always :data:`DCASE_CLASSES`.
+        Class names; for the ``"dcase"`` layout always :data:`occ.data.classes.DCASE_CLASSES`.
     root : Path
         The dataset folder (``files`` lie below it).
     layout : str

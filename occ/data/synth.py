@@ -30,11 +30,12 @@ from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress w
 
 from occ.atomic import atomic_folder
 from occ.data.audio import N_SAMPLES, SR
+from occ.data.classes import DCASE_CLASSES
 from occ.errors import ConfigError, DataError
 
 SYNTH_VERSION = "1"
 MARKER = ".occ_synth.json"  # written last into a finished dataset folder
-CLASSES = ["DogBark", "Footstep", "GunShot", "Keyboard", "MovingMotorVehicle", "Rain", "Sneeze_Cough"]
+CLASSES = DCASE_CLASSES  # the synthesiser makes every DCASE class
 DEFAULT_CLIPS_PER_CLASS = 260  # 160 for training + 100 held out per class
 
 __all__ = ["CLASSES", "SYNTH_VERSION", "DEFAULT_CLIPS_PER_CLASS", "synthesize_clip", "synthesize_dataset",

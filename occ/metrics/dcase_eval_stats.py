@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from occ.data.classes import DCASE_SNAKE, class_folder
 from occ.errors import DataError
 
 __all__ = ["load_dcase_reference", "dcase_eval_reference", "DCASE_EVAL_STATS"]
@@ -164,7 +165,7 @@ def dcase_eval_reference(classes=None) -> dict[str, tuple[np.ndarray, np.ndarray
     Parameters
     ----------
     classes : iterable of str, optional
-        DCASE class names in any spelling :func:`occ.synthesis.submission.class_folder` accepts (``"DogBark"``,
+        DCASE class names in any spelling :func:`occ.data.classes.class_folder` accepts (``"DogBark"``,
         ``"dog_bark"``); default: all seven.
 
     Returns
@@ -179,9 +180,6 @@ def dcase_eval_reference(classes=None) -> dict[str, tuple[np.ndarray, np.ndarray
         A class that is not one of the seven DCASE classes (the message lists them).
     """
     from importlib.resources import as_file, files
-
-    from occ.data.datasets import DCASE_SNAKE
-    from occ.synthesis.submission import class_folder
 
     known = list(DCASE_SNAKE.values())
     names = known if classes is None else [class_folder(c) for c in classes]

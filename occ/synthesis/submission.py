@@ -10,7 +10,6 @@ folder is either complete or absent.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -21,36 +20,10 @@ import torch
 
 from occ.atomic import atomic_folder
 from occ.data.audio import N_SAMPLES, SR
+from occ.data.classes import DCASE_SNAKE, class_folder
 from occ.errors import DataError
 
-__all__ = ["class_folder", "write_clip", "write_submission", "submission_problems", "check_submission"]
-
-
-def class_folder(name: str) -> str:
-    """Submission folder name of a class.
-
-    Parameters
-    ----------
-    name : str
-        A DCASE class name (``"DogBark"``, ``"Sneeze_Cough"``...), which maps to the official folder
-        (``"dog_bark"``, ``"sneeze_cough"``; note ``"GunShot"`` -> ``"gunshot"``), an official folder name
-        (returned as is), or any other class name, which is snake-cased (``"MetalClank"`` -> ``"metal_clank"``).
-
-    Returns
-    -------
-    str
-    """
-    from occ.data.datasets import DCASE_SNAKE
-
-    if name in DCASE_SNAKE:
-        return DCASE_SNAKE[name]
-    if name in DCASE_SNAKE.values():
-        return name
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
-    s = re.sub(r"[^0-9A-Za-z]+", "_", s).strip("_").lower()
-    if not s:
-        raise DataError(f"class name {name!r} gives an empty folder name; use a name with letters or digits")
-    return s
+__all__ = ["write_clip", "write_submission", "submission_problems", "check_submission"]
 
 
 def _to_int16(x: np.ndarray) -> np.ndarray:
@@ -183,8 +156,6 @@ def submission_problems(
     counts : dict of str to int
         Folder name -> number of WAV files found (missing folders are absent).
     """
-    from occ.data.datasets import DCASE_SNAKE
-
     root = Path(directory)
     if not root.is_dir():
         return [f"submission folder {root} does not exist; write it with occ.synthesis.submission.write_submission"], {}
