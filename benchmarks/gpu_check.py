@@ -307,7 +307,7 @@ def ddp_worker(args: argparse.Namespace) -> int:
     """
     from occ.train.distributed import setup
     from occ.train.gan_train import train_gan
-    from occ.seeding import resolve_device
+    from occ.device import resolve_device
 
     dev = resolve_device(args.device)
     w = setup(dev)
@@ -535,7 +535,7 @@ def _write(result: dict[str, Any], path: Path | None) -> None:
 
 def run_checks(args: argparse.Namespace) -> dict[str, Any]:
     """Run every check in order (SupCon, GAN bf16, evaluation, GAN float32), writing the JSON after each."""
-    from occ.seeding import resolve_device
+    from occ.device import resolve_device
 
     dev = resolve_device(args.device)
     tiny = args.tiny

@@ -21,7 +21,7 @@ from typing import IO, Iterator
 
 from occ.errors import WriteError
 
-__all__ = ["atomic_folder", "atomic_open", "atomic_write_text", "umask_mode", "write_error", "write_json"]
+__all__ = ["atomic_folder", "atomic_open", "atomic_write_text", "umask_mode", "write_csv", "write_error", "write_json"]
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -146,3 +146,8 @@ def atomic_folder(path: str | os.PathLike, *, prefix: str | None = None, suffix:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_csv(path: str | os.PathLike, table, **to_csv) -> Path:
+    """Write a pandas table as CSV atomically: the bytes ``table.to_csv(path, **to_csv)`` would write."""
+    return atomic_write_text(path, table.to_csv(**to_csv))

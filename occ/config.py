@@ -179,7 +179,7 @@ class Params:
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}
 TOP_SCALARS = {"profile": str, "seed": int, "device": str}
-#: Accepted values of `device` (occ.seeding.resolve_device turns them into a torch.device).
+#: Accepted values of `device` (occ.device.resolve_device turns them into a torch.device).
 DEVICE = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?")
 #: Top-level lists that span the pipeline's run matrix (dvc.yaml reads them from the file, so no profile changes them).
 TOP_AXES = ("seeds", "run_variants")

@@ -11,7 +11,8 @@ import torch
 import occ.checkpoint as checkpoint
 from occ.checkpoint import TrainLog, config_differences, load_checkpoint, save_checkpoint
 from occ.errors import CheckpointError, ConfigError
-from occ.seeding import derived_seed, make_generator, resolve_device, rng_state, seed_everything, set_rng_state
+from occ.device import resolve_device
+from occ.seeding import derived_seed, make_generator, rng_state, seed_everything, set_rng_state
 
 MODEL = {"z_dim": 16, "g_ch": 4, "d_ch": 4, "proj_dim": 8, "d_projection": False, "enc_width": 4}
 

@@ -9,7 +9,7 @@ import yaml
 
 from occ.config import resolve_params
 from occ.errors import ConfigError
-from occ.seeding import resolve_device
+from occ.device import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -190,7 +190,7 @@ def cmd_generate(args) -> int:
     from occ.metrics.evaluate import generate_clips
     from occ.nets.models import load_generator
     from occ.synthesis.generate import SEED_STRIDE, eval_seeds
-    from occ.seeding import resolve_device
+    from occ.device import resolve_device
     from occ.data.classes import class_folder
     from occ.synthesis.submission import check_submission, write_clip, write_submission
 
@@ -294,7 +294,7 @@ def fad_report(gen_emb: dict, ref: dict, *, n_ref: dict[str, int | None]) -> dic
 
 def cmd_fad(args) -> int:
     from occ.metrics.embeddings import get_embedder
-    from occ.seeding import resolve_device
+    from occ.device import resolve_device
 
     dcase = args.reference == "dcase-eval"
     embedding = args.embedding or ("vggish" if dcase else "aisfx")

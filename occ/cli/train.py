@@ -58,7 +58,7 @@ def _project(args: argparse.Namespace, *, variant: str | None = None) -> tuple[A
     from occ.config import load_params
     from occ.train.distributed import setup
     from occ.paths import Layout
-    from occ.seeding import resolve_device
+    from occ.device import resolve_device
 
     layout = Layout.find(args.project)
     params = load_params(layout.params, variant=variant, profile=args.profile)

@@ -303,19 +303,6 @@ def metrics_of(table: pd.DataFrame, step0: pd.DataFrame, *, accuracy: float | No
     return m
 
 
-def initial_generator(model, *, n_classes: int, seed: int) -> torch.nn.Module:
-    """G exactly as `occ.train.gan_train.train_gan` initialises it for `seed` (every variant starts from this G).
-
-    The step-0 generator depends only on the seed and the architecture, not on the loss, so one
-    evaluation of it serves every variant; `05_evaluate` checks each run's `step0.pt` against it.
-    """
-    from occ.nets.models import build_generator
-    from occ.seeding import seed_everything
-
-    seed_everything(seed)
-    return build_generator(model, n_classes=n_classes).eval()
-
-
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Whether two modules hold bit-identical parameters and buffers."""
     sa, sb = a.state_dict(), b.state_dict()

@@ -14,12 +14,13 @@ import torch
 
 from occ.checkpoint import load_checkpoint
 from occ.config import ModelConfig
+from occ.device import resolve_device
+from occ.errors import CheckpointError, ConfigError
 from occ.nets.discriminator import Discriminator
 from occ.nets.encoder import Encoder
-from occ.errors import CheckpointError, ConfigError
 from occ.nets.generator import Generator
 from occ.nets.layers import WIDTHS
-from occ.seeding import resolve_device
+from occ.seeding import seed_everything
 
 __all__ = [
     "model_preset",
@@ -44,6 +45,17 @@ def build_generator(model: ModelConfig, *, n_classes: int) -> Generator:
     """G of the architecture ``model``: the layout of ``WIDTHS[model.preset]`` with ``z_dim``, ``g_ch``, ``g_noise``."""
     kwargs = {**model_preset(model)["generator"], "ch": model.g_ch, "z_dim": model.z_dim, "noise": model.g_noise}
     return Generator(n_classes=n_classes, **kwargs)
+
+
+def initial_generator(model: ModelConfig, *, n_classes: int, seed: int) -> Generator:
+    """G as a training run of ``seed`` starts: seeded, then built (every variant of one seed starts from it).
+
+    :func:`occ.train.gan_train.train_gan` builds its G with this function, so the step-0 generator depends only on
+    the seed and the architecture: one evaluation of it (``04_step0``) serves every variant, and ``05_evaluate``
+    checks each run's ``step0.pt`` against it.
+    """
+    seed_everything(seed)
+    return build_generator(model, n_classes=n_classes)
 
 
 def build_discriminator(model: ModelConfig, *, n_classes: int) -> Discriminator:

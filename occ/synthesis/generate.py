@@ -20,7 +20,7 @@ import torch.nn as nn
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.errors import ConfigError, DataError
-from occ.seeding import resolve_device
+from occ.device import resolve_device
 
 __all__ = ["SEED_STRIDE", "eval_seeds", "latents", "generate_mels"]
 

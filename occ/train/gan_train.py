@@ -46,10 +46,11 @@ from occ.train.distributed import World, gather, setup, sync_batchnorm, world, w
 from occ.errors import ConfigError, TrainingDivergedError
 from occ.nets.generator import Generator
 from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
-from occ.nets.models import build_discriminator, build_generator, load_encoder
+from occ.nets.models import build_discriminator, initial_generator, load_encoder
 from occ.train.run_setup import (Expect, StepLoop, check_finite, check_finite_weights, checkpoint_payload, default_progress,
                            guarded_run, kept_message, load_run_checkpoint, restore_run, run_files)
-from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
+from occ.device import resolve_device
+from occ.seeding import derived_seed, make_generator
 from occ.data.checks import check_training_data, data_digest, module_digest
 
 __all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "train_gan", "d_step", "g_step", "ema_update"]
@@ -443,9 +444,8 @@ def _train_gan(
         checks=[Expect("run", run_info, "run (seed, training data, encoder)")],
     )
 
-    seed_everything(seed)
     sampler = make_generator(derived_seed(seed, 1))
-    g = build_generator(model, n_classes=n_classes)
+    g = initial_generator(model, n_classes=n_classes, seed=seed)  # seeds every generator, then builds G
     d = build_discriminator(model, n_classes=n_classes)
     g_ema = copy.deepcopy(g) if train.ema_decay > 0 else None
     if payload is not None:

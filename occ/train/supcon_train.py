@@ -38,7 +38,8 @@ from occ.train.losses import supcon_loss
 from occ.nets.models import build_encoder
 from occ.train.run_setup import (Expect, StepLoop, check_finite, checkpoint_payload, default_progress, guarded_run,
                            kept_message, load_run_checkpoint, restore_run, run_files)
-from occ.seeding import derived_seed, make_generator, resolve_device, seed_everything
+from occ.device import resolve_device
+from occ.seeding import derived_seed, make_generator, seed_everything
 from occ.data.checks import check_training_data, data_digest
 
 __all__ = [

@@ -1,0 +1,63 @@
+"""Which device a run uses: ``params.yaml: device`` turned into a ``torch.device``, in one place."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from occ.errors import ConfigError
+
+__all__ = ["resolve_device", "DEVICE_CHOICES"]
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+#: Every accepted spelling of ``params.yaml: device`` (``cuda:N``: GPU N, counted from 0 as ``nvidia-smi`` does).
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(?::(0|[1-9][0-9]*))?")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (``params.yaml: device``) into a ``torch.device``.
+
+    ``"cuda:N"`` also makes GPU N torch's current device, so code that asks for plain ``"cuda"`` lands there
+    too: a queued experiment run with ``-S device=cuda:1`` uses GPU 1 only (docs/grid.md).
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+        ``"auto"`` picks CUDA when present, else the CPU; ``"cuda"`` is torch's current GPU (GPU 0 unless set);
+        ``"cuda:N"`` is GPU N.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ConfigError
+        An unknown name (naming ``device``), CUDA asked for on a machine without a usable CUDA device, or a
+        GPU index the machine does not have.
+    """
+    name = str(device) if isinstance(device, torch.device) else str(device).strip().lower()
+    match = DEVICE_PATTERN.fullmatch(name)
+    if match is None:
+        raise ConfigError(f"device = {device!r} is not one of {list(DEVICE_CHOICES)} (N: a GPU index, 0 first); "
+                          "fix `device` in params.yaml (or the experiment's `-S device=...`).")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"device = {device!r} but no CUDA device is available; set `device: auto` or `device: cpu` in params.yaml "
+            "(or queue the experiment with `-S device=cpu`)."
+        )
+    if match.group(1) is None:
+        return torch.device("cuda")
+    index, count = int(match.group(1)), torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(
+            f"device = {device!r} but this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1}); "
+            f"set `device` in params.yaml (or the experiment's `-S device=...`) to one of them, or to `cuda`."
+        )
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
