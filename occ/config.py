@@ -151,6 +151,7 @@ class Params:
     profile: str = "embedded"
     seed: int = 0  # data split, SupCon encoder, evaluation latents, standing statistics
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda" or "cuda:N" (GPU N)
+    gpu: int | None = None  # which GPU a CUDA run uses; declared by no stage, so pinning one reruns nothing
     seeds: list = field(default_factory=lambda: [0])  # GAN training seeds: one run per (variant, seed)
     run_variants: list = field(default_factory=list)  # the variants the pipeline trains (keys of `variants`)
     data: DataConfig = field(default_factory=DataConfig)
@@ -179,6 +180,8 @@ class Params:
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}
 TOP_SCALARS = {"profile": str, "seed": int, "device": str}
+#: Top-level keys a profile cannot set: `gpu` says where a run happens, never what it computes.
+PLACEMENT = ("gpu",)
 #: Accepted values of `device` (occ.device.resolve_device turns them into a torch.device).
 DEVICE = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?")
 #: Top-level lists that span the pipeline's run matrix (dvc.yaml reads them from the file, so no profile changes them).
@@ -313,13 +316,16 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
     raw = copy.deepcopy(raw)
     variants = _mapping(raw.pop("variants"), "variants") if raw["variants"] is not None else {}
     profiles = _mapping(raw.pop("profiles"), "profiles") if raw["profiles"] is not None else {}
-    known_top = set(TOP_SCALARS) | set(SECTIONS) | set(TOP_AXES)
+    known_top = set(TOP_SCALARS) | set(SECTIONS) | set(TOP_AXES) | set(PLACEMENT)
     for key in raw:
         if key not in known_top:
             raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | set(OVERRIDES))}.")
     for name, prof in profiles.items():
         prof = _mapping(prof, f"profiles.{name}") if prof is not None else {}
         for section, overrides in prof.items():
+            if section in PLACEMENT:
+                raise ConfigError(f"{source}: profiles.{name}.{section}: `{section}` says which GPU runs a stage, not "
+                                  "what it computes, so no profile sets it; set it at the top level (or `-S gpu=N`).")
             if section not in SECTIONS and section not in TOP_SCALARS:
                 raise ConfigError(f"{source}: profiles.{name}.{section} is not a known section; known: {sorted(known_top)}.")
             if section in SECTIONS:
@@ -367,7 +373,8 @@ def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
     params = Params(
         profile=_typed("profile", merged["profile"], str),
         seed=_typed("seed", merged["seed"], int),
-        device=_typed("device", merged["device"], str),
+        device=_placed(_typed("device", merged["device"], str), _gpu(merged["gpu"])),
+        gpu=_gpu(merged["gpu"]),
         variant=variant,
         seeds=_seed_list(merged["seeds"], "params"),
         run_variants=list(merged["run_variants"]),
@@ -377,6 +384,34 @@ def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
     _check_seed("seed", params.seed)
     _check_vocoder(params.eval.vocoder, root)
     return params
+
+
+def _gpu(value: Any) -> int | None:
+    """`gpu`: null or a GPU index (0 first, as nvidia-smi counts)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"gpu = {value!r} must be null or a GPU index (0, 1, ...); fix `gpu` in params.yaml "
+                          "(or the experiment's `-S gpu=N`).")
+    return value
+
+
+def _placed(device: str, gpu: int | None) -> str:
+    """`device` with `gpu` applied: ``cuda`` -> ``cuda:N``; ``auto`` -> ``cuda:N`` where CUDA is present, else ``cpu``.
+
+    `gpu` only says which of the machine's GPUs runs a stage, so no stage declares it: an experiment pinned to
+    GPU 1 (``-S gpu=1``) reruns only what its other changes rerun (``device`` is declared: cpu vs cuda differ).
+    """
+    if gpu is None or device == "cpu":
+        return device
+    if device.startswith("cuda:") and device != f"cuda:{gpu}":
+        raise ConfigError(f"device = {device!r} and gpu = {gpu} name different GPUs; set `device: cuda` and pin the GPU "
+                          "with `gpu` alone (or set `gpu: null`).")
+    if device == "auto":
+        import torch  # only a pinned GPU needs to know whether CUDA is there
+
+        return f"cuda:{gpu}" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{gpu}"
 
 
 def _renamed(exc: ConfigError, names: dict[str, str]) -> ConfigError:

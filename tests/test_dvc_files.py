@@ -6,37 +6,36 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+from test_imports import _imports, _module_names
 
 ROOT = Path(__file__).resolve().parents[1]
+MODULES = _module_names(ROOT / "occ")
 
 
 def _occ_imports(source: str) -> set[str]:
-    """Modules of the `occ` package imported by Python source (``occ.x`` -> ``x``)."""
-    found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "occ":
-                found.update(a.name for a in node.names)
-            elif node.module.startswith("occ."):
-                found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("occ."))
-    return {m for m in found if (ROOT / "occ" / f"{m}.py").is_file()}
+    """Files of the `occ` package imported by Python source (``occ.data.audio`` -> ``occ/data/audio.py``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "source.py"
+        path.write_text(source)
+        found = _imports("__source__", path, set(MODULES))
+    return {MODULES[m].relative_to(ROOT).as_posix() for m in found}
 
 
-def _closure(modules: set[str]) -> set[str]:
-    seen, todo = set(), list(modules)
+def _closure(files: set[str]) -> set[str]:
+    """``files`` and every `occ` file they import, directly or not (a package's ``__init__`` holds no code)."""
+    seen, todo = set(), list(files)
     while todo:
-        m = todo.pop()
-        if m in seen:
+        f = todo.pop()
+        if f in seen:
             continue
-        seen.add(m)
-        todo.extend(_occ_imports((ROOT / "occ" / f"{m}.py").read_text()) - seen)
-    return seen
+        seen.add(f)
+        todo.extend(_occ_imports((ROOT / f).read_text()) - seen)
+    return {f for f in seen if not (f.endswith("/__init__.py") and f != "occ/__init__.py")}
 
 
 def _notebook_source(path: Path) -> str:
@@ -56,7 +55,7 @@ def test_stage_depends_on_every_module_it_imports(stage):
     deps = {str(d) for d in spec["deps"]}
     notebooks = [d for d in deps if d.startswith("notebooks/")]
     assert len(notebooks) == 1, f"{stage}: one notebook dep expected, got {notebooks}"
-    needed = {f"occ/{m}.py" for m in _closure(_occ_imports(_notebook_source(ROOT / notebooks[0])))}
+    needed = _closure(_occ_imports(_notebook_source(ROOT / notebooks[0])))
     missing = sorted(needed - deps)
     assert not missing, f"dvc.yaml stage {stage!r} runs code it does not depend on: add {missing} to its deps"
     stale = sorted(d for d in deps - needed if d.startswith("occ/"))
