@@ -50,14 +50,16 @@ class _Namespace:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 for a in node.names:
-                    if node.module == "occ":
-                        self.modules[a.asname or a.name] = a.name
-                    elif node.module.startswith("occ."):
-                        self.functions[a.asname or a.name] = (node.module.split(".")[1], a.name)
+                    if node.module == "occ" or node.module.startswith("occ."):
+                        sub = "/".join(node.module.split(".")[1:] + [a.name])  # `from occ.data import audio`
+                        if (ROOT / "occ" / f"{sub}.py").is_file():
+                            self.modules[a.asname or a.name] = sub
+                        elif node.module.startswith("occ."):  # `from occ.data.audio import log_mel`
+                            self.functions[a.asname or a.name] = ("/".join(node.module.split(".")[1:]), a.name)
             elif isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name.startswith("occ.") and a.asname:
-                        self.modules[a.asname] = a.name.split(".")[1]
+                        self.modules[a.asname] = "/".join(a.name.split(".")[1:])
         if module is not None:
             for node in tree.body:
                 if isinstance(node, ast.FunctionDef):
@@ -223,16 +225,16 @@ def test_stage_declares_every_param_its_notebook_reads(stage):
 
 def test_reads_are_found_through_attributes_calls_and_aliases(tmp_path):
     src = (
-        "from occ.config import load_params\nfrom occ import tables\n"
+        "from occ.config import load_params\nfrom occ.report import readme\n"
         "params = load_params('p', variant=v)\nx = params.train.steps\ncfg = params.model\nprint(cfg.g_ch)\n"
         "params.check_seed(1)\ny = getattr(params.eval, 'prdc_k')\nparams.data\n"
-        "tables.results_readme(1, 2, 3, 4, label='', params=params)\n"
+        "readme.results_readme(1, 2, 3, 4, label='', params=params)\n"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)])
     nbformat.write(nb, tmp_path / "n.ipynb")
     reads, with_variant = _notebook_reads(tmp_path / "n.ipynb")
     assert with_variant
     assert {("train", "steps"), ("model", "g_ch"), ("eval", "prdc_k"), ("data",)} <= reads
-    assert ("profile",) in reads and ("eval", "vocoder") in reads  # read inside occ.report.tables.results_readme
+    assert ("profile",) in reads and ("eval", "vocoder") in reads  # read inside occ.report.readme.results_readme
     assert _declared_missing(reads, {"profile", "profiles.${profile}", "data", "model", "eval", "train"}, True) \
         == [VARIANT_DEP]
