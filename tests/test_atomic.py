@@ -38,13 +38,11 @@ def test_atomic_open_rejects_other_modes(tmp_path: Path):
 def test_write_json_round_trips_at_full_precision(tmp_path):
     import json
 
-    from occ.report import tables
     from occ.atomic import write_json
 
     path = write_json(tmp_path / "m.json", {"b": 1 / 3, "a": [1, 2]})
     assert json.loads(path.read_text()) == {"a": [1, 2], "b": 1 / 3}
     assert path.read_text().index('"a"') < path.read_text().index('"b"')
-    assert tables.write_json is write_json  # the notebooks' older import keeps working
 
 
 # --- permissions as a plain write; disk full and unwritable folders named by the target ---------------------------

@@ -1,4 +1,4 @@
-"""Tables, claims and checks are computed over seeds from the numbers they are given."""
+"""Tables, claims and checks are computed over seeds from the numbers they are given, and read back as written."""
 
 import json
 import math
@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from occ.report import tables
+from occ.data.classes import DCASE_CLASSES
+from occ.report.checks import checks_table
+from occ.report.claims import CLAIMS, claims_table
+from occ.report.dvc_metrics import RESULT_CODES, VERDICT_CODES, checks_metrics, claims_metrics
 from occ.report.intervals import VERDICTS
+from occ.report.markdown import readable, write_table
+from occ.report.paper import REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE2
+from occ.report.readme import results_readme
+from occ.report.results import load_seed_runs
+from occ.report.tables import interval_columns, table1, table2, table3
 
 T_DF1 = 12.706204736174707  # t_{0.975, 1}
 T_DF2 = 4.302652729749464  # t_{0.975, 2}
@@ -28,7 +36,7 @@ def _log(tail):
 
 def _per_class(level):
     values = [level + i for i in range(7)]
-    return pd.Series(values + [float(np.mean(values))], index=[*tables.CLASSES, "Average"])
+    return pd.Series(values + [float(np.mean(values))], index=[*DCASE_CLASSES, "Average"])
 
 
 def _params(profile="embedded"):
@@ -37,14 +45,14 @@ def _params(profile="embedded"):
                            eval=SimpleNamespace(clips_per_class=40, vocoder="griffinlim", embedding="aisfx"))
 
 
-def test_summary_columns_by_hand():
-    row = tables.summary("fad", {2: 3.0, 0: 1.0, 1: 2.0}, seeds=[0, 1, 2, 3])
+def test_interval_columns_by_hand():
+    row = interval_columns("fad", {2: 3.0, 0: 1.0, 1: 2.0}, seeds=[0, 1, 2, 3])
     assert row["fad"] == pytest.approx(2.0) and row["fad_n"] == 3
     assert row["fad_halfwidth"] == pytest.approx(T_DF2 / math.sqrt(3))
     assert row["fad_low"] == pytest.approx(2.0 - T_DF2 / math.sqrt(3))
     assert (row["fad_seed0"], row["fad_seed1"], row["fad_seed2"]) == (1.0, 2.0, 3.0)
     assert math.isnan(row["fad_seed3"])
-    one = tables.summary("x", {5: 7.0})
+    one = interval_columns("x", {5: 7.0})
     assert one["x"] == 7.0 and one["x_n"] == 1 and math.isnan(one["x_low"]) and list(one)[-1] == "x_seed5"
 
 
@@ -55,7 +63,7 @@ def test_table1_over_seeds(tmp_path):
         "hinge_only": {0: _m(330.0, probe=0.14), 1: _m(332.0, probe=0.15)},
         "o2c_ct1": {0: _m(1.0)},  # not a Table 1 model
     }
-    t1 = tables.table1(metrics).set_index("variant")
+    t1 = table1(metrics).set_index("variant")
     assert list(t1.index) == ["contragan", "o2c", "hinge_only"]
     o2c = t1.loc["o2c"]
     assert o2c["fad"] == pytest.approx(310.0) and o2c["fad_halfwidth"] == pytest.approx(T_DF2 * 10 / math.sqrt(3))
@@ -73,7 +81,7 @@ def test_table1_over_seeds(tmp_path):
     assert hinge["fad_halfwidth"] == pytest.approx(T_DF1 * 1.0)
     # no column presents the clip bootstrap as the model's interval
     assert not any("ci" in c.lower() for c in t1.columns)
-    tables.write_table(t1.reset_index(), tmp_path / "t1", title="T1", label=LABEL, chance=1 / 7)
+    write_table(t1.reset_index(), tmp_path / "t1", title="T1", label=LABEL, chance=1 / 7)
     csv = pd.read_csv(tmp_path / "t1.csv")
     assert csv.shape == t1.reset_index().shape and csv.loc[1, "fad_seed1"] == 310.0
     md = (tmp_path / "t1.md").read_text()
@@ -83,12 +91,12 @@ def test_table1_over_seeds(tmp_path):
 
 
 def test_one_seed_has_no_interval():
-    t1 = tables.table1({"o2c": {4: _m(300.0)}})
+    t1 = table1({"o2c": {4: _m(300.0)}})
     assert t1.loc[0, "fad_n"] == 1 and math.isnan(t1.loc[0, "fad_low"]) and "fad_seed4" in t1
-    assert tables.readable(t1).iloc[0]["FAD, this run"] == "300.000 (1 seed)"
+    assert readable(t1).iloc[0]["FAD, this run"] == "300.000 (1 seed)"
     # a metric no run wrote (here the probe) is not shown as an empty column
     no_probe = {0: {k: v for k, v in _m(300.0).items() if k != "probe_accuracy"}}
-    cols = list(tables.readable(tables.table1({"o2c": no_probe})).columns)
+    cols = list(readable(table1({"o2c": no_probe})).columns)
     assert "encoder accuracy" in cols and not any(c.startswith("probe") for c in cols)
 
 
@@ -97,12 +105,12 @@ def test_readable_rounds_for_reading():
                         "fad_n": 3, "fad_seed0": 1.0, "difference": -4.12, "difference_low": -9.11,
                         "difference_high": 0.87, "difference_halfwidth": 4.99, "difference_n": 3,
                         "variant": "o2c", "reading": "x"}])
-    r = tables.readable(df, label="L")
+    r = readable(df, label="L")
     assert list(r.columns) == ["model", "FAD, L", "mean paired difference [95% CI]"]
     assert r.iloc[0]["FAD, L"] == "332.0 ± 12.3"
     assert r.iloc[0]["mean paired difference [95% CI]"] == "-4.1 [-9.1, 0.9]"
     small = df.assign(fad=0.6812, fad_halfwidth=0.0213)
-    assert tables.readable(small).iloc[0]["FAD, this run"] == "0.681 ± 0.021"
+    assert readable(small).iloc[0]["FAD, this run"] == "0.681 ± 0.021"
 
 
 def _claim_inputs():
@@ -124,7 +132,7 @@ def _claim_inputs():
 
 def test_claims_are_paired_comparisons_over_seeds():
     metrics, logs = _claim_inputs()
-    c = tables.claims(metrics, logs)
+    c = claims_table(metrics, logs)
     assert len(c) == 8 and set(c["verdict"]) <= set(VERDICTS)
     by = {row.claim: row for row in c.itertuples()}
     c1 = by["C1 OCC lowers FAD: O2C-GAN < ContraGAN (2C)"]
@@ -151,14 +159,14 @@ def test_claims_are_paired_comparisons_over_seeds():
 def test_claims_use_only_common_seeds():
     metrics, logs = _claim_inputs()
     metrics["o2c"] = {0: metrics["o2c"][0], 1: metrics["o2c"][1], 5: _m(1.0)}
-    c1 = tables.claims(metrics, logs).iloc[0]
+    c1 = claims_table(metrics, logs).iloc[0]
     assert c1.n_seeds == 2 and c1.paired_seeds == "0, 1"
     assert c1.difference == pytest.approx(-10.5) and c1.detectable_difference == pytest.approx(T_DF1 * 0.5)
     # differences -10, -11: s = sqrt(1/2), sem = 1/2, interval -10.5 ± 6.35 = [-16.85, -4.15]
     assert c1.difference_high == pytest.approx(-10.5 + T_DF1 * 0.5) and c1.verdict == "reproduced"
     # with seeds 0 and 1 at -10 and +1 the interval (-4.5 ± 69.9) contains 0
     metrics["o2c"][1] = _m(362.0)
-    assert tables.claims(metrics, logs).iloc[0].verdict == "not established"
+    assert claims_table(metrics, logs).iloc[0].verdict == "not established"
 
 
 def test_checks_training_is_real_and_recognisable():
@@ -168,7 +176,7 @@ def test_checks_training_is_real_and_recognisable():
         "ocsupcon": {0: _m(300.0, probe=0.05), 1: _m(301.0, probe=0.06), 2: _m(302.0, probe=0.055)},
         "hinge_only": {0: _m(330.0, probe=0.13), 1: _m(331.0, probe=0.15)},
     }
-    c = tables.checks(metrics).set_index("check")
+    c = checks_table(metrics).set_index("check")
     assert c.loc["training is real: O2C-GAN FAD below its step-0 FAD", "result"] == "passed"
     assert c.loc["training is real: O2C-GAN FAD below its step-0 FAD", "value"] == pytest.approx(-180.0)
     assert c.loc["training is real: ContraGAN (2C) FAD below its step-0 FAD", "result"] == "failed"
@@ -180,12 +188,12 @@ def test_checks_training_is_real_and_recognisable():
     assert hinge["criterion"].startswith("no pass/fail")
     assert "not a failure" in hinge["reading"] and "contains" in hinge["reading"]
     assert not any("at most half" in k for k in c.index)
-    paper = tables.checks(metrics, profile="paper").set_index("check")
+    paper = checks_table(metrics, profile="paper").set_index("check")
     assert paper.loc["training is real: O2C-GAN FAD at most half its step-0 FAD", "result"] == "failed"  # 0.625
-    half = tables.checks({"o2c": {s: _m(200.0 + s, 480.0) for s in range(3)}}, profile="paper").set_index("check")
+    half = checks_table({"o2c": {s: _m(200.0 + s, 480.0) for s in range(3)}}, profile="paper").set_index("check")
     assert half.loc["training is real: O2C-GAN FAD at most half its step-0 FAD", "result"] == "passed"
     # one seed decides nothing
-    one = tables.checks({"o2c": {0: _m(100.0, 500.0, probe=0.9)}})
+    one = checks_table({"o2c": {0: _m(100.0, 500.0, probe=0.9)}})
     assert set(one["result"]) == {"not established"}
 
 
@@ -193,21 +201,21 @@ def test_tables_2_and_3_per_class_over_seeds(tmp_path):
     per_class = {"o2c": {0: _per_class(300.0), 1: _per_class(310.0), 2: _per_class(320.0)},
                  "o2c_ct1": {0: _per_class(100.0), 1: _per_class(100.0)}}
     step0 = {"o2c": {s: _per_class(500.0) for s in range(3)}}
-    t2 = tables.table2(per_class, label=LABEL, per_class_step0=step0)
+    t2 = table2(per_class, label=LABEL, per_class_step0=step0)
     rows = t2[t2["method"] == "O2C-GAN"]
-    assert list(rows["numbers"]) == [tables.REPORTED_LABEL, LABEL, "untrained G (step 0)", "trained / step 0",
-                                     tables.REPORTED_LABEL, LABEL]
+    assert list(rows["numbers"]) == [REPORTED_LABEL, LABEL, "untrained G (step 0)", "trained / step 0",
+                                     REPORTED_LABEL, LABEL]
     trained = rows.iloc[1]
     assert trained["DogBark"] == pytest.approx(310.0) and trained["DogBark_halfwidth"] == pytest.approx(T_DF2 * 10 / math.sqrt(3))
     assert trained["Average"] == pytest.approx(313.0) and trained["Average_seed2"] == pytest.approx(323.0)
-    assert rows.iloc[0]["Average"] == tables.REPORTED_TABLE2["o2c"][-1] and math.isnan(rows.iloc[0]["Average_n"])
+    assert rows.iloc[0]["Average"] == REPORTED_TABLE2["o2c"][-1] and math.isnan(rows.iloc[0]["Average_n"])
     assert rows.iloc[3]["Rain"] == pytest.approx(np.mean([305 / 505, 315 / 505, 325 / 505]))
     ct1 = rows.iloc[5]
     assert ct1["CT"] == 1.0 and ct1["GunShot_n"] == 2 and math.isnan(ct1["GunShot_seed2"])
-    t3 = tables.table3(per_class, label=LABEL)
-    assert t3.iloc[0]["Average"] == tables.REPORTED_BASELINE[-1]
-    assert list(t3["numbers"]) == [tables.REPORTED_LABEL, tables.REPORTED_LABEL, LABEL, tables.REPORTED_LABEL]
-    tables.write_table(t2, tmp_path / "t2", label=LABEL)
+    t3 = table3(per_class, label=LABEL)
+    assert t3.iloc[0]["Average"] == REPORTED_BASELINE[-1]
+    assert list(t3["numbers"]) == [REPORTED_LABEL, REPORTED_LABEL, LABEL, REPORTED_LABEL]
+    write_table(t2, tmp_path / "t2", label=LABEL)
     md = (tmp_path / "t2.md").read_text()
     assert "| 2.784 |" in md and f"310.0 ± {T_DF2 * 10 / math.sqrt(3):.1f}" in md and "_low" not in md
 
@@ -216,9 +224,9 @@ def test_results_readme_puts_verdicts_first():
     metrics, logs = _claim_inputs()
     metrics["hinge_only"] = {0: _m(330.0, probe=0.14)}
     per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
-    text = tables.results_readme(tables.claims(metrics, logs), tables.checks(metrics), tables.table1(metrics),
-                                 tables.table2(per_class, label=LABEL), tables.table3(per_class, label=LABEL),
-                                 label=LABEL, params=_params(), metrics=metrics, chance=1 / 7, tsne_seed=0)
+    text = results_readme(claims_table(metrics, logs), checks_table(metrics), table1(metrics),
+                          table2(per_class, label=LABEL), table3(per_class, label=LABEL),
+                          label=LABEL, params=_params(), metrics=metrics, chance=1 / 7, tsne_seed=0)
     assert text.index("## The paper's claims") < text.index("## Table 1") < text.index("## Table 2")
     assert "from 3 seeds (fewer: hinge only (control, no contrastive term) 1)" in text
     assert '"not established"' in text and "detectable difference" in text
@@ -227,9 +235,9 @@ def test_results_readme_puts_verdicts_first():
     assert "| reproduced |" in text and "| contradicted |" in text and "| not established |" in text
     assert "measures the sample of clips only" in text and "seed 0" in text
     assert "at most half" not in text
-    assert "at most half" in tables.results_readme(
-        tables.claims(metrics, logs), tables.checks(metrics, profile="paper"), tables.table1(metrics),
-        tables.table2(per_class, label=LABEL), tables.table3(per_class, label=LABEL), label=LABEL,
+    assert "at most half" in results_readme(
+        claims_table(metrics, logs), checks_table(metrics, profile="paper"), table1(metrics),
+        table2(per_class, label=LABEL), table3(per_class, label=LABEL), label=LABEL,
         params=_params("paper"))
 
 
@@ -239,16 +247,51 @@ def test_load_seed_runs_reads_the_seed_folders(tmp_path):
             ev = tmp_path / "evaluate" / v / f"seed{k}"
             ev.mkdir(parents=True)
             (ev / "metrics.json").write_text(json.dumps(_m(300.0 + k)))
-            pd.DataFrame({"class": [*tables.CLASSES, "Average"], "fad": [300.0 + k] * 8,
+            pd.DataFrame({"class": [*DCASE_CLASSES, "Average"], "fad": [300.0 + k] * 8,
                           "fad_step0": [500.0] * 8}).to_csv(ev / "fad.csv", index=False)
             tr = tmp_path / "train" / v / f"seed{k}"
             tr.mkdir(parents=True)
             _log(0.5).to_csv(tr / "log.csv", index=False)
-    runs = tables.load_seed_runs(tmp_path, ["o2c", "hinge_only", "contragan"], [0, 1, 2])
+    runs = load_seed_runs(tmp_path, ["o2c", "hinge_only", "contragan"], [0, 1, 2])
     # seed 7 is not in the list; hinge_only ran one seed; contragan none
     assert runs.seeds() == {"o2c": [0, 1], "hinge_only": [0], "contragan": []}
     assert runs.metrics["o2c"][1]["fad_mean"] == 301.0
     assert runs.per_class["o2c"][1]["Rain"] == 301.0 and runs.per_class_step0["o2c"][0]["Average"] == 500.0
     assert list(runs.logs["o2c"][0].columns) == ["step", "d_adv"] and runs.logs["contragan"] == {}
-    t1 = tables.table1(runs.metrics)
+    t1 = table1(runs.metrics)
     assert list(t1["variant"]) == ["o2c", "hinge_only"] and t1.loc[0, "fad"] == 300.5
+
+
+def test_claims_and_checks_are_dvc_metrics_matching_their_csv(tmp_path):
+    from occ.atomic import write_json
+
+    metrics, logs = _claim_inputs()
+    metrics["hinge_only"] = {0: _m(330.0, probe=0.14), 1: _m(331.0, probe=0.15)}
+    metrics["o2c_ct1"] = {0: _m(339.0)}  # one seed: no interval, its bounds are null
+    verdicts, checks = claims_table(metrics, logs), checks_table(metrics, profile="paper")
+    assert list(verdicts.index) == [f"{cid}_{a}_vs_{b}" for cid, a, b, _, _ in CLAIMS]
+    assert {"fad_below_step0_o2c", "recognisable_o2c", "fad_at_most_half_step0_o2c",
+            "recognisable_hinge_only"} <= set(checks.index)
+    for name, table, to_metrics, quantity, outcome, codes in (
+            ("claims", verdicts, claims_metrics, "difference", "verdict", VERDICT_CODES),
+            ("checks", checks, checks_metrics, "value", "result", RESULT_CODES)):
+        write_table(table, tmp_path / name)  # as the tables notebook writes them
+        write_json(tmp_path / f"{name}.json", to_metrics(table))
+        csv = pd.read_csv(tmp_path / f"{name}.csv", keep_default_na=False, na_values=[""])
+        saved = json.loads((tmp_path / f"{name}.json").read_text())
+        assert list(saved) == sorted(table.index) and len(csv) == len(table)  # every row, keyed as the table
+        for key, (_, row) in zip(table.index, csv.iterrows()):
+            leaf = saved[key]
+            assert set(leaf) == {quantity, "low", "high", "halfwidth", "n_seeds", outcome, f"{outcome}_text"}
+            assert all(isinstance(v, (int, float)) or v is None for k, v in leaf.items() if k != f"{outcome}_text")
+            for field, column in ((quantity, quantity), ("low", f"{quantity}_low"), ("high", f"{quantity}_high"),
+                                  ("halfwidth", f"{quantity}_halfwidth")):
+                assert leaf[field] == row[column] or (leaf[field] is None and math.isnan(row[column])), (key, field)
+            assert leaf["n_seeds"] == row[f"{quantity}_n"] and leaf[f"{outcome}_text"] == row[outcome]
+            assert leaf[outcome] == codes.get(row[outcome], 0)
+    saved = json.loads((tmp_path / "claims.json").read_text())
+    assert saved["C1_o2c_vs_contragan"]["verdict"] == 1 and saved["C1_ocsupcon_vs_csupcongan"]["verdict"] == -1
+    assert saved["C2_o2c_ct1_vs_o2c"]["n_seeds"] == 1 and saved["C2_o2c_ct1_vs_o2c"]["low"] is None
+    saved = json.loads((tmp_path / "checks.json").read_text())
+    assert saved["recognisable_o2c"]["result"] == 1 and saved["recognisable_hinge_only"]["result"] == 0
+    assert saved["recognisable_hinge_only"]["result_text"].startswith("expected at chance")

@@ -1,6 +1,8 @@
-"""Figures: Figure 1 (push/pull schematic), Figure 2 (t-SNE of discriminator embeddings), loss curves, mel grids.
+"""Figures of single runs: Figure 1 (push/pull schematic), Figure 2 (t-SNE of discriminator embeddings), a run's
+loss curves, generated log-mels beside real ones.
 
-Every function returns a matplotlib Figure and works headless (Agg); notebooks save and show them.
+Every function returns a matplotlib Figure and works headless (Agg); notebooks save and show them. Figures over
+seeds are in `occ.report.plots_seeds`, figures of the training data in `occ.report.plots_data`.
 """
 
 from __future__ import annotations
@@ -123,28 +125,6 @@ def plot_tsne_panels(points: dict[str, np.ndarray], labels: dict[str, np.ndarray
     fig.legend(handles=handles, loc="lower center", ncol=min(7, len(class_names)), frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    return fig
-
-
-def plot_mel_grid(mels: np.ndarray, labels: np.ndarray, class_names: list[str], *, per_class: int = 4,
-                  title: str = "") -> plt.Figure:
-    """Log-mel images, one row per class and `per_class` columns; `mels` (N, 80, frames) natural-log mel."""
-    mels = np.asarray(mels)
-    labels = np.asarray(labels)
-    fig, axes = plt.subplots(len(class_names), per_class, figsize=(2.6 * per_class, 1.5 * len(class_names)),
-                             squeeze=False)
-    for c, cname in enumerate(class_names):
-        idx = np.flatnonzero(labels == c)[:per_class]
-        for j in range(per_class):
-            ax = axes[c, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j < len(idx):
-                ax.imshow(mels[idx[j]], origin="lower", aspect="auto", cmap="magma", vmin=-11.5, vmax=2.5)
-            if j == 0:
-                ax.set_ylabel(cname, rotation=0, ha="right", va="center", fontsize=10, fontweight="bold")
-    fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

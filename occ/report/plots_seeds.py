@@ -2,8 +2,8 @@
 probe accuracy per model with the mean, its 95% interval and the paper's numbers beside them.
 
 Kept apart from `occ.report.plots` (which the training notebooks import) so that only the stages that summarise
-seeds depend on the statistics and the tables. Every function returns a matplotlib Figure and works headless
-(Agg); notebooks save and show them.
+seeds depend on the intervals over seeds, the paper's numbers and the read-back results. Every function returns a
+matplotlib Figure and works headless (Agg); notebooks save and show them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from occ.report.intervals import by_seed, t_interval  # noqa: E402
-from occ.report.tables import MODEL_NAMES, REPORTED_TABLE1, REPORTED_TABLE2, VARIANT_ORDER, format_interval  # noqa: E402
+from occ.report.markdown import format_interval  # noqa: E402
+from occ.report.paper import MODEL_NAMES, REPORTED_TABLE1, REPORTED_TABLE2, in_variant_order  # noqa: E402
+from occ.report.results import n_classes_of  # noqa: E402
 
 __all__ = ["VARIANT_STYLE", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_by_seed", "plot_fad_by_seed",
            "plot_probe_by_seed"]
@@ -143,7 +145,7 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
         seeds (neither with one seed); the mean ± half-width, the number of seeds and the rank are written at
         the right edge.
     """
-    order = variants or [v for v in VARIANT_ORDER if v in metrics] + [v for v in metrics if v not in VARIANT_ORDER]
+    order = variants or in_variant_order(metrics)
     values = {v: by_seed(metrics.get(v) or {}, key) for v in order}
     ivs = {v: t_interval([vals[s] for s in sorted(vals)]) for v, vals in values.items()}
     ranks = _ranks({v: iv.mean for v, iv in ivs.items() if iv.n}, lower_is_better)
@@ -224,16 +226,14 @@ def plot_probe_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "probe
                        title: str = "") -> plt.Figure:
     """Probe accuracy on the generated clips of every seed per model, with the mean, its interval and chance.
 
-    Chance is 1 / `n_classes` (default: the runs' `n_classes`, else 7). The hinge-only control never sees the
-    class: its clips are expected at chance.
+    Chance is 1 / `n_classes` (default: the runs' `n_classes`, else the seven DCASE classes). The hinge-only
+    control never sees the class: its clips are expected at chance.
     """
     if n_classes is None:
-        ks = {int(m["n_classes"]) for runs in metrics.values() for m in (runs or {}).values() if m.get("n_classes")}
-        n_classes = ks.pop() if len(ks) == 1 else 7
+        n_classes = n_classes_of(m for runs in metrics.values() for m in (runs or {}).values())
     return plot_by_seed(metrics, key=key, variants=variants, chance=1.0 / n_classes, lower_is_better=False,
                         xlabel=f"{key.replace('_', ' ')} on generated clips",
                         title=title or "Are the generated clips recognisable? (control: expected at chance)")
-
 
 
 def _ranks(values: dict[str, float], lower_is_better: bool) -> dict[str, int]:

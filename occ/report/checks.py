@@ -1,0 +1,98 @@
+""""Is the training real?": the pipeline's checks per model, over seeds.
+
+Each trained model's FAD against its own untrained generator (step 0, same seed), its clips' recognisability
+against chance, and (profile `paper` only) the trained / step-0 FAD ratio against one half. Each check is one row
+of the checks table, indexed by a key such as ``fad_below_step0_o2c`` or ``recognisable_hinge_only`` (the check,
+then the variant), which is also its key in the DVC metrics file (`occ.report.dvc_metrics`).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from occ.report.intervals import by_seed, paired_comparison, t_interval
+from occ.report.markdown import bracket_text, short_number
+from occ.report.paper import CLASS_BLIND, MODEL_NAMES, in_variant_order
+from occ.report.results import n_classes_of
+
+__all__ = ["checks_table"]
+
+
+def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "embedded",
+                 n_classes: int | None = None, accuracy_key: str = "probe_accuracy") -> pd.DataFrame:
+    """"The training is real": pipeline checks per model, over seeds.
+
+    * FAD (``fad_below_step0_<variant>``): the paired difference trained - step 0 (the untrained generator of
+      the same seed, the one that seed's training starts from) has a 95% interval entirely below 0.
+    * Recognisability (``recognisable_<variant>``): the interval of `accuracy_key` (default the independent
+      probe's accuracy) over seeds lies above chance, 1 / n_classes. The class-blind control (hinge only) is
+      expected at chance; its row says so instead of passing or failing.
+    * Profile `paper` only (``fad_at_most_half_step0_<variant>``): the trained / step-0 ratio's interval lies at
+      or below 0.5 ("at most half").
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the keys above: check, variant, value (with ``_low``, ``_high``, ``_halfwidth``, ``_n``),
+        criterion, result ("passed", "failed", "not established" or, for the control's recognisability,
+        "expected at chance"), reading.
+    """
+    rows = {}
+    for v in in_variant_order(metrics):
+        runs = metrics[v]
+        if not runs:
+            continue
+        name = MODEL_NAMES.get(v, v)
+        p = paired_comparison(by_seed(runs, "fad_mean"), by_seed(runs, "fad_mean_step0"), paper_side="less")
+        result = {"reproduced": "passed", "contradicted": "failed"}.get(p.verdict, "not established")
+        rows[f"fad_below_step0_{v}"] = _check_row(
+            f"training is real: {name} FAD below its step-0 FAD", v, p, "the interval of trained - step-0 FAD "
+            "(same seed) lies below 0", result,
+            f"Trained minus untrained FAD over {p.n} seed(s): {short_number(p.mean)}" + bracket_text(p.low, p.high)
+            + ".")
+        acc = by_seed(runs, accuracy_key)
+        if acc:
+            k = n_classes or n_classes_of(runs.values())
+            chance = 1.0 / k
+            iv = t_interval([acc[s] for s in sorted(acc)])
+            what = accuracy_key.replace("_", " ")
+            if v in CLASS_BLIND:
+                if iv.n < 2:
+                    where = "with one seed there is no interval to hold against"
+                elif iv.low <= chance <= iv.high:
+                    where = "its interval contains"
+                else:
+                    where = "its interval does not contain"
+                rows[f"recognisable_{v}"] = _check_row(
+                    f"recognisable: {name} {what} (control: expected at chance)", v, iv,
+                    f"no pass/fail: expected at chance (1/{k} = {chance:.3f})",
+                    "expected at chance (control: its losses never see the class)",
+                    f"The control's losses never see the class, so its clips are expected to be recognised at "
+                    f"chance ({chance:.3f}), not a failure; {where} chance.")
+            else:
+                result = ("passed" if iv.low > chance else "failed" if iv.high < chance else "not established") \
+                    if iv.n >= 2 else "not established"
+                rows[f"recognisable_{v}"] = _check_row(
+                    f"recognisable: {name} {what} above chance", v, iv,
+                    f"the interval lies above chance (1/{k} = {chance:.3f})", result,
+                    f"{what} over {iv.n} seed(s): {short_number(iv.mean)}" + bracket_text(iv.low, iv.high)
+                    + f"; chance is {chance:.3f}.")
+        if profile == "paper":
+            fad, step0 = by_seed(runs, "fad_mean"), by_seed(runs, "fad_mean_step0")
+            iv = t_interval([fad[s] / step0[s] for s in sorted(fad) if s in step0])
+            result = ("passed" if iv.high <= 0.5 else "failed" if iv.low > 0.5 else "not established") \
+                if iv.n >= 2 else "not established"
+            rows[f"fad_at_most_half_step0_{v}"] = _check_row(
+                f"training is real: {name} FAD at most half its step-0 FAD", v, iv,
+                "the interval of trained / step-0 lies at or below 0.5", result,
+                f"trained / step-0 FAD over {iv.n} seed(s): {short_number(iv.mean)}" + bracket_text(iv.low, iv.high)
+                + ".")
+    return pd.DataFrame(list(rows.values()), index=list(rows))
+
+
+def _check_row(check: str, variant: str, iv, criterion: str, result: str, reading: str) -> dict:
+    return {"check": check, "variant": variant, "value": iv.mean, "value_low": iv.low, "value_high": iv.high,
+            "value_halfwidth": iv.half_width, "value_n": iv.n, "criterion": criterion, "result": result,
+            "reading": reading}

@@ -1,0 +1,105 @@
+"""`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the checks and tables.
+
+Written by the tables stage from the tables it has just computed; every table appears in its Markdown view
+(`occ.report.markdown.readable`), so the README and `results/tables/*.md` always agree.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from occ.report.claims import VERDICT_MEANING
+from occ.report.markdown import readable, to_markdown
+from occ.report.paper import MODEL_NAMES
+from occ.report.tables import CLIP_BOOTSTRAP_NOTE
+
+__all__ = ["results_readme"]
+
+
+def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, t1: pd.DataFrame, t2: pd.DataFrame,
+                   t3: pd.DataFrame, *, label: str, params, metrics: Mapping[str, Mapping[int, dict]] | None = None,
+                   chance: float | None = None, tsne_seed: int | None = None) -> str:
+    """`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the tables.
+
+    Parameters
+    ----------
+    verdicts, checks : pandas.DataFrame
+        `occ.report.claims.claims_table(...)` and `occ.report.checks.checks_table(...)`.
+    t1, t2, t3 : pandas.DataFrame
+        `occ.report.tables.table1`, `table2`, `table3`.
+    label : str
+        This run's label.
+    params : occ.config.Params
+        The run's parameters (profile, data, train, model, eval).
+    metrics : dict, optional
+        variant -> seed -> metrics, to say how many seeds each variant ran.
+    chance : float, optional
+        1 / number of classes, shown in Table 1's probe-accuracy header.
+    tsne_seed : int, optional
+        The seed whose runs Figure 2 shows.
+    """
+    counts = {v: len(runs) for v, runs in (metrics or {}).items() if runs}
+    lines = [
+        "# Results of the last `dvc repro`",
+        "",
+        "Everything in this folder is written by the pipeline (`dvc repro`); nothing is edited by hand.",
+        f"Run: profile `{params.profile}`, data `{params.data.source}` ({params.data.layout} layout), "
+        f"{params.train.steps} GAN steps per run at batch {params.train.batch_size}, "
+        f"generator width {params.model.g_ch}, discriminator width {params.model.d_ch}, "
+        f"{params.eval.clips_per_class} generated clips per class, vocoder `{params.eval.vocoder}`, "
+        f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts)}",
+        "",
+        "## The paper's claims, decided over seeds",
+        "",
+        "Each claim is a paired comparison: the two models trained from the same seed are compared, and the "
+        "differences (first-named model minus second) are averaged over the seeds. " + VERDICT_MEANING,
+        "",
+        to_markdown(readable(verdicts, label=label)),
+        *[f"- {r.claim}: {r.reading}" for r in verdicts.itertuples()],
+        "",
+        "The paper's third comparison, both CT 1.0 models against the DCASE baseline (Table 3), is not tested: "
+        "the baseline is not trained here; its reported numbers are shown beside ours.",
+        "",
+        "## Is the training real?",
+        "",
+        "Each run's step-0 generator is the untrained generator that its seed's training starts from, so trained and "
+        "step-0 FAD are compared as a pair per seed. Recognisability is the accuracy of an independent linear probe "
+        "on the generated clips, against chance (one over the number of classes)."
+        + (" Profile `paper` also asks for a trained FAD at most half of step 0." if params.profile == "paper" else ""),
+        "",
+        to_markdown(readable(checks, label=label)),
+        "## Table 1: mean FAD and recognisability, over seeds",
+        "",
+        f"The paper's numbers are FAD on the DCASE 2023 evaluation set with VGGish; this run's are {label}. "
+        "Absolute values are not comparable between the two; the orderings are what a reproduction can test. "
+        "Cells are mean ± half-width of the 95% interval over seeds (Student t); the per-seed values are in the CSV.",
+        "",
+        to_markdown(readable(t1, label=label, chance=chance)),
+        CLIP_BOOTSTRAP_NOTE,
+        "",
+        "## Table 2: per-class FAD, CT 0.1 vs 1.0",
+        "",
+        to_markdown(readable(t2, label=label)),
+        "## Table 3: per-class FAD beside the DCASE baseline",
+        "",
+        to_markdown(readable(t3, label=label)),
+        "Tables: `tables/table1.md`, `tables/table2.md`, `tables/table3.md` (CSV beside them, full precision and "
+        "the per-seed values; `tables/claims.csv`, `tables/checks.csv`). Figures: `figures/fad_by_seed.png` (every "
+        "seed's FAD per model beside the paper's), `figures/probe_by_seed.png`, `figures/d_loss_with_without_occ.png` "
+        "(mean over seeds with a band), `figures/figure1_push_pull.png`, `figures/figure2_tsne.png` (one seed per "
+        f"model{'' if tsne_seed is None else f', seed {tsne_seed}'}; C4 above measures every seed). Per-run "
+        "metrics: `evaluate/<variant>/seed<k>/metrics.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _seed_sentence(counts: dict[str, int]) -> str:
+    if not counts:
+        return ""
+    most = max(counts.values())
+    fewer = [f"{MODEL_NAMES.get(v, v)} {k}" for v, k in counts.items() if k < most]
+    text = f"Every model was trained and evaluated from {most} seed{'s' if most != 1 else ''}"
+    return text + (f" (fewer: {', '.join(fewer)})." if fewer else ".")
