@@ -2,8 +2,9 @@
 
 ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/ddp_train.py JOB [JOB ...]`` runs the
 jobs in order, each ``KIND,OUT,STEPS[,STOP_AFTER[,ENCODER]]``: KIND is a GAN loss (``o2c``, ``ocsupcon``, ...),
-``supcon`` (SupCon pretraining) or ``machinery`` (float64 checks of the gather and the global-batch BatchNorm,
-written to OUT). The data and configurations are those of :func:`smoke_setup`, so a one-process run in the
+``supcon`` (SupCon pretraining), ``machinery`` (float64 checks of the gather and the global-batch BatchNorm,
+written to OUT) or ``diverge`` (an o2c run whose loss is NaN on rank 1 only; each rank writes its error message
+to ``OUT.<rank>``). The data and configurations are those of :func:`smoke_setup`, so a one-process run in the
 test sees the same clips.
 """
 
@@ -83,12 +84,41 @@ def machinery(out: str) -> None:
     dist.barrier()
 
 
+def diverge(out: str, steps: int) -> None:
+    """Train o2c for ``steps`` steps with a NaN contrastive loss on rank 1 in the D step of the last step: every rank
+    must stop there (the divergence check agrees over the processes); each writes its message to ``OUT.<rank>``."""
+    import occ.train.gan_train as gan_train
+    from occ.errors import TrainingDivergedError
+    from occ.train.distributed import setup
+
+    w = setup(torch.device("cpu"))
+    real, calls = gan_train.contrastive_loss, []
+
+    def poisoned(*args, **kwargs):  # two calls per step (D, G)
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if w.rank == 1 and len(calls) == 2 * steps - 1 else loss
+
+    gan_train.contrastive_loss = poisoned
+    try:
+        run("o2c", out, steps)
+        message = "no error"
+    except TrainingDivergedError as exc:
+        message = str(exc)
+    finally:
+        gan_train.contrastive_loss = real
+    Path(f"{out}.{w.rank}").write_text(message)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     for job in sys.argv[1:]:
         kind, out, *rest = job.split(",")
         if kind == "machinery":
             machinery(out)
+            continue
+        if kind == "diverge":
+            diverge(out, int(rest[0]))
             continue
         steps = int(rest[0])
         stop_after = int(rest[1]) if len(rest) > 1 and rest[1] else None

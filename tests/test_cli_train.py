@@ -1,17 +1,21 @@
 """`occ supcon` and `occ train` under torchrun on the smoke profile, then the train stage's notebook resumes the run.
 
 The documented multi-process path of a pipeline stage: train with torchrun, then let the stage's notebook
-find the finished run (same configuration: it resumes with nothing left to do) and write its results.
+find the finished run (same configuration: it resumes with nothing left to do) and write its results. The
+commands and the notebooks make the stage's call through one function (``train_stage``, ``supcon_stage``).
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import nbformat
 import pandas as pd
 import pytest
 import torch
@@ -71,3 +75,38 @@ def test_occ_train_names_a_bad_variant(project, capsys):
     assert main(["train", "--variant", "nope", "--seed", "0", "--profile", "smoke", "--project", str(root)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("occ train: error:") and "nope" in err and err.count("\n") == 1
+
+
+def _stage_calls(notebook: str) -> list[ast.Call]:
+    """The calls of ``gan_train.train_stage`` / ``supcon_train.supcon_stage`` in a notebook's code cells."""
+    nb = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
+    tree = ast.parse("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ("train_stage", "supcon_stage")]
+
+
+def test_the_commands_and_the_notebooks_make_one_call(monkeypatch, capsys):
+    import occ.cli.train as cli_train
+    import occ.train.gan_train as gan_train
+    import occ.train.supcon_train as supcon_train
+    from occ.cli.main import main
+
+    # the notebooks: the stage functions, with the notebook's own layout, params, cache, variant and seed
+    (train_call,) = _stage_calls("03_train.ipynb")
+    assert ast.unparse(train_call) == "gan_train.train_stage(layout, params, cache, variant=variant, seed=seed)"
+    (supcon_call,) = _stage_calls("02_supcon.ipynb")
+    assert ast.unparse(supcon_call) == "supcon_train.supcon_stage(layout, params, cache)"
+    # the commands: the same functions, with what they loaded and their arguments
+    project = ("layout", "params", "cache")
+    seen = []
+    monkeypatch.setattr(cli_train, "_project", lambda args, variant=None: seen.append(variant) or project)
+    done = SimpleNamespace(step=3, steps=3, seconds=6.0, checkpoint_path="ckpt", finished=True, train_accuracy=1.0)
+    monkeypatch.setattr(gan_train, "train_stage", lambda *a, **kw: seen.append((a, kw)) or done)
+    monkeypatch.setattr(supcon_train, "supcon_stage", lambda *a, **kw: seen.append((a, kw)) or (done, done))
+    assert main(["train", "--variant", "o2c", "--seed", "2", "-q"]) == 0
+    assert seen == ["o2c", (project, {"variant": "o2c", "seed": 2, "progress": False})]
+    assert main(["supcon"]) == 0
+    assert seen[2:] == [None, (project, {"progress": None})]
+    out = capsys.readouterr().out
+    assert "occ train: o2c seed 2: step 3 of 3 on 1 process(es) in 0.1 min -> ckpt" in out
+    assert "occ supcon: 3 SupCon steps on 1 process(es)" in out

@@ -11,7 +11,8 @@ temperature 0.1 divides the embeddings' rounding by 0.1). Losses agree to 1e-4 r
 is ``lr * g / (|g| + eps)``, about ``lr * sign(g)``: where a gradient is zero up to rounding (the conv biases in
 front of a BatchNorm) its sign is noise, so those weights may differ by up to ``2 * lr``; where the gradient
 stands clear of its rounding error the weights agree to 1e-6. The machinery itself (gather and global-batch
-BatchNorm) is checked in float64 to 1e-10.
+BatchNorm) is checked in float64 to 1e-10. A loss that is not finite on one process stops every process in the
+same step, the last good checkpoint kept.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def runs(tmp_path_factory):
     torch.set_num_threads(1)
     d = root / "ddp"
     _torchrun(f"machinery,{root / 'machinery.json'}", f"o2c,{d / 'o2c'},1", f"ocsupcon,{d / 'ocsupcon'},1,,{enc}",
-              f"supcon,{d / 'supcon'},1", f"o2c,{d / 'killed'},4,2", f"o2c,{d / 'o2c4'},4", f"o2c,{d / 'ddp_then_one'},4,2")
+              f"supcon,{d / 'supcon'},1", f"o2c,{d / 'killed'},4,2", f"o2c,{d / 'o2c4'},4",
+              f"o2c,{d / 'ddp_then_one'},4,2", f"diverge,{d / 'diverge'},3")
     _torchrun(f"o2c,{d / 'killed'},4", f"o2c,{root / 'one' / 'one_then_ddp'},4")  # new processes: resume
     run("o2c", str(d / "ddp_then_one"), 4)
     return root
@@ -78,6 +80,17 @@ def _ckpt(folder: Path) -> dict:
 def _log(folder: Path) -> pd.DataFrame:
     name = "supcon_log.csv" if folder.name == "supcon" else "log.csv"
     return pd.read_csv(folder / name).drop(columns="seconds")
+
+
+def test_a_loss_that_diverges_on_one_process_stops_every_process(runs):
+    d = runs / "ddp"
+    here, other = (d / "diverge.1").read_text(), (d / "diverge.0").read_text()
+    kept = f"The last good checkpoint {d / 'diverge' / 'checkpoint.pt'} (step 2) was kept."
+    assert here.startswith("training diverged at step 3: the discriminator loss L_D is nan (d_adv=") and kept in here
+    assert other.startswith("training diverged at step 3: the discriminator loss L_D is not finite on another "
+                            f"process. {kept} To retry, lower train.lr_d")
+    assert torch.load(d / "diverge" / "checkpoint.pt", weights_only=False)["step"] == 2  # the last good one, kept
+    assert pd.read_csv(d / "diverge" / "log.csv")["step"].tolist() == [1, 2]
 
 
 def test_gather_and_global_batchnorm_match_one_process_in_float64(runs):

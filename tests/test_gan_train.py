@@ -244,3 +244,45 @@ def test_noise_input_trains_resumes_and_generates(data, tmp_path):
     with pytest.raises(CheckpointError, match="g_noise"):
         train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=train, out_dir=tmp_path / "a", seed=2,
                   progress=False)
+
+
+def _stage_project(tmp_path, loss="o2c"):
+    """A project of 12 training and 6 held-out clips, and params for a 2-step run of ``loss``."""
+    from occ.config import Params
+    from occ.data.datasets import FeatureCache
+    from occ.paths import Layout
+
+    gen = torch.Generator().manual_seed(1)
+    cache = FeatureCache(mels=torch.rand(18, 80, 344, generator=gen) * 14 - 11.5, labels=torch.arange(18) % N_CLASSES,
+                         files=[f"c{i}.wav" for i in range(18)], class_names=["a", "b", "c"],
+                         heldout_mask=torch.arange(18) >= 12)
+    params = Params(seed=0, device="cpu", model=MODEL, train=dataclasses.replace(TRAIN, loss=loss, steps=2),
+                    variant="v")
+    return Layout(tmp_path), params, cache
+
+
+def test_train_stage_is_the_stage_call(tmp_path, monkeypatch):
+    from occ.data.datasets import normalize_mel
+
+    layout, params, cache = _stage_project(tmp_path)
+    calls = []
+    monkeypatch.setattr(gan_train, "train_gan", lambda *args, **kwargs: calls.append((args, kwargs)) or "run")
+    assert gan_train.train_stage(layout, params, cache, variant="v", seed=2, progress=False) == "run"
+    (mels, labels), kwargs = calls[0]
+    train = cache.train()
+    assert torch.equal(mels, normalize_mel(train.mels)) and torch.equal(labels, train.labels) and mels.shape[0] == 12
+    assert kwargs == dict(n_classes=3, model=params.model, train=params.train, out_dir=tmp_path / "runs/train/v/seed2",
+                          seed=2, device="cpu", encoder=tmp_path / "runs/supcon/encoder.pt",
+                          class_names=["a", "b", "c"], progress=False, on_config_change="restart")
+    with pytest.raises(ConfigError, match="seed = -1"):
+        gan_train.train_stage(layout, params, cache, variant="v", seed=-1)
+
+
+def test_train_stage_trains_the_run_of_the_stage(tmp_path):
+    layout, params, cache = _stage_project(tmp_path)  # o2c: no encoder needed, none there
+    run = gan_train.train_stage(layout, params, cache, variant="v", seed=1, progress=False)
+    assert run.finished and run.out_dir == layout.train_run("v", 1) and run.log()["step"].tolist() == [1, 2]
+    assert load_checkpoint(run.checkpoint_path)["class_names"] == ["a", "b", "c"]
+    with pytest.raises(CheckpointError, match="no such checkpoint"):  # a SupCon loss reads the supcon stage's f
+        gan_train.train_stage(layout, dataclasses.replace(params, train=dataclasses.replace(params.train,
+                              loss="ocsupcon")), cache, variant="w", seed=1, progress=False)

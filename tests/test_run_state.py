@@ -1,4 +1,5 @@
-"""Tests of occ.train.run_setup: checkpoint validation order, resume of optimisers and sampler, payload layout, step loop."""
+"""Tests of occ.train.run_setup: the run set-up (lock, restart, saving), checkpoint validation order, resume of
+optimisers and sampler, payload layout, the step loop and the divergence check."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-import occ.train.run_setup as run_state
+import occ.train.run_setup as run_setup
 from occ.checkpoint import TrainLog, load_checkpoint, save_checkpoint
 from occ.config import ModelConfig, TrainConfig, to_dict
 from occ.errors import CheckpointError
@@ -53,10 +54,10 @@ def test_default_progress(monkeypatch):
         def isatty(self):
             return True
 
-    monkeypatch.setattr(run_state.sys, "stderr", Terminal())
+    monkeypatch.setattr(run_setup.sys, "stderr", Terminal())
     assert default_progress(None) is True
     assert default_progress(False) is False
-    monkeypatch.setattr(run_state.sys, "stderr", io.StringIO())
+    monkeypatch.setattr(run_setup.sys, "stderr", io.StringIO())
     assert default_progress(None) is False
     assert default_progress(True) is True
 
@@ -214,3 +215,140 @@ def test_kept_message(tmp_path):
     assert kept_message(ckpt, 0, step0_path=tmp_path / "step0.pt") == (
         f"No checkpoint had been written yet ({tmp_path / 'step0.pt'} holds step 0)."
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _World(run_setup.World):
+    """A process of a parallel run without a process group: ``others_finite`` is what the other processes saw."""
+
+    others_finite: bool = True
+    barriers: list = dataclasses.field(default_factory=list)
+
+    def all_true(self, flag: bool) -> bool:
+        return flag and self.others_finite
+
+    def barrier(self) -> None:
+        self.barriers.append(self.rank)
+
+
+def test_stop_if_diverged_stops_every_process_and_names_what_diverged():
+    from occ.errors import TrainingDivergedError
+    from occ.train.run_setup import stop_if_diverged
+
+    kw = dict(what="training diverged at step 3: the loss L", advice="Lower the rate.", kept="Step 2 was kept.")
+    stop_if_diverged(torch.tensor(1.0), w=_World(rank=0, size=2), **kw)  # finite everywhere: go on
+    with pytest.raises(TrainingDivergedError) as here:  # this process's loss: its value and its terms
+        stop_if_diverged(torch.tensor(float("inf")), w=_World(rank=1, size=2, others_finite=False),
+                         parts={"p": torch.tensor(2.0)}, **kw)
+    assert str(here.value) == ("training diverged at step 3: the loss L is inf (p=2.0). Step 2 was kept. "
+                               "Lower the rate.")
+    with pytest.raises(TrainingDivergedError) as other:  # finite here, not on another process: stop here too
+        stop_if_diverged(torch.tensor(1.0), w=_World(rank=0, size=2, others_finite=False), **kw)
+    assert str(other.value) == ("training diverged at step 3: the loss L is not finite on another process. "
+                                "Step 2 was kept. Lower the rate.")
+    with pytest.raises(TrainingDivergedError, match=r"^x is nan\. a$"):  # one process: check_finite
+        stop_if_diverged(torch.tensor(float("nan")), w=run_setup.World(), what="x", advice="a", kept="")
+
+
+def test_step_loop_divergence_check_reads_the_loops_counters(tmp_path):
+    from occ.errors import TrainingDivergedError
+
+    ckpt, step0 = tmp_path / "checkpoint.pt", tmp_path / "step0.pt"
+    kw = dict(steps=6, log=None, progress=False, desc="t", ckpt_every=2, checkpoint=ckpt, task="SupCon pretraining",
+              advice="Lower supcon.lr.")
+    nan = torch.tensor(float("nan"))
+    with pytest.raises(TrainingDivergedError) as info:
+        with StepLoop(start=0, step0=step0, **kw) as loop:
+            for step in loop:
+                loop.stop_if_diverged(torch.tensor(1.0), what="loss")
+                loop.record({"step": step})
+                if loop.checkpoint_due:
+                    loop.check_weights(torch.nn.Linear(2, 2))
+                    loop.saved()
+                if step == 2:
+                    with pytest.raises(TrainingDivergedError) as first:  # the step in progress, not the last one done
+                        loop.stop_if_diverged(nan, what="loss")
+                    assert str(first.value) == ("SupCon pretraining diverged at step 3: the loss is nan. The last "
+                                                f"good checkpoint {ckpt} (step 2) was kept. Lower supcon.lr.")
+                if step == 3:
+                    bad = torch.nn.Linear(2, 2)
+                    with torch.no_grad():
+                        bad.weight.fill_(float("nan"))
+                    loop.check_weights(bad)
+    assert str(info.value) == (f"training diverged at step 3: Linear weight 'weight' is not finite, so no checkpoint "
+                               f"was written. The last good checkpoint {ckpt} (step 2) was kept. Lower supcon.lr.")
+    with pytest.raises(TrainingDivergedError, match=rf"at step 1: the loss is nan \(a=1\.0\)\. No checkpoint had been "
+                                                    rf"written yet \({step0} holds step 0\)\. Lower supcon\.lr\.$"):
+        with StepLoop(start=0, step0=step0, **kw) as loop:
+            for _ in loop:
+                loop.stop_if_diverged(nan, what="loss", parts={"a": torch.tensor(1.0)})
+    with pytest.raises(TrainingDivergedError, match=r"^fine-tuning diverged at step 5: the loss is nan\. Rerun\.$"):
+        with StepLoop(start=4, steps=6, log=None, progress=False, desc="t", task="fine-tuning",
+                      advice="Rerun.") as loop:  # no checkpoint: nothing to say about one
+            for _ in loop:
+                loop.stop_if_diverged(nan, what="loss")
+
+
+def _open(out_dir, **kw):
+    return run_setup.open_run(out_dir, who="trainer", device="cpu", progress=None, checkpoint="checkpoint.pt",
+                              log="log.csv", columns=("step", "loss"), **kw)
+
+
+def test_open_run_locks_the_folder_and_names_the_run(tmp_path):
+    from occ.errors import ConfigError, RunLockedError
+
+    with _open(tmp_path / "run") as run:
+        assert (tmp_path / "run" / run_setup.LOCK_NAME).is_file()  # created and locked
+        assert run.checkpoint == tmp_path / "run" / "checkpoint.pt" and run.out_dir == tmp_path / "run"
+        assert run.log.path == tmp_path / "run" / "log.csv" and not run.log.path.exists()  # not started yet
+        assert run.device == torch.device("cpu") and run.progress is False and run.w.main
+        with pytest.raises(RunLockedError, match="another training"):
+            with _open(tmp_path / "run"):
+                pass
+        mels, labels = run.check_inputs(torch.zeros(2, 80, 344, dtype=torch.float64), torch.tensor([0, 1]),
+                                        n_classes=2, configs=(MODEL, TRAIN))
+        assert mels.dtype == torch.float32 and labels.dtype == torch.int64
+        with pytest.raises(ConfigError, match="train.batch_size"):
+            run.check_inputs(mels, labels, n_classes=2, configs=(MODEL, dataclasses.replace(TRAIN, batch_size=0)))
+    assert not (tmp_path / "run" / run_setup.LOCK_NAME).exists()
+    with pytest.raises(ConfigError, match=r"trainer: on_config_change='maybe'"):
+        with _open(tmp_path / "run", on_config_change="maybe"):
+            pass
+
+
+def test_a_changed_configuration_restarts_only_when_asked(tmp_path, capsys):
+    from occ.errors import ConfigChangedError
+
+    kw = dict(kind="gan", model=MODEL, n_classes=3, folder="run folder", missing_ok=True)
+    other = [Expect("run", {**RUN, "seed": 4}, "run (seed)")]
+    with _open(tmp_path) as run:
+        assert run.load_checkpoint(**kw) is None  # nothing there: a fresh run
+        _write(tmp_path)
+        (tmp_path / "log.csv").write_text("step,loss\n1,0.5\n2,0.25\n")
+        assert run.load_checkpoint(checks=[Expect("run", RUN, "run (seed)")], **kw)["step"] == 2  # same: resume
+        with pytest.raises(ConfigChangedError, match="seed: checkpoint 3 vs requested 4"):
+            run.load_checkpoint(checks=other, **kw)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    with _open(tmp_path, on_config_change="restart") as run:
+        assert run.load_checkpoint(checks=other, **kw) is None
+        assert sorted(p.name for p in tmp_path.iterdir()) == [run_setup.LOCK_NAME]  # emptied, still locked
+    assert capsys.readouterr().err == (f"trainer: {tmp_path / 'checkpoint.pt'}: written with another run (seed): seed: "
+                                       "checkpoint 3 vs requested 4; starting a fresh run there (removed "
+                                       "checkpoint.pt, log.csv).\n")
+
+
+def test_save_writes_on_rank_0_and_every_process_waits(tmp_path):
+    built = []
+
+    def payload():
+        built.append(1)
+        return checkpoint_payload("gan", model=MODEL, train=TRAIN, run=RUN, step=1)
+
+    for rank in (1, 0):
+        w = _World(rank=rank, size=2)
+        run = run_setup.RunSetup(w=w, device=torch.device("cpu"), progress=False, out_dir=tmp_path,
+                                 checkpoint=tmp_path / "c.pt", log=None, who="t", on_config_change="error")
+        run.save(run.checkpoint, payload)
+        assert w.barriers == [rank]
+        assert (tmp_path / "c.pt").exists() == (rank == 0) and len(built) == (rank == 0)  # rank 1 builds nothing
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 1

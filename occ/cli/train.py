@@ -6,13 +6,14 @@
     torchrun --nproc_per_node 8 -m occ train --variant o2c --seed 0  # one GAN run, as train@o2c-0 trains it
     dvc repro train@o2c-0                                           # the stage finds the finished run, writes results
 
-Each command makes exactly the call the stage's notebook makes (``02_supcon``, ``03_train``): the same
-``params.yaml`` sections, feature cache, run folder (``runs/supcon``, ``runs/train/<variant>/seed<k>``) and
-seed. A run trained here is therefore the run the stage would train, and the stage, run afterwards, resumes
-it with nothing left to do (the same configuration resumes exactly) and writes its notebook, log and
-figures. Under torchrun the global batch of ``params.yaml`` is split over the processes (``occ.train.distributed``);
-in one process (plain ``occ train``) nothing changes. Interrupted runs resume where their last checkpoint
-stopped; rank 0 alone writes files and shows the progress bar.
+Each command makes the call the stage's notebook makes (``02_supcon``, ``03_train``), through the same function
+(``occ.train.supcon_train.supcon_stage``, ``occ.train.gan_train.train_stage``): the same ``params.yaml`` sections,
+feature cache, run folder (``runs/supcon``, ``runs/train/<variant>/seed<k>``) and seed. A run trained here is
+therefore the run the stage would train, and the stage, run afterwards, resumes it with nothing left to do (the
+same configuration resumes exactly) and writes its notebook, log and figures. Under torchrun the global batch of
+``params.yaml`` is split over the processes (``occ.train.distributed``); in one process (plain ``occ train``)
+nothing changes. Interrupted runs resume where their last checkpoint stopped; rank 0 alone writes files and shows
+the progress bar.
 """
 
 from __future__ import annotations
@@ -52,39 +53,25 @@ def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None
     s.set_defaults(func=cmd_supcon)
 
 
-def _project(args: argparse.Namespace, *, variant: str | None = None) -> tuple[Any, Any, Any, Any]:
-    """The layout, params, device and training split, as the notebooks set them up."""
-    from occ.data import datasets
+def _project(args: argparse.Namespace, *, variant: str | None = None) -> tuple[Any, Any, Any]:
+    """The layout, params and feature cache, as the notebooks load them."""
     from occ.config import load_params
-    from occ.train.distributed import setup
+    from occ.data import datasets
     from occ.paths import Layout
-    from occ.device import resolve_device
 
     layout = Layout.find(args.project)
     params = load_params(layout.params, variant=variant, profile=args.profile)
-    device = resolve_device(params.device)
-    w = setup(device)  # join torchrun's group first: each process then takes its own GPU
-    cache = datasets.load_feature_cache(layout.data(params.data.cache))
-    return layout, params, w.place(device), cache
+    return layout, params, datasets.load_feature_cache(layout.data(params.data.cache))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``occ train``: the call of notebooks/03_train.ipynb for ``--variant`` and ``--seed``."""
-    from occ.data import datasets
-    from occ.config import SUPCON_KINDS
     from occ.train.distributed import world
-    from occ.train.gan_train import train_gan
-    from occ.nets.models import load_encoder
+    from occ.train.gan_train import train_stage
 
-    layout, params, device, cache = _project(args, variant=args.variant)
-    params.check_seed(args.seed)
-    train = cache.train()
-    encoder = (load_encoder(layout.supcon_run / "encoder.pt", device=device)
-               if params.train.loss in SUPCON_KINDS else None)
-    run = train_gan(datasets.normalize_mel(train.mels), train.labels, n_classes=len(cache.class_names),
-                    model=params.model, train=params.train, out_dir=layout.train_run(args.variant, args.seed),
-                    seed=args.seed, device=device, encoder=encoder, class_names=cache.class_names,
-                    progress=None if not args.quiet else False, on_config_change="restart")
+    layout, params, cache = _project(args, variant=args.variant)
+    run = train_stage(layout, params, cache, variant=args.variant, seed=args.seed,
+                      progress=None if not args.quiet else False)
     w = world()
     if w.main:
         print(f"occ train: {args.variant} seed {args.seed}: step {run.step} of {run.steps} on {w.size} process(es) "
@@ -94,20 +81,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_supcon(args: argparse.Namespace) -> int:
     """``occ supcon``: the calls of notebooks/02_supcon.ipynb (pretraining, then fine-tuning)."""
-    from occ.data import datasets
     from occ.train.distributed import world
-    from occ.train.supcon_train import finetune_classifier, pretrain_supcon
+    from occ.train.supcon_train import supcon_stage
 
-    layout, params, device, cache = _project(args)
-    train = cache.train()
-    x_train = datasets.normalize_mel(train.mels)
-    progress = None if not args.quiet else False
-    n_classes = len(cache.class_names)
-    pre = pretrain_supcon(x_train, train.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
-                          out_dir=layout.supcon_run, seed=params.seed, device=device, progress=progress)
-    fine = finetune_classifier(x_train, train.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
-                               out_dir=layout.supcon_run, seed=params.seed, device=device,
-                               class_names=cache.class_names, progress=progress)
+    layout, params, cache = _project(args)
+    pre, fine = supcon_stage(layout, params, cache, progress=None if not args.quiet else False)
     w = world()
     if w.main:
         print(f"occ supcon: {pre.step} SupCon steps on {w.size} process(es), fine-tuned head at training accuracy "

@@ -7,6 +7,7 @@ loader rebuilds exactly the network that was trained (docs/reference.md, "Checkp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +74,29 @@ def build_encoder(model: ModelConfig, *, n_classes: int) -> Encoder:
     return Encoder(n_classes=n_classes, **kwargs)
 
 
-def _model_config(payload: dict, path: str | Path, *, rerun: str) -> ModelConfig:
+#: What rebuilds each kind of checkpoint, named when its architecture entry no longer fits.
+_RERUN = {"gan": "rerun the train stage (dvc repro train@<variant>-<seed>)",
+          "encoder": "rerun the supcon stage (dvc repro supcon)"}
+
+
+def _load_net(path: str | Path, *, kind: str, build: Callable[..., torch.nn.Module], key: str,
+              device: str | torch.device, fallback: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The network ``build(model, n_classes=...)`` of a checkpoint of ``kind``, with the weights stored under ``key``
+    (under ``fallback`` when ``key`` holds none), on ``device``, in eval mode without parameter gradients; and the
+    checkpoint payload."""
+    dev = resolve_device(device)
+    payload = load_checkpoint(path, kind=kind)
     try:
-        return ModelConfig(**payload["model"])
+        model = ModelConfig(**payload["model"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: its architecture entry {payload.get('model')!r} does not match this version's ModelConfig "
-            f"({exc}); {rerun}."
+            f"({exc}); {_RERUN[kind]}."
         ) from exc
+    net = build(model, n_classes=int(payload["n_classes"]))
+    net.load_state_dict(payload[key] if fallback is None or payload.get(key) is not None else payload[fallback])
+    net.to(dev).eval().requires_grad_(False)
+    return net, payload
 
 
 def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, dict]:
@@ -105,14 +121,7 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", ema:
     CheckpointError
         Missing, corrupt, or not a GAN checkpoint.
     """
-    dev = resolve_device(device)
-    payload = load_checkpoint(path, kind="gan")
-    model = _model_config(payload, path, rerun="rerun the train stage (dvc repro train@<variant>-<seed>)")
-    g = build_generator(model, n_classes=int(payload["n_classes"]))
-    state = payload.get("g_ema") if ema and payload.get("g_ema") is not None else payload["g"]
-    g.load_state_dict(state)
-    g.to(dev).eval().requires_grad_(False)
-    return g, payload
+    return _load_net(path, kind="gan", build=build_generator, key="g_ema" if ema else "g", fallback="g", device=device)
 
 
 def load_discriminator(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[Discriminator, dict]:
@@ -123,13 +132,7 @@ def load_discriminator(path: str | Path, *, device: str | torch.device = "cpu") 
     CheckpointError
         Missing, corrupt, or not a GAN checkpoint.
     """
-    dev = resolve_device(device)
-    payload = load_checkpoint(path, kind="gan")
-    model = _model_config(payload, path, rerun="rerun the train stage (dvc repro train@<variant>-<seed>)")
-    d = build_discriminator(model, n_classes=int(payload["n_classes"]))
-    d.load_state_dict(payload["d"])
-    d.to(dev).eval().requires_grad_(False)
-    return d, payload
+    return _load_net(path, kind="gan", build=build_discriminator, key="d", device=device)
 
 
 def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Encoder:
@@ -152,9 +155,6 @@ def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Enc
     CheckpointError
         Missing, corrupt, or not an encoder checkpoint.
     """
-    payload = load_checkpoint(path, kind="encoder")
-    model = _model_config(payload, path, rerun="rerun the supcon stage (dvc repro supcon)")
-    enc = build_encoder(model, n_classes=int(payload["n_classes"]))
-    enc.load_state_dict(payload["encoder"])
+    enc, payload = _load_net(path, kind="encoder", build=build_encoder, key="encoder", device=device)
     enc.stage = payload.get("stage", "")
-    return enc.to(resolve_device(device)).eval().requires_grad_(False)
+    return enc

@@ -22,12 +22,15 @@ resumed ends bit-identical to an uninterrupted one.
 Files in ``out_dir``: ``step0.pt`` (the untrained models, written before the first step: the
 "step 0" reference), ``checkpoint.pt`` (every ``train.ckpt_every`` steps and at the end, written
 atomically; a diverged run never overwrites it) and ``log.csv`` (one row per step, see
-:data:`LOG_COLUMNS`).
+:data:`LOG_COLUMNS`). The run set-up (lock, restart, device, rank-0 saving, the divergence check) is
+``occ.train.run_setup``'s. :func:`train_stage` is the train stage's call of :func:`train_gan` (the one
+``notebooks/03_train.ipynb`` and ``occ train`` make).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,23 +40,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from occ.checkpoint import TrainLog
+from occ.config import SUPCON_KINDS, ModelConfig, Params, TrainConfig, to_dict
 from occ.data.audio import N_FRAMES, N_MELS
-from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augment
-from occ.checkpoint import TrainLog, save_checkpoint
-from occ.config import SUPCON_KINDS, ModelConfig, TrainConfig, to_dict
+from occ.data.checks import data_digest, module_digest
+from occ.data.datasets import FeatureCache, normalize_mel
+from occ.errors import ConfigError
 from occ.nets.discriminator import Discriminator
-from occ.train.distributed import World, gather, setup, sync_batchnorm, world, wrap
-from occ.errors import ConfigError, TrainingDivergedError
 from occ.nets.generator import Generator
-from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
 from occ.nets.models import build_discriminator, initial_generator, load_encoder
-from occ.train.run_setup import (Expect, StepLoop, check_finite, check_finite_weights, checkpoint_payload, default_progress,
-                           guarded_run, kept_message, load_run_checkpoint, restore_run, run_files)
-from occ.device import resolve_device
+from occ.paths import Layout
 from occ.seeding import derived_seed, make_generator
-from occ.data.checks import check_training_data, data_digest, module_digest
+from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augment
+from occ.train.distributed import World, gather, sync_batchnorm, wrap
+from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
+from occ.train.run_setup import Expect, StepLoop, checkpoint_payload, open_run, restore_run
 
-__all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "train_gan", "d_step", "g_step", "ema_update"]
+__all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "Nets", "Draws", "draw_step", "train_gan", "train_stage",
+           "d_step", "g_step", "ema_update"]
 
 #: Columns of ``log.csv``: hinge terms of D (real, fake, their sum), contrastive terms, G's
 #: adversarial loss, D's accuracy on real (logit > 0) and fake (logit < 0) samples, step time in s.
@@ -204,14 +208,17 @@ class _DForward(nn.Module):
         return out.logits, out.embedding, self.d.class_embedding(y_con)
 
 
-def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop: _Stop) -> dict[str, float]:
+def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
+           check: Callable[..., None]) -> dict[str, float]:
     """One update of D (and its class embeddings):
     ``L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z, c')))) + w * l_C(h(D1(x)), c, e(c)[, f(x)])``.
 
-    The contrastive term is computed on the global batch (embeddings gathered over processes). Returns the
-    D half of the log row, for this process's rows.
+    The contrastive term is computed on the global batch (embeddings gathered over processes). ``check(L_D,
+    what=..., parts=...)`` runs before the update and raises to stop the run (the trainer passes
+    :meth:`StepLoop.stop_if_diverged <occ.train.run_setup.StepLoop.stop_if_diverged>`). Returns the D half of the
+    log row, for this process's rows.
     """
-    rows, dev = draws.rows, draws.x_real.device
+    rows = draws.rows
     y_real, y_fake = draws.y_real[rows], draws.y_fake[rows]
     nets.d.requires_grad_(True)
     with autocast:
@@ -226,19 +233,9 @@ def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop:
         n = y_real.shape[0]
         real_logits, fake_logits = logits[:n].float(), logits[n:].float()
         d_adv = d_hinge_loss(real_logits, fake_logits)
-        if train.loss != "none":
-            source = None
-            if nets.f is not None:
-                with torch.no_grad():
-                    source = gather(nets.f.embed(draws.x_real).float())
-            d_con = contrastive_loss(
-                gather(embedding[:n].float()), draws.y_real, gather(class_emb.float()),
-                kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
-            )
-        else:
-            d_con = torch.zeros((), device=dev)
+        d_con = _contrastive_term(nets, train, embedding[:n], draws.y_real, class_emb, draws.x_real, through_f=False)
         d_loss = d_adv + train.contrastive_weight * d_con
-    stop.if_diverged(d_loss, what="discriminator loss L_D", parts={"d_adv": d_adv, "d_contrastive": d_con})
+    check(d_loss, what="discriminator loss L_D", parts={"d_adv": d_adv, "d_contrastive": d_con})
     nets.d_optim.zero_grad(set_to_none=True)
     d_loss.backward()
     nets.d_optim.step()
@@ -253,13 +250,14 @@ def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop:
         }
 
 
-def g_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop: _Stop) -> dict[str, float]:
+def g_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
+           check: Callable[..., None]) -> dict[str, float]:
     """One update of G: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(G(z, c))])``.
 
     D and e are not updated here (their parameters stop requiring gradients); in the SupCon losses the
-    gradient of the ``f(G(z, c))`` term flows through the frozen ``f`` into G. Returns the G half of the log row.
+    gradient of the ``f(G(z, c))`` term flows through the frozen ``f`` into G. ``check`` as in :func:`d_step`.
+    Returns the G half of the log row.
     """
-    dev = draws.z_gen.device
     y = draws.y_gen[draws.rows]
     nets.d.requires_grad_(False)  # D (and e) are updated by D's optimiser only
     with autocast:
@@ -267,21 +265,36 @@ def g_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any, stop:
         d_in = apply_d_augment(x_gen, draws.aug_gen) if train.augment else x_gen
         out = nets.d(d_in, y)
         g_adv = g_hinge_loss(out.logits.float())
-        if train.loss != "none":
-            source = gather(nets.f.embed(x_gen).float()) if nets.f is not None else None  # gradient flows through f
-            g_con = contrastive_loss(
-                gather(out.embedding.float()), draws.y_gen, gather(nets.d.class_embedding(y).float()),
-                kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
-            )
-        else:
-            g_con = torch.zeros((), device=dev)
+        g_con = _contrastive_term(nets, train, out.embedding, draws.y_gen, nets.d.class_embedding(y), x_gen,
+                                  through_f=True)
         g_loss = g_adv + train.contrastive_weight * g_con
-    stop.if_diverged(g_loss, what="generator loss L_G", parts={"g_adv": g_adv, "g_contrastive": g_con})
+    check(g_loss, what="generator loss L_G", parts={"g_adv": g_adv, "g_contrastive": g_con})
     nets.g_optim.zero_grad(set_to_none=True)
     g_loss.backward()
     nets.g_optim.step()
     nets.d.requires_grad_(True)
     return {"g_adv": g_adv.item(), "g_contrastive": g_con.item()}
+
+
+def _contrastive_term(nets: Nets, train: TrainConfig, embedding: torch.Tensor, labels: torch.Tensor,
+                      class_emb: torch.Tensor, x: torch.Tensor, *, through_f: bool) -> torch.Tensor:
+    """The contrastive term ``l_C(h(D1(x)), c, e(c)[, f(x)])`` of a D or G step, on the global batch (0 for loss
+    ``"none"``).
+
+    ``embedding`` (h) and ``class_emb`` (e(c)) hold this process's rows, ``labels`` the classes of the global batch,
+    ``x`` this process's clips for the frozen encoder f (SupCon losses). The gradient flows through f only when
+    ``through_f`` (the G step: ``f(G(z, c))`` depends on G).
+    """
+    if train.loss == "none":
+        return torch.zeros((), device=embedding.device)
+    source = None
+    if nets.f is not None:
+        with nullcontext() if through_f else torch.no_grad():
+            source = gather(nets.f.embed(x).float())
+    return contrastive_loss(
+        gather(embedding.float()), labels, gather(class_emb.float()),
+        kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
+    )
 
 
 @torch.no_grad()
@@ -296,30 +309,6 @@ def ema_update(g_ema: nn.Module, g: nn.Module, *, decay: float, step: int) -> No
         p_ema.lerp_(p.detach(), 1.0 - beta)
     for b_ema, b in zip(g_ema.buffers(), g.buffers()):
         b_ema.copy_(b)
-
-
-class _Stop:
-    """The divergence check of a run: every process stops together when one sees a non-finite loss."""
-
-    def __init__(self, w: World, ckpt_path: Path) -> None:
-        self.w, self.ckpt_path, self.step, self.last_saved = w, ckpt_path, 0, 0
-
-    def kept(self) -> str:
-        return kept_message(self.ckpt_path, self.last_saved, step0_path=self.ckpt_path.parent / STEP0_NAME)
-
-    def advice(self) -> str:
-        return (f"To retry, lower train.lr_d / train.lr_g (or raise train.tau_d / train.tau_c) and delete "
-                f"{self.ckpt_path.parent} first: resuming with the same settings would repeat the same steps.")
-
-    def if_diverged(self, loss: torch.Tensor, *, what: str, parts: dict[str, torch.Tensor]) -> None:
-        if self.w.all_true(bool(torch.isfinite(loss.detach()))):
-            return
-        what = f"training diverged at step {self.step}: the {what}"
-        check_finite(loss, what=what, parts=parts, advice=self.advice(), kept=self.kept())
-        raise TrainingDivergedError(f"{what} is not finite on another process. {self.kept()} {self.advice()}")
-
-    def check_weights(self, *modules: nn.Module | None) -> None:
-        check_finite_weights(*modules, step=self.step, advice=self.advice(), kept=self.kept())
 
 
 def train_gan(
@@ -398,53 +387,93 @@ def train_gan(
     TrainingDivergedError
         A loss became NaN or infinite; ``checkpoint.pt`` keeps the last good state.
     """
-    kwargs = dict(n_classes=n_classes, model=model, train=train, seed=seed, device=device, encoder=encoder,
-                  class_names=class_names, progress=progress, stop_after=stop_after)
-    setup(resolve_device(device))  # join torchrun's process group, if any, before rank 0 locks the folder
-    return guarded_run(_train_gan, mels, labels, out_dir=out_dir, on_config_change=on_config_change, who="train_gan",
-                       **kwargs)
+    with open_run(out_dir, who="train_gan", device=device, progress=progress, checkpoint=CHECKPOINT_NAME, log=LOG_NAME,
+                  columns=LOG_COLUMNS, on_config_change=on_config_change) as run:
+        mels, labels = run.check_inputs(mels, labels, n_classes=n_classes, configs=(model, train))
+        w, dev, ckpt_path = run.w, run.device, run.checkpoint
+        w.local_batch(train.batch_size)
+        f = _frozen_encoder(encoder, device=dev, loss=train.loss) if train.loss in SUPCON_KINDS else None
+        step0_path = run.out_dir / STEP0_NAME
+        run_info = {
+            "seed": int(seed),
+            "n_clips": int(mels.shape[0]),
+            "data_digest": data_digest(mels, labels),
+            "encoder_digest": module_digest(f) if f is not None else "",
+        }
+        payload = run.load_checkpoint(  # validate before building anything
+            kind="gan", model=model, n_classes=n_classes, folder="run folder", missing_ok=True,
+            expect_train=to_dict(train), train_may_differ=TRAIN_MAY_DIFFER,
+            checks=[Expect("run", run_info, "run (seed, training data, encoder)")],
+        )
+
+        sampler = make_generator(derived_seed(seed, 1))
+        nets = _build_nets(model, train, n_classes=n_classes, seed=seed, payload=payload, f=f, w=w, device=dev)
+        g, d, g_ema = nets.g, nets.d, nets.g_ema
+
+        def checkpoint_at(step: int) -> dict[str, Any]:
+            return checkpoint_payload(
+                "gan", model=model, train=train, run=run_info, step=step, sampler=sampler,
+                n_classes=int(n_classes),
+                class_names=list(class_names) if class_names is not None else None,
+                g=g.state_dict(),
+                d=d.state_dict(),
+                g_ema=g_ema.state_dict() if g_ema is not None else None,
+                g_optim=nets.g_optim.state_dict(),
+                d_optim=nets.d_optim.state_dict(),
+            )
+
+        start, resumed_from = restore_run(payload, log=run.log, sampler=sampler,
+                                          optimizers={"g_optim": nets.g_optim, "d_optim": nets.d_optim})
+        if payload is None:
+            run.save(step0_path, lambda: checkpoint_at(0))
+        del payload
+
+        autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if train.bf16 and dev.type == "cuda"
+                    else nullcontext())
+        advice = (f"To retry, lower train.lr_d / train.lr_g (or raise train.tau_d / train.tau_c) and delete "
+                  f"{run.out_dir} first: resuming with the same settings would repeat the same steps.")
+        postfix = lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",  # noqa: E731
+                               "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"}
+        with StepLoop(start=start, steps=train.steps, log=run.log, progress=run.progress, desc=f"GAN {train.loss}",
+                      postfix=postfix, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path,
+                      task="training", advice=advice, step0=step0_path) as loop:
+            for step in loop:
+                g.train()
+                d.train()
+                draws = draw_step(sampler, mels, labels, batch_size=train.batch_size, n_classes=n_classes,
+                                  z_dim=g.z_dim, augment=train.augment, w=w, device=dev)
+                row = d_step(nets, draws, train, autocast=autocast, check=loop.stop_if_diverged)
+                row.update(g_step(nets, draws, train, autocast=autocast, check=loop.stop_if_diverged))
+                if g_ema is not None:
+                    ema_update(g_ema, g, decay=train.ema_decay, step=step)
+                loop.record({"step": step, **w.mean(row)})
+                if loop.checkpoint_due:
+                    loop.check_weights(g, d, g_ema)
+                    run.save(ckpt_path, lambda: checkpoint_at(step))
+                    loop.saved()
+        done = loop.done()
+        g.eval()
+        d.eval()
+        return GANRun(
+            out_dir=run.out_dir,
+            checkpoint_path=ckpt_path,
+            step0_path=step0_path,
+            log_path=run.out_dir / LOG_NAME,
+            step=done.step,
+            steps=train.steps,
+            finished=done.finished,
+            resumed_from=resumed_from,
+            seconds=done.seconds,
+            generator=g_ema if g_ema is not None else g,
+            discriminator=d,
+        )
 
 
-def _train_gan(
-    mels: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    n_classes: int,
-    model: ModelConfig,
-    train: TrainConfig,
-    out_dir: str | Path,
-    seed: int,
-    device: str | torch.device,
-    encoder: nn.Module | str | Path | None,
-    class_names: list[str] | None,
-    progress: bool | None,
-    stop_after: int | None,
-) -> GANRun:
-    """The body of :func:`train_gan`: set-up, then the loop of D step, G step, EMA, log and checkpoint."""
-    model.check()
-    train.check()
-    mels, labels = check_training_data(mels, labels, n_classes=n_classes)
-    w = world()
-    dev = w.place(resolve_device(device))
-    w.local_batch(train.batch_size)
-    progress = default_progress(progress) and w.main
-    f = _frozen_encoder(encoder, device=dev, loss=train.loss) if train.loss in SUPCON_KINDS else None
-    out_dir, ckpt_path, log = run_files(out_dir, CHECKPOINT_NAME, LOG_NAME, LOG_COLUMNS, create=w.main)
-    log = log if w.main else None
-    step0_path = out_dir / STEP0_NAME
-    run_info = {
-        "seed": int(seed),
-        "n_clips": int(mels.shape[0]),
-        "data_digest": data_digest(mels, labels),
-        "encoder_digest": module_digest(f) if f is not None else "",
-    }
-    payload = load_run_checkpoint(  # validate before building anything
-        ckpt_path, kind="gan", model=model, n_classes=n_classes, folder="run folder", missing_ok=True,
-        expect_train=to_dict(train), train_may_differ=TRAIN_MAY_DIFFER,
-        checks=[Expect("run", run_info, "run (seed, training data, encoder)")],
-    )
-
-    sampler = make_generator(derived_seed(seed, 1))
+def _build_nets(model: ModelConfig, train: TrainConfig, *, n_classes: int, seed: int,
+                payload: Mapping[str, Any] | None, f: nn.Module | None, w: World, device: torch.device) -> Nets:
+    """G (seeded: :func:`~occ.nets.models.initial_generator`), D, the EMA copy of G and their optimisers, with the
+    weights of ``payload`` when resuming, placed on ``device`` and wrapped for a parallel run. The optimisers' state
+    is :func:`~occ.train.run_setup.restore_run`'s to load."""
     g = initial_generator(model, n_classes=n_classes, seed=seed)  # seeds every generator, then builds G
     d = build_discriminator(model, n_classes=n_classes)
     g_ema = copy.deepcopy(g) if train.ema_decay > 0 else None
@@ -455,76 +484,51 @@ def _train_gan(
             g_ema.load_state_dict(payload["g_ema"])
     for module in (g, d, g_ema):
         if module is not None:
-            module.to(dev)
+            module.to(device)
     if g_ema is not None:
         g_ema.eval().requires_grad_(False)
     if w.parallel:
         sync_batchnorm(g)  # BatchNorm over the global batch, as in one process
     g_optim = torch.optim.Adam(g.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2))
     d_optim = torch.optim.Adam(d.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
-    nets = Nets(g=g, d=d, g_ema=g_ema, f=f, g_optim=g_optim, d_optim=d_optim,
-                g_train=wrap(g, w, dev), d_train=wrap(_DForward(d), w, dev))
+    return Nets(g=g, d=d, g_ema=g_ema, f=f, g_optim=g_optim, d_optim=d_optim,
+                g_train=wrap(g, w, device), d_train=wrap(_DForward(d), w, device))
 
-    def save(path: Path, step: int) -> None:
-        if w.main:
-            save_checkpoint(path, checkpoint_payload(
-                "gan", model=model, train=train, run=run_info, step=step, sampler=sampler,
-                n_classes=int(n_classes),
-                class_names=list(class_names) if class_names is not None else None,
-                g=g.state_dict(),
-                d=d.state_dict(),
-                g_ema=g_ema.state_dict() if g_ema is not None else None,
-                g_optim=g_optim.state_dict(),
-                d_optim=d_optim.state_dict(),
-            ))
-        w.barrier()
 
-    start, resumed_from = restore_run(payload, log=log, sampler=sampler,
-                                      optimizers={"g_optim": g_optim, "d_optim": d_optim})
-    if payload is None:
-        save(step0_path, 0)
-    del payload
+def train_stage(layout: Layout, params: Params, cache: FeatureCache, *, variant: str, seed: int,
+                progress: bool | None = None) -> GANRun:
+    """The train stage's run of ``variant`` and ``seed``: the call of ``notebooks/03_train.ipynb`` and ``occ train``.
 
-    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if train.bf16 and dev.type == "cuda"
-                else nullcontext())
-    stop = _Stop(w, ckpt_path)
-    stop.last_saved = start
-    postfix = lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",  # noqa: E731
-                           "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"}
-    with StepLoop(start=start, steps=train.steps, log=log, progress=progress, desc=f"GAN {train.loss}",
-                  postfix=postfix, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path) as loop:
-        for step in loop:
-            stop.step = step
-            g.train()
-            d.train()
-            draws = draw_step(sampler, mels, labels, batch_size=train.batch_size, n_classes=n_classes,
-                              z_dim=g.z_dim, augment=train.augment, w=w, device=dev)
-            row = d_step(nets, draws, train, autocast=autocast, stop=stop)
-            row.update(g_step(nets, draws, train, autocast=autocast, stop=stop))
-            if g_ema is not None:
-                ema_update(g_ema, g, decay=train.ema_decay, step=step)
-            loop.record({"step": step, **w.mean(row)})
-            if loop.checkpoint_due:
-                stop.check_weights(g, d, g_ema)
-                save(ckpt_path, step)
-                loop.saved()
-                stop.last_saved = step
-    done = loop.done()
-    g.eval()
-    d.eval()
-    return GANRun(
-        out_dir=out_dir,
-        checkpoint_path=ckpt_path,
-        step0_path=step0_path,
-        log_path=out_dir / LOG_NAME,
-        step=done.step,
-        steps=train.steps,
-        finished=done.finished,
-        resumed_from=resumed_from,
-        seconds=done.seconds,
-        generator=g_ema if g_ema is not None else g,
-        discriminator=d,
-    )
+    :func:`train_gan` on the training clips of ``cache`` (normalised), with ``params.model``, ``params.train`` and
+    ``params.device``, into ``layout.train_run(variant, seed)``, with the encoder f of the supcon stage
+    (``runs/supcon/encoder.pt``, read by the SupCon losses only). A changed configuration starts a fresh run
+    there (``on_config_change="restart"``); an unchanged one resumes.
+
+    Parameters
+    ----------
+    layout : Layout
+        The project's folders.
+    params : Params
+        ``params.yaml`` loaded for ``variant``.
+    cache : FeatureCache
+        The log-mel feature cache (``params.data.cache``).
+    variant : str
+        The variant's name (its run folder).
+    seed : int
+        The training seed.
+    progress : bool, optional
+        Show a progress bar; default: when stderr is a terminal.
+
+    Returns
+    -------
+    GANRun
+    """
+    params.check_seed(seed)
+    clips = cache.train()
+    return train_gan(normalize_mel(clips.mels), clips.labels, n_classes=len(cache.class_names), model=params.model,
+                     train=params.train, out_dir=layout.train_run(variant, seed), seed=seed, device=params.device,
+                     encoder=layout.supcon_run / "encoder.pt", class_names=cache.class_names, progress=progress,
+                     on_config_change="restart")
 
 
 def _frozen_encoder(encoder: nn.Module | str | Path | None, *, device: torch.device, loss: str) -> nn.Module:

@@ -138,9 +138,7 @@ def contrastive_loss(
             f"contrastive_loss: kind={kind!r} is unknown; use one of {sorted(CONTRASTIVE_KINDS)}."
         )
     uses_source, same_class_positives = CONTRASTIVE_KINDS[kind]
-    for name, tau in (("tau_d", tau_d), ("tau_c", tau_c)):
-        if not float(tau) > 0.0:
-            raise ConfigError(f"contrastive_loss: {name}={tau!r} must be a temperature > 0.")
+    _check_temperatures("contrastive_loss", tau_d=tau_d, tau_c=tau_c)
     if data_emb.ndim != 2:
         raise DataError(
             f"contrastive_loss: data_emb must have shape (N, D), got {tuple(data_emb.shape)}."
@@ -246,9 +244,7 @@ def supcon_loss(
     DataError
         ``features`` not 3-D, fewer than two views in all, or labels of the wrong shape.
     """
-    for name, tau in (("temperature", temperature), ("base_temperature", base_temperature)):
-        if not float(tau) > 0.0:
-            raise ConfigError(f"supcon_loss: {name}={tau!r} must be a temperature > 0.")
+    _check_temperatures("supcon_loss", temperature=temperature, base_temperature=base_temperature)
     if features.ndim != 3:
         raise DataError(
             f"supcon_loss: features must have shape (N, views, D), got {tuple(features.shape)}; "
@@ -281,6 +277,13 @@ def supcon_loss(
         return features.sum() * 0.0
     mean_log_prob = pos_log_prob[has_pos] / n_pos[has_pos].to(log_prob.dtype)
     return -(temperature / base_temperature) * mean_log_prob.mean()
+
+
+def _check_temperatures(fn: str, **temperatures: float) -> None:
+    """Raise :class:`~occ.errors.ConfigError` naming ``fn`` and the first temperature that is not > 0."""
+    for name, tau in temperatures.items():
+        if not float(tau) > 0.0:
+            raise ConfigError(f"{fn}: {name}={tau!r} must be a temperature > 0.")
 
 
 def _check_logits(logits: torch.Tensor, *, name: str) -> None:

@@ -1,13 +1,32 @@
-"""The run bookkeeping shared by the training loops of ``occ.train.gan_train`` and ``occ.train.supcon_train``.
+"""The run set-up both trainers open (``occ.train.gan_train``, ``occ.train.supcon_train``), and their step loop.
 
-A resumable training stage follows one pattern: lock the run folder (:func:`guarded_run`, which also
-restarts a run whose configuration changed), validate the checkpoint there before building anything
-(:func:`load_run_checkpoint`), build the models and optimisers, restore their state and the batch
-sampler's random state from the checkpoint or start a fresh log (:func:`restore_run`), then run the
-steps in a :class:`StepLoop` (one log row per step, the checkpoint (:func:`checkpoint_payload`) every
-``ckpt_every`` steps and at the end), stopping on a non-finite loss (:func:`check_finite`). None of these
-helpers draws a random number: the draws, and so the trained weights and the exactness of resume, are the
-caller's alone. In a parallel run (``occ.train.distributed``) rank 0 alone locks, logs and writes checkpoints.
+A resumable training stage follows one pattern::
+
+    with open_run(out_dir, who="train_gan", device=device, progress=progress, checkpoint="checkpoint.pt", ...) as run:
+        mels, labels = run.check_inputs(mels, labels, n_classes=n_classes, configs=(model, train))
+        payload = run.load_checkpoint(kind="gan", ...)      # validate before building anything
+        ...build the models and optimisers, load their weights from payload...
+        start, resumed_from = restore_run(payload, log=run.log, sampler=sampler, optimizers={...})
+        with StepLoop(start=start, ..., log=run.log, checkpoint=run.checkpoint) as loop:
+            for step in loop:
+                loss = ...
+                loop.stop_if_diverged(loss, what="loss")    # every process stops together
+                ...update...
+                loop.record({"step": step, ...})
+                if loop.checkpoint_due:
+                    run.save(run.checkpoint, lambda: checkpoint_payload(...))
+                    loop.saved()
+
+:func:`open_run` joins torchrun's process group (if any), locks the run folder on rank 0
+(:func:`run_lock`), places this process on its device and names the run's files (:class:`RunSetup`).
+:meth:`RunSetup.load_checkpoint` validates the checkpoint there (:func:`load_run_checkpoint`) and, under
+``on_config_change="restart"``, empties a folder whose checkpoint was written with another configuration and
+starts afresh. :func:`restore_run` restores the optimisers and the batch sampler's random state or starts a
+fresh log; :class:`StepLoop` runs the steps (one log row per step, checkpoint timing, Ctrl-C) and owns the
+run's counters: the step done and the step of the last checkpoint, which its divergence check
+(:meth:`StepLoop.stop_if_diverged`, on :func:`stop_if_diverged`) names. :meth:`RunSetup.save` writes a
+checkpoint (:func:`checkpoint_payload`) on rank 0 while every process waits. None of these helpers draws a
+random number: the draws, and so the trained weights and the exactness of resume, are the caller's alone.
 
 A run folder has one writer at a time (:func:`run_lock`: a second one gets :class:`~occ.errors.RunLockedError`
 naming the folder and the holder's pid; the lock of a process that died is released by the system), and the
@@ -31,12 +50,14 @@ from typing import Any, NamedTuple
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
-from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint
-from occ.config import to_dict
 from occ.atomic import umask_mode
-from occ.train.distributed import world
+from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint, save_checkpoint
+from occ.config import to_dict
+from occ.data.checks import check_training_data
+from occ.device import resolve_device
 from occ.errors import ConfigChangedError, ConfigError, RunLockedError, TrainingDivergedError, TrainingInterrupted
 from occ.seeding import rng_state, set_rng_state
+from occ.train.distributed import World, setup, world
 
 try:
     import fcntl
@@ -47,6 +68,8 @@ __all__ = [
     "SAMPLER",
     "Expect",
     "StepsDone",
+    "RunSetup",
+    "open_run",
     "default_progress",
     "run_files",
     "load_run_checkpoint",
@@ -54,8 +77,8 @@ __all__ = [
     "checkpoint_payload",
     "StepLoop",
     "check_finite",
+    "stop_if_diverged",
     "check_finite_weights",
-    "guarded_run",
     "kept_message",
     "LOCK_NAME",
     "run_lock",
@@ -92,7 +115,7 @@ class Expect(NamedTuple):
 
 @dataclass
 class StepsDone:
-    """Outcome of :func:`run_steps`.
+    """Outcome of a :class:`StepLoop` (:meth:`StepLoop.done`).
 
     Attributes
     ----------
@@ -299,16 +322,17 @@ def checkpoint_payload(kind: str, *, model: Any, train: Any, run: Mapping[str, A
 
 
 class StepLoop:
-    """Steps ``start + 1 .. steps`` of a training loop: timing, the log, the progress bar, checkpoint timing, Ctrl-C.
+    """Steps ``start + 1 .. steps`` of a training loop: timing, the log, the progress bar, checkpoint timing, the
+    divergence check, Ctrl-C; and the run's counters (:attr:`step`, :attr:`last_saved`), kept here alone.
 
     A trainer reads top to bottom::
 
-        with StepLoop(start=start, steps=steps, log=log, ...) as loop:
+        with StepLoop(start=start, steps=steps, log=run.log, ...) as loop:
             for step in loop:
-                row = {"step": step, **d_step(...), **g_step(...)}
+                row = {"step": step, **d_step(..., check=loop.stop_if_diverged), **g_step(...)}
                 loop.record(row)               # time, log row, progress bar
                 if loop.checkpoint_due:
-                    save(step)
+                    run.save(run.checkpoint, lambda: checkpoint_payload(...))
                     loop.saved()
         done = loop.done()
 
@@ -333,7 +357,20 @@ class StepLoop:
     stop_after : int, optional
         Stop, as if the process were killed, after this many steps of this loop.
     checkpoint : Path, optional
-        The checkpoint file, named when the run is interrupted.
+        The checkpoint file, named when the run is interrupted or diverges.
+    task : str
+        What diverged, in a divergence message (``"SupCon pretraining"``).
+    advice : str
+        What to change before retrying, in a divergence message.
+    step0 : Path, optional
+        The untrained models' file, named by a divergence message before the first checkpoint.
+
+    Attributes
+    ----------
+    step : int
+        Steps done (the step in progress is ``step + 1``).
+    last_saved : int
+        Step of the last checkpoint written (``start`` until one is written).
 
     Raises
     ------
@@ -344,10 +381,12 @@ class StepLoop:
 
     def __init__(self, *, start: int, steps: int, log: TrainLog | None, progress: bool, desc: str,
                  postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None, ckpt_every: int | None = None,
-                 stop_after: int | None = None, checkpoint: Path | None = None) -> None:
+                 stop_after: int | None = None, checkpoint: Path | None = None, task: str = "training",
+                 advice: str = "", step0: Path | None = None) -> None:
         self.step = self.last_saved = start
         self.steps, self.log, self.desc, self.postfix = steps, log, desc, postfix
         self.ckpt_every, self.stop_after, self.checkpoint = ckpt_every, stop_after, checkpoint
+        self.task, self.advice, self.step0 = task, advice, step0
         self.seconds = 0.0
         self._ran = 0
         self._t0: float | None = None
@@ -405,6 +444,33 @@ class StepLoop:
         """Steps done, the last checkpoint's step and the wall time of this loop's steps."""
         return StepsDone(step=self.step, steps=self.steps, last_saved=self.last_saved, seconds=self.seconds)
 
+    def kept(self) -> str:
+        """The sentence of a divergence message that says which checkpoint survives (empty when none is written)."""
+        if self.ckpt_every is None or self.checkpoint is None:
+            return ""
+        return kept_message(self.checkpoint, self.last_saved, step0_path=self.step0)
+
+    def stop_if_diverged(self, loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None
+                         ) -> None:
+        """:func:`stop_if_diverged` in the step in progress: ``"<task> diverged at step <n>: the <what> is nan ..."``,
+        with the checkpoint kept and the advice.
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            A 0-d loss of this process.
+        what : str
+            The loss's name (``"discriminator loss L_D"``).
+        parts : mapping of str to torch.Tensor, optional
+            The loss's terms, listed in the message.
+        """
+        stop_if_diverged(loss, w=world(), what=f"{self.task} diverged at step {self.step + 1}: the {what}",
+                         parts=parts, advice=self.advice, kept=self.kept())
+
+    def check_weights(self, *modules: torch.nn.Module | None) -> None:
+        """:func:`check_finite_weights` of the step just recorded, before its checkpoint is written."""
+        check_finite_weights(*modules, step=self.step, advice=self.advice, kept=self.kept())
+
 
 def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
                  advice: str, kept: str) -> None:
@@ -427,6 +493,35 @@ def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Ten
         return
     detail = f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
     raise TrainingDivergedError(" ".join(part for part in (f"{what} is {loss.item()!r}{detail}.", kept, advice) if part))
+
+
+def stop_if_diverged(loss: torch.Tensor, *, w: World, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                     advice: str, kept: str) -> None:
+    """The divergence check of a training step: every process stops together when one sees a non-finite ``loss``.
+
+    Built on :func:`check_finite`: the processes agree first (``w.all_true``, a collective, so every process must
+    call it in the same step), then the one whose loss is NaN or infinite raises with its value and ``parts``, and
+    the others raise saying that it is not finite on another process. In one process this is :func:`check_finite`.
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        A 0-d loss of this process.
+    w : World
+        This process's world (``occ.train.distributed.world()``).
+    what, parts, advice, kept
+        As in :func:`check_finite`.
+
+    Raises
+    ------
+    TrainingDivergedError
+        On every process, when ``loss`` is not finite on any.
+    """
+    if w.all_true(bool(torch.isfinite(loss.detach()))):
+        return
+    check_finite(loss, what=what, parts=parts, advice=advice, kept=kept)
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is not finite on another process.", kept, advice)
+                                         if part))
 
 
 def check_finite_weights(*modules: torch.nn.Module | None, step: int, advice: str, kept: str) -> None:
@@ -533,38 +628,124 @@ def clear_run_folder(out_dir: str | Path) -> list[str]:
     return removed
 
 
-def guarded_run(body: Callable[..., Any], /, *args: Any, out_dir: str | Path, on_config_change: str, who: str,
-                **kwargs: Any) -> Any:
-    """Run a trainer's ``body(*args, out_dir=out_dir, **kwargs)`` with the run folder locked: the one run set-up.
+@dataclass
+class RunSetup:
+    """A trainer's run as :func:`open_run` opened it: where this process trains and the run folder's files.
 
-    The folder is locked by rank 0 (:func:`run_lock`; the only writer of a parallel run). When the checkpoint
-    there was written with another configuration (:class:`~occ.errors.ConfigChangedError`), ``"error"`` raises
-    it and ``"restart"`` (the pipeline's choice: a changed parameter means a new run) empties the folder, says
-    so in one line on stderr, and trains afresh. An unchanged configuration resumes exactly either way.
+    Attributes
+    ----------
+    w : World
+        This process's place in the run (rank 0 alone locks, logs and writes checkpoints).
+    device : torch.device
+        Where this process trains (``cuda:LOCAL_RANK`` for CUDA under torchrun).
+    progress : bool
+        Show a progress bar (rank 0 only).
+    out_dir : Path
+        The run folder, locked by rank 0 while the run is open.
+    checkpoint : Path
+        The run's checkpoint in ``out_dir``.
+    log : TrainLog or None
+        The run's per-step log, not started yet (:func:`restore_run` starts it); ``None`` on the processes of a
+        parallel run other than rank 0.
+    who : str
+        The trainer's name in messages.
+    on_config_change : {"error", "restart"}
+        What :meth:`load_checkpoint` does with a checkpoint written with another configuration.
+    """
+
+    w: World
+    device: torch.device
+    progress: bool
+    out_dir: Path
+    checkpoint: Path
+    log: TrainLog | None
+    who: str
+    on_config_change: str
+
+    def check_inputs(self, mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int,
+                     configs: Iterable[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check each of ``configs`` (its ``check()``), then the training clips; returns the clips as the trainer
+        uses them (:func:`occ.data.checks.check_training_data`)."""
+        for cfg in configs:
+            cfg.check()
+        return check_training_data(mels, labels, n_classes=n_classes)
+
+    def load_checkpoint(self, path: Path | None = None, *, kind: str, model: Any, n_classes: int, folder: str,
+                        checks: Sequence[Expect] = (), missing_ok: bool = False,
+                        **load_kwargs: Any) -> dict[str, Any] | None:
+        """:func:`load_run_checkpoint` of ``path`` (default: the run's checkpoint); restarts on a changed configuration.
+
+        When the checkpoint was written with another configuration (:class:`~occ.errors.ConfigChangedError`) and the
+        run was opened with ``on_config_change="restart"`` (the pipeline's choice: a changed parameter means a new
+        run), rank 0 empties the run folder and says so in one line on stderr, every process waits for it, and the
+        run starts afresh (``None``). With ``"error"`` the error is raised. An unchanged configuration resumes exactly
+        either way.
+        """
+        path = self.checkpoint if path is None else path
+        try:
+            return load_run_checkpoint(path, kind=kind, model=model, n_classes=n_classes, folder=folder, checks=checks,
+                                       missing_ok=missing_ok, **load_kwargs)
+        except ConfigChangedError as exc:
+            if self.on_config_change != "restart":
+                raise
+            if self.w.main:
+                removed = clear_run_folder(self.out_dir)
+                what = re.split(r"[.;] [Uu]se ", str(exc))[0]  # the differences, without the advice to delete
+                print(f"{self.who}: {what}; starting a fresh run there (removed {', '.join(removed)}).",
+                      file=sys.stderr)
+            self.w.barrier()
+            return None
+
+    def save(self, path: Path, payload: Callable[[], Mapping[str, Any]]) -> None:
+        """Write the checkpoint ``payload()`` to ``path`` on rank 0 (atomically) while every process waits for it."""
+        if self.w.main:
+            save_checkpoint(path, payload())
+        self.w.barrier()
+
+
+@contextlib.contextmanager
+def open_run(out_dir: str | Path, *, who: str, device: str | torch.device, progress: bool | None, checkpoint: str,
+             log: str, columns: Iterable[str], on_config_change: str = "error") -> Iterator[RunSetup]:
+    """Open a trainer's run for the ``with`` block: the one run set-up of both trainers.
+
+    In order: join torchrun's process group, if any (:func:`occ.train.distributed.setup`, before rank 0 locks the
+    folder); lock the run folder on rank 0 (:func:`run_lock`; the only writer of a parallel run), for the whole
+    block; place this process on its device; name the run's checkpoint and log (:func:`run_files`).
 
     Parameters
     ----------
-    body : callable
-        The trainer's body, called with ``args``, ``out_dir=`` and ``kwargs``.
     out_dir : str or Path
-        The run folder.
-    on_config_change : {"error", "restart"}
-        See above.
+        The run folder (created by rank 0 when missing).
     who : str
         The trainer's name in messages.
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device
+        Where to train (:func:`occ.device.resolve_device`).
+    progress : bool or None
+        Show a progress bar (:func:`default_progress`; rank 0 only).
+    checkpoint, log : str
+        File names of the checkpoint and of the CSV log in ``out_dir``.
+    columns : iterable of str
+        The log's columns.
+    on_config_change : {"error", "restart"}
+        See :meth:`RunSetup.load_checkpoint`.
+
+    Yields
+    ------
+    RunSetup
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``device`` or ``on_config_change``.
+    RunLockedError
+        Another process is training in ``out_dir``.
     """
+    dev = resolve_device(device)
+    w = setup(dev)  # join torchrun's process group, if any, before rank 0 locks the folder
     if on_config_change not in ("error", "restart"):
         raise ConfigError(f"{who}: on_config_change={on_config_change!r}; use 'error' or 'restart'.")
-    w = world()
     with run_lock(out_dir) if w.main else contextlib.nullcontext():
-        try:
-            return body(*args, out_dir=out_dir, **kwargs)
-        except ConfigChangedError as exc:
-            if on_config_change != "restart":
-                raise
-            if w.main:
-                removed = clear_run_folder(out_dir)
-                what = re.split(r"[.;] [Uu]se ", str(exc))[0]  # the differences, without the advice to delete
-                print(f"{who}: {what}; starting a fresh run there (removed {', '.join(removed)}).", file=sys.stderr)
-            w.barrier()
-        return body(*args, out_dir=out_dir, **kwargs)
+        out_dir, ckpt_path, run_log = run_files(out_dir, checkpoint, log, columns, create=False)  # the lock made it
+        yield RunSetup(w=w, device=w.place(dev), progress=default_progress(progress) and w.main, out_dir=out_dir,
+                       checkpoint=ckpt_path, log=run_log if w.main else None, who=who,
+                       on_config_change=on_config_change)

@@ -18,29 +18,31 @@ frozen while the GAN trains.
   un-augmented clips), which makes the stage cheap. Files: ``encoder.pt`` (kind "encoder", stage
   "finetuned": the encoder the train stage loads) and ``finetune_log.csv`` (``step, loss, accuracy,
   seconds``).
+* :func:`supcon_stage`: the supcon stage's calls of both (the ones ``notebooks/02_supcon.ipynb`` and
+  ``occ supcon`` make).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from occ.checkpoint import check_config, save_checkpoint
-from occ.config import ModelConfig, SupConConfig, to_dict
-from occ.train.distributed import gather, setup, sync_batchnorm, world, wrap
-from occ.nets.encoder import Encoder, apply_augment, draw_augment_params
-from occ.errors import CheckpointError, TrainingDivergedError
-from occ.train.losses import supcon_loss
-from occ.nets.models import build_encoder
-from occ.train.run_setup import (Expect, StepLoop, check_finite, checkpoint_payload, default_progress, guarded_run,
-                           kept_message, load_run_checkpoint, restore_run, run_files)
+from occ.checkpoint import check_config
+from occ.config import ModelConfig, Params, SupConConfig, to_dict
+from occ.data.checks import data_digest
+from occ.data.datasets import FeatureCache, normalize_mel
 from occ.device import resolve_device
+from occ.errors import CheckpointError
+from occ.nets.encoder import Encoder, apply_augment, draw_augment_params
+from occ.nets.models import build_encoder
+from occ.paths import Layout
 from occ.seeding import derived_seed, make_generator, seed_everything
-from occ.data.checks import check_training_data, data_digest
+from occ.train.distributed import gather, sync_batchnorm, wrap
+from occ.train.losses import supcon_loss
+from occ.train.run_setup import Expect, StepLoop, checkpoint_payload, open_run, restore_run
 
 __all__ = [
     "SUPCON_LOG_COLUMNS",
@@ -49,6 +51,7 @@ __all__ = [
     "EncoderRun",
     "pretrain_supcon",
     "finetune_classifier",
+    "supcon_stage",
     "classification_accuracy",
     "encode_mels",
 ]
@@ -166,86 +169,65 @@ def pretrain_supcon(
     TrainingDivergedError
         The loss became NaN or infinite (``supcon.pt`` keeps the last good state).
     """
-    kwargs = dict(n_classes=n_classes, model=model, cfg=cfg, seed=seed, device=device, progress=progress,
-                  stop_after=stop_after)
-    setup(resolve_device(device))  # join torchrun's process group, if any, before rank 0 locks the folder
-    return guarded_run(_pretrain_supcon, mels, labels, out_dir=out_dir, on_config_change=on_config_change,
-                       who="pretrain_supcon", **kwargs)
+    with open_run(out_dir, who="pretrain_supcon", device=device, progress=progress, checkpoint=SUPCON_NAME,
+                  log=SUPCON_LOG_NAME, columns=SUPCON_LOG_COLUMNS, on_config_change=on_config_change) as run:
+        mels, labels = run.check_inputs(mels, labels, n_classes=n_classes, configs=(model, cfg))
+        w, dev, ckpt_path = run.w, run.device, run.checkpoint
+        w.local_batch(cfg.batch_size, name="supcon.batch_size")
+        run_info = {"seed": int(seed), "n_clips": int(mels.shape[0]), "data_digest": data_digest(mels, labels)}
+        payload = run.load_checkpoint(  # validate before building anything
+            kind="encoder", model=model, n_classes=n_classes, folder="stage folder", missing_ok=True,
+            checks=[Expect("train", to_dict(cfg), "SupCon configuration (supcon)", SUPCON_MAY_DIFFER),
+                    Expect("run", run_info, "run (seed, training data)")],
+        )
+        seed_everything(seed)
+        sampler = make_generator(derived_seed(seed, 2))
+        enc = build_encoder(model, n_classes=n_classes)
+        if payload is not None:
+            enc.load_state_dict(payload["encoder"])
+        enc.to(dev)
+        if w.parallel:
+            sync_batchnorm(enc)  # BatchNorm over the global batch (both views), as in one process
+        enc_train = wrap(enc, w, dev)  # its forward is embed
+        optim = torch.optim.Adam(enc.parameters(), lr=cfg.lr)
+        start, resumed_from = restore_run(payload, log=run.log, sampler=sampler, optimizers={"optim": optim})
+        del payload
+        n, bsz, rows = mels.shape[0], cfg.batch_size, w.rows(cfg.batch_size)
+        advice = (f"To retry, lower supcon.lr or raise supcon.temperature and delete {ckpt_path} first "
+                  "(resuming with the same settings would repeat the same steps).")
 
-
-def _pretrain_supcon(mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int, model: ModelConfig,
-                     cfg: SupConConfig, out_dir: str | Path, seed: int, device: str | torch.device,
-                     progress: bool | None, stop_after: int | None) -> EncoderRun:
-    """The body of :func:`pretrain_supcon`: set-up, then the loop of SupCon steps, log and checkpoint."""
-    model.check()
-    cfg.check()
-    mels, labels = check_training_data(mels, labels, n_classes=n_classes)
-    w = world()
-    dev = w.place(resolve_device(device))
-    w.local_batch(cfg.batch_size, name="supcon.batch_size")
-    progress = default_progress(progress) and w.main
-    out_dir, ckpt_path, log = run_files(out_dir, SUPCON_NAME, SUPCON_LOG_NAME, SUPCON_LOG_COLUMNS, create=w.main)
-    log = log if w.main else None
-    run_info = {"seed": int(seed), "n_clips": int(mels.shape[0]), "data_digest": data_digest(mels, labels)}
-    payload = load_run_checkpoint(  # validate before building anything
-        ckpt_path, kind="encoder", model=model, n_classes=n_classes, folder="stage folder", missing_ok=True,
-        checks=[Expect("train", to_dict(cfg), "SupCon configuration (supcon)", SUPCON_MAY_DIFFER),
-                Expect("run", run_info, "run (seed, training data)")],
-    )
-    seed_everything(seed)
-    sampler = make_generator(derived_seed(seed, 2))
-    enc = build_encoder(model, n_classes=n_classes)
-    if payload is not None:
-        enc.load_state_dict(payload["encoder"])
-    enc.to(dev)
-    if w.parallel:
-        sync_batchnorm(enc)  # BatchNorm over the global batch (both views), as in one process
-    enc_train = wrap(enc, w, dev)  # its forward is embed
-    optim = torch.optim.Adam(enc.parameters(), lr=cfg.lr)
-    start, resumed_from = restore_run(payload, log=log, sampler=sampler, optimizers={"optim": optim})
-    del payload
-    n, bsz, rows = mels.shape[0], cfg.batch_size, w.rows(cfg.batch_size)
-
-    with StepLoop(start=start, steps=cfg.steps, log=log, progress=progress, desc="SupCon",
-                  postfix=lambda row: {"loss": f"{row['loss']:.4f}"}, ckpt_every=cfg.ckpt_every,
-                  stop_after=stop_after, checkpoint=ckpt_path) as loop:
-        for step in loop:
-            enc.train()
-            # One global batch from the seeded stream (indices, then each view's augmentation); this process's rows.
-            idx = torch.randint(0, n, (bsz,), generator=sampler)
-            x = mels[idx[rows]].unsqueeze(1)
-            views = [apply_augment(x, {k: (v[rows] if v.ndim else v) for k, v in
-                                       draw_augment_params(bsz, n_frames=x.shape[-1], generator=sampler).items()})
-                     for _ in range(2)]
-            y = labels[idx].to(dev)
-            z = enc_train(torch.cat(views).to(dev)).float()  # (2b, D), view-major
-            b = z.shape[0] // 2
-            feats = gather(torch.stack([z[:b], z[b:]], dim=1))  # (B, 2, D): the global batch in order
-            loss = supcon_loss(feats, y, temperature=cfg.temperature, base_temperature=cfg.temperature)
-            finite = w.all_true(bool(torch.isfinite(loss.detach())))
-            if not finite:
-                what = f"SupCon pretraining diverged at step {step}: the loss"
-                advice = (f"To retry, lower supcon.lr or raise supcon.temperature and delete {ckpt_path} first "
-                          "(resuming with the same settings would repeat the same steps).")
-                check_finite(loss, what=what, advice=advice, kept=kept_message(ckpt_path, loop.last_saved))
-                raise TrainingDivergedError(f"{what} is not finite on another process. {advice}")
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            loop.record({"step": step, "loss": loss.item()})
-            if loop.checkpoint_due:
-                if w.main:
-                    save_checkpoint(ckpt_path, checkpoint_payload(
+        with StepLoop(start=start, steps=cfg.steps, log=run.log, progress=run.progress, desc="SupCon",
+                      postfix=lambda row: {"loss": f"{row['loss']:.4f}"}, ckpt_every=cfg.ckpt_every,
+                      stop_after=stop_after, checkpoint=ckpt_path, task="SupCon pretraining", advice=advice) as loop:
+            for step in loop:
+                enc.train()
+                # One global batch from the seeded stream (indices, then each view's augmentation); this process's rows.
+                idx = torch.randint(0, n, (bsz,), generator=sampler)
+                x = mels[idx[rows]].unsqueeze(1)
+                views = [apply_augment(x, {k: (v[rows] if v.ndim else v) for k, v in
+                                           draw_augment_params(bsz, n_frames=x.shape[-1], generator=sampler).items()})
+                         for _ in range(2)]
+                y = labels[idx].to(dev)
+                z = enc_train(torch.cat(views).to(dev)).float()  # (2b, D), view-major
+                b = z.shape[0] // 2
+                feats = gather(torch.stack([z[:b], z[b:]], dim=1))  # (B, 2, D): the global batch in order
+                loss = supcon_loss(feats, y, temperature=cfg.temperature, base_temperature=cfg.temperature)
+                loop.stop_if_diverged(loss, what="loss")
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                loop.record({"step": step, "loss": loss.item()})
+                if loop.checkpoint_due:
+                    run.save(ckpt_path, lambda: checkpoint_payload(
                         "encoder", stage="supcon", model=model, train=cfg, run=run_info, step=step, sampler=sampler,
                         n_classes=int(n_classes), encoder=enc.state_dict(), optim=optim.state_dict()))
-                w.barrier()
-                loop.saved()
-    done = loop.done()
-    enc.eval()
-    return EncoderRun(
-        out_dir=out_dir, checkpoint_path=ckpt_path, log_path=out_dir / SUPCON_LOG_NAME, step=done.step,
-        steps=cfg.steps, finished=done.finished, resumed_from=resumed_from, seconds=done.seconds, encoder=enc,
-    )
+                    loop.saved()
+        done = loop.done()
+        enc.eval()
+        return EncoderRun(
+            out_dir=run.out_dir, checkpoint_path=ckpt_path, log_path=run.out_dir / SUPCON_LOG_NAME, step=done.step,
+            steps=cfg.steps, finished=done.finished, resumed_from=resumed_from, seconds=done.seconds, encoder=enc,
+        )
 
 
 def finetune_classifier(
@@ -289,68 +271,52 @@ def finetune_classifier(
     CheckpointError
         ``supcon.pt`` is missing, unfinished, or from another architecture or data.
     """
-    kwargs = dict(n_classes=n_classes, model=model, cfg=cfg, seed=seed, device=device, class_names=class_names,
-                  batch_size=batch_size, progress=progress)
-    setup(resolve_device(device))  # join torchrun's process group, if any, before rank 0 locks the folder
-    return guarded_run(_finetune_classifier, mels, labels, out_dir=out_dir, on_config_change="error",
-                       who="finetune_classifier", **kwargs)
+    with open_run(out_dir, who="finetune_classifier", device=device, progress=progress, checkpoint=ENCODER_NAME,
+                  log=FINETUNE_LOG_NAME, columns=FINETUNE_LOG_COLUMNS) as run:
+        mels, labels = run.check_inputs(mels, labels, n_classes=n_classes, configs=(model, cfg))
+        dev = run.device
+        supcon_path = run.out_dir / SUPCON_NAME
+        payload = run.load_checkpoint(supcon_path, kind="encoder", model=model, n_classes=n_classes,
+                                      folder="stage folder")
+        if int(payload["step"]) < cfg.steps:
+            raise CheckpointError(
+                f"{supcon_path}: SupCon pretraining stopped at step {payload['step']} of supcon.steps = {cfg.steps}; "
+                "run pretrain_supcon (it resumes) before fine-tuning."
+            )
+        check_config(payload.get("run") or {}, {**payload.get("run", {}), "n_clips": int(mels.shape[0]),
+                     "data_digest": data_digest(mels, labels)}, what="training data", path=supcon_path)
+        enc = build_encoder(model, n_classes=n_classes)
+        enc.load_state_dict(payload["encoder"])
+        enc.to(dev).eval().requires_grad_(False)
+        feats = encode_mels(enc, mels, batch_size=batch_size, device=dev, which="features")  # (N, F) on the CPU
 
+        seed_everything(seed)
+        sampler = make_generator(derived_seed(seed, 3))
+        head = enc.classifier
+        head.requires_grad_(True)
+        optim = torch.optim.Adam(head.parameters(), lr=cfg.finetune_lr)
+        if run.log is not None:
+            run.log.start(resume_step=None)
+        n, bsz = feats.shape[0], cfg.batch_size
 
-def _finetune_classifier(mels: torch.Tensor, labels: torch.Tensor, *, n_classes: int, model: ModelConfig,
-                         cfg: SupConConfig, out_dir: str | Path, seed: int, device: str | torch.device,
-                         class_names: list[str] | None, batch_size: int, progress: bool | None) -> EncoderRun:
-    """The body of :func:`finetune_classifier`. Under torchrun every process fits the same head on the same
-    features (it is tiny; no gradients are exchanged) and rank 0 alone writes the log and ``encoder.pt``."""
-    model.check()
-    cfg.check()
-    mels, labels = check_training_data(mels, labels, n_classes=n_classes)
-    w = world()
-    dev = w.place(resolve_device(device))
-    progress = default_progress(progress) and w.main
-    out_dir, enc_path, log = run_files(out_dir, ENCODER_NAME, FINETUNE_LOG_NAME, FINETUNE_LOG_COLUMNS, create=False)
-    supcon_path = out_dir / SUPCON_NAME
-    payload = load_run_checkpoint(supcon_path, kind="encoder", model=model, n_classes=n_classes, folder="stage folder")
-    if int(payload["step"]) < cfg.steps:
-        raise CheckpointError(
-            f"{supcon_path}: SupCon pretraining stopped at step {payload['step']} of supcon.steps = {cfg.steps}; "
-            "run pretrain_supcon (it resumes) before fine-tuning."
-        )
-    check_config(payload.get("run") or {}, {**payload.get("run", {}), "n_clips": int(mels.shape[0]),
-                 "data_digest": data_digest(mels, labels)}, what="training data", path=supcon_path)
-    enc = build_encoder(model, n_classes=n_classes)
-    enc.load_state_dict(payload["encoder"])
-    enc.to(dev).eval().requires_grad_(False)
-    feats = encode_mels(enc, mels, batch_size=batch_size, device=dev, which="features")  # (N, F) on the CPU
-
-    seed_everything(seed)
-    sampler = make_generator(derived_seed(seed, 3))
-    head = enc.classifier
-    head.requires_grad_(True)
-    optim = torch.optim.Adam(head.parameters(), lr=cfg.finetune_lr)
-    log = log if w.main else None
-    if log is not None:
-        log.start(resume_step=None)
-    n, bsz = feats.shape[0], cfg.batch_size
-
-    with StepLoop(start=0, steps=cfg.finetune_steps, log=log, progress=progress, desc="fine-tune") as loop:
-        for step in loop:
-            idx = torch.randint(0, n, (bsz,), generator=sampler)
-            logits = head(feats[idx].to(dev))
-            y = labels[idx].to(dev)
-            loss = F.cross_entropy(logits, y)
-            check_finite(loss, what=f"classification fine-tuning diverged at step {step}: the loss",
-                         advice="Lower supcon.finetune_lr and rerun.", kept="")
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            acc = (logits.argmax(dim=1) == y).float().mean().item()
-            loop.record({"step": step, "loss": loss.item(), "accuracy": acc})
-    done = loop.done()
-    head.requires_grad_(False)
-    with torch.no_grad():
-        train_acc = float((head(feats.to(dev)).argmax(dim=1).cpu() == labels).float().mean())
-    if w.main:
-        save_checkpoint(enc_path, checkpoint_payload(
+        with StepLoop(start=0, steps=cfg.finetune_steps, log=run.log, progress=run.progress, desc="fine-tune",
+                      task="classification fine-tuning", advice="Lower supcon.finetune_lr and rerun.") as loop:
+            for step in loop:
+                idx = torch.randint(0, n, (bsz,), generator=sampler)
+                logits = head(feats[idx].to(dev))
+                y = labels[idx].to(dev)
+                loss = F.cross_entropy(logits, y)
+                loop.stop_if_diverged(loss, what="loss")
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                acc = (logits.argmax(dim=1) == y).float().mean().item()
+                loop.record({"step": step, "loss": loss.item(), "accuracy": acc})
+        done = loop.done()
+        head.requires_grad_(False)
+        with torch.no_grad():
+            train_acc = float((head(feats.to(dev)).argmax(dim=1).cpu() == labels).float().mean())
+        run.save(run.checkpoint, lambda: checkpoint_payload(
             "encoder", stage="finetuned", model=model, train=cfg,
             run={**payload.get("run", {}), "finetune_seed": int(seed)},
             step=cfg.finetune_steps,
@@ -360,12 +326,45 @@ def _finetune_classifier(mels: torch.Tensor, labels: torch.Tensor, *, n_classes:
             encoder=enc.state_dict(),
             train_accuracy=train_acc,
         ))
-    w.barrier()
-    return EncoderRun(
-        out_dir=out_dir, checkpoint_path=enc_path, log_path=out_dir / FINETUNE_LOG_NAME, step=cfg.finetune_steps,
-        steps=cfg.finetune_steps, finished=True, resumed_from=None, seconds=done.seconds, encoder=enc,
-        train_accuracy=train_acc,
-    )
+        return EncoderRun(
+            out_dir=run.out_dir, checkpoint_path=run.checkpoint, log_path=run.out_dir / FINETUNE_LOG_NAME,
+            step=cfg.finetune_steps, steps=cfg.finetune_steps, finished=True, resumed_from=None, seconds=done.seconds,
+            encoder=enc, train_accuracy=train_acc,
+        )
+
+
+def supcon_stage(layout: Layout, params: Params, cache: FeatureCache, *,
+                 progress: bool | None = None) -> tuple[EncoderRun, EncoderRun]:
+    """The supcon stage: the calls of ``notebooks/02_supcon.ipynb`` and ``occ supcon``.
+
+    :func:`pretrain_supcon` (it resumes), then :func:`finetune_classifier`, on the training clips of ``cache``
+    (normalised), with ``params.model``, ``params.supcon``, ``params.seed`` and ``params.device``, in
+    ``layout.supcon_run``.
+
+    Parameters
+    ----------
+    layout : Layout
+        The project's folders.
+    params : Params
+        ``params.yaml``, loaded.
+    cache : FeatureCache
+        The log-mel feature cache (``params.data.cache``).
+    progress : bool, optional
+        Show progress bars; default: when stderr is a terminal.
+
+    Returns
+    -------
+    (EncoderRun, EncoderRun)
+        The pretraining and the fine-tuning.
+    """
+    clips = cache.train()
+    x, n_classes = normalize_mel(clips.mels), len(cache.class_names)
+    pre = pretrain_supcon(x, clips.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
+                          out_dir=layout.supcon_run, seed=params.seed, device=params.device, progress=progress)
+    fine = finetune_classifier(x, clips.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
+                               out_dir=layout.supcon_run, seed=params.seed, device=params.device,
+                               class_names=cache.class_names, progress=progress)
+    return pre, fine
 
 
 @torch.no_grad()
