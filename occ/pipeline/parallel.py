@@ -1,0 +1,283 @@
+"""``occ repro``: the DVC pipeline with several stages running at once, leaving what a plain ``dvc repro`` leaves.
+
+DVC 3 runs one stage at a time. Since DVC 3.61 several ``dvc --wait-for-lock repro --single-item <stage>``
+processes can share one repository: each holds the repository lock only to read and to record its stage (every
+``dvc.lock`` write re-reads the file under the lock) and releases it while the stage's command runs. This module
+is a thin driver over exactly that: it reads the stage graph once, starts every stage whose upstream stages are
+finished, at most ``jobs`` at a time, and lets each ``dvc repro --single-item`` decide whether its stage is out of
+date. Afterwards ``dvc status`` is clean and ``dvc repro`` does nothing, as after a plain ``dvc repro``.
+
+What a user sees: one line per stage started and finished (time, done/total, an estimate of what is left); a
+failing stage named with its log, the running stages finished and recorded, no new ones started; Ctrl-C stops
+every worker (each stage it interrupts is left as DVC leaves an interrupted stage, unrecorded), keeps every
+finished stage, and a second invocation resumes. docs/parallel.md says why a driver and not a library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "main"]
+
+LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
+
+
+@dataclass
+class StageGraph:
+    """Stage name -> the stages it depends on, in dvc.yaml order (``train@o2c-0``, as ``dvc repro`` names them)."""
+
+    upstream: dict[str, set[str]]
+
+    def downstream(self, names: set[str]) -> set[str]:
+        """``names`` and every stage that depends on one of them, directly or not."""
+        out, changed = set(names), True
+        while changed:
+            changed = False
+            for stage, ups in self.upstream.items():
+                if stage not in out and ups & out:
+                    out.add(stage)
+                    changed = True
+        return out
+
+    def weight(self, stage: str) -> int:
+        """How many stages wait on ``stage`` (started first when several are ready: the long chains go first)."""
+        return len(self.downstream({stage})) - 1
+
+
+def stage_graph(root: str | os.PathLike = ".") -> StageGraph:
+    """The pipeline's stages and their dependencies, read with DVC's own parser (matrix stages expanded)."""
+    from dvc.repo import Repo
+
+    with Repo(os.fspath(root)) as repo:
+        graph = repo.index.graph
+        order = [s.addressing for s in repo.index.stages]
+        ups = {s.addressing: {d.addressing for d in graph.successors(s)} for s in graph.nodes}
+    return StageGraph({name: ups[name] for name in order if name in ups})
+
+
+def out_of_date(root: str | os.PathLike = ".", *, env: dict | None = None) -> set[str]:
+    """The stages ``dvc status`` reports as changed (their own dependencies, parameters or outputs)."""
+    import json
+
+    proc = subprocess.run(["dvc", "status", "--json"], cwd=root, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`dvc status` failed in {Path(root).resolve()}:\n{proc.stderr.strip()}")
+    return set(json.loads(proc.stdout or "{}"))
+
+
+def plan(graph: StageGraph, changed: set[str], targets: Sequence[str] = ()) -> list[str]:
+    """The stages to hand to ``dvc repro --single-item``: the changed ones and everything downstream of them.
+
+    A downstream stage whose inputs turn out unchanged is skipped by DVC in a second; listing it is cheaper than
+    guessing. With ``targets``, only those stages and what they depend on (as ``dvc repro TARGET`` would).
+    """
+    todo = graph.downstream(changed & set(graph.upstream))
+    if targets:
+        unknown = sorted(set(targets) - set(graph.upstream))
+        if unknown:
+            raise SystemExit(f"occ repro: no stage named {', '.join(unknown)} in dvc.yaml; `dvc stage list` lists them")
+        wanted, frontier = set(), set(targets)
+        while frontier:
+            wanted |= frontier
+            frontier = {u for s in frontier for u in graph.upstream[s]} - wanted
+        todo &= wanted
+    return [s for s in graph.upstream if s in todo]
+
+
+def _kind(stage: str) -> str:
+    return stage.split("@")[0]
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds // 60 % 60:02d}"
+
+
+@dataclass
+class Scheduler:
+    """Which planned stage may start next; what is done, running, failed; an estimate of the time left."""
+
+    graph: StageGraph
+    todo: list[str]
+    jobs: int
+    running: dict[str, float] = field(default_factory=dict)  # stage -> start time
+    done: dict[str, float] = field(default_factory=dict)  # stage -> seconds it took
+    failed: list[str] = field(default_factory=list)
+
+    def ready(self) -> list[str]:
+        """Planned stages not started whose planned upstream stages are all done, the heaviest first."""
+        planned = set(self.todo)
+        waiting = [s for s in self.todo if s not in self.done and s not in self.running and s not in self.failed]
+        free = [s for s in waiting if all(u in self.done for u in self.graph.upstream[s] & planned)]
+        return sorted(free, key=lambda s: -self.graph.weight(s))
+
+    def estimate(self, now: float) -> float:
+        """Seconds left: each unfinished stage at the mean time of finished stages of its kind, over ``jobs``."""
+        if not self.done:
+            return float("nan")
+        overall = sum(self.done.values()) / len(self.done)
+        by_kind: dict[str, list[float]] = {}
+        for s, t in self.done.items():
+            by_kind.setdefault(_kind(s), []).append(t)
+        left = 0.0
+        for s in self.todo:
+            if s in self.done or s in self.failed:
+                continue
+            times = by_kind.get(_kind(s))
+            guess = sum(times) / len(times) if times else overall
+            left += max(0.0, guess - (now - self.running[s])) if s in self.running else guess
+        return left / max(1, min(self.jobs, len(self.todo) - len(self.done)))
+
+
+def _worker_env(threads: int) -> dict:
+    """The environment of one stage: ``threads`` threads for every math library, DVC's analytics off."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def run_parallel(root: str | os.PathLike = ".", *, jobs: int, threads: int, targets: Sequence[str] = (),
+                 force: bool = False, say: Callable[[str], None] = print, poll: float = 0.5) -> int:
+    """Run the out-of-date stages of the pipeline in ``root``, ``jobs`` at a time; 0 when every stage succeeded.
+
+    Parameters
+    ----------
+    root : path
+        The repository (holding ``dvc.yaml``).
+    jobs : int
+        Stages running at once.
+    threads : int
+        Threads of each stage's math libraries (``OMP_NUM_THREADS`` and the like).
+    targets : sequence of str
+        Stage names to bring up to date with what they depend on; empty: the whole pipeline.
+    force : bool
+        Rerun every planned stage, changed or not (``dvc repro --force``).
+    say : callable
+        Where the progress lines go.
+    """
+    if jobs < 1 or threads < 1:
+        raise SystemExit(f"occ repro: --jobs and --threads must be at least 1 (got {jobs} and {threads})")
+    root = Path(root)
+    env = _worker_env(threads)
+    graph = stage_graph(root)
+    changed = set(graph.upstream) if force else out_of_date(root, env=env)
+    todo = plan(graph, changed, targets)
+    if not todo:
+        say("occ repro: every stage is up to date (dvc status is clean)")
+        return 0
+    sched = Scheduler(graph, todo, jobs)
+    logs = root / LOG_DIR
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, tuple[subprocess.Popen, object]] = {}
+    t0 = time.monotonic()
+    say(f"occ repro: {len(todo)} stage(s) to check or run, {jobs} at a time, {threads} thread(s) each; "
+        f"logs in {LOG_DIR}/")
+
+    def start(stage: str) -> None:
+        log = open(logs / f"{stage}.log", "w")
+        cmd = ["dvc", "--wait-for-lock", "repro", "--single-item", stage] + (["--force"] if force else [])
+        # a session of its own: Ctrl-C reaches the driver alone, which then stops every worker the same way
+        procs[stage] = (subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True), log)
+        sched.running[stage] = time.monotonic()
+        say(f"[{time.strftime('%H:%M:%S')}] start  {stage}  ({len(sched.done)}/{len(todo)} done, "
+            f"{len(sched.running)} running)")
+
+    def reap(stage: str, code: int) -> None:
+        proc, log = procs.pop(stage)
+        log.close()
+        took = time.monotonic() - sched.running.pop(stage)
+        text = (logs / f"{stage}.log").read_text(errors="replace")
+        if code != 0:
+            sched.failed.append(stage)
+            say(f"[{time.strftime('%H:%M:%S')}] FAILED {stage} after {_clock(took)} (exit {code}); its log: "
+                f"{LOG_DIR / (stage + '.log')}")
+            tail = "\n".join(text.strip().splitlines()[-15:])
+            say("    " + tail.replace("\n", "\n    "))
+            return
+        sched.done[stage] = took
+        what = "skipped (up to date)" if "didn't change" in text and "Running stage" not in text else "finished"
+        left = sched.estimate(time.monotonic())
+        eta = "" if left != left else f", about {_clock(left)} left"
+        say(f"[{time.strftime('%H:%M:%S')}] {what} {stage} in {_clock(took)}  ({len(sched.done)}/{len(todo)} done, "
+            f"{_clock(time.monotonic() - t0)} elapsed{eta})")
+
+    def stop_all(sig: int) -> None:
+        for proc, _ in procs.values():
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    try:
+        while True:
+            for stage, (proc, _) in list(procs.items()):
+                code = proc.poll()
+                if code is not None:
+                    reap(stage, code)
+            if not sched.failed:
+                for stage in sched.ready()[: jobs - len(procs)]:
+                    start(stage)
+            if not procs:
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        say(f"occ repro: interrupted; stopping {len(procs)} running stage(s): {', '.join(procs)}")
+        stop_all(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while procs and time.monotonic() < deadline:
+            for stage, (proc, log) in list(procs.items()):
+                if proc.poll() is not None:
+                    log.close()
+                    procs.pop(stage)
+            time.sleep(0.2)
+        stop_all(signal.SIGKILL)
+        for proc, log in procs.values():
+            proc.wait()
+            log.close()
+        say(f"occ repro: stopped; {len(sched.done)} finished stage(s) are recorded in dvc.lock; run the same "
+            "command again to go on")
+        return 130
+    waiting = [s for s in todo if s not in sched.done and s not in sched.failed]
+    if sched.failed:
+        say(f"occ repro: {len(sched.failed)} stage(s) failed: {', '.join(sched.failed)} (logs in {LOG_DIR}/); "
+            f"{len(sched.done)} finished and recorded, {len(waiting)} not started. Fix the cause and run the same "
+            "command again: finished stages are not rerun.")
+        return 1
+    say(f"occ repro: all {len(todo)} stage(s) done in {_clock(time.monotonic() - t0)}")
+    return 0
+
+
+def default_jobs(threads: int) -> int:
+    """As many stages at once as the machine's cores allow at ``threads`` threads each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, threads))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="*", help="stages to bring up to date (default: the whole pipeline)")
+    parser.add_argument("-j", "--jobs", type=int, default=None,
+                        help="stages running at once (default: the machine's cores divided by --threads)")
+    parser.add_argument("--threads", type=int, default=1, help="threads of each stage (default 1)")
+    parser.add_argument("-f", "--force", action="store_true", help="rerun every stage, changed or not")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="occ repro", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    jobs = args.jobs if args.jobs is not None else default_jobs(args.threads)
+    return run_parallel(".", jobs=jobs, threads=args.threads, targets=args.targets, force=args.force)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""`occ repro` (occ.pipeline.parallel): several DVC stages at once, leaving what a plain `dvc repro` leaves.
+
+A tiny DVC repository of shell stages (no torch): a diamond a -> (b1, b2) -> c plus an independent d. Checks that
+independent stages overlap in time, that afterwards `dvc status` is clean and `dvc repro` does nothing, that a
+failing stage is named with its log while the finished ones stay recorded, that Ctrl-C stops every worker and a
+second invocation resumes, and the planning and estimate on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from occ.pipeline.parallel import Scheduler, StageGraph, plan
+
+ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
+           GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost", GIT_COMMITTER_NAME="occ",
+           GIT_COMMITTER_EMAIL="occ@localhost")
+
+
+def _stage(cmd: str, deps: list[str], out: str) -> dict:
+    return {"cmd": cmd, "deps": deps, "outs": [out]}
+
+
+def _write(cmd_out: str, sleep: float) -> str:
+    """A stage command: note start and end times in log/, sleep, write its output."""
+    name = Path(cmd_out).stem
+    return (f"python -c \"import time,pathlib; p=pathlib.Path('log'); p.mkdir(exist_ok=True); "
+            f"(p/'{name}.start').write_text(str(time.time())); time.sleep({sleep}); "
+            f"pathlib.Path('{cmd_out}').write_text('{name} ' + open('input.txt').read()); "
+            f"(p/'{name}.end').write_text(str(time.time()))\"")
+
+
+def _repo(tmp_path: Path, sleep: float = 1.5, fail: str | None = None) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "input.txt").write_text("v1")
+    stages = {
+        "a": _stage(_write("a.txt", 0.1), ["input.txt"], "a.txt"),
+        "b1": _stage(_write("b1.txt", sleep), ["a.txt"], "b1.txt"),
+        "b2": _stage(_write("b2.txt", sleep), ["a.txt"], "b2.txt"),
+        "c": _stage(_write("c.txt", 0.1), ["b1.txt", "b2.txt"], "c.txt"),
+        "d": _stage(_write("d.txt", 2 * sleep), ["input.txt"], "d.txt"),
+    }
+    if fail:
+        stages[fail]["cmd"] = "python -c \"import sys; print('boom: bad input'); sys.exit(3)\""
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    (repo / ".gitignore").write_text("log/\n")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=repo, env=ENV, check=True, capture_output=True)
+    return repo
+
+
+def _occ_repro(repo: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "occ.pipeline.parallel", *args], cwd=repo, env=ENV,
+                          capture_output=True, text=True, **kw)
+
+
+def _dvc(repo: Path, *args: str) -> str:
+    return subprocess.run(["dvc", *args], cwd=repo, env=ENV, capture_output=True, text=True, check=True).stdout
+
+
+def _span(repo: Path, name: str) -> tuple[float, float]:
+    return float((repo / "log" / f"{name}.start").read_text()), float((repo / "log" / f"{name}.end").read_text())
+
+
+def test_independent_stages_overlap_and_the_repository_ends_as_dvc_repro_leaves_it(tmp_path):
+    repo = _repo(tmp_path, sleep=2)
+    proc = _occ_repro(repo, "-j", "3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    b1, b2, d = _span(repo, "b1"), _span(repo, "b2"), _span(repo, "d")
+    assert max(b1[0], b2[0]) < min(b1[1], b2[1]), "b1 and b2 did not run at the same time"
+    assert d[0] < b1[1] and b1[0] < d[1], "d (independent of a) did not run beside b1"
+    assert _span(repo, "c")[0] >= max(b1[1], b2[1]), "c started before both of its upstream stages finished"
+    assert json.loads(_dvc(repo, "status", "--json") or "{}") == {}
+    again = _dvc(repo, "repro")
+    assert "Running stage" not in again, again
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"a", "b1", "b2", "c", "d"}
+    lines = proc.stdout.splitlines()
+    assert sum("start " in ln for ln in lines) == 5 and any("5/5 done" in ln for ln in lines)
+    assert "all 5 stage(s) done" in lines[-1]
+    # a second invocation finds nothing to do
+    proc = _occ_repro(repo)
+    assert proc.returncode == 0 and "every stage is up to date" in proc.stdout
+
+
+def test_only_what_changed_and_what_it_feeds_runs_again(tmp_path):
+    repo = _repo(tmp_path, sleep=0.1)
+    assert _occ_repro(repo, "-j", "2").returncode == 0
+    lock = (repo / "dvc.lock").read_text()
+    (repo / "dvc.yaml").write_text((repo / "dvc.yaml").read_text().replace("time.sleep(0.1); pathlib.Path('b1.txt')",
+                                                                          "time.sleep(0.2); pathlib.Path('b1.txt')", 1))
+    proc = _occ_repro(repo, "-j", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started = {ln.split()[2] for ln in proc.stdout.splitlines() if " start " in ln}
+    assert started == {"b1", "c"}, proc.stdout
+    assert lock != (repo / "dvc.lock").read_text()
+    assert json.loads(_dvc(repo, "status", "--json") or "{}") == {}
+
+
+def test_a_failing_stage_is_named_with_its_log_and_the_finished_ones_are_kept(tmp_path):
+    repo = _repo(tmp_path, sleep=0.5, fail="b2")
+    proc = _occ_repro(repo, "-j", "2")
+    assert proc.returncode == 1
+    assert "FAILED b2" in proc.stdout and "boom: bad input" in proc.stdout
+    assert ".dvc/tmp/occ-repro/b2.log" in proc.stdout and (repo / ".dvc/tmp/occ-repro/b2.log").is_file()
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert {"a", "b1"} <= set(lock["stages"]) and "b2" not in lock["stages"] and "c" not in lock["stages"]
+    assert not (repo / "c.txt").exists(), "a stage downstream of the failure ran"
+
+
+def test_ctrl_c_stops_every_worker_keeps_the_finished_stages_and_a_second_run_resumes(tmp_path):
+    repo = _repo(tmp_path, sleep=8)
+    proc = subprocess.Popen([sys.executable, "-m", "occ.pipeline.parallel", "-j", "3"], cwd=repo, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while not all((repo / "log" / f"{s}.start").exists() for s in ("b1", "b2", "d")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted; stopping 3 running stage(s)" in out
+    assert "1 finished stage(s) are recorded" in out, out
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", "time.sleep\\((8|16)\\)"], capture_output=True).returncode != 0, "a worker lives on"
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"a"}
+    proc = _occ_repro(repo, "-j", "3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started = {ln.split()[2] for ln in proc.stdout.splitlines() if " start " in ln}
+    assert started == {"b1", "b2", "c", "d"}
+    assert json.loads(_dvc(repo, "status", "--json") or "{}") == {}
+
+
+GRAPH = StageGraph({"data": set(), "supcon": {"data"}, "train@a-0": {"data", "supcon"}, "train@b-0": {"data"},
+                    "evaluate@a-0": {"train@a-0"}, "tables": {"evaluate@a-0", "train@b-0"}})
+
+
+def test_plan_takes_the_changed_stages_and_everything_downstream_in_file_order():
+    assert plan(GRAPH, {"supcon"}) == ["supcon", "train@a-0", "evaluate@a-0", "tables"]
+    assert plan(GRAPH, set()) == []
+    assert plan(GRAPH, {"data"}, targets=["train@b-0"]) == ["data", "train@b-0"]
+    with pytest.raises(SystemExit, match="no stage named nope"):
+        plan(GRAPH, {"data"}, targets=["nope"])
+
+
+def test_ready_stages_wait_for_their_planned_upstream_and_the_heaviest_go_first():
+    sched = Scheduler(GRAPH, plan(GRAPH, {"data"}), jobs=2)
+    assert sched.ready() == ["data"]
+    sched.done["data"] = 1.0
+    assert sched.ready() == ["supcon", "train@b-0"]  # supcon feeds three stages, train@b-0 one
+    sched.done["supcon"] = 1.0
+    sched.running["train@a-0"] = 0.0
+    assert sched.ready() == ["train@b-0"]
+
+
+def test_the_estimate_uses_the_mean_time_of_each_kind_over_the_jobs():
+    sched = Scheduler(GRAPH, plan(GRAPH, {"data"}), jobs=2)
+    assert sched.estimate(0.0) != sched.estimate(0.0)  # nothing finished: no estimate (NaN)
+    sched.done.update({"data": 10.0, "supcon": 20.0, "train@b-0": 100.0})
+    sched.running["train@a-0"] = 0.0
+    # train@a-0: 100 - 30 s already run; evaluate@a-0 and tables: the overall mean 130/3 each; over 2 jobs
+    assert sched.estimate(30.0) == pytest.approx((70.0 + 2 * 130.0 / 3) / 2)
