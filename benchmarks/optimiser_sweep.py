@@ -26,7 +26,7 @@ import numpy as np
 
 from occ.data import datasets
 
-from occ.metrics import embedding_files, evaluate
+from occ.metrics import embedding_files
 
 from occ.nets import models
 
@@ -34,7 +34,7 @@ from occ.train import gan_train
 from occ.config import SUPCON_KINDS, load_params
 from occ.data.datasets import denormalize_mel
 from occ.metrics.embeddings import get_embedder
-from occ.synthesis.generate import eval_seeds, generate_mels
+from occ.synthesis.generate import eval_seeds, generate_mels, standing_stats
 from occ.paths import Layout
 from occ.synthesis.vocoder import vocode
 
@@ -93,7 +93,7 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             g, _ = models.load_generator(run_dir / "checkpoint.pt")
             labels, seeds = eval_seeds(args.n_per_class, len(cache.class_names), base_seed=params.seed)
-            g = evaluate.standing_stats(g, seed=params.seed)
+            g = standing_stats(g, seed=params.seed)
             mels = denormalize_mel(generate_mels(g, labels, seeds))
             wavs = np.asarray(vocode(mels, method="griffinlim", n_iter=params.eval.gl_iters), dtype=np.float32)
             lab = labels.numpy()

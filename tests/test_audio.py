@@ -194,6 +194,64 @@ def test_write_wav_16bit_mono_clipped_atomic(tmp_path: Path):
         audio.write_wav(tmp_path / "bad.wav", np.zeros((2, 100)))
 
 
+def disk_full_after(monkeypatch, n_bytes: int) -> None:
+    """Make every file that ``occ.atomic.atomic_open`` opens take ``n_bytes`` bytes, then fail with ENOSPC."""
+    import errno
+    import os
+
+    import occ.atomic
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle, self.room = handle, n_bytes
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def fileno(self):
+            return self.handle.fileno()
+
+        def flush(self):
+            self.handle.flush()
+
+        def write(self, data):
+            data = bytes(data)
+            self.handle.write(data[:self.room])
+            self.handle.flush()  # the partial file is on disk
+            if len(data) > self.room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.room -= len(data)
+            return len(data)
+
+    monkeypatch.setattr(occ.atomic.os, "fdopen", lambda fd, *a, **kw: FullDisk(real_fdopen(fd, *a, **kw)))
+
+
+def test_write_pcm16_writes_what_soundfile_writes(tmp_path: Path):
+    x = np.random.default_rng(0).integers(-32768, 32767, 1000).astype(np.int16)
+    sf.write(tmp_path / "direct.wav", x, 22050, subtype="PCM_16", format="WAV")
+    assert audio.write_pcm16(tmp_path / "a" / "x.wav", x, 22050) == tmp_path / "a" / "x.wav"
+    assert (tmp_path / "a" / "x.wav").read_bytes() == (tmp_path / "direct.wav").read_bytes()
+
+
+def test_a_full_disk_in_a_wav_write_names_the_target_and_leaves_no_partial_file(tmp_path: Path, monkeypatch):
+    from occ.errors import WriteError
+
+    (tmp_path / "old.wav").write_bytes(b"old")
+    disk_full_after(monkeypatch, 4096)
+    for name, write in (("new.wav", lambda p: audio.write_wav(p, np.zeros(88200))),
+                        ("old.wav", lambda p: audio.write_pcm16(p, np.zeros(88200, np.int16), 22050))):
+        with pytest.raises(WriteError, match=r"cannot write .*: the disk is full") as info:
+            write(tmp_path / name)
+        assert str(tmp_path / name) in str(info.value) and ".tmp" not in str(info.value)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["old.wav"]  # no partial file, the old one kept
+        assert (tmp_path / "old.wav").read_bytes() == b"old"
+
+
 @pytest.mark.parametrize("sr", [44100, 96000])
 def test_resampling_only_the_kept_part_matches_resampling_all(tmp_path: Path, sr: int):
     from scipy.signal import resample_poly

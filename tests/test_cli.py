@@ -98,6 +98,13 @@ def test_help_of_every_command_has_an_example(capsys):
         assert code == 0 and "examples:" in out and example in out.split("examples:")[1], command
 
 
+def test_generate_help_names_todays_run_folders(capsys):
+    code, out, _ = run(capsys, "generate", "--help")
+    text = " ".join(out.split())  # argparse wraps at spaces
+    assert code == 0 and "runs/train/<variant>/seed<k>/checkpoint.pt" in text and "runs/train/o2c/seed0/checkpoint.pt" in text
+    assert "runs/train/<variant>/checkpoint.pt" not in text
+
+
 # ----------------------------------------------------------------------------- generate
 def test_generate_is_reproducible_and_is_the_evaluations_clip(ckpt, tmp_path):
     """Two runs give the same bytes; each file is the evaluation's WAV of that (class, index)."""

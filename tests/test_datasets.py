@@ -296,3 +296,28 @@ def test_a_cache_with_inconsistent_shapes_is_refused(built_cache: Path, edit, ne
     torch.save(d, built_cache)
     with pytest.raises(DataError, match=needle):
         D.load_feature_cache(built_cache)
+
+
+def test_normalized_log_mel_is_the_networks_view_of_audio():
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-0.5, 0.5, (2, 22050)).astype(np.float32))
+    got = D.normalized_log_mel(x)
+    assert torch.equal(got, D.normalize_mel(log_mel(x))) and got.shape == (2, 80, 86)
+    assert got.min() >= -1 and got.max() <= 1
+
+
+def test_spread_over_classes_is_round_robin():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    assert D.spread_over_classes(labels, 3).tolist() == [0, 3, 5]
+    assert D.spread_over_classes(labels, 5).tolist() == [0, 3, 5, 1, 4]
+    assert sorted(D.spread_over_classes(labels, 6).tolist()) == list(range(6))
+    assert D.spread_over_classes(torch.tensor([1, 0, 1]), 2).tolist() == [1, 0]
+
+
+def test_first_per_class_keeps_the_first_clips_of_each_class_in_class_order(built_cache: Path):
+    cache = D.load_feature_cache(built_cache)
+    part = cache.first_per_class(2)
+    labels = cache.labels.numpy()
+    want = [i for c in range(len(cache.class_names)) for i in np.flatnonzero(labels == c)[:2]]
+    assert part.files == [cache.files[i] for i in want] and torch.equal(part.mels, cache.mels[want])
+    assert part.class_counts() == {name: 2 for name in cache.class_names}
+    assert len(cache.first_per_class(100)) == len(cache)

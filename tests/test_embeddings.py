@@ -12,6 +12,8 @@ import torch
 from occ.errors import ConfigError, WeightsNotFoundError
 from occ.metrics.embeddings import AisfxEmbedder, VGGishEmbedder, get_embedder
 from occ.metrics.vggish import VGGish, load_vggish
+from test_cli import encoder_ckpt  # noqa: F401 (a fixture: a tiny SupCon encoder checkpoint)
+from test_evaluate import _StubEmbedder
 
 TORCHVGGISH_KEYS = sorted(
     [f"features.{i}.{p}" for i in (0, 3, 6, 8, 11, 13) for p in ("weight", "bias")]
@@ -164,3 +166,39 @@ def test_aisfx_blocks_per_clip():
     assert b.shape == (1, 3, 100, 96)
     assert b[0, 1, 0, 0] == 50 and b[0, 2, 0, 0] == 100 and b[0, 2, -1, 0] == 0  # last block zero-padded
     assert aisfx_blocks(f, hop=100).shape == (1, 2, 100, 96)
+
+
+def test_eval_embedder_loads_the_encoder_and_embeds_with_it(encoder_ckpt):
+    from occ.metrics.embeddings import EncoderEmbedder, eval_embedder
+    from occ.nets.models import load_encoder
+
+    embedder, encoder = eval_embedder("encoder", vggish_weights="", encoder=encoder_ckpt, device="cpu")
+    assert isinstance(embedder, EncoderEmbedder) and embedder.model is encoder
+    wavs = np.random.default_rng(0).uniform(-0.3, 0.3, (3, 88200)).astype(np.float32)
+    want = get_embedder("encoder", encoder=load_encoder(encoder_ckpt, device="cpu")).embed(wavs)
+    np.testing.assert_array_equal(embedder.embed(wavs), want)
+
+
+def test_embed_clips_reads_the_audio_files_and_can_take_the_vocoder_path(small_foley_dataset, tmp_path):
+    from pathlib import Path
+
+    from occ.data.audio import load_clip
+    from occ.data.datasets import build_feature_cache
+    from occ.errors import DataError
+    from occ.metrics.embeddings import embed_clips, reference_embeddings
+    from occ.synthesis.vocoder import resynthesize
+
+    cache = build_feature_cache(small_foley_dataset, tmp_path / "f.pt", heldout_per_class=2, progress=False)
+    held, stub = cache.heldout(), _StubEmbedder()
+    ref = reference_embeddings(cache, embedder=stub)
+    assert list(ref) == cache.class_names
+    for c, name in enumerate(cache.class_names):
+        files = [f for f, y in zip(held.files, held.labels.tolist()) if y == c]
+        np.testing.assert_array_equal(ref[name], stub.embed(np.stack([load_clip(Path(held.root) / f) for f in files])))
+    part = held.first_per_class(1)
+    vocoded = embed_clips(part, embedder=stub, what="held-out", through_vocoder={"vocoder": "griffinlim", "gl_iters": 2})
+    for c, name in enumerate(cache.class_names):
+        _, rec = resynthesize(load_clip(Path(part.root) / part.files[c]), method="griffinlim", n_iter=2)
+        np.testing.assert_array_equal(vocoded[name], stub.embed(rec.numpy()))
+    with pytest.raises(DataError, match="has no held-out clips"):
+        embed_clips(part.subset(np.array([0])), embedder=stub, what="held-out")

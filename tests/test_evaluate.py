@@ -1,20 +1,15 @@
-"""Evaluation glue: standing statistics, round-robin picks, embeddings on disk."""
+"""The evaluation's assembly: generation and metrics of one generator, the step-0 numbers, embeddings on disk."""
 
 import numpy as np
+import pandas as pd
 import torch
 
 from occ.metrics.embedding_files import load_embeddings, save_embeddings
 from occ.metrics.embeddings import Embedder
-from occ.metrics.evaluate import evaluate_generator, generate_clips, spread_over_classes, standing_stats
-from occ.synthesis.generate import eval_seeds, generate_mels
+from occ.metrics.evaluate import evaluate_generator, metrics_of, same_weights, step0_metrics
+from occ.metrics.probe import fit_probe
+from occ.synthesis.generate import eval_seeds, generate_clips
 from occ.nets.generator import Generator
-
-
-def test_spread_over_classes_is_round_robin():
-    labels = np.array([0, 0, 0, 1, 1, 2])
-    assert spread_over_classes(labels, 3).tolist() == [0, 3, 5]
-    assert spread_over_classes(labels, 5).tolist() == [0, 3, 5, 1, 4]
-    assert sorted(spread_over_classes(labels, 6).tolist()) == list(range(6))
 
 
 def test_embeddings_round_trip(tmp_path):
@@ -24,24 +19,6 @@ def test_embeddings_round_trip(tmp_path):
     assert list(back) == ["b", "a"]
     for k in emb:
         np.testing.assert_array_equal(back[k], emb[k])
-
-
-def test_standing_stats_replace_the_initial_statistics_and_leave_g_alone():
-    torch.manual_seed(0)
-    g = Generator(n_classes=3, z_dim=16, ch=4)
-    before = {k: v.clone() for k, v in g.state_dict().items()}
-    calibrated = standing_stats(g, n_batches=2, batch_size=8, seed=1)
-    # the original generator is untouched
-    for k, v in g.state_dict().items():
-        assert torch.equal(v, before[k]), k
-    bn_means = [m.running_mean for m in calibrated.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    assert bn_means and any(m.abs().sum() > 0 for m in bn_means)  # no longer the initial zeros
-    # deterministic for a seed, and samples stay independent of the batch size
-    again = standing_stats(g, n_batches=2, batch_size=8, seed=1)
-    labels, seeds = eval_seeds(2, 3, base_seed=0)
-    a = generate_mels(calibrated, labels, seeds, batch_size=6)
-    b = generate_mels(again, labels, seeds, batch_size=1)
-    torch.testing.assert_close(a, b)
 
 
 class _StubEmbedder(Embedder):
@@ -69,3 +46,36 @@ def test_generate_clips_gives_the_evaluations_clip(tmp_path):
     assert (tmp_path / "one.wav").read_bytes() == (tmp_path / "eval" / "b" / "01.wav").read_bytes()
     _, other = generate_clips(g, labels[[4]], seeds[[4]], base_seed=6, gl_iters=2)  # other standing statistics
     assert not np.array_equal(other[0], wavs[0])
+
+
+def test_the_tables_and_step0_numbers_an_evaluation_writes():
+    """`table(probe=True)` is the fad.csv table; `step0_metrics` the step-0 numbers every run compares with."""
+    torch.manual_seed(0)
+    g = Generator(n_classes=3, z_dim=16, ch=4)
+    names = ["A", "B", "C"]
+    rng = np.random.default_rng(0)
+    ref = {name: rng.standard_normal((6, 1, 4)) for name in names}
+    probe = fit_probe({name: rng.standard_normal((6, 1, 4)) + 3 * c for c, name in enumerate(names)})
+    result = evaluate_generator(g, class_names=names, n_per_class=3, base_seed=5, embedder=_StubEmbedder(),
+                                reference=ref, gl_iters=2, prdc_k=1, probe=probe)
+    table = result.table(probe=True)
+    assert list(table.columns) == [*result.table().columns, "probe"]
+    pd.testing.assert_series_equal(table["probe"], result.probe.rename("probe").reindex(table.index), check_names=False)
+    numbers = step0_metrics(result)
+    assert numbers == {"fad_mean": float(result.fad.loc["Average", "fad"]), "encoder_accuracy": None,
+                       "probe_accuracy": float(result.probe["Average"])}
+    m = metrics_of(result.table(), table, accuracy=0.5, step0_accuracy=numbers["encoder_accuracy"],
+                   probe=float(result.probe["Average"]), step0_probe=numbers["probe_accuracy"])
+    assert m["fad_mean"] == m["fad_mean_step0"] == numbers["fad_mean"] and m["n_clips_per_class"] == 3
+    assert m["probe_accuracy_step0"] == numbers["probe_accuracy"] and "encoder_accuracy_on_generated_step0" not in m
+
+
+def test_same_weights_is_bit_identity():
+    torch.manual_seed(0)
+    a = Generator(n_classes=3, z_dim=16, ch=4)
+    b = Generator(n_classes=3, z_dim=16, ch=4)
+    b.load_state_dict(a.state_dict())
+    assert same_weights(a, b)
+    with torch.no_grad():
+        next(b.parameters()).view(-1)[0] += 1e-7
+    assert not same_weights(a, b)

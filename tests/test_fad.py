@@ -1,5 +1,5 @@
-"""Tests of occ.metrics.fad and the modules it gathers: Fréchet distance closed forms (occ.metrics.frechet), the DCASE reference
-pickles (occ.metrics.dcase_eval_stats), the VGGish front end (occ.metrics.vggish_frontend)."""
+"""Tests of occ.metrics.fad and the modules beside it: Fréchet distance closed forms (occ.metrics.frechet), the DCASE
+reference pickles (occ.metrics.dcase_eval_stats), the VGGish front end (occ.metrics.vggish_frontend)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from occ.metrics.dcase_eval_stats import dcase_eval_reference, load_dcase_reference
 from occ.errors import ConfigError, DataError
-from occ.metrics.fad import basic_interval, fad_inf, fad_per_class
+from occ.metrics.fad import basic_interval, fad_per_class
 from occ.metrics.frechet import embedding_stats, frechet_distance, frechet_distance_eig
 from occ.metrics.vggish_frontend import dcase_vggish_examples
 
@@ -190,19 +190,9 @@ def test_bootstrap_interval_is_shifted_down_by_the_small_sample_bias():
     assert many.loc["a", "ci_low"] <= many.loc["a", "fad"] <= many.loc["a", "ci_high"]
 
 
-def test_fad_inf_reduces_small_sample_bias():
-    rng = np.random.default_rng(7)
-    d = 8
-    ref_stats = (np.zeros(d), np.eye(d))
-    gen = rng.standard_normal((200, d))  # same distribution: true FAD 0, finite-n FAD biased upwards
-    res = fad_inf(gen, ref_stats, n_points=6, seed=0)
-    assert res["fad_full"] > 0
-    assert abs(res["fad_inf"]) < res["fad_full"]
-
-
 @pytest.mark.parametrize("m", [20, 300])
 def test_fast_bootstrap_path_equals_dcase_path(m):
-    from occ.metrics.frechet import _FastFD
+    from occ.metrics.frechet import FastFD
 
     rng = np.random.default_rng(8)
     d = 64
@@ -210,7 +200,7 @@ def test_fast_bootstrap_path_equals_dcase_path(m):
     mu_r, s_r = embedding_stats(ref)
     gen = rng.standard_normal((m, d)) * 1.2 + 0.1
     want = frechet_distance(mu_r, s_r, *embedding_stats(gen))
-    assert _FastFD(mu_r, s_r)(gen) == pytest.approx(want, rel=1e-6)
+    assert FastFD(mu_r, s_r)(gen) == pytest.approx(want, rel=1e-6)
 
 
 # --- non-finite statistics are errors naming the input -----------------------------------------------------------
@@ -245,3 +235,18 @@ def test_fad_per_class_names_the_class_and_side():
     sigma[0, 0] = np.inf
     with pytest.raises(DataError, match="reference covariance of class 'Rain'"):
         fad_per_class(gen, {**ref, "Rain": (mu, sigma)})
+
+
+def test_fad_uses_only_public_names_and_re_exports_nothing():
+    """Each name is imported from the module that defines it: fad takes frechet's public API and passes nothing on."""
+    import ast
+
+    import occ.metrics.fad as fad
+
+    tree = ast.parse(Path(fad.__file__).read_text())
+    imported = [(node.module, a.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("occ.") for a in node.names]
+    assert imported and not [name for _, name in imported if name.startswith("_")], imported
+    assert sorted(fad.__all__) == ["basic_interval", "fad_per_class"]
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert set(fad.__all__) <= defined

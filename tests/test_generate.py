@@ -1,12 +1,17 @@
-"""Tests of occ.synthesis.generate: per-sample seeds make samples independent of batch size and order."""
+"""Tests of occ.synthesis.generate: per-sample seeds make samples independent of batch size and order; standing
+statistics; G -> mels -> audio as the evaluation makes it; the class names of a run."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from occ.data.datasets import denormalize_mel
 from occ.errors import ConfigError, DataError
-from occ.synthesis.generate import SEED_STRIDE, eval_seeds, generate_mels, latents
+from occ.synthesis.generate import (SEED_STRIDE, class_names_of, eval_seeds, evaluation_mels, generate_clips,
+                                    generate_mels, latents, standing_stats)
+from occ.synthesis.vocoder import vocode
 from occ.nets.generator import Generator
 
 
@@ -68,3 +73,42 @@ def test_a_sample_is_bit_identical_whatever_shares_its_batch(generator):
         assert torch.equal(alone[0], full[k])
     part = generate_mels(generator, labels[40:50], seeds[40:50], batch_size=64)
     assert torch.equal(part, full[40:50])
+
+
+def test_standing_stats_replace_the_initial_statistics_and_leave_g_alone():
+    torch.manual_seed(0)
+    g = Generator(n_classes=3, z_dim=16, ch=4)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    calibrated = standing_stats(g, n_batches=2, batch_size=8, seed=1)
+    # the original generator is untouched
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    bn_means = [m.running_mean for m in calibrated.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bn_means and any(m.abs().sum() > 0 for m in bn_means)  # no longer the initial zeros
+    # deterministic for a seed, and samples stay independent of the batch size
+    again = standing_stats(g, n_batches=2, batch_size=8, seed=1)
+    labels, seeds = eval_seeds(2, 3, base_seed=0)
+    a = generate_mels(calibrated, labels, seeds, batch_size=6)
+    b = generate_mels(again, labels, seeds, batch_size=1)
+    torch.testing.assert_close(a, b)
+
+
+def test_evaluation_mels_and_clips_are_standing_stats_then_generation_then_the_vocoder(generator):
+    """One path from G to audio: the normalised mels D reads, their natural-log mels and the vocoder's audio."""
+    labels, seeds = eval_seeds(2, 3, base_seed=4)
+    want = generate_mels(standing_stats(generator, seed=4), labels, seeds)
+    x = evaluation_mels(generator, labels, seeds, base_seed=4)
+    assert torch.equal(x, want) and x.min() >= -1 and x.max() <= 1
+    mels, wavs = generate_clips(generator, labels, seeds, base_seed=4, gl_iters=2)
+    assert torch.equal(mels, denormalize_mel(want))
+    assert wavs.dtype == np.float32 and wavs.shape == (6, 88200)
+    assert np.array_equal(wavs, vocode(mels, method="griffinlim", n_iter=2, device="cpu").numpy())
+
+
+def test_class_names_of_a_run(tmp_path):
+    from occ.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "checkpoint.pt", {"kind": "gan", "step": 0, "n_classes": 2, "class_names": ["Rain", "Dog"]})
+    assert class_names_of(tmp_path) == ["Rain", "Dog"]
+    save_checkpoint(tmp_path / "checkpoint.pt", {"kind": "gan", "step": 0, "n_classes": 2, "class_names": None})
+    assert class_names_of(tmp_path) == ["class 0", "class 1"]

@@ -41,11 +41,11 @@ def _strings(path: Path) -> list[str]:
 def quoted_stages() -> dict[str, list[str]]:
     """Stage name -> the modules whose messages name it."""
     found: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "occ").glob("*.py")):
+    for path in sorted((ROOT / "occ").rglob("*.py")):
         for text in _strings(path):
             for pattern in PATTERNS:
                 for name in pattern.findall(text):
-                    found.setdefault(name, []).append(path.name)
+                    found.setdefault(name, []).append(path.relative_to(ROOT).as_posix())
     return found
 
 

@@ -6,7 +6,7 @@ import torch
 
 from occ.errors import DataError
 from occ.metrics.d_embeddings import within_class_distance
-from occ.metrics.probe import clip_features, fit_probe, load_probe
+from occ.metrics.probe import clip_features, encoder_accuracy, fit_probe, load_probe
 
 
 def _clusters(rng, n_classes=4, n=30, w=3, d=16, sep=4.0):
@@ -107,3 +107,20 @@ def test_within_class_distance_against_brute_force():
         d = [np.linalg.norm(e[i] - e[j]) for i in range(len(e)) for j in range(len(e)) if i != j]
         per_class.append(np.mean(d))
     assert got == pytest.approx(np.mean(per_class), rel=1e-6)  # embeddings normalised in float32
+
+
+def test_encoder_accuracy_reads_the_classifier_on_the_clips_normalised_mels():
+    """The fine-tuned encoder's judgement of clips: argmax of its classifier on normalize_mel(log_mel(clip))."""
+    from occ.config import ModelConfig
+    from occ.data.datasets import normalized_log_mel
+    from occ.nets.models import build_encoder
+
+    torch.manual_seed(0)
+    encoder = build_encoder(ModelConfig(enc_width=4, proj_dim=8), n_classes=3).eval()
+    wavs = np.random.default_rng(1).uniform(-0.3, 0.3, (5, 88200)).astype(np.float32)
+    with torch.no_grad():
+        pred = encoder.classify(normalized_log_mel(torch.from_numpy(wavs))[:, None]).argmax(dim=1)
+    for labels in (pred, (pred + 1) % 3, torch.tensor([int(pred[0]), 0, 1, 2, int(pred[4])])):
+        want = float((pred == labels).float().mean())
+        assert encoder_accuracy(encoder, wavs, labels) == pytest.approx(want)
+        assert encoder_accuracy(encoder, wavs, labels, batch_size=2) == pytest.approx(want)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from occ.errors import DataError
+from occ.errors import DataError, WriteError
 from occ.data.classes import class_folder
-from occ.synthesis.submission import check_submission, submission_problems, write_submission
+from occ.synthesis.submission import check_submission, submission_problems, write_clip, write_submission
+from test_audio import disk_full_after
 
 
 def _wavs(n: int, seed: int = 0) -> np.ndarray:
@@ -132,3 +133,18 @@ def test_every_problem_is_listed(good):
     with pytest.raises(DataError, match="holds 3 WAV files"):
         check_submission(good, n_per_class=2, classes=["Rain", "Footstep", "DogBark"])
     assert submission_problems(good / "nothere")[0][0].endswith("does not exist; write it with occ.synthesis.submission.write_submission")
+
+
+def test_a_full_disk_names_the_clip_and_leaves_no_partial_file_or_folder(tmp_path, monkeypatch):
+    write_submission(tmp_path / "sub", {"Rain": _wavs(2)}, n_per_class=2)
+    before = {p: p.read_bytes() for p in (tmp_path / "sub" / "rain").iterdir()}
+    disk_full_after(monkeypatch, 10_000)
+    with pytest.raises(WriteError, match=r"cannot write .*one\.wav: the disk is full") as info:
+        write_clip(tmp_path / "one.wav", _wavs(1)[0])
+    assert str(tmp_path / "one.wav") in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+    with pytest.raises(WriteError, match=r"the disk is full") as info:
+        write_submission(tmp_path / "sub", {"Rain": _wavs(2, 1), "DogBark": _wavs(2, 2)}, n_per_class=2)
+    assert str(tmp_path / "sub" / "rain" / "00.wav") in str(info.value) and ".tmp" not in str(info.value)
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["rain"]  # no half-written class folder
+    assert {p: p.read_bytes() for p in (tmp_path / "sub" / "rain").iterdir()} == before  # the old one kept

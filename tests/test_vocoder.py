@@ -10,8 +10,8 @@ import torch
 
 from occ.errors import CheckpointError, ConfigError
 from occ.synthesis.hifigan import HiFiGANBF16, HiFiGANConfig, HiFiGANGenerator, fold_weight_norm, native_bf16
-from occ.synthesis.vocoder import (griffin_lim, hifigan_precision, load_vocoder, mel_to_linear, resynthesis_l1, vocode,
-                         wheel_checkpoint)
+from occ.synthesis.vocoder import (griffin_lim, hifigan_precision, load_vocoder, mel_to_linear, resynthesis_l1,
+                                   resynthesize, vocode, vocoder_method, wheel_checkpoint)
 
 
 def _clips(n_samples: int = 22050) -> np.ndarray:
@@ -192,3 +192,22 @@ def test_resynthesis_universal_beats_random_weights():
     l1_gl = resynthesis_l1(x, method="griffinlim", n_iter=16)
     assert l1_universal < 0.5 * l1_random, (l1_universal, l1_random)
     assert l1_gl < 0.5 * l1_random
+
+
+def test_vocoder_method_reads_eval_vocoder():
+    assert vocoder_method("griffinlim") == ("griffinlim", None)
+    assert vocoder_method("hifigan") == ("hifigan", None)
+    assert vocoder_method("ckpt/g_00935000") == ("hifigan", "ckpt/g_00935000")
+
+
+def test_resynthesize_is_log_mel_then_vocode_and_behind_resynthesis_l1():
+    from occ.data.audio import log_mel
+
+    x = _clips(5000)
+    mel, rec = resynthesize(x, method="griffinlim", n_iter=3)
+    assert torch.equal(mel, log_mel(torch.from_numpy(x)))
+    assert rec.shape == (3, 5000) and torch.equal(rec, vocode(mel, method="griffinlim", n_iter=3, length=5000))
+    single_mel, single = resynthesize(x[1], method="griffinlim", n_iter=3)  # one clip: a batch of one
+    assert single_mel.shape == (1, *mel.shape[1:]) and single.shape == (1, 5000)
+    l1 = float((mel - log_mel(rec)).abs().mean())
+    assert resynthesis_l1(x, method="griffinlim", n_iter=3) == l1

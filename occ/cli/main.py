@@ -8,7 +8,7 @@
     torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0    # occ.cli.train
 
 Each sub-command calls the package's own functions, the ones the pipeline's notebooks call:
-``occ generate`` makes its clips with :func:`occ.metrics.evaluate.generate_clips` (standing statistics, per-clip
+``occ generate`` makes its clips with :func:`occ.synthesis.generate.generate_clips` (standing statistics, per-clip
 seeds of :func:`occ.synthesis.generate.eval_seeds`, the vocoder) and writes them with
 :func:`occ.synthesis.submission.write_clip`, so the clip of (class, index, seed) is byte for byte the one the
 evaluation writes; ``occ fad`` reads clips with :func:`occ.data.audio.load_clip`, embeds them with
@@ -187,9 +187,8 @@ def cmd_generate(args) -> int:
     import numpy as np
     import torch
 
-    from occ.metrics.evaluate import generate_clips
     from occ.nets.models import load_generator
-    from occ.synthesis.generate import SEED_STRIDE, eval_seeds
+    from occ.synthesis.generate import SEED_STRIDE, eval_seeds, generate_clips
     from occ.device import resolve_device
     from occ.data.classes import class_folder
     from occ.synthesis.submission import check_submission, write_clip, write_submission
@@ -416,14 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
                "  occ generate --checkpoint ckpt.pt --class dog_bark,rain -n 5 --seed 3 --vocoder hifigan --out clips/\n"
                "  occ generate --checkpoint ckpt.pt --class dog_bark --first 17 -n 1 --out clip17/   # clip 17 again\n"
                "  occ generate --checkpoint ckpt.pt --class all --submission submission/   # 100 per class, checked")
-    g.add_argument("--checkpoint", required=True, metavar="PATH", help="GAN checkpoint (runs/train/<variant>/checkpoint.pt)")
+    g.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="GAN checkpoint of a training run (runs/train/<variant>/seed<k>/checkpoint.pt, e.g. "
+                        "runs/train/o2c/seed0/checkpoint.pt)")
     g.add_argument("--class", dest="classes", action="append", required=True, metavar="NAME",
                    help="class name (DogBark, dog_bark, ...; case-insensitive), comma-separated names, or all; repeatable")
     g.add_argument("-n", type=int, default=None, metavar="N",
                    help="clips per class (default 1; 100 with --submission, the DCASE count)")
     g.add_argument("--first", type=int, default=0, metavar="I", help="index of the first clip (default 0)")
     g.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="base seed (default: the checkpoint's run seed, which the pipeline's evaluation uses)")
+                   help="base seed (default: the checkpoint's training seed, k of runs/train/<variant>/seed<k>/; "
+                        "the pipeline's evaluation uses params.yaml's seed for every run)")
     target = g.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", metavar="DIR", help="folder to write the WAV files into (must be new or empty)")
     target.add_argument("--submission", metavar="DIR",

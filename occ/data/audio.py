@@ -1,4 +1,4 @@
-"""Audio front end: clip loading, the log-mel features the GAN generates, and WAV writing.
+"""Audio front end: clip loading, the log-mel features the GAN generates, and WAV writing (atomic, :func:`write_pcm16`).
 
 The features are the DCASE 2023 Task 7 baseline / HiFi-GAN mel spectrogram (docs/reference.md, section 2):
 reflect padding of (N_FFT - HOP) / 2 = 384 samples on each side, STFT with ``center=False`` and a
@@ -9,6 +9,7 @@ Slaney mel filterbank (80 bands, 0-8000 Hz, the ``librosa.filters.mel`` defaults
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
@@ -40,7 +41,7 @@ FRONTEND_VERSION = "hifigan-mel-v1"  # bump when the feature computation changes
 __all__ = [
     "SR", "N_SAMPLES", "N_FFT", "HOP", "WIN", "N_MELS", "FMIN", "FMAX", "N_FRAMES", "LOG_FLOOR",
     "FRONTEND_VERSION", "frontend_settings", "n_frames", "mel_filterbank", "log_mel",
-    "load_clip", "fit_length", "write_wav",
+    "load_clip", "fit_length", "write_pcm16", "write_wav",
 ]
 
 
@@ -270,8 +271,36 @@ def load_clip(path: str | os.PathLike, *, n_samples: int = N_SAMPLES) -> np.ndar
     return fit_length(x, n_samples).astype(np.float32)
 
 
+def write_pcm16(path: str | os.PathLike, samples: np.ndarray, sr: int) -> Path:
+    """Write samples as a mono 16-bit PCM WAV file, atomically: every WAV the package writes goes through here.
+
+    The file is encoded in memory (``soundfile``, the bytes it writes to a file), then written through
+    :func:`occ.atomic.atomic_open`, so a full disk or a folder that is not writable raises
+    :class:`~occ.errors.WriteError` naming ``path``, and no partial file is left.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; parent folders are created.
+    samples : np.ndarray [shape=(n_samples,)]
+        int16 sample values, or floats in [-1, 1] (converted by libsndfile).
+    sr : int
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    encoded = io.BytesIO()
+    sf.write(encoded, samples, sr, subtype="PCM_16", format="WAV")
+    with atomic_open(path, fsync=False) as fh:
+        fh.write(encoded.getbuffer())
+    return Path(path)
+
+
 def write_wav(path: str | os.PathLike, x: np.ndarray | torch.Tensor, *, sr: int = SR) -> Path:
-    """Write a mono 16-bit PCM WAV atomically (temporary file in the same folder, then rename).
+    """Write a mono 16-bit PCM WAV atomically (:func:`write_pcm16`).
 
     Parameters
     ----------
@@ -296,6 +325,4 @@ def write_wav(path: str | os.PathLike, x: np.ndarray | torch.Tensor, *, sr: int 
     if x.ndim != 1:
         raise DataError(f"write_wav({path}): expected a mono waveform of shape (n_samples,), got {x.shape}")
     x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    with atomic_open(path, fsync=False) as fh:
-        sf.write(fh, x, sr, subtype="PCM_16", format="WAV")
-    return path
+    return write_pcm16(path, x, sr)

@@ -1,4 +1,4 @@
-"""Datasets, the held-out split, the log-mel feature cache, and the GAN's log-mel normalisation.
+"""Datasets, the held-out split, the log-mel feature cache, clip selection, and the GAN's log-mel normalisation.
 
 Two layouts share one code path after :func:`scan_dataset`:
 
@@ -12,6 +12,10 @@ dataset, the labels, the file list, and a deterministic per-class split into tra
 held-out reference set for FAD (100 per class by default, the size of the DCASE evaluation set).
 It is keyed by a hash of the front-end settings and the split settings, and by a fingerprint of the
 file list, so that stale caches are rebuilt rather than silently reused.
+
+The networks read normalised log-mels: :func:`normalize_mel` maps the natural-log mel to [-1, 1],
+:func:`denormalize_mel` maps G's output back for the vocoders, and :func:`normalized_log_mel` turns audio
+into the networks' input (the encoder's embeddings and accuracy on clips).
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ CACHE_FORMAT = 2  # 2: with a checksum
 __all__ = [
     "AUDIO_EXTENSIONS", "LOG_MEL_MIN", "LOG_MEL_MAX",
     "DataWarning", "Dataset", "scan_dataset", "split_heldout", "FeatureCache", "build_feature_cache",
-    "load_feature_cache", "feature_cache", "settings_hash", "normalize_mel", "denormalize_mel",
+    "load_feature_cache", "feature_cache", "settings_hash", "normalize_mel", "denormalize_mel", "normalized_log_mel",
+    "spread_over_classes",
 ]
 
 
@@ -344,6 +349,11 @@ class FeatureCache:
         """The held-out FAD reference clips."""
         return self.subset(self.heldout_indices())
 
+    def first_per_class(self, n: int) -> "FeatureCache":
+        """The first ``n`` clips of each class, class by class (a fixed, seed-free choice)."""
+        labels = self.labels.numpy()
+        return self.subset(np.concatenate([np.flatnonzero(labels == c)[:n] for c in range(len(self.class_names))]))
+
     def class_counts(self) -> dict[str, int]:
         """Clips per class name."""
         counts = np.bincount(self.labels.numpy(), minlength=len(self.class_names))
@@ -593,3 +603,31 @@ def denormalize_mel(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
     """Inverse of :func:`normalize_mel`: [-1, 1] -> [ln(1e-5), 2.5] (inputs clamped to [-1, 1] first)."""
     x = x.clamp(-1.0, 1.0) if isinstance(x, torch.Tensor) else np.clip(x, -1.0, 1.0)
     return (x + 1.0) * ((LOG_MEL_MAX - LOG_MEL_MIN) / 2.0) + LOG_MEL_MIN
+
+
+def normalized_log_mel(wavs: torch.Tensor) -> torch.Tensor:
+    """Waveforms as the networks read them (G's output space, D's and f's input): ``normalize_mel(log_mel(wavs))``.
+
+    Parameters
+    ----------
+    wavs : torch.Tensor [shape=(..., n_samples)]
+        Waveforms at 22,050 Hz in [-1, 1], on the device to compute on.
+
+    Returns
+    -------
+    torch.Tensor [shape=(..., 80, n_frames), float32]
+        Log-mels in [-1, 1], on the waveforms' device.
+    """
+    return normalize_mel(log_mel(wavs))
+
+
+# ----------------------------------------------------------------------------- clip selection
+def spread_over_classes(labels: np.ndarray | torch.Tensor, n: int) -> np.ndarray:
+    """`n` indices taken round-robin over the classes (first clip of each class, then the second, ...)."""
+    labels = np.asarray(labels)
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    order = np.lexsort((labels, rank))
+    return order[:n]

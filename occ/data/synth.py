@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import soundfile as sf
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.atomic import atomic_folder
-from occ.data.audio import N_SAMPLES, SR
+from occ.data.audio import N_SAMPLES, SR, write_pcm16
 from occ.data.classes import DCASE_CLASSES
 from occ.errors import ConfigError, DataError
 
@@ -491,7 +490,7 @@ def _write_chunk(folder: str, seed: int, jobs: list[tuple[str, int]]) -> int:
     """Synthesise and write ``jobs`` = [(class, index), ...] into ``folder/<class>/<index>.wav``."""
     for cls, i in jobs:
         x = synthesize_clip(cls, rng=clip_rng(seed, cls, i))
-        sf.write(os.path.join(folder, cls, f"{i:04d}.wav"), x, SR, subtype="PCM_16", format="WAV")
+        write_pcm16(os.path.join(folder, cls, f"{i:04d}.wav"), x, SR)  # a full disk: WriteError naming the file
     return len(jobs)
 
 

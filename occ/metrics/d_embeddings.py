@@ -12,8 +12,8 @@ import torch
 
 from occ.data.datasets import normalize_mel
 from occ.errors import DataError
-from occ.metrics.evaluate import standing_stats
-from occ.synthesis.generate import eval_seeds, generate_mels
+from occ.nets.models import load_discriminator, load_generator
+from occ.synthesis.generate import eval_seeds, evaluation_mels
 
 __all__ = ["unit_embeddings", "discriminator_embeddings", "tsne_of_generated", "within_class_distance"]
 
@@ -52,8 +52,7 @@ def discriminator_embeddings(generator: torch.nn.Module, discriminator: torch.nn
                              per_class: int, base_seed: int, device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Unit-length h(D1(G(z, c))) of generated data, `per_class` per class (Figure 2's points)."""
     labels, seeds = eval_seeds(per_class, n_classes, base_seed=base_seed)
-    generator = standing_stats(generator, seed=base_seed, device=device)
-    mels = generate_mels(generator, labels, seeds, device=device)
+    mels = evaluation_mels(generator, labels, seeds, base_seed=base_seed, device=device)
     return unit_embeddings(discriminator, mels, labels, device=device).numpy(), labels.numpy()
 
 
@@ -65,8 +64,6 @@ def tsne_of_generated(layout, variants: list[str], *, per_class: int, seed: int,
     (`runs/train/<variant>/seed<k>`; ``None``: the folder without a seed level).
     """
     from sklearn.manifold import TSNE
-
-    from occ.nets.models import load_discriminator, load_generator
 
     frames = []
     for v in variants:
@@ -89,6 +86,10 @@ def within_class_distance(discriminator: torch.nn.Module, mels: torch.Tensor, la
     The number behind Figure 2: without OCC, D maps each class's generated clips to one tight cluster (small
     distance); the paper's claim is that OCC spreads them. `mels` are natural-log mels (as generated), labels
     their classes; the distance is averaged over the pairs of each class, then over the classes.
+
+    The evaluation passes ``GeneratorEval.mels``, G's output mapped to natural-log mels for the vocoder, and they
+    are normalised again here: in float32 that round trip is not the identity to the bit (many values move by
+    a unit in the last place), so it is kept and the committed distances stay what they are.
     """
     emb = unit_embeddings(discriminator, normalize_mel(mels), labels, device=device, batch_size=batch_size).double()
     lab = torch.as_tensor(labels)

@@ -12,19 +12,29 @@
 * ``"encoder"``: this project's SupCon-pretrained encoder ``f`` (features of the normalised log-mel,
   one window per clip), for diagnostics only: it is biased toward OC-SupConGAN and C-SupConGAN, whose
   discriminators are trained to agree with this very network.
+
+:func:`eval_embedder` is the evaluation notebooks' set-up (the embedder of ``eval.embedding`` and the SupCon
+encoder); :func:`embed_clips` and :func:`reference_embeddings` embed the real clips of the feature cache (the
+FAD reference set, the probe's training clips), as read from their audio files or after the vocoder.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
+from occ.data.audio import load_clip
+from occ.data.datasets import FeatureCache, normalized_log_mel
 from occ.errors import ConfigError, DataError
+from occ.nets.models import load_encoder
+from occ.synthesis.vocoder import resynthesize, vocoder_method
 
-__all__ = ["Embedder", "VGGishEmbedder", "AisfxEmbedder", "EncoderEmbedder", "get_embedder", "EMBEDDERS"]
+__all__ = ["Embedder", "VGGishEmbedder", "AisfxEmbedder", "EncoderEmbedder", "get_embedder", "EMBEDDERS",
+           "eval_embedder", "embed_clips", "reference_embeddings"]
 
 EMBEDDERS = ("vggish", "aisfx", "encoder")
 
@@ -138,10 +148,7 @@ class EncoderEmbedder(Embedder):
             self.dim = int(self.model.features(torch.zeros(1, 1, 80, 344, device=self.device)).shape[-1])
 
     def _embed_batch(self, wavs: torch.Tensor) -> torch.Tensor:
-        from occ.data.audio import log_mel
-        from occ.data.datasets import normalize_mel
-
-        x = normalize_mel(log_mel(wavs.to(self.device)))[:, None]
+        x = normalized_log_mel(wavs.to(self.device))[:, None]
         return self.model.features(x)[:, None]
 
 
@@ -187,3 +194,73 @@ def get_embedder(
             raise ConfigError("get_embedder('encoder') needs `encoder=`: a loaded occ.nets.encoder.Encoder (the SupCon encoder f)")
         return EncoderEmbedder(encoder=encoder, device=device, batch_size=batch_size)
     raise ConfigError(f"embedding {name!r} is unknown (eval.embedding): use one of {list(EMBEDDERS)}")
+
+
+def eval_embedder(embedding: str, *, vggish_weights: str | os.PathLike | None, encoder: str | os.PathLike,
+                  device: str | torch.device) -> tuple[Embedder, torch.nn.Module]:
+    """The embedder of `eval.embedding` and the fine-tuned SupCon encoder, as the evaluation stages set them up.
+
+    Parameters
+    ----------
+    embedding : str
+        ``eval.embedding``.
+    vggish_weights : path-like or None
+        ``eval.vggish_weights``; empty or None: the cached copy or a download (VGGish only).
+    encoder : path-like
+        The fine-tuned encoder checkpoint (``runs/supcon/encoder.pt``); the ``"encoder"`` embedding embeds with it.
+    device : str or torch.device
+
+    Returns
+    -------
+    embedder : Embedder
+    encoder : occ.nets.encoder.Encoder
+        The loaded encoder (the evaluation also reads its classifier's accuracy on generated clips).
+    """
+    f = load_encoder(encoder, device=device)
+    return get_embedder(embedding, weights=vggish_weights or None, device=device, encoder=f), f
+
+
+def reference_embeddings(cache: FeatureCache, *, embedder: Embedder, progress: bool = False) -> dict[str, np.ndarray]:
+    """Embeddings of the held-out clips per class, from their audio files (the FAD reference set).
+
+    Returns
+    -------
+    dict
+        class name -> np.ndarray [shape=(n, W, D)].
+    """
+    return embed_clips(cache.heldout(), embedder=embedder, progress=progress, what="held-out")
+
+
+def embed_clips(part: FeatureCache, *, embedder: Embedder, progress: bool = False, what: str = "training",
+                through_vocoder: dict | None = None) -> dict[str, np.ndarray]:
+    """Embeddings of the clips of `part` (a subset of the feature cache) per class, from their audio files.
+
+    Parameters
+    ----------
+    part : FeatureCache
+        `cache.train()`, `cache.heldout()` or another subset.
+    what : str
+        What the clips are, for the message when a class has none.
+    through_vocoder : dict, optional
+        When given (``{"vocoder": ..., "gl_iters": ...}``, as ``eval.vocoder`` and ``eval.gl_iters``), each clip
+        is first turned into its log-mel and back into audio with that vocoder
+        (:func:`occ.synthesis.vocoder.resynthesize`), the path generated clips take.
+
+    Returns
+    -------
+    dict
+        class name -> np.ndarray [shape=(n, W, D)].
+    """
+    root = Path(part.root)
+    out = {}
+    for c, name in enumerate(part.class_names):
+        files = [root / f for f, y in zip(part.files, part.labels.tolist()) if y == c]
+        if not files:
+            raise DataError(f"class {name!r} has no {what} clips in the feature cache: rebuild it (the `data` stage).")
+        wavs = np.stack([load_clip(f) for f in files])
+        if through_vocoder is not None:
+            method, checkpoint = vocoder_method(through_vocoder["vocoder"])
+            _, wavs = resynthesize(wavs, method=method, vocoder=checkpoint, n_iter=through_vocoder.get("gl_iters", 32))
+            wavs = np.asarray(wavs.cpu(), dtype=np.float32)
+        out[name] = embedder.embed(wavs, progress=progress)
+    return out

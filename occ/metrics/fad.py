@@ -1,12 +1,9 @@
-"""Fréchet Audio Distance as DCASE 2023 Task 7 computed it (docs/reference.md, section 4): the public FAD API.
+"""Fréchet Audio Distance per class as DCASE 2023 Task 7 computed it (docs/reference.md, section 4).
 
-* :func:`fad_per_class` (with bootstrap confidence intervals, :func:`basic_interval`) and :func:`fad_inf`
-  (extrapolation in 1/n), here.
-* The Fréchet distance and the embedding statistics (:func:`frechet_distance`, :func:`frechet_distance_eig`,
-  :func:`embedding_stats`) live in :mod:`occ.metrics.frechet`; the official evaluation-set statistics
-  (:func:`load_dcase_reference`, :func:`dcase_eval_reference`) in :mod:`occ.metrics.dcase_eval_stats`; the DCASE VGGish
-  front end (:func:`vggish_mel_matrix`, :func:`dcase_vggish_examples`) in :mod:`occ.metrics.vggish_frontend`.
-  All are re-exported here.
+:func:`fad_per_class`: the class FADs, their plain mean and bootstrap confidence intervals
+(:func:`basic_interval`). The Fréchet distance and the embedding statistics live in :mod:`occ.metrics.frechet`,
+the official evaluation-set statistics in :mod:`occ.metrics.dcase_eval_stats`, the DCASE VGGish front end in
+:mod:`occ.metrics.vggish_frontend`.
 """
 
 from __future__ import annotations
@@ -16,15 +13,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from occ.metrics.dcase_eval_stats import dcase_eval_reference, load_dcase_reference
 from occ.errors import ConfigError
-from occ.metrics.frechet import _as_stats, _check_finite, _FastFD, embedding_stats, frechet_distance, frechet_distance_eig
-from occ.metrics.vggish_frontend import dcase_vggish_examples, vggish_mel_matrix
+from occ.metrics.frechet import FastFD, as_stats, check_finite, embedding_stats, frechet_distance
 
-__all__ = [
-    "frechet_distance", "frechet_distance_eig", "embedding_stats", "load_dcase_reference", "dcase_eval_reference",
-    "vggish_mel_matrix", "dcase_vggish_examples", "fad_per_class", "basic_interval", "fad_inf",
-]
+__all__ = ["fad_per_class", "basic_interval"]
 
 
 def fad_per_class(
@@ -43,7 +35,8 @@ def fad_per_class(
     gen_emb : mapping of str to np.ndarray [shape=(n, W, D) or (n, D)]
         Class -> embeddings of the generated clips (W windows per clip, all used).
     ref : mapping of str to np.ndarray or (mu, sigma)
-        Class -> reference embeddings (same layout) or statistics (e.g. :func:`load_dcase_reference`).
+        Class -> reference embeddings (same layout) or statistics
+        (e.g. :func:`occ.metrics.dcase_eval_stats.load_dcase_reference`).
     n_bootstrap : int
         Bootstrap resamples (generated clips drawn with replacement, all windows of a clip kept);
         0 skips the intervals. The point estimate uses the DCASE ``sqrtm`` path; resamples use an exact
@@ -75,18 +68,18 @@ def fad_per_class(
         e = np.asarray(emb, dtype=np.float64)
         if e.ndim == 2:
             e = e[:, None, :]
-        _check_finite(e, f"fad_per_class: the generated embeddings of class {cls!r}")
+        check_finite(e, f"fad_per_class: the generated embeddings of class {cls!r}")
         ref_cls = ref[cls]
         if isinstance(ref_cls, tuple):
-            _check_finite(np.asarray(ref_cls[0], np.float64), f"fad_per_class: the reference mean of class {cls!r}")
-            _check_finite(np.asarray(ref_cls[1], np.float64), f"fad_per_class: the reference covariance of class {cls!r}")
+            check_finite(np.asarray(ref_cls[0], np.float64), f"fad_per_class: the reference mean of class {cls!r}")
+            check_finite(np.asarray(ref_cls[1], np.float64), f"fad_per_class: the reference covariance of class {cls!r}")
         else:
-            _check_finite(np.asarray(ref_cls, np.float64), f"fad_per_class: the reference embeddings of class {cls!r}")
-        mu_r, sigma_r = _as_stats(ref_cls)
+            check_finite(np.asarray(ref_cls, np.float64), f"fad_per_class: the reference embeddings of class {cls!r}")
+        mu_r, sigma_r = as_stats(ref_cls)
         use_eig = method == "eig" or (method == "auto" and e.shape[-1] > 128)
         if method not in ("auto", "dcase", "eig"):
             raise ConfigError(f"fad_per_class: method={method!r} is unknown; use 'auto', 'dcase' or 'eig'")
-        fast = _FastFD(mu_r, sigma_r) if (use_eig or n_bootstrap > 0) else None
+        fast = FastFD(mu_r, sigma_r) if (use_eig or n_bootstrap > 0) else None
         fad = fast(e) if use_eig else frechet_distance(mu_r, sigma_r, *embedding_stats(e))
         row = {"fad": fad, "n_clips": e.shape[0]}
         if n_bootstrap > 0:
@@ -124,56 +117,3 @@ def basic_interval(point: float, boot: np.ndarray, *, ci: float = 0.95) -> tuple
         raise ConfigError(f"basic_interval: ci={ci} must lie in (0, 1)")
     q_lo, q_hi = np.percentile(np.asarray(boot, dtype=np.float64), [50 * (1 - ci), 100 - 50 * (1 - ci)])
     return float(2 * point - q_hi), float(2 * point - q_lo)
-
-
-def fad_inf(
-    gen_emb: np.ndarray,
-    ref_stats: tuple[np.ndarray, np.ndarray] | np.ndarray,
-    *,
-    n_points: int = 8,
-    min_clips: int | None = None,
-    seed: int = 0,
-) -> dict[str, float]:
-    """FAD extrapolated to infinitely many generated clips (FAD-inf, fadtk style).
-
-    FAD is computed on random subsets (without replacement) of ``n_points`` sizes evenly spaced from
-    ``min_clips`` (default half the clips) to all clips; a line ``FAD(n) = a + b / n`` is fitted by least
-    squares and ``a`` is FAD-inf.
-
-    Parameters
-    ----------
-    gen_emb : np.ndarray [shape=(n, W, D) or (n, D)]
-        Embeddings of the generated clips of one class.
-    ref_stats : (mu, sigma) or np.ndarray
-        Reference statistics or embeddings.
-    n_points : int
-        Subset sizes (>= 2).
-    min_clips : int, optional
-        Smallest subset, in clips.
-    seed : int
-
-    Returns
-    -------
-    dict
-        ``fad_inf`` (intercept), ``slope`` (b), ``r2`` of the fit, ``fad_full`` (FAD on all clips).
-    """
-    e = np.asarray(gen_emb, dtype=np.float64)
-    if e.ndim == 2:
-        e = e[:, None, :]
-    n = e.shape[0]
-    if n_points < 2:
-        raise ConfigError(f"fad_inf: n_points={n_points} must be >= 2")
-    lo = max(2, min_clips if min_clips is not None else n // 2)
-    if lo >= n:
-        raise ConfigError(f"fad_inf: min_clips={lo} must be below the number of clips ({n})")
-    mu_r, sigma_r = _as_stats(ref_stats)
-    rng = np.random.default_rng(seed)
-    sizes = np.unique(np.linspace(lo, n, n_points).astype(int))
-    fast = _FastFD(mu_r, sigma_r)
-    fads = np.array([fast(e[rng.choice(n, size=s, replace=False)]) for s in sizes])
-    design = np.stack([np.ones(len(sizes)), 1.0 / sizes], axis=1)
-    coef, *_ = np.linalg.lstsq(design, fads, rcond=None)
-    pred = design @ coef
-    ss_tot = float(((fads - fads.mean()) ** 2).sum())
-    r2 = 1.0 - float(((fads - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0
-    return {"fad_inf": float(coef[0]), "slope": float(coef[1]), "r2": r2, "fad_full": float(fads[-1])}

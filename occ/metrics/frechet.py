@@ -5,9 +5,10 @@
   an error if an imaginary part on its diagonal exceeds 1e-3, else the real part (dcase2023_task7_eval_fad,
   ``fad_utils.py``). :func:`frechet_distance_eig` is an independent symmetric-eigendecomposition path
   (``tr sqrt(S1^1/2 S2 S1^1/2)``) used to cross-check it.
-* :func:`embedding_stats`: float64 mean and unbiased covariance.
-* ``_FastFD``: the exact eigenvalue path against one fixed reference, for the bootstrap and FAD-inf of
-  :mod:`occ.metrics.fad`.
+* :func:`embedding_stats`: float64 mean and unbiased covariance; :func:`as_stats`: statistics of a reference
+  given as embeddings or as ``(mu, sigma)``; :func:`check_finite`: the error naming a broken input.
+* :class:`FastFD`: the exact eigenvalue path against one fixed reference, for the large-D point estimate
+  and the bootstrap of :func:`occ.metrics.fad.fad_per_class`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import scipy.linalg
 
 from occ.errors import ConfigError, DataError
 
-__all__ = ["frechet_distance", "frechet_distance_eig", "embedding_stats"]
+__all__ = ["frechet_distance", "frechet_distance_eig", "embedding_stats", "as_stats", "check_finite", "FastFD"]
 
 
 def _check_stats(mu1, sigma1, mu2, sigma2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -32,11 +33,11 @@ def _check_stats(mu1, sigma1, mu2, sigma2) -> tuple[np.ndarray, np.ndarray, np.n
             "(statistics from different embeddings?)"
         )
     for name, value in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
-        _check_finite(value, f"frechet_distance: {name}")
+        check_finite(value, f"frechet_distance: {name}")
     return mu1, sigma1, mu2, sigma2
 
 
-def _check_finite(value: np.ndarray, what: str) -> None:
+def check_finite(value: np.ndarray, what: str) -> None:
     """DataError naming ``what`` when ``value`` holds NaN or infinite entries."""
     bad = ~np.isfinite(value)
     if bad.any():
@@ -138,9 +139,8 @@ def embedding_stats(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e.mean(axis=0), np.cov(e, rowvar=False)
 
 
-
-class _FastFD:
-    """Fréchet distance of many embedding sets against one fixed reference (bootstrap, FAD-inf).
+class FastFD:
+    """Fréchet distance of many embedding sets against one fixed reference (the bootstrap, 512-d embeddings).
 
     Exact, by eigenvalues: ``tr sqrtm(S_r S_g) = sum sqrt(eig(S_r^1/2 S_g S_r^1/2))``; with ``X`` the
     centred generated embeddings (m, D) and ``m <= D`` the non-zero eigenvalues equal those of the
@@ -175,7 +175,7 @@ class _FastFD:
         return float(diff @ diff + self.trace + tr_g - 2.0 * np.sqrt(np.clip(lam, 0.0, None)).sum())
 
 
-def _as_stats(ref) -> tuple[np.ndarray, np.ndarray]:
+def as_stats(ref) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma) from a (mu, sigma) pair or from embeddings."""
     if isinstance(ref, tuple) and len(ref) == 2 and np.ndim(ref[1]) == 2 and np.ndim(ref[0]) == 1:
         return np.asarray(ref[0], np.float64), np.asarray(ref[1], np.float64)

@@ -10,7 +10,7 @@ mean over the embedding's windows). Its accuracy is then read on
 
 Unlike the fine-tuned SupCon encoder, the probe shares no weights or training signal with G, D or ``f``, so it
 favours no variant. Chance is ``1 / n_classes``. The fitted probe is stored as plain arrays (``.npz``), not as
-a pickle.
+a pickle. :func:`encoder_accuracy` is the other judge: the fine-tuned encoder's classifier on the clips' mels.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from occ.atomic import atomic_open
+from occ.data.datasets import normalized_log_mel
 from occ.errors import DataError
 
-__all__ = ["LinearProbe", "fit_probe", "load_probe", "clip_features"]
+__all__ = ["LinearProbe", "fit_probe", "load_probe", "clip_features", "encoder_accuracy"]
 
 
 def clip_features(emb: np.ndarray) -> np.ndarray:
@@ -161,3 +163,15 @@ def fit_probe(emb_by_class: dict[str, np.ndarray], *, c: float = 1.0, max_iter: 
     probe = LinearProbe(names, mean, scale, coef, intercept, 0.0)
     probe.train_accuracy = float(np.mean(probe.predict(x) == y))
     return probe
+
+
+@torch.no_grad()
+def encoder_accuracy(encoder: torch.nn.Module, wavs: np.ndarray, labels: torch.Tensor, *,
+                     device: str | torch.device = "cpu", batch_size: int = 64) -> float:
+    """Accuracy of the fine-tuned encoder's classifier on clips (mel of the audio, as for real clips)."""
+    correct = 0
+    for i in range(0, len(wavs), batch_size):
+        x = normalized_log_mel(torch.as_tensor(wavs[i:i + batch_size]).to(device))[:, None]
+        pred = encoder.classify(x).argmax(dim=1).cpu()
+        correct += int((pred == labels[i:i + batch_size]).sum())
+    return correct / len(wavs)

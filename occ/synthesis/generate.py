@@ -1,4 +1,4 @@
-"""Generation of evaluation log-mels with per-sample seeds.
+"""Generation: G -> log-mels -> audio, with per-sample seeds, as the evaluation and ``occ generate`` make clips.
 
 As in NVlabs' EDM / StyleGAN3 (docs/reference.md, "Seeds and randomness"), every generated sample has its own seed: the latent
 ``z_i ~ N(0, I)`` of sample ``i`` is drawn from a ``torch.Generator`` seeded with ``seeds[i]`` on the
@@ -8,21 +8,33 @@ of generation or the device. :func:`eval_seeds` gives each (class, index) pair a
 pass of :func:`generate_mels` has the same shape (the last batch is padded), so a sample is the same
 to the bit whichever other samples share its batch: CPU kernels are chosen by shape, and a batch of 5
 can round differently from a batch of 64.
+
+Before generating, the evaluation re-estimates G's BatchNorm statistics from its own samples
+(:func:`standing_stats`); :func:`evaluation_mels` is that calibrated G's normalised log-mels (what D reads),
+:func:`generate_clips` their natural-log mels and audio (what the vocoder, the submission and the embeddings
+get). :func:`class_names_of` reads the class names a training run's generator was trained on.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
-from occ.errors import ConfigError, DataError
+from occ.checkpoint import load_checkpoint
+from occ.data.datasets import denormalize_mel
 from occ.device import resolve_device
+from occ.errors import ConfigError, DataError
+from occ.synthesis.vocoder import vocode, vocoder_method
 
-__all__ = ["SEED_STRIDE", "eval_seeds", "latents", "generate_mels"]
+__all__ = ["SEED_STRIDE", "eval_seeds", "latents", "generate_mels", "standing_stats", "evaluation_mels",
+           "generate_clips", "class_names_of"]
 
 #: Seeds of class ``c`` are ``base_seed + c * SEED_STRIDE + index``; at most this many clips per class.
 SEED_STRIDE = 1_000_000
@@ -91,7 +103,7 @@ def generate_mels(
     Parameters
     ----------
     generator : nn.Module
-        ``G(z, y) -> (N, 1, 80, 344)`` (e.g. from :func:`occ.train.gan_train.load_generator`). Run in eval
+        ``G(z, y) -> (N, 1, 80, 344)`` (e.g. from :func:`occ.nets.models.load_generator`). Run in eval
         mode (BatchNorm running statistics) under ``no_grad``; its mode is restored afterwards.
     labels : sequence of int or torch.Tensor [shape=(N,)]
         Class of each sample.
@@ -148,3 +160,114 @@ def generate_mels(
     if not outs:
         return torch.empty(0, 80, 344)
     return torch.cat(outs)
+
+
+@torch.no_grad()
+def standing_stats(generator: torch.nn.Module, *, n_batches: int = 16, batch_size: int = 64, seed: int = 0,
+                   device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A copy of G whose BatchNorm running statistics are re-estimated from its own samples ("standing statistics").
+
+    BigGAN's standing statistics: the running mean and variance of every BatchNorm layer are reset and
+    accumulated as a plain average over `n_batches` batches of random latents and uniformly drawn classes,
+    in train mode without gradients. Applied to every generator before evaluation (the step-0 generator
+    too, whose statistics would otherwise be the initial 0 / 1, which no batch ever had), so that
+    eval-mode samples are batch-independent and the comparison with step 0 measures training, not
+    statistics. Deterministic for a seed.
+    """
+    g = copy.deepcopy(generator).to(device)
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return g.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the calibration batches
+    gen = torch.Generator().manual_seed(seed)
+    g.train()
+    for _ in range(n_batches):
+        z = torch.randn(batch_size, g.z_dim, generator=gen)
+        y = torch.randint(0, g.n_classes, (batch_size,), generator=gen)
+        g(z.to(device), y.to(device))
+    return g.eval()
+
+
+def evaluation_mels(generator: torch.nn.Module, labels: torch.Tensor, seeds: torch.Tensor, *, base_seed: int,
+                    device: str | torch.device = "cpu", progress: bool | None = None) -> torch.Tensor:
+    """Normalised log-mels of (class, seed) pairs as the evaluation generates them (what D reads).
+
+    ``standing_stats(generator, seed=base_seed)``, then :func:`generate_mels`. A mel depends only on the
+    weights, its class and seed, ``base_seed`` (through the standing statistics) and the device.
+
+    Parameters
+    ----------
+    generator : occ.nets.generator.Generator
+        Left unchanged (the standing statistics are computed on a copy).
+    labels, seeds : torch.Tensor [shape=(N,)]
+        Class and latent seed of each clip (:func:`eval_seeds` gives the evaluation's).
+    base_seed : int
+        Seed of the standing statistics (the evaluation passes its ``base_seed``).
+    device : str or torch.device
+    progress : bool, optional
+        Progress bar; default: when stderr is a terminal.
+
+    Returns
+    -------
+    torch.Tensor [shape=(N, 80, 344)]
+        Log-mels in [-1, 1], on the CPU.
+    """
+    generator = standing_stats(generator, seed=base_seed, device=device)
+    return generate_mels(generator, labels, seeds, device=device, progress=progress)
+
+
+def generate_clips(
+    generator: torch.nn.Module,
+    labels: torch.Tensor,
+    seeds: torch.Tensor,
+    *,
+    base_seed: int,
+    vocoder: str = "griffinlim",
+    gl_iters: int = 32,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    precision: str = "auto",
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Log-mels and waveforms of (class, seed) pairs, made exactly as the evaluation makes them.
+
+    :func:`evaluation_mels` (standing statistics, then every forward pass of the same shape),
+    ``denormalize_mel`` and :func:`occ.synthesis.vocoder.vocode`. A clip depends only on the weights, its
+    class and seed, ``base_seed`` (through the standing statistics), the vocoder and the device: asking for
+    one clip of an evaluation set gives the evaluation's clip.
+
+    Parameters
+    ----------
+    generator, labels, seeds, base_seed
+        As in :func:`evaluation_mels`.
+    vocoder : str
+        ``eval.vocoder``: "griffinlim", "hifigan" or a HiFi-GAN checkpoint path
+        (:func:`occ.synthesis.vocoder.vocoder_method`).
+    gl_iters : int
+        Griffin-Lim iterations.
+    device : str or torch.device
+    progress : bool
+        Progress bars.
+    precision : {"auto", "float32", "bfloat16"}
+        HiFi-GAN arithmetic (:func:`occ.synthesis.vocoder.vocode`); the evaluation uses "auto".
+
+    Returns
+    -------
+    mels : torch.Tensor [shape=(N, 80, 344)]
+        Natural-log mels, on the CPU.
+    wavs : np.ndarray [shape=(N, 88200), float32]
+    """
+    mels = evaluation_mels(generator, labels, seeds, base_seed=base_seed, device=device, progress=progress)
+    mels = denormalize_mel(mels).cpu()
+    method, checkpoint = vocoder_method(vocoder)
+    wavs = vocode(mels, method=method, vocoder=checkpoint, n_iter=gl_iters, device=device, progress=progress,
+                  precision=precision)
+    return mels, np.asarray(wavs.cpu(), dtype=np.float32)
+
+
+def class_names_of(run_dir: str | Path) -> list[str]:
+    """The class names, in label order, of the generator a training run saved (its ``checkpoint.pt``)."""
+    payload = load_checkpoint(Path(run_dir) / "checkpoint.pt", kind="gan")
+    n = int(payload["n_classes"])
+    return list(payload.get("class_names") or [f"class {i}" for i in range(n)])

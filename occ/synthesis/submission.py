@@ -18,10 +18,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from occ.atomic import atomic_folder
-from occ.data.audio import N_SAMPLES, SR
+from occ.atomic import atomic_folder, write_error
+from occ.data.audio import N_SAMPLES, SR, write_pcm16
 from occ.data.classes import DCASE_SNAKE, class_folder
-from occ.errors import DataError
+from occ.errors import DataError, WriteError
 
 __all__ = ["write_clip", "write_submission", "submission_problems", "check_submission"]
 
@@ -35,8 +35,9 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
 def write_clip(path: str | os.PathLike, clip: np.ndarray, *, sample_rate: int = SR) -> Path:
     """Write one clip as the submission writes it: mono 16-bit PCM WAV, ``round(x * 32768)`` clipped to int16.
 
-    Not atomic by itself: :func:`write_submission` writes into a temporary folder that is renamed
-    into place, and so should other callers.
+    The file is written atomically (:func:`occ.data.audio.write_pcm16`: a full disk raises
+    :class:`~occ.errors.WriteError` naming ``path`` and leaves no partial file); a set of clips is made
+    whole by writing into a temporary folder that is renamed into place, as :func:`write_submission` does.
 
     Parameters
     ----------
@@ -51,8 +52,7 @@ def write_clip(path: str | os.PathLike, clip: np.ndarray, *, sample_rate: int = 
     -------
     Path
     """
-    sf.write(str(path), _to_int16(clip), sample_rate, subtype="PCM_16", format="WAV")
-    return Path(path)
+    return write_pcm16(path, _to_int16(clip), sample_rate)
 
 
 def write_submission(
@@ -89,6 +89,9 @@ def write_submission(
     ------
     DataError
         A class has the wrong number of clips or a wrong clip length, or two classes map to one folder.
+    WriteError
+        The disk is full or the folder is not writable; the message names the clip's file in the submission,
+        and the class folder being written is left as it was (absent, or the previous one).
     """
     out = Path(out_dir)
     folders = {name: class_folder(name) for name in wavs_by_class}
@@ -127,7 +130,11 @@ def write_submission(
         width = max(2, len(str(a.shape[0] - 1)))
         with atomic_folder(target, prefix=f".{folders[name]}.", suffix=".tmp") as tmp:
             for i, clip in enumerate(a):
-                write_clip(tmp / f"{i:0{width}d}.wav", clip, sample_rate=sample_rate)
+                fname = f"{i:0{width}d}.wav"
+                try:
+                    write_clip(tmp / fname, clip, sample_rate=sample_rate)
+                except WriteError as exc:  # name the submission's file, not the temporary folder's
+                    raise write_error(target / fname, exc.__cause__ or exc) from exc
         written[name] = target
     return written
 

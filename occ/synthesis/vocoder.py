@@ -24,6 +24,10 @@ HiFi-GAN on the CPU runs one clip per forward pass (faster per clip than batches
 one clip stay in cache) and, where the CPU computes bf16 natively, in mixed bf16 / float32
 (:class:`occ.synthesis.hifigan.HiFiGANBF16`, ``precision="auto"``), about twice as fast; ``precision="float32"``
 gives the float32 network. On CUDA ``"auto"`` is float32.
+
+``eval.vocoder`` ("griffinlim", "hifigan" or a checkpoint path) is read by :func:`vocoder_method`. Real clips take
+the generated clips' path, audio -> log-mel -> vocoder, through :func:`resynthesize`: the probe's ceiling after
+the vocoder, and the vocoders' log-mel error (:func:`resynthesis_l1`).
 """
 
 from __future__ import annotations
@@ -37,14 +41,14 @@ import numpy as np
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
-from occ.data.audio import HOP, N_FFT, N_SAMPLES
+from occ.data.audio import HOP, N_FFT, N_SAMPLES, log_mel, mel_filterbank
 from occ.device import resolve_device
 from occ.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from occ.synthesis.hifigan import HiFiGANBF16, HiFiGANGenerator, load_generator_state, native_bf16
 
 __all__ = [
     "WHEEL_CHECKPOINTS", "PRECISIONS", "wheel_checkpoint", "load_vocoder", "hifigan_precision", "mel_to_linear",
-    "griffin_lim", "vocode", "resynthesis_l1",
+    "griffin_lim", "vocoder_method", "vocode", "resynthesize", "resynthesis_l1",
 ]
 
 GL_DELAY = 128  # samples: mel frame t is centred on 256 t + 128, Griffin-Lim's frame t on 256 t
@@ -239,8 +243,6 @@ def mel_to_linear(log_mel: torch.Tensor, *, inverse: str = "pinv", nnls_iters: i
     torch.Tensor [shape=(..., 513, T)]
         Magnitudes (>= 0); bins above 8 kHz (outside the filterbank) are 0.
     """
-    from occ.data.audio import mel_filterbank
-
     dev, dtype = log_mel.device, log_mel.dtype
     key = (str(dev), dtype)
     if key not in _PINV:
@@ -307,6 +309,19 @@ def griffin_lim(
     wav = torch.istft(torch.view_as_complex(mag * phase), **stft_args)
     wav = torch.nn.functional.pad(wav, (GL_DELAY, 0))
     return _fit(wav, length).float()
+
+
+def vocoder_method(vocoder: str) -> tuple[str, str | None]:
+    """``eval.vocoder`` -> (``method``, ``vocoder``) of :func:`vocode`.
+
+    ``"griffinlim"`` and ``"hifigan"`` (the universal V1) name a method; anything else is the path of a
+    HiFi-GAN generator checkpoint.
+    """
+    if vocoder == "griffinlim":
+        return "griffinlim", None
+    if vocoder == "hifigan":
+        return "hifigan", None
+    return "hifigan", vocoder
 
 
 @torch.inference_mode()
@@ -395,7 +410,7 @@ def vocode(
     return out.numpy() if is_numpy else out
 
 
-def resynthesis_l1(
+def resynthesize(
     wavs: np.ndarray | torch.Tensor,
     *,
     method: str = "hifigan",
@@ -405,7 +420,33 @@ def resynthesis_l1(
     n_iter: int = 32,
     inverse: str = "pinv",
     precision: str = "auto",
-) -> float:
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Audio -> log-mel -> vocoder: the path a generated clip takes from its mel, applied to real clips.
+
+    Parameters
+    ----------
+    wavs : np.ndarray or torch.Tensor [shape=(N, n_samples) or (n_samples,)]
+        Clips at 22,050 Hz in [-1, 1].
+    method, vocoder, device, batch_size, n_iter, inverse, precision
+        As in :func:`vocode`.
+
+    Returns
+    -------
+    mel : torch.Tensor [shape=(N, 80, T), float32]
+        The clips' natural-log mels (:func:`occ.data.audio.log_mel`), on the clips' device.
+    audio : torch.Tensor [shape=(N, n_samples), float32]
+        The vocoder's re-synthesis, cut or padded to the clips' length, on the clips' device.
+    """
+    x = torch.as_tensor(np.asarray(wavs) if not isinstance(wavs, torch.Tensor) else wavs).float()
+    if x.ndim == 1:
+        x = x[None]
+    mel = log_mel(x)
+    audio = vocode(mel, method=method, vocoder=vocoder, device=device, batch_size=batch_size, n_iter=n_iter,
+                   inverse=inverse, length=x.shape[-1], precision=precision)
+    return mel, audio
+
+
+def resynthesis_l1(wavs: np.ndarray | torch.Tensor, **resynthesis) -> float:
     """Mean absolute log-mel error of audio -> mel -> vocoder -> mel (the HiFi-GAN paper's mel error).
 
     Parameters
@@ -413,8 +454,9 @@ def resynthesis_l1(
     wavs : np.ndarray or torch.Tensor [shape=(N, n_samples)]
         Held-out clips at 22,050 Hz in [-1, 1] (``n_samples`` a multiple of 256 plus 0..255 is fine;
         the resynthesis is cut or padded back to ``n_samples``).
-    method, vocoder, device, batch_size, n_iter, inverse, precision
-        As in :func:`vocode`.
+    **resynthesis
+        ``method``, ``vocoder``, ``device``, ``batch_size``, ``n_iter``, ``inverse``, ``precision``: as in
+        :func:`resynthesize` (:func:`vocode`).
 
     Returns
     -------
@@ -422,13 +464,6 @@ def resynthesis_l1(
         Mean over clips, bands and frames of ``|log_mel(x) - log_mel(vocode(log_mel(x)))|`` (natural-log
         units; the `reference` stage writes it for both vocoders to ``results/reference/vocoder_l1.csv``).
     """
-    from occ.data.audio import log_mel
-
-    x = torch.as_tensor(np.asarray(wavs) if not isinstance(wavs, torch.Tensor) else wavs).float()
-    if x.ndim == 1:
-        x = x[None]
-    mel = log_mel(x)
-    rec = vocode(mel, method=method, vocoder=vocoder, device=device, batch_size=batch_size, n_iter=n_iter,
-                 inverse=inverse, length=x.shape[-1], precision=precision)
+    mel, rec = resynthesize(wavs, **resynthesis)
     mel2 = log_mel(rec.to(mel.device))
     return float((mel - mel2).abs().mean())
