@@ -383,8 +383,17 @@ def cmd_check_submission(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def cmd_repro(args) -> int:
+    from occ.pipeline.parallel import default_jobs, run_parallel
+
+    if not Path("dvc.yaml").is_file():
+        raise CliError(f"no dvc.yaml in {Path.cwd()}: run `occ repro` in the repository's root folder")
+    jobs = args.jobs if args.jobs is not None else default_jobs(args.threads)
+    return run_parallel(".", jobs=jobs, threads=args.threads, targets=args.targets, force=args.force)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``occ`` argument parser (sub-commands generate, fad, check-submission)."""
+    """The ``occ`` argument parser (sub-commands generate, fad, check-submission, repro, train, supcon)."""
     from occ import __version__
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -477,6 +486,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--classes", action="append", metavar="NAMES",
                    help="comma-separated classes to check (default: the seven DCASE classes)")
     c.set_defaults(func=cmd_check_submission)
+
+    from occ.pipeline.parallel import add_arguments as add_repro_arguments
+
+    r = sub.add_parser(
+        "repro", parents=[common], formatter_class=fmt, help="regenerate every result, several stages at once",
+        description="Run the DVC pipeline with several stages at once (`dvc --wait-for-lock repro --single-item` per\n"
+                    "stage, each started when its upstream stages are done). Afterwards `dvc repro` does nothing and\n"
+                    "`dvc status` is clean, as after a plain `dvc repro`. Ctrl-C stops every stage and keeps the\n"
+                    "finished ones; the same command resumes. Run it in the repository's root folder.",
+        epilog="examples:\n"
+               "  occ repro                 # every core busy: cores / --threads stages at once\n"
+               "  occ repro -j 2 --threads 1\n"
+               "  occ repro 'evaluate@o2c-0' # one stage and what it needs")
+    add_repro_arguments(r)
+    r.set_defaults(func=cmd_repro)
 
     from occ.cli.train import add_parsers
 
