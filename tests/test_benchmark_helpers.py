@@ -1,4 +1,5 @@
-"""The helpers the benchmark scripts share: FAD split into its terms, and the time blur of fad_bounds."""
+"""The helpers the benchmark scripts share: FAD split into its terms, the time blur of fad_bounds, and the lever
+benchmarks' results-file sections and compile break-even arithmetic (lever_common)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from fad_bounds import blur_time  # noqa: E402
 from fad_terms import fad_terms  # noqa: E402
+from lever_common import break_even_steps, max_rel_diff, run_ratio, write_section  # noqa: E402
 
 
 def test_fad_terms_match_brute_force():
@@ -39,3 +41,38 @@ def test_blur_time_is_a_gaussian_along_time_only(sigma):
     x = torch.randn(2, 5, 40, dtype=torch.float64)
     expected = gaussian_filter1d(x.numpy(), sigma, axis=-1, mode="nearest", truncate=3.0)
     np.testing.assert_allclose(blur_time(x, sigma).numpy(), expected, atol=1e-12)
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    md = tmp_path / "levers.md"
+    write_section(md, "step", "step v1", title="# Title")
+    write_section(md, "eval", "eval v1", title="# ignored: the file exists")
+    text = write_section(md, "step", "step v2\n| a | b |")
+    assert text.startswith("# Title\n")
+    assert "step v1" not in text and "step v2\n| a | b |" in text
+    assert "eval v1" in text and "ignored" not in text
+    assert text.index("begin step") < text.index("begin eval")  # replaced in place, not appended
+    assert text.count("<!-- begin step -->") == 1 and text.count("<!-- end step -->") == 1
+    with pytest.raises(ValueError):
+        write_section(md, "bad name", "x")
+
+
+def test_write_section_body_with_backslashes_is_kept_verbatim(tmp_path):
+    md = tmp_path / "r.md"
+    write_section(md, "s", "old")
+    assert "a \\1 \\g<0> b" in write_section(md, "s", "a \\1 \\g<0> b")
+
+
+def test_break_even_and_run_ratio():
+    assert break_even_steps(100.0, 0.5, 0.3) == pytest.approx(500.0)
+    assert break_even_steps(100.0, 0.3, 0.3) == float("inf")
+    assert run_ratio(500, 100.0, 0.5, 0.3) == pytest.approx(1.0)  # at break-even both runs take as long
+    assert run_ratio(1000, 0.0, 0.5, 0.25) == pytest.approx(2.0)
+
+
+def test_max_rel_diff_uses_a_floor_near_zero():
+    a = [{"x": 1.0, "y": 0.0}, {"x": 2.0, "y": 1e-6}]
+    b = [{"x": 1.1, "y": 1e-5}, {"x": 2.0, "y": 0.0}]
+    rel, ab = max_rel_diff(a, b, ("x", "y"), floor=1e-3)
+    assert rel == pytest.approx(0.1 / 1.1)
+    assert ab == pytest.approx(0.1)
