@@ -384,12 +384,11 @@ def cmd_check_submission(args) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def cmd_repro(args) -> int:
-    from occ.pipeline.parallel import default_jobs, run_parallel
+    from occ.pipeline.parallel import run_from_args
 
     if not Path("dvc.yaml").is_file():
         raise CliError(f"no dvc.yaml in {Path.cwd()}: run `occ repro` in the repository's root folder")
-    jobs = args.jobs if args.jobs is not None else default_jobs(args.threads)
-    return run_parallel(".", jobs=jobs, threads=args.threads, targets=args.targets, force=args.force)
+    return run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -271,12 +271,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="rerun every stage, changed or not")
 
 
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the pipeline in the working directory with the options of :func:`add_arguments`."""
+    jobs = args.jobs if args.jobs is not None else default_jobs(args.threads)
+    return run_parallel(".", jobs=jobs, threads=args.threads, targets=args.targets, force=args.force)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="occ repro", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    jobs = args.jobs if args.jobs is not None else default_jobs(args.threads)
-    return run_parallel(".", jobs=jobs, threads=args.threads, targets=args.targets, force=args.force)
+    return run_from_args(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
