@@ -48,3 +48,10 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
     _run(["dvc", "repro"], repo, env)
     return SmokeRun(repo, params, env)
 
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), every test that reads the smoke pipeline's run goes to one worker,
+    so the session runs that pipeline once."""
+    for item in items:
+        if "smoke_pipeline" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke_pipeline"))
