@@ -544,6 +544,7 @@ def cmd_repro(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon)."""
     from occ import __version__
+    from occ.cli.train import add_parsers, add_project_arguments
 
     fmt = argparse.RawDescriptionHelpFormatter
     common = argparse.ArgumentParser(add_help=False)
@@ -646,8 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  occ fad generated/ heldout/ --per-class    # class folders, matched by name\n"
                "  occ heldout heldout-smoke/ --profile smoke --project ~/occ")
     h.add_argument("out_dir", metavar="OUT_DIR", help="folder to write (must be new or empty)")
-    h.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
-    h.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
+    add_project_arguments(h)
     h.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     h.set_defaults(func=cmd_heldout)
 
@@ -679,8 +679,6 @@ def build_parser() -> argparse.ArgumentParser:
                "  occ repro 'evaluate@o2c-0' # one stage and what it needs")
     add_repro_arguments(r)
     r.set_defaults(func=cmd_repro)
-
-    from occ.cli.train import add_parsers
 
     add_parsers(sub, common=common, fmt=fmt)
     return parser

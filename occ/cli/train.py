@@ -28,7 +28,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_parsers", "cmd_train", "cmd_supcon"]
+__all__ = ["add_parsers", "add_project_arguments", "cmd_train", "cmd_supcon"]
+
+
+def add_project_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--profile`` and ``--project``: which project's ``params.yaml``, and which profile of it, a command reads."""
+    parser.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
+    parser.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
 
 
 def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
@@ -49,8 +55,7 @@ def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None
                "  CUDA_VISIBLE_DEVICES=4,5,6,7 torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 2")
     t.add_argument("--variant", required=True, metavar="NAME", help="a key of `variants` in params.yaml")
     t.add_argument("--seed", required=True, type=int, metavar="K", help="a training seed, one of `seeds`")
-    t.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
-    t.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
+    add_project_arguments(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser(
@@ -66,8 +71,7 @@ def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None
                "  torchrun --nproc_per_node 2 -m occ supcon\n"
                "  torchrun --nproc_per_node 2 -m occ train --variant ocsupcon --seed 0   # with that encoder\n"
                "  dvc repro supcon    # under DVC instead: the stage trains f in one process")
-    s.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
-    s.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
+    add_project_arguments(s)
     s.set_defaults(func=cmd_supcon)
 
 
