@@ -25,8 +25,9 @@ processes at the same global batch (``occ.train.distributed``), with its speed-u
 after every section, so that a run stopped by a time limit keeps what it measured.
 
 From a result file, ``--estimate`` prints the time of the paper's full schedule (``train.steps`` GAN steps per
-model, ``supcon.steps`` encoder steps per seed, the 700-clip evaluation per model) on one GPU and spread over
-8 GPUs, per model and for Tables 1-2 with three seeds.
+model and the 700-clip evaluation per model, plus ``supcon.steps`` steps of the one encoder f that every run
+shares, as the pipeline's single ``supcon`` stage trains it) on one GPU and spread over 8 GPUs, per model and for
+Tables 1-2 with three seeds.
 
 Usage::
 
@@ -377,11 +378,12 @@ def schedule_estimate(result: dict[str, Any], params_path: str | Path, *, gpus: 
     """Hours of the paper's full schedule from measured rates, on one GPU and on ``gpus``.
 
     Per model: ``train.steps`` GAN steps at the measured rate of its loss kind and ``precision``, plus the
-    700-clip evaluation (generation, HiFi-GAN, VGGish) at the measured clip rate. Per seed: ``supcon.steps``
-    SupCon steps (the head's fine-tuning takes seconds and is left out). Tables 1-2: every variant of
+    700-clip evaluation (generation, HiFi-GAN, VGGish) at the measured clip rate. Once: ``supcon.steps`` SupCon
+    steps of the encoder f, which the pipeline trains in its one ``supcon`` stage (from ``seed``) and every run of
+    every training seed shares (the head's fine-tuning takes seconds and is left out). Tables 1-2: every variant of
     ``params.yaml`` (``contragan``, ``csupcongan``, ``o2c``, ``o2c_ct1``, ``ocsupcon``, ``ocsupcon_ct1``,
     ``hinge_only``) times ``seeds``. On ``gpus`` GPUs the runs are spread over a queue, one run per GPU: the
-    encoders first, then the longest GAN run whose encoder (SupCon kinds) is done (:func:`queue_makespan`). A single model on
+    encoder first, then the longest GAN run whose encoder (SupCon kinds) is done (:func:`queue_makespan`). A single model on
     ``gpus`` GPUs under DDP is given as the ideal bound (one GPU's time over ``gpus``), not a measurement.
 
     Parameters
@@ -418,11 +420,11 @@ def schedule_estimate(result: dict[str, Any], params_path: str | Path, *, gpus: 
         per_model[variant] = {"kind": kind, "steps": p.train.steps, "batch_size": p.train.batch_size,
                               "hours_1_gpu": hours, f"hours_{gpus}_gpus_ddp_ideal": hours / gpus}
         for s in range(seeds):
-            jobs.append((hours, f"{variant}/{s}", f"encoder/{s}" if kind in SUPCON_KINDS else None))
-    enc_jobs = [(supcon_h, f"encoder/{s}", None) for s in range(seeds)]
+            jobs.append((hours, f"{variant}/{s}", "encoder" if kind in SUPCON_KINDS else None))
+    enc_jobs = [(supcon_h, "encoder", None)]  # one supcon stage: the encoder of every seed's runs
     free = sorted([0.0] * gpus)
     ready = {}
-    for hours, name, _ in enc_jobs:  # the encoders start first, one GPU each
+    for hours, name, _ in enc_jobs:  # the encoder starts first, on one GPU
         start = free.pop(0)
         ready[name] = start + hours
         free.append(start + hours)
@@ -433,7 +435,7 @@ def schedule_estimate(result: dict[str, Any], params_path: str | Path, *, gpus: 
         "precision": precision, "gan_steps": base.train.steps, "batch_size": base.train.batch_size,
         "supcon_steps": base.supcon.steps, "supcon_batch_size": base.supcon.batch_size,
         "eval_hours_per_model": eval_h, "supcon_hours": supcon_h, "per_model": per_model,
-        "tables_1_2": {"variants": len(per_model), "seeds": seeds, "gan_runs": len(jobs), "encoder_runs": seeds,
+        "tables_1_2": {"variants": len(per_model), "seeds": seeds, "gan_runs": len(jobs), "encoder_runs": len(enc_jobs),
                        "gpu_hours": gpu_hours, "hours_1_gpu": gpu_hours, "gpus": gpus,
                        f"hours_{gpus}_gpus": max(makespan, max(ready.values(), default=0.0))},
     }
@@ -484,9 +486,9 @@ def format_estimate(est: dict[str, Any]) -> str:
     for v, m in est["per_model"].items():
         lines.append(f"| {v} | {m['kind']} | {m['hours_1_gpu']:.1f} | {m[f'hours_{gpus}_gpus_ddp_ideal']:.2f} |")
     t = est["tables_1_2"]
-    lines.append(f"| SupCon encoder f, per seed ({est['supcon_steps']} steps) | - | {est['supcon_hours']:.1f} | "
+    lines.append(f"| SupCon encoder f, once ({est['supcon_steps']} steps) | - | {est['supcon_hours']:.1f} | "
                  f"{est['supcon_hours'] / gpus:.2f} |")
-    lines.append(f"| **Tables 1-2**: {t['variants']} variants x {t['seeds']} seeds + {t['encoder_runs']} encoders | | "
+    lines.append(f"| **Tables 1-2**: {t['variants']} variants x {t['seeds']} seeds + {t['encoder_runs']} encoder | | "
                  f"**{t['hours_1_gpu']:.1f}** | **{t[f'hours_{gpus}_gpus']:.1f}** (queue, one run per GPU) |")
     return "\n".join(lines)
 

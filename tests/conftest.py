@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny synthetic foley dataset in the DCASE layout (built once per test session)."""
+"""Shared fixtures: a tiny synthetic foley dataset in the DCASE layout, and the smoke profile's whole pipeline run
+(each built once per test session)."""
 
 from __future__ import annotations
 
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,35 @@ def small_foley_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("foley") / "DCASEFoleySoundSynthesisDevSet"
     return synthesize_dataset(root, clips_per_class=SMALL_CLIPS_PER_CLASS, seed=0, n_jobs=1, progress=False)
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """A temporary copy of the project after `dvc repro` with the smoke profile."""
+
+    repo: Path
+    params: dict  # the params.yaml written (do not change it: copy it)
+    env: dict  # environment for dvc, git and occ there
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """The smoke profile's whole `dvc repro` (seeds 0 and 1, every variant), run once per test session.
+
+    The one smoke pipeline run of the suite: tests/test_pipeline_smoke.py checks it (and then changes it with a DVC
+    experiment), tests/test_doc_commands.py runs the documentation's commands in a copy of it.
+    """
+    from test_pipeline_smoke import _run, smoke_repo
+
+    repo = tmp_path_factory.mktemp("smoke") / "repo"
+    params, env = smoke_repo(repo, seeds=[0, 1])
+    _run(["dvc", "repro"], repo, env)
+    return SmokeRun(repo, params, env)
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), every test that reads the smoke pipeline's run goes to one worker,
+    so the session runs that pipeline once."""
+    for item in items:
+        if "smoke_pipeline" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke_pipeline"))

@@ -14,14 +14,15 @@ import soundfile as sf
 import torch
 
 from occ.cli.main import main
-from occ.config import ModelConfig, SupConConfig, TrainConfig
+from occ.config import ModelConfig, SupConConfig, TrainConfig, load_params
 from occ.train.gan_train import train_gan
 from occ.nets.models import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["DogBark", "Footstep", "GunShot"]
 MODEL = ModelConfig(z_dim=16, g_ch=4, d_ch=4, proj_dim=8, enc_width=4)
-RUN_SEED = 3  # the checkpoint's run seed: `occ generate`'s default --seed, the evaluation's base seed
+RUN_SEED = 1  # the checkpoint's training seed k (runs/train/o2c/seed1/): not the evaluation's base seed
+EVAL_SEED = load_params(REPO / "params.yaml").seed  # params.yaml's seed: 05_evaluate's base_seed, `occ generate`'s default
 
 
 def occ(*args: str) -> subprocess.CompletedProcess:
@@ -47,11 +48,23 @@ def run(capsys, *args) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def _project(root: Path, **top) -> Path:
+    """A project folder: the repository's params.yaml with top-level values ``top`` (e.g. ``seed=5``)."""
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.update(top)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
+    """The checkpoint of run seed 1 in a project (runs/train/o2c/seed1/) whose params.yaml is the repository's."""
     gen = torch.Generator().manual_seed(0)
     mels = torch.rand(12, 80, 344, generator=gen) * 2 - 1
-    out = tmp_path_factory.mktemp("run")
+    out = _project(tmp_path_factory.mktemp("project")) / "runs" / "train" / "o2c" / f"seed{RUN_SEED}"
     train_gan(mels, torch.arange(12) % 3, n_classes=3, class_names=CLASSES, model=MODEL,
               train=TrainConfig(loss="o2c", steps=2, batch_size=4, ckpt_every=2), out_dir=out, seed=RUN_SEED,
               progress=False)
@@ -93,7 +106,7 @@ def test_help_of_every_command_has_an_example(capsys):
     proc = occ("--help")
     assert proc.returncode == 0 and "occ generate --checkpoint" in proc.stdout and "examples:" in proc.stdout
     for command, example in (("generate", "occ generate --checkpoint"), ("fad", "occ fad "),
-                             ("check-submission", "occ check-submission ")):
+                             ("heldout", "occ heldout "), ("check-submission", "occ check-submission ")):
         code, out, _ = run(capsys, command, "--help")
         assert code == 0 and "examples:" in out and example in out.split("examples:")[1], command
 
@@ -107,31 +120,68 @@ def test_generate_help_names_todays_run_folders(capsys):
 
 # ----------------------------------------------------------------------------- generate
 def test_generate_is_reproducible_and_is_the_evaluations_clip(ckpt, tmp_path):
-    """Two runs give the same bytes; each file is the evaluation's WAV of that (class, index)."""
+    """Two runs give the same bytes; each file is the evaluation's WAV of that (class, index): by default with the
+    evaluation's base seed (params.yaml's seed), not the checkpoint's training seed."""
+    assert EVAL_SEED != RUN_SEED  # else this test could not tell the two apart
     a, b = tmp_path / "a", tmp_path / "b"
     proc = occ("generate", "--checkpoint", ckpt, "--class", "footstep", "--first", 1, "-n", 2, "--out", a)
     assert proc.returncode == 0, proc.stderr
     assert main(["generate", "--checkpoint", str(ckpt), "--class", "Footstep", "--first", "1", "-n", "2",
                  "--out", str(b)]) == 0
     names = sorted(p.name for p in a.glob("*.wav"))
-    assert names == ["footstep-seed3-0001.wav", "footstep-seed3-0002.wav"]
+    assert names == [f"footstep-seed{EVAL_SEED}-0001.wav", f"footstep-seed{EVAL_SEED}-0002.wav"]
     for name in names + ["clips.csv"]:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     info = sf.info(str(a / names[0]))
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (22050, 1, 88200, "PCM_16")
-    assert "latent_seed" in (a / "clips.csv").read_text() and str(RUN_SEED + 1_000_000 + 2) in (a / "clips.csv").read_text()
+    assert "latent_seed" in (a / "clips.csv").read_text() and str(EVAL_SEED + 1_000_000 + 2) in (a / "clips.csv").read_text()
 
-    # The pipeline's evaluation of the same checkpoint (base seed = the run seed, Griffin-Lim 16 iterations).
+    # The pipeline's evaluation of the same checkpoint, as notebooks/05_evaluate.ipynb calls it: base_seed=params.seed
+    # of the project's params.yaml (whatever the run's training seed), Griffin-Lim 16 iterations.
     from occ.metrics.evaluate import evaluate_generator
     from test_evaluate import _StubEmbedder
 
+    params = load_params(ckpt.parents[4] / "params.yaml")
     g, _ = load_generator(ckpt)
     ref = {name: np.random.default_rng(c).standard_normal((5, 1, 4)) for c, name in enumerate(CLASSES)}
-    evaluate_generator(g, class_names=CLASSES, n_per_class=3, base_seed=RUN_SEED, embedder=_StubEmbedder(),
+    evaluate_generator(g, class_names=CLASSES, n_per_class=3, base_seed=params.seed, embedder=_StubEmbedder(),
                        reference=ref, gl_iters=16, prdc_k=1, wav_dir=tmp_path / "eval")
     assert (a / names[0]).read_bytes() == (tmp_path / "eval" / "footstep" / "01.wav").read_bytes()
     assert (a / names[1]).read_bytes() == (tmp_path / "eval" / "footstep" / "02.wav").read_bytes()
     assert (a / names[1]).read_bytes() != (tmp_path / "eval" / "footstep" / "01.wav").read_bytes()
+
+
+def test_generate_default_seed_is_the_params_seed_of_the_checkpoints_project(ckpt, tmp_path, capsys, monkeypatch):
+    """Without --seed: the seed of the params.yaml of the project holding the checkpoint (a profile may set it), or
+    of --project; outside any project, an error that says what to pass."""
+    import shutil
+
+    import yaml
+
+    other = _project(tmp_path / "other", seed=5)
+    params = yaml.safe_load((other / "params.yaml").read_text())
+    params["profiles"]["seven"] = {"seed": 7}
+    (other / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_dir = other / "runs" / "train" / "o2c" / "seed1"
+    run_dir.mkdir(parents=True)
+    shutil.copy(ckpt, run_dir / "checkpoint.pt")
+    fast = ["--class", "gunshot", "--gl-iters", 1, "-q"]
+    code, _, err = run(capsys, "generate", "--checkpoint", run_dir / "checkpoint.pt", *fast, "--out", tmp_path / "o5")
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "o5").glob("*.wav")] == ["gunshot-seed5-0000.wav"]
+    assert f"seed 5 (the evaluation's: seed of {other / 'params.yaml'}, profile embedded)" in err
+    from occ.cli.main import evaluation_seed
+
+    assert evaluation_seed(run_dir / "checkpoint.pt", profile="seven")[0] == 7
+    assert evaluation_seed(run_dir / "checkpoint.pt", project=REPO)[0] == EVAL_SEED
+    # a checkpoint outside any project, run outside any project: nothing to read the evaluation's seed from
+    lone = tmp_path / "lone" / "checkpoint.pt"
+    lone.parent.mkdir()
+    shutil.copy(ckpt, lone)
+    monkeypatch.chdir(tmp_path / "lone")
+    code, _, err = run(capsys, "generate", "--checkpoint", lone, *fast, "--out", tmp_path / "o")
+    assert code == 1 and "no params.yaml at or above" in err and "--project DIR" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_generate_submission_then_check_submission(ckpt, tmp_path, capsys):
@@ -265,6 +315,49 @@ def test_fad_bad_folders(folders, encoder_ckpt, tmp_path, capsys):
     assert code == 1 and "GENERATED classes keyboard have no folder in REFERENCE" in err
 
 
+def _embedded(folder: Path, encoder_ckpt: Path) -> np.ndarray:
+    """The encoder embeddings of a folder's clips, as ``occ fad --embedding encoder`` computes them."""
+    from occ.data.audio import load_clip
+    from occ.metrics.embeddings import get_embedder
+    from occ.nets.models import load_encoder
+
+    emb = get_embedder("encoder", encoder=load_encoder(encoder_ckpt))
+    return emb.embed(np.stack([load_clip(f) for f in sorted(folder.glob("*.wav"))]))
+
+
+def test_fad_of_one_class_folder_against_another_is_one_line(folders, encoder_ckpt, capsys):
+    """One class's clips (a flat folder) against that class's reference folder: one FAD, on one line."""
+    from occ.metrics.fad import fad_per_class
+
+    gen, ref = folders / "gen" / "dog_bark", folders / "ref" / "Dogbark"
+    enc = ["--embedding", "encoder", "--encoder", encoder_ckpt]
+    code, out, err = run(capsys, "fad", gen, ref, *enc)
+    assert code == 0, err
+    expected = fad_per_class({"dog_bark": _embedded(gen, encoder_ckpt)},
+                             {"dog_bark": _embedded(ref, encoder_ckpt)}).loc["dog_bark", "fad"]
+    (line,) = out.strip().splitlines()
+    head, _, tail = line.partition(": ")
+    assert head == f"FAD (encoder embeddings) of {gen} against {ref}" and tail.endswith("(4 clips, 5 reference clips)")
+    assert float(tail.split()[0]) == pytest.approx(expected, rel=1e-5) and expected > 1e-3
+    code, out, _ = run(capsys, "fad", gen, ref, *enc, "--json")
+    report = json.loads(out)
+    assert code == 0 and list(report["classes"]) == ["dog_bark"]
+    assert report["mean"]["fad"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fad_names_both_folders_when_one_is_flat_and_the_other_has_class_folders(folders, encoder_ckpt, capsys):
+    enc = ["--embedding", "encoder", "--encoder", encoder_ckpt]
+    flat_gen, flat_ref = folders / "gen" / "dog_bark", folders / "ref" / "Rain"
+    code, out, err = run(capsys, "fad", flat_gen, folders / "ref", *enc)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"GENERATED {flat_gen} is a flat folder of clips but REFERENCE {folders / 'ref'} has class folders" in err
+    assert str(folders / "ref" / "Dogbark") in err  # the class folder to give instead
+    code, out, err = run(capsys, "fad", folders / "gen", flat_ref, *enc)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"GENERATED {folders / 'gen'} has class folders (dog_bark, rain) but REFERENCE {flat_ref} is a flat" in err
+    assert "occ heldout" in err
+
+
 def test_fad_against_dcase_eval_with_vggish(folders, capsys, monkeypatch, tmp_path):
     """dcase-eval reads the shipped statistics; without VGGish weights, the embedder's own message."""
     from occ.metrics.embeddings import VGGishEmbedder
@@ -302,3 +395,105 @@ def test_fad_against_dcase_eval_with_vggish(folders, capsys, monkeypatch, tmp_pa
     expected = fad_per_class(gen, dcase_eval_reference(["dog_bark", "rain"]))
     assert report["mean"]["fad"] == pytest.approx(expected.loc["Average", "fad"], rel=1e-6)
     assert report["classes"]["rain"]["n_reference_clips"] is None
+
+
+# ----------------------------------------------------------------------------- heldout
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, small_foley_dataset) -> Path:
+    """A project after its data stage (smoke profile): its own copy of a small DCASE-layout dataset in data/foley and
+    the feature cache data/features.pt built from it as notebooks/01_data.ipynb builds it."""
+    import shutil
+    import warnings
+
+    from occ.data import datasets
+    from occ.paths import Layout
+
+    root = _project(tmp_path_factory.mktemp("prepared"), profile="smoke")
+    shutil.copytree(small_foley_dataset, root / "data" / "foley")
+    layout, params = Layout(root), load_params(root / "params.yaml")
+    assert (params.data.path, params.data.cache, params.data.heldout_per_class) == ("data/foley", "data/features.pt", 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        datasets.feature_cache(layout.data(params.data.path), layout.data(params.data.cache), layout=params.data.layout,
+                               heldout_per_class=params.data.heldout_per_class, split_seed=params.seed, n_jobs=1)
+    return root
+
+
+def test_heldout_writes_the_reference_stages_clips(prepared, encoder_ckpt, tmp_path, capsys):
+    """OUT_DIR/<Class>/<file>: exactly the held-out clips the reference stage embeds, byte for byte the dataset's."""
+    from occ.data.datasets import load_feature_cache
+
+    out = tmp_path / "heldout"
+    code, stdout, err = run(capsys, "heldout", out, "--project", prepared)
+    assert code == 0, err
+    held = load_feature_cache(prepared / "data" / "features.pt").heldout()  # what reference_embeddings reads
+    expected = {(held.class_names[y], Path(f).name): prepared / "data" / "foley" / f
+                for f, y in zip(held.files, held.labels.tolist())}
+    written = {(p.parent.name, p.name): p for p in out.rglob("*") if p.is_file()}
+    assert sorted(written) == sorted(expected) and len(written) == 7 * 3
+    assert all(written[k].read_bytes() == expected[k].read_bytes() for k in expected)
+    assert f"wrote 21 held-out clips to {out}/" in stdout and "DogBark 3" in stdout
+    assert _siblings(out) == ["heldout"]  # no temporary folder left
+    # ready for `occ fad`: one class folder against itself scores 0, on one line
+    code, stdout, err = run(capsys, "fad", out / "DogBark", out / "DogBark", "--embedding", "encoder", "--encoder",
+                            encoder_ckpt)
+    assert code == 0 and len(stdout.strip().splitlines()) == 1 and abs(float(stdout.split(": ")[1].split()[0])) < 1e-6, err
+
+
+def test_heldout_of_a_moved_project_reads_its_own_dataset_folder(prepared, tmp_path, capsys):
+    """The cache stores the dataset's absolute path; a project moved elsewhere reads data.path of its own."""
+    moved = tmp_path / "moved"
+    prepared.rename(moved)
+    try:
+        code, _, err = run(capsys, "heldout", tmp_path / "out", "--project", moved)
+    finally:
+        moved.rename(prepared)
+    assert code == 0, err
+    assert len(list((tmp_path / "out").rglob("*.wav"))) == 21
+
+
+def test_heldout_errors_name_the_cause_and_write_nothing(prepared, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "target" / "heldout"
+    # the data stage has not run: say so
+    bare = _project(tmp_path / "bare", profile="smoke")
+    code, _, err = run(capsys, "heldout", out, "--project", bare)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"no feature cache {bare / 'data' / 'features.pt'}" in err and "run `dvc repro data`" in err
+    # the cache holds another split than the profile asks for (embedded: 100 held-out clips per class)
+    code, _, err = run(capsys, "heldout", out, "--project", prepared, "--profile", "embedded")
+    assert code == 1 and "another held-out split" in err and "dvc repro data" in err
+    # a held-out file gone from the dataset
+    from occ.data.datasets import load_feature_cache
+
+    gone = prepared / "data" / "foley" / load_feature_cache(prepared / "data" / "features.pt").heldout().files[4]
+    gone.rename(gone.with_suffix(".bak"))
+    try:
+        code, _, err = run(capsys, "heldout", out, "--project", prepared)
+    finally:
+        gone.with_suffix(".bak").rename(gone)
+    assert code == 1 and str(gone) in err and "dvc repro --force data" in err
+    # a failure half-way through the copies (a full disk): no partial folder
+    calls = []
+
+    def copy_then_fail(src, dst, *a, **k):
+        calls.append(src)
+        if len(calls) > 5:
+            raise OSError(28, "No space left on device")
+        return real_copy(src, dst, *a, **k)
+
+    import shutil
+
+    real_copy = shutil.copyfile
+    monkeypatch.setattr(shutil, "copyfile", copy_then_fail)
+    code, _, err = run(capsys, "heldout", out, "--project", prepared)
+    monkeypatch.undo()
+    assert code == 1 and "No space left on device" in err and len(calls) == 6
+    assert _siblings(out) == []
+    # a used folder is kept unless --overwrite
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    code, _, err = run(capsys, "heldout", out, "--project", prepared)
+    assert code == 1 and "OUT_DIR" in err and "pass --overwrite" in err and (out / "keep.txt").exists()
+    code, _, err = run(capsys, "heldout", out, "--project", prepared, "--overwrite")
+    assert code == 0 and not (out / "keep.txt").exists() and len(list(out.rglob("*.wav"))) == 21, err
+    assert _siblings(out) == ["heldout"]

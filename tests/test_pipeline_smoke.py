@@ -1,10 +1,12 @@
 """The whole pipeline through `dvc repro`, in a temporary copy, with the `smoke` profile (tiny data, few steps).
 
-Two training seeds, every variant. Checks that every output of every stage exists and parses, that a second
+Two training seeds, every variant: the session fixture `smoke_pipeline` (tests/conftest.py) runs it once, and
+tests/test_doc_commands.py runs the documentation's commands in a copy of the same run. Checks that every output of every stage exists and parses, that a second
 `dvc repro` does nothing, and that adding a seed to `seeds` makes only that seed's stages, the tables and the
 figures out of date.
 """
 
+import copy
 import json
 import os
 import shutil
@@ -100,10 +102,9 @@ def smoke_repo(repo: Path, **overrides) -> tuple[dict, dict]:
     return params, env
 
 
-def test_dvc_repro_smoke(tmp_path):
-    repo = tmp_path / "repo"
-    params, env = smoke_repo(repo, seeds=[0, 1])
-    _run(["dvc", "repro"], repo, env)
+def test_dvc_repro_smoke(smoke_pipeline):
+    repo, env = smoke_pipeline.repo, smoke_pipeline.env
+    params = copy.deepcopy(smoke_pipeline.params)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == _expected_stages(params)
     for out in _locked_outputs(lock):

@@ -1,9 +1,11 @@
-"""The ``occ`` command: foley clips from a checkpoint, FAD of folders of clips, the DCASE submission checks.
+"""The ``occ`` command: foley clips from a checkpoint, FAD of folders of clips, the held-out reference clips, the
+DCASE submission checks.
 
 ::
 
     occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/
-    occ fad barks/ reference_clips/ --per-class
+    occ heldout heldout/                   # the FAD reference clips of the pipeline, heldout/<Class>/
+    occ fad barks/ heldout/DogBark/        # one class: one FAD; class folders against class folders: per class
     occ check-submission submission/
     torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0    # occ.cli.train
 
@@ -11,9 +13,11 @@ Each sub-command calls the package's own functions, the ones the pipeline's note
 ``occ generate`` makes its clips with :func:`occ.synthesis.generate.generate_clips` (standing statistics, per-clip
 seeds of :func:`occ.synthesis.generate.eval_seeds`, the vocoder) and writes them with
 :func:`occ.synthesis.submission.write_clip`, so the clip of (class, index, seed) is byte for byte the one the
-evaluation writes; ``occ fad`` reads clips with :func:`occ.data.audio.load_clip`, embeds them with
+evaluation writes, its base seed by default the evaluation's (params.yaml's ``seed``, as ``05_evaluate``);
+``occ fad`` reads clips with :func:`occ.data.audio.load_clip`, embeds them with
 :func:`occ.metrics.embeddings.get_embedder` and scores them with :func:`occ.metrics.fad.fad_per_class`;
-``occ check-submission`` lists :func:`occ.synthesis.submission.submission_problems`.
+``occ heldout`` copies the audio files of the feature cache's held-out clips (``FeatureCache.heldout``), the set the
+reference stage embeds; ``occ check-submission`` lists :func:`occ.synthesis.submission.submission_problems`.
 
 Bad input ends with one line on stderr naming the file or option and what to do, and exit code 1 (2 for
 a malformed command line); ``--debug`` shows the traceback instead. Output folders are written into a
@@ -33,7 +37,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "resolve_classes", "clip_sets"]
+__all__ = ["main", "build_parser", "resolve_classes", "clip_sets", "find_project", "evaluation_seed",
+           "heldout_sources"]
 
 VOCODER_HELP = "griffinlim (fast), hifigan (the universal HiFi-GAN V1) or the path of a HiFi-GAN generator checkpoint"
 
@@ -183,6 +188,61 @@ def _move_into_place(tmp: Path, target: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- occ generate
+def find_project(project: str | os.PathLike | None, *, near: tuple[Path, ...] = ()) -> Path:
+    """The project root whose ``params.yaml`` a command reads.
+
+    Parameters
+    ----------
+    project : path-like, optional
+        ``--project``: a folder at or below the project root. When given, only it is searched.
+    near : tuple of Path
+        Folders searched in order when ``project`` is not given (the working folder is searched last).
+
+    Returns
+    -------
+    Path
+        The nearest folder at or above a searched folder that holds ``params.yaml``.
+
+    Raises
+    ------
+    CliError
+        No ``params.yaml`` at or above any searched folder.
+    """
+    from occ.paths import project_root
+
+    starts = [Path(project)] if project is not None else [*near, Path.cwd()]
+    for start in starts:
+        try:
+            return project_root(start)
+        except FileNotFoundError:
+            continue
+    where = " or ".join(str(s) for s in dict.fromkeys(starts))
+    raise CliError(f"no params.yaml at or above {where}: run the command inside the occ project, or pass "
+                   "--project DIR (the project's root folder)")
+
+
+def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: str | None = None) -> tuple[int, str]:
+    """The base seed the pipeline's evaluation generates every run's clips with, and where it was read.
+
+    ``notebooks/05_evaluate.ipynb`` passes ``base_seed=params.seed`` (params.yaml's top-level ``seed``, with the
+    profile applied) to ``evaluate_generator``, whatever the run's training seed is. The params file is that of
+    ``project``, else of the project holding ``checkpoint``, else of the working folder's.
+
+    Returns
+    -------
+    (int, str)
+        The seed, and a phrase naming the params file it came from.
+    """
+    from occ.config import load_params
+
+    try:
+        root = find_project(project, near=(checkpoint.resolve().parent,))
+    except CliError as exc:
+        raise CliError(f"{exc}; or give the base seed with --seed S") from None
+    params = load_params(root / "params.yaml", profile=profile)
+    return params.seed, f"the evaluation's: seed of {root / 'params.yaml'}, profile {params.profile}"
+
+
 def cmd_generate(args) -> int:
     import numpy as np
     import torch
@@ -212,14 +272,15 @@ def cmd_generate(args) -> int:
     if not checkpoint.is_file():
         raise CliError(f"--checkpoint {checkpoint} does not exist; give a GAN checkpoint such as "
                        "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
+    if args.seed is not None and args.seed < 0:
+        raise CliError(f"--seed {args.seed}: use a seed >= 0")
+    base_seed, seed_source = (args.seed, "--seed") if args.seed is not None else evaluation_seed(
+        checkpoint, project=args.project, profile=args.profile)
     device = resolve_device(args.device)
     generator, payload = load_generator(checkpoint, device=device)
     n_classes = int(payload["n_classes"])
     class_names = list(payload.get("class_names") or [f"class{i}" for i in range(n_classes)])
     chosen = resolve_classes(args.classes, class_names)
-    base_seed = int((payload.get("run") or {}).get("seed", 0)) if args.seed is None else args.seed
-    if base_seed < 0:
-        raise CliError(f"--seed {base_seed}: use a seed >= 0")
 
     # The evaluation's (class, index) -> seed map, restricted to the chosen classes and indices.
     labels, seeds = eval_seeds(args.first + n, n_classes, base_seed=base_seed)
@@ -228,7 +289,7 @@ def cmd_generate(args) -> int:
     order = torch.cat([torch.nonzero(keep & (labels == c)).reshape(-1) for c in chosen])  # classes as asked
     labels, seeds, index = labels[order], seeds[order], index[order]
     print(f"occ generate: {len(labels)} clips ({n} per class: {', '.join(class_names[c] for c in chosen)}), "
-          f"seed {base_seed}, vocoder {args.vocoder}, device {device}", file=sys.stderr)
+          f"seed {base_seed} ({seed_source}), vocoder {args.vocoder}, device {device}", file=sys.stderr)
     _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=args.vocoder,
                              gl_iters=args.gl_iters, device=device, progress=_progress(args), precision=args.precision)
 
@@ -266,12 +327,26 @@ def cmd_generate(args) -> int:
 
 # ----------------------------------------------------------------------------- occ fad
 def _match(gen: dict, ref: dict, *, gen_root: Path, ref_root: str) -> dict[str, str]:
-    """Generated class -> reference class, matched by spelling-free name (a flat reference serves all)."""
-    if list(ref) == [""]:
-        return {g: "" for g in gen}
-    if list(gen) == [""]:
+    """Generated class -> reference class: one flat folder against another (one set, ``{"": ""}``), or class
+    folders against class folders, matched by spelling-free name.
+
+    Raises
+    ------
+    CliError
+        One folder is flat and the other has class folders (the message names both), or a generated class has
+        no reference folder.
+    """
+    flat_gen, flat_ref = list(gen) == [""], list(ref) == [""]
+    if flat_gen and flat_ref:
+        return {"": ""}
+    if flat_gen:
         raise CliError(f"GENERATED {gen_root} is a flat folder of clips but REFERENCE {ref_root} has class folders "
-                       f"({', '.join(ref)}); give GENERATED the same class folders, or a flat REFERENCE")
+                       f"({', '.join(ref)}): give the class folder of those clips as REFERENCE (e.g. "
+                       f"{Path(ref_root) / next(iter(ref))}), or give GENERATED the same class folders")
+    if flat_ref:
+        raise CliError(f"GENERATED {gen_root} has class folders ({', '.join(gen)}) but REFERENCE {ref_root} is a flat "
+                       f"folder of clips: give REFERENCE the same class folders (`occ heldout DIR` writes the "
+                       f"held-out clips so), or compare one class folder (e.g. {gen_root / next(iter(gen))}) with it")
     by_key = {_key(r): r for r in ref}
     missing = [g for g in gen if _key(g) not in by_key]
     if missing:
@@ -329,7 +404,7 @@ def cmd_fad(args) -> int:
         encoder = load_encoder(args.encoder, device=device)
     embedder = get_embedder(embedding, weights=args.vggish_weights, device=device, encoder=encoder)
     progress = _progress(args)
-    label = {g: (g or gen_root.name) for g in gen}
+    label = {g: (g or gen_root.resolve().name) for g in gen}
     gen_emb, ref_emb, n_ref = {}, {}, {}
     for g, files in gen.items():
         gen_emb[label[g]] = embedder.embed(_load_clips(files, desc=f"read {label[g]}", progress=progress),
@@ -349,8 +424,13 @@ def cmd_fad(args) -> int:
         print(json.dumps(report, indent=2))
         return 0
     ref_name = "the DCASE 2023 evaluation set" if dcase else args.reference
-    print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}")
     rows = report["classes"]
+    if list(gen) == [""]:  # one set against another: one line
+        (row,) = rows.values()
+        print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}: {row['fad']:.6g} "
+              f"({row['n_clips']} clips, {row['n_reference_clips']} reference clips)")
+        return 0
+    print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}")
     if args.per_class or len(rows) == 1:
         width = max(len("class"), *(len(c) for c in rows))
         print(f"{'class':<{width}}  {'clips':>6}  {'ref clips':>9}  {'FAD':>12}")
@@ -360,6 +440,76 @@ def cmd_fad(args) -> int:
     mean = report["mean"]
     print(f"mean FAD over {mean['n_classes']} class{'es' if mean['n_classes'] != 1 else ''} "
           f"({mean['n_clips']} clips): {mean['fad']:.6g}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- occ heldout
+def heldout_sources(cache, *, root: Path) -> list[tuple[str, Path]]:
+    """The held-out clips of a feature cache as (class name, audio file), in the cache's order.
+
+    These are the clips the reference stage embeds as the FAD reference set
+    (``occ.metrics.embeddings.reference_embeddings``: ``cache.heldout()``, read from their audio files).
+
+    Parameters
+    ----------
+    cache : occ.data.datasets.FeatureCache
+        The pipeline's feature cache (``data.cache``).
+    root : Path
+        The dataset folder the cache's relative file paths start from.
+
+    Raises
+    ------
+    DataError
+        The cache holds no held-out clip, or a held-out clip's audio file is missing.
+    """
+    from occ.errors import DataError
+
+    held = cache.heldout()
+    if len(held) == 0:
+        raise DataError("the feature cache holds no held-out clips (data.heldout_per_class is 0 in params.yaml): "
+                        "set it and run `dvc repro data`")
+    out = [(held.class_names[int(y)], root / f) for f, y in zip(held.files, held.labels.tolist())]
+    missing = [str(path) for _, path in out if not path.is_file()]
+    if missing:
+        raise DataError(f"{len(missing)} held-out clip(s) of the feature cache are missing from the dataset folder "
+                        f"{root} (first: {missing[0]}): the dataset changed or is gone since the data stage ran; "
+                        "run `dvc repro --force data` (DVC does not track the dataset folder itself)")
+    return out
+
+
+def cmd_heldout(args) -> int:
+    from tqdm.auto import tqdm
+
+    from occ.atomic import atomic_folder
+    from occ.config import load_params
+    from occ.data.datasets import load_feature_cache, settings_hash
+    from occ.errors import DataError
+    from occ.paths import Layout
+
+    target = Path(args.out_dir)
+    _check_target(target, overwrite=args.overwrite, option="OUT_DIR")
+    layout = Layout(find_project(args.project))
+    params = load_params(layout.params, profile=args.profile)
+    cache_path = layout.data(params.data.cache)
+    if not cache_path.is_file():
+        raise CliError(f"the data are not prepared: no feature cache {cache_path} (params.yaml data.cache); run "
+                       f"`dvc repro data` in {layout.root} first")
+    cache = load_feature_cache(cache_path)
+    if cache.settings_hash != settings_hash(heldout_per_class=params.data.heldout_per_class, split_seed=params.seed):
+        raise DataError(f"feature cache {cache_path} was built with another held-out split than params.yaml asks for "
+                        "(data.heldout_per_class, seed); run `dvc repro data` first")
+    root = layout.data(cache.root)  # where the data stage read the clips; else this project's data.path (a moved copy)
+    clips = heldout_sources(cache, root=root if root.is_dir() else layout.data(params.data.path))
+    with atomic_folder(target) as tmp:
+        for name, src in tqdm(clips, desc="copy held-out clips", unit="clip", disable=not _progress(args)):
+            dst = tmp / name / src.name
+            if dst.exists():
+                raise DataError(f"two held-out clips of class {name} are named {src.name}; rename one in the dataset")
+            dst.parent.mkdir(exist_ok=True)
+            shutil.copyfile(src, dst)
+    counts = {name: sum(c == name for c, _ in clips) for name in dict.fromkeys(c for c, _ in clips)}
+    print(f"wrote {len(clips)} held-out clips to {target}/ ({', '.join(f'{c} {n}' for c, n in counts.items())}): the "
+          f"reference stage's FAD reference set; e.g. `occ fad GENERATED {target / next(iter(counts))}`")
     return 0
 
 
@@ -392,7 +542,7 @@ def cmd_repro(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``occ`` argument parser (sub-commands generate, fad, check-submission, repro, train, supcon)."""
+    """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon)."""
     from occ import __version__
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -404,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "FAD as DCASE 2023 Task 7 computed it, and the DCASE submission checks.",
                      epilog="examples:\n"
                             "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
-                            "  occ fad barks/ data/heldout/ --per-class\n"
+                            "  occ heldout heldout/ && occ fad barks/ heldout/DogBark/\n"
                             "  occ check-submission submission/\n"
                             "  torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0\n\n"
                             "`occ COMMAND --help` describes each command.")
@@ -416,8 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate 4-s clips (22,050 Hz, 16-bit mono WAV) of one or more classes from a GAN checkpoint.\n\n"
                     "Clip i of class c with seed s is the clip the pipeline's evaluation writes for (c, i) with\n"
                     "base seed s, vocoder, Griffin-Lim iterations and device alike: its latent seed is\n"
-                    "s + c * 1,000,000 + i. Files are named <class>-seed<s>-<i>.wav; clips.csv lists class,\n"
-                    "index, seeds, vocoder and checkpoint. Regenerate one clip with --first i -n 1.",
+                    "s + c * 1,000,000 + i. Without --seed, s is the evaluation's base seed: params.yaml's\n"
+                    "seed (05_evaluate's base_seed=params.seed, one for every run, not the training seed k).\n"
+                    "Files are named <class>-seed<s>-<i>.wav; clips.csv lists class, index, seeds, vocoder and\n"
+                    "checkpoint. Regenerate one clip with --first i -n 1.",
         epilog="examples:\n"
                "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
                "  occ generate --checkpoint ckpt.pt --class dog_bark,rain -n 5 --seed 3 --vocoder hifigan --out clips/\n"
@@ -432,8 +584,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clips per class (default 1; 100 with --submission, the DCASE count)")
     g.add_argument("--first", type=int, default=0, metavar="I", help="index of the first clip (default 0)")
     g.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="base seed (default: the checkpoint's training seed, k of runs/train/<variant>/seed<k>/; "
-                        "the pipeline's evaluation uses params.yaml's seed for every run)")
+                   help="base seed (default: the evaluation's, params.yaml's top-level seed, the same for every run "
+                        "whatever its training seed k; read from the project holding the checkpoint, else from the "
+                        "working folder's)")
+    g.add_argument("--project", default=None, metavar="DIR",
+                   help="project whose params.yaml gives the default --seed (default: found from the checkpoint, "
+                        "else from here)")
+    g.add_argument("--profile", default=None, metavar="P",
+                   help="params.yaml profile for the default --seed (default: the file's switch)")
     target = g.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", metavar="DIR", help="folder to write the WAV files into (must be new or empty)")
     target.add_argument("--submission", metavar="DIR",
@@ -449,19 +607,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser(
         "fad", parents=[common], formatter_class=fmt, help="Frechet Audio Distance of a folder of clips",
-        description="FAD of the clips in GENERATED against REFERENCE, per class and the mean, computed as the\n"
-                    "DCASE 2023 Task 7 evaluation did (mean and covariance of all embedding windows).\n\n"
-                    "GENERATED: a folder of audio files, or of class folders. REFERENCE: the same (class folders\n"
-                    "are matched by name, ignoring case and '_'; a flat folder serves every class), or dcase-eval\n"
-                    "for the official DCASE 2023 evaluation-set VGGish statistics, which ship with occ.\n"
+        description="FAD of the clips in GENERATED against REFERENCE, computed as the DCASE 2023 Task 7\n"
+                    "evaluation did (mean and covariance of all embedding windows).\n\n"
+                    "Two folders of audio files (one class's clips against that class's reference clips): one FAD.\n"
+                    "Two folders of class folders: a FAD per class and the mean; class folders are matched by\n"
+                    "name, ignoring case and '_'. One flat folder against class folders is an error. REFERENCE\n"
+                    "may also be dcase-eval, the official DCASE 2023 evaluation-set VGGish statistics (shipped\n"
+                    "with occ). `occ heldout DIR` writes the pipeline's reference clips as DIR/<Class>/.\n"
                     "Clips are read as the model sees them: mono, 22,050 Hz, cut or padded to 4 s.\n"
                     "Only vggish against dcase-eval is on the paper's scale; aisfx values rank models.",
         epilog="examples:\n"
-               "  occ fad generated/ heldout/ --per-class\n"
+               "  occ heldout heldout/ && occ fad barks/ heldout/DogBark/   # one class: one FAD\n"
+               "  occ fad generated/ heldout/ --per-class                    # class folders by name\n"
                "  occ fad submission/ dcase-eval --vggish-weights vggish-10086976.pth --per-class\n"
                "  occ fad a/ b/ --embedding encoder --encoder runs/supcon/encoder.pt --json")
     f.add_argument("generated", metavar="GENERATED", help="folder of clips, or of class folders of clips")
-    f.add_argument("reference", metavar="REFERENCE", help="folder of clips or of class folders, or dcase-eval")
+    f.add_argument("reference", metavar="REFERENCE",
+                   help="the same layout as GENERATED (folder of clips, or of class folders), or dcase-eval")
     f.add_argument("--embedding", choices=("aisfx", "vggish", "encoder"), default=None,
                    help="aisfx (default), vggish (the DCASE metric; default with dcase-eval) or encoder")
     f.add_argument("--vggish-weights", metavar="PATH", default=None,
@@ -471,6 +633,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print the result as JSON (always per class)")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
     f.set_defaults(func=cmd_fad)
+
+    h = sub.add_parser(
+        "heldout", parents=[common], formatter_class=fmt, help="write the held-out reference clips as audio files",
+        description="Copy the dataset's held-out clips, the FAD reference set the pipeline's reference stage\n"
+                    "embeds, into OUT_DIR/<Class>/<file> (the original audio files, unchanged), ready for\n"
+                    "`occ fad`. The clips are those of the feature cache (params.yaml data.cache) that the data\n"
+                    "stage wrote: run `dvc repro data` first. OUT_DIR is written whole or not at all.",
+        epilog="examples:\n"
+               "  occ heldout heldout/\n"
+               "  occ fad barks/ heldout/DogBark/            # one class's generated clips: one FAD\n"
+               "  occ fad generated/ heldout/ --per-class    # class folders, matched by name\n"
+               "  occ heldout heldout-smoke/ --profile smoke --project ~/occ")
+    h.add_argument("out_dir", metavar="OUT_DIR", help="folder to write (must be new or empty)")
+    h.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
+    h.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
+    h.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    h.set_defaults(func=cmd_heldout)
 
     c = sub.add_parser(
         "check-submission", parents=[common], formatter_class=fmt, help="run the DCASE submission format checks",
