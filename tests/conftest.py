@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def small_foley_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass(frozen=True)
 class SmokeRun:
-    """A temporary copy of the project after `dvc repro` with the smoke profile."""
+    """A temporary copy of the project after `occ repro -j 2` (several stages at once) with the smoke profile."""
 
     repo: Path
     params: dict  # the params.yaml written (do not change it: copy it)
@@ -36,16 +37,17 @@ class SmokeRun:
 
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
-    """The smoke profile's whole `dvc repro` (seeds 0 and 1, every variant), run once per test session.
+    """The smoke profile's whole pipeline (seeds 0 and 1, every variant) by `occ repro -j 2`, once per test session.
 
     The one smoke pipeline run of the suite: tests/test_pipeline_smoke.py checks it (and then changes it with a DVC
-    experiment), tests/test_doc_commands.py runs the documentation's commands in a copy of it.
+    experiment), tests/test_doc_commands.py runs the documentation's commands in a copy of it, and
+    tests/test_queue_smoke.py compares it with a sequential `dvc repro` of the same stages.
     """
     from test_pipeline_smoke import _run, smoke_repo
 
     repo = tmp_path_factory.mktemp("smoke") / "repo"
     params, env = smoke_repo(repo, seeds=[0, 1])
-    _run(["dvc", "repro"], repo, env)
+    _run([sys.executable, "-m", "occ.pipeline.parallel", "-j", "2"], repo, env)  # the README's `occ repro -j 2`
     return SmokeRun(repo, params, env)
 
 
