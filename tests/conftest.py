@@ -51,6 +51,7 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
     return SmokeRun(repo, params, env)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (``--dist loadgroup``), every test that reads the smoke pipeline's run goes to one worker,
     so the session runs that pipeline once."""
