@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import shutil
 import signal
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -35,26 +41,36 @@ class SmokeRun:
     env: dict  # environment for dvc, git and occ there
 
 
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created) across processes."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
-    """The smoke profile's whole pipeline (seeds 0 and 1, every variant) by `occ repro -j 2`, once per test session.
+    """The smoke profile's whole pipeline (seeds 0 and 1, every variant) by `occ repro -j 2`, run once per test run.
 
-    The one smoke pipeline run of the suite: tests/test_pipeline_smoke.py checks it (and then changes it with a DVC
-    experiment), tests/test_doc_commands.py runs the documentation's commands in a copy of it, and
-    tests/test_queue_smoke.py compares it with a sequential `dvc repro` of the same stages.
+    The one smoke pipeline run of the suite, shared by pytest-xdist's workers (the first to need it builds it under a
+    file lock, the others wait for it): tests/test_pipeline_smoke.py checks a copy of it (and changes that copy with a
+    DVC experiment), tests/test_doc_commands.py runs the documentation's commands in another copy, and
+    tests/test_queue_smoke.py compares it with a sequential `dvc repro` of the same stages. Read-only.
     """
-    from test_pipeline_smoke import _run, smoke_repo
+    from test_pipeline_smoke import _run, smoke_env, smoke_repo
 
-    repo = tmp_path_factory.mktemp("smoke") / "repo"
-    params, env = smoke_repo(repo, seeds=[0, 1])
-    _run([sys.executable, "-m", "occ.pipeline.parallel", "-j", "2"], repo, env)  # the README's `occ repro -j 2`
-    return SmokeRun(repo, params, env)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``--dist loadgroup``), every test that reads the smoke pipeline's run goes to one worker,
-    so the session runs that pipeline once."""
-    for item in items:
-        if "smoke_pipeline" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("smoke_pipeline"))
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base folder sits in the run's common one
+        shared = shared.parent
+    repo, done = shared / "smoke-pipeline" / "repo", shared / "smoke-pipeline" / "params.json"
+    with _exclusive(shared / "smoke-pipeline.lock"):
+        if not done.is_file():
+            shutil.rmtree(repo.parent, ignore_errors=True)
+            params, env = smoke_repo(repo, seeds=[0, 1])
+            _run([sys.executable, "-m", "occ.pipeline.parallel", "-j", "2"], repo, env)  # the README's `occ repro -j 2`
+            done.write_text(json.dumps(params))
+    return SmokeRun(repo, json.loads(done.read_text()), smoke_env())

@@ -95,15 +95,21 @@ def smoke_repo(repo: Path, **overrides) -> tuple[dict, dict]:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params.update(profile="smoke", **overrides)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=".", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost",
-               GIT_COMMITTER_NAME="occ", GIT_COMMITTER_EMAIL="occ@localhost")
+    env = smoke_env()
     _run(["git", "init", "-q"], repo, env)
     return params, env
 
 
-def test_dvc_repro_smoke(smoke_pipeline):
-    repo, env = smoke_pipeline.repo, smoke_pipeline.env
+def smoke_env() -> dict:
+    """Environment for ``dvc``, ``git`` and ``occ`` in a smoke copy (this interpreter's ``dvc`` first on PATH)."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                PYTHONPATH=".", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost",
+                GIT_COMMITTER_NAME="occ", GIT_COMMITTER_EMAIL="occ@localhost")
+
+
+def test_dvc_repro_smoke(smoke_pipeline, tmp_path):
+    repo, env = tmp_path / "repo", smoke_pipeline.env
+    shutil.copytree(smoke_pipeline.repo, repo, symlinks=True)  # the shared run stays as it is for the other tests
     params = copy.deepcopy(smoke_pipeline.params)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == _expected_stages(params)
