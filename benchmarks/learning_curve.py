@@ -28,12 +28,18 @@ import sys
 import time
 from pathlib import Path
 
-#: name -> (overrides of `train`, overrides of `model`); "current" is params.yaml as it is (since the learning curve
-#: chose it, with the EMA of G, 0.999), "no_ema" the same without the EMA (the recipe before). "ema" and the "ema_*"
-#: recipes were written against that earlier recipe: "ema" is now "current".
+#: name -> (overrides of `train`, overrides of `model`[, options]); "current" is params.yaml as it is (since the
+#: learning curve chose it, with the EMA of G, 0.999), "no_ema" the same without the EMA (the recipe before). "ema" and
+#: the "ema_*" recipes were written against that earlier recipe: "ema" is now "current". Options:
+#: ``{"mel_norm": "per_bin"}`` trains on SpecGAN-style per-mel-bin standardised log-mels (mean and standard deviation
+#: of each bin over the training clips, clipped at 3 standard deviations and scaled to [-1, 1]); the evaluation undoes
+#: it (``PerBinOutput``) before the vocoder.
 RECIPES = {
     "current": ({}, {}),
     "no_ema": ({"ema_decay": 0.0}, {}),
+    "per_bin": ({}, {}, {"mel_norm": "per_bin"}),
+    "b32": ({"batch_size": 32}, {}),
+    "ttur": ({"lr_g": 1e-4, "lr_d": 4e-4}, {}),
     "ema": ({"ema_decay": 0.999}, {}),
     "ema_lr2": ({"ema_decay": 0.999, "lr_g": 2e-4, "lr_d": 2e-4}, {}),
     "ema_b32": ({"ema_decay": 0.999, "batch_size": 32}, {}),
@@ -75,6 +81,44 @@ def _setup(args, out: Path):
     return ceiling
 
 
+PER_BIN_CLIP = 3.0  # standard deviations mapped to +-1 (SpecGAN)
+
+
+def per_bin_stats(log_mels):
+    """Mean and standard deviation of every mel bin over the clips and frames, each ``(80, 1)``."""
+    import torch
+
+    m = torch.as_tensor(log_mels, dtype=torch.float64)
+    m = m.reshape(-1, *m.shape[-2:]).transpose(0, 1).reshape(m.shape[-2], -1)  # (bins, clips * frames)
+    return m.mean(1, keepdim=True).float(), m.std(1, keepdim=True).clamp_min(1e-3).float()
+
+
+def per_bin_normalize(log_mels, mean, std):
+    """Log-mels -> [-1, 1], per bin: ``clip((m - mean) / (3 std), -1, 1)``."""
+    import torch
+
+    return ((torch.as_tensor(log_mels) - mean) / (PER_BIN_CLIP * std)).clamp(-1.0, 1.0)
+
+
+def _per_bin_output(g, mean, std):
+    """G whose output is mapped back from per-bin space to the global [-1, 1] space the evaluation reads."""
+    import torch
+
+    from occ.data.datasets import normalize_mel
+
+    class PerBinOutput(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.g, self.z_dim, self.n_classes = g, g.z_dim, g.n_classes
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std)
+
+        def forward(self, z, y):
+            return normalize_mel(self.g(z, y) * (PER_BIN_CLIP * self.std) + self.mean)
+
+    return PerBinOutput().eval()
+
+
 def _worker(args, recipe: str, out: Path) -> None:
     """Train and evaluate one recipe through the step counts; one JSON line per point in `out/<recipe>.jsonl`."""
     import torch
@@ -100,7 +144,13 @@ def _worker(args, recipe: str, out: Path) -> None:
     encoder = models.load_encoder(encoder_path) if encoder_path.is_file() else None
     if params.train.loss in SUPCON_KINDS and encoder is None:
         raise SystemExit(f"{encoder_path}: missing; run `dvc repro supcon` first")
-    train_over, model_over = RECIPES[recipe]
+    train_over, model_over, *rest = RECIPES[recipe]
+    per_bin = bool(rest) and rest[0].get("mel_norm") == "per_bin"
+    if per_bin:
+        mean, std = per_bin_stats(train.mels)
+        x_train = per_bin_normalize(train.mels, mean, std)
+    else:
+        x_train = datasets.normalize_mel(train.mels)
     model = dataclasses.replace(params.model, **model_over)
     run_dir = out / args.variant / f"{recipe}-seed{args.seed}"
     log_path = out / f"{args.variant}-{recipe}-seed{args.seed}.jsonl"
@@ -108,13 +158,15 @@ def _worker(args, recipe: str, out: Path) -> None:
     for steps in (int(s) for s in args.steps.split(",")):
         cfg = dataclasses.replace(params.train, steps=steps, **train_over)
         c0, w0 = time.process_time(), time.perf_counter()
-        gan_train.train_gan(datasets.normalize_mel(train.mels), train.labels, n_classes=len(cache.class_names),
+        gan_train.train_gan(x_train, train.labels, n_classes=len(cache.class_names),
                             model=model, train=cfg, out_dir=run_dir, seed=args.seed,
                             encoder=encoder if params.train.loss in SUPCON_KINDS else None,
                             class_names=cache.class_names, progress=False)
         cpu_total += time.process_time() - c0
         wall_total += time.perf_counter() - w0
         g, payload = models.load_generator(run_dir / "checkpoint.pt")
+        if per_bin:
+            g = _per_bin_output(g, mean, std)
         e0 = time.perf_counter()
         res = evaluate.evaluate_generator(g, class_names=cache.class_names, n_per_class=args.n_per_class,
                                           base_seed=params.seed, embedder=embedder, reference=reference,

@@ -76,6 +76,7 @@ class SupConConfig:
     finetune_steps: int = 150  # classification fine-tuning steps
     finetune_lr: float = 1.0e-3
     ckpt_every: int = 100
+    threads: int = 1  # torch threads of the stage's process (declared, so results do not depend on the core count)
 
     def check(self) -> None:
         _at_least("supcon.steps", self.steps, 1)
@@ -85,6 +86,7 @@ class SupConConfig:
         _at_least("supcon.finetune_steps", self.finetune_steps, 0)
         _positive("supcon.finetune_lr", self.finetune_lr)
         _at_least("supcon.ckpt_every", self.ckpt_every, 1)
+        _at_least("supcon.threads", self.threads, 1)
 
 
 @dataclass
@@ -105,6 +107,7 @@ class TrainConfig:
     augment: bool = False  # translation + cutout on D's inputs (never time reversal)
     ckpt_every: int = 100
     bf16: bool = False  # bf16 autocast (CUDA only)
+    threads: int = 1  # torch threads of a training process (declared, so results do not depend on the core count)
 
     def check(self) -> None:
         _one_of("train.loss", self.loss, LOSS_KINDS)
@@ -120,6 +123,7 @@ class TrainConfig:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"train.{key} = {value!r} is out of range: use a value in [0, 1).")
         _at_least("train.ckpt_every", self.ckpt_every, 1)
+        _at_least("train.threads", self.threads, 1)
 
 
 @dataclass
@@ -134,6 +138,7 @@ class EvalConfig:
     l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1
     tsne_per_class: int = 60  # generated clips per class in each Figure 2 panel
     probe_clips_per_class: int = 60  # training clips per class the recognisability probe is fitted on (0: all)
+    threads: int = 1  # torch threads of an evaluating process (declared, so results do not depend on the core count)
 
     def check(self) -> None:
         _at_least("eval.clips_per_class", self.clips_per_class, 2)
@@ -144,6 +149,7 @@ class EvalConfig:
         _at_least("eval.l1_clips", self.l1_clips, 1)
         _at_least("eval.tsne_per_class", self.tsne_per_class, 2)
         _at_least("eval.probe_clips_per_class", self.probe_clips_per_class, 0)
+        _at_least("eval.threads", self.threads, 1)
 
 
 @dataclass

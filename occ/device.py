@@ -8,7 +8,7 @@ import torch
 
 from occ.errors import ConfigError
 
-__all__ = ["resolve_device", "DEVICE_CHOICES"]
+__all__ = ["resolve_device", "use_threads", "DEVICE_CHOICES"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 #: Every accepted spelling of ``params.yaml: device`` (``cuda:N``: GPU N, counted from 0 as ``nvidia-smi`` does).
@@ -61,3 +61,26 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         )
     torch.cuda.set_device(index)
     return torch.device("cuda", index)
+
+
+def use_threads(threads: int) -> int:
+    """Run torch's CPU kernels of this process on ``threads`` threads (``params.yaml``: ``train.threads`` etc.).
+
+    A stage's numbers depend on its thread count (the kernels split their sums by thread), so every stage sets the
+    count it declares instead of taking the machine's cores: the same machine then gives the same bytes whether
+    one stage runs at a time (``dvc repro``) or several (``occ repro``).
+
+    Parameters
+    ----------
+    threads : int
+        At least 1.
+
+    Returns
+    -------
+    int
+        ``threads``.
+    """
+    if int(threads) < 1:
+        raise ConfigError(f"threads = {threads!r} must be at least 1; fix the `threads` key in params.yaml.")
+    torch.set_num_threads(int(threads))
+    return int(threads)

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ def small_foley_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass(frozen=True)
 class SmokeRun:
-    """A temporary copy of the project after `dvc repro` with the smoke profile."""
+    """A temporary copy of the project after `occ repro -j 2` (several stages at once) with the smoke profile."""
 
     repo: Path
     params: dict  # the params.yaml written (do not change it: copy it)
@@ -53,11 +54,12 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
-    """The smoke profile's whole `dvc repro` (seeds 0 and 1, every variant), run once per test run.
+    """The smoke profile's whole pipeline (seeds 0 and 1, every variant) by `occ repro -j 2`, run once per test run.
 
     The one smoke pipeline run of the suite, shared by pytest-xdist's workers (the first to need it builds it under a
     file lock, the others wait for it): tests/test_pipeline_smoke.py checks a copy of it (and changes that copy with a
-    DVC experiment), tests/test_doc_commands.py runs the documentation's commands in another copy. Read-only.
+    DVC experiment), tests/test_doc_commands.py runs the documentation's commands in another copy, and
+    tests/test_queue_smoke.py compares it with a sequential `dvc repro` of the same stages. Read-only.
     """
     from test_pipeline_smoke import _run, smoke_env, smoke_repo
 
@@ -69,6 +71,6 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
         if not done.is_file():
             shutil.rmtree(repo.parent, ignore_errors=True)
             params, env = smoke_repo(repo, seeds=[0, 1])
-            _run(["dvc", "repro"], repo, env)
+            _run([sys.executable, "-m", "occ.pipeline.parallel", "-j", "2"], repo, env)  # the README's `occ repro -j 2`
             done.write_text(json.dumps(params))
     return SmokeRun(repo, json.loads(done.read_text()), smoke_env())

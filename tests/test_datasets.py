@@ -321,3 +321,24 @@ def test_first_per_class_keeps_the_first_clips_of_each_class_in_class_order(buil
     assert part.files == [cache.files[i] for i in want] and torch.equal(part.mels, cache.mels[want])
     assert part.class_counts() == {name: 2 for name in cache.class_names}
     assert len(cache.first_per_class(100)) == len(cache)
+
+
+def test_the_cache_file_does_not_depend_on_where_the_project_sits(small_foley_dataset, tmp_path):
+    """The data stage's output is the same bytes in two copies of a project: the dataset root inside the cache's
+    folder is stored relative to it, and loading resolves it against the cache's own folder."""
+    written = {}
+    for name in ("a", "b"):
+        data = tmp_path / name / "data"
+        shutil.copytree(small_foley_dataset, data / "foley")
+        D.build_feature_cache(data / "foley", data / "features.pt", heldout_per_class=2, progress=False, n_jobs=1)
+        written[name] = (data / "features.pt").read_bytes()
+    assert written["a"] == written["b"]
+    assert torch.load(tmp_path / "b" / "data" / "features.pt", weights_only=False)["root"] == "foley"
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "a", moved)
+    cache = D.load_feature_cache(moved / "data" / "features.pt")
+    assert Path(cache.root) == (moved / "data" / "foley").resolve()
+    assert (Path(cache.root) / cache.files[0]).is_file()
+    outside = tmp_path / "elsewhere" / "outside.pt"  # a dataset outside the cache's folder keeps its absolute path
+    D.build_feature_cache(moved / "data" / "foley", outside, heldout_per_class=2, progress=False, n_jobs=1)
+    assert torch.load(outside, weights_only=False)["root"] == str((moved / "data" / "foley").resolve())

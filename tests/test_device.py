@@ -9,7 +9,7 @@ import yaml
 
 from occ.config import resolve_params
 from occ.errors import ConfigError
-from occ.device import resolve_device
+from occ.device import resolve_device, use_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -62,3 +62,23 @@ def test_cuda_n_pins_the_gpu(monkeypatch):
                                           r"cuda:1\); set `device`"):
         resolve_device("cuda:2")
     assert chosen == [1, 0]
+
+
+def test_use_threads_sets_torchs_thread_count_and_refuses_zero():
+    before = torch.get_num_threads()
+    try:
+        assert use_threads(1) == 1 and torch.get_num_threads() == 1
+        assert use_threads(2) == 2 and torch.get_num_threads() == 2
+        with pytest.raises(ConfigError, match=r"threads = 0 must be at least 1; fix the `threads` key in params\.yaml"):
+            use_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("section", ["supcon", "train", "eval"])
+def test_every_stage_section_declares_its_threads(section):
+    raw = copy.deepcopy(RAW)
+    assert raw[section]["threads"] == 1  # the embedded profile: one thread per stage, cores / 1 stages at once
+    raw[section]["threads"] = 0
+    with pytest.raises(ConfigError, match=rf"{section}\.threads"):
+        resolve_params(raw, profile="embedded")

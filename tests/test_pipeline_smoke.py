@@ -120,6 +120,8 @@ def test_dvc_repro_smoke(smoke_pipeline, tmp_path):
         for s in params["seeds"]:
             m = json.loads((repo / f"results/evaluate/{v}/seed{s}/metrics.json").read_text())
             assert m["seed"] == s and m["variant"] == v and 0 <= m["probe_accuracy"] <= 1
+            # the declared thread counts, recorded (smoke and embedded: 1 each)
+            assert m["threads"] == m["train_threads"] == 1, (m["threads"], m["train_threads"])
     again = _run(["dvc", "repro"], repo, env)
     assert "didn't change" in again or "up to date" in again, again[-2000:]
     metrics = _run(["dvc", "metrics", "show", "--json"], repo, env)

@@ -3,15 +3,19 @@
 One variant, one seed committed (its `dvc repro` also runs the tables and figures on a single seed and a single
 variant); then two queued experiments, an extra seed and another tau_c, run by two workers. Checks that each
 reran only its own runs, the tables and the figures, and that `dvc exp show --json` lists both with their
-params and the per-run metrics the tables use.
+params and the per-run metrics the tables use. And a sequential `dvc repro` of one run's stages writes what the
+suite's `occ repro -j 2` run wrote for them, apart from timings.
 """
 
 import json
+import re
 import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from test_pipeline_smoke import _run, smoke_repo
 
@@ -83,3 +87,76 @@ def test_queue_grid_smoke(tmp_path):
             assert all(key in m for key in TABLE_METRICS), (name, s, sorted(m))
     diff = _run(["dvc", "metrics", "diff", "HEAD", "tau-c-05", "--json"], repo, env)
     assert "results/evaluate/o2c/seed0/metrics.json" in diff
+
+
+#: Columns and keys that hold wall-clock times (the only thing allowed to differ between two runs of a stage).
+TIMING = re.compile(r"second|wall|time|elapsed|_s$", re.IGNORECASE)
+
+
+def _same_apart_from_timings(a: Path, b: Path) -> str | None:
+    """None when two output files hold the same content apart from timings, else what differs."""
+    if a.read_bytes() == b.read_bytes():
+        return None
+    if a.suffix == ".ipynb":  # executed notebooks: their metadata and printed times are timings
+        return None
+    if a.suffix == ".json":
+        ja, jb = (json.loads(p.read_text()) for p in (a, b))
+        strip = lambda d: {k: v for k, v in d.items() if not TIMING.search(k)} if isinstance(d, dict) else d  # noqa: E731
+        return None if strip(ja) == strip(jb) else f"{a.name}: {strip(ja)} != {strip(jb)}"
+    if a.suffix == ".csv":
+        da, db = pd.read_csv(a), pd.read_csv(b)
+        keep = [c for c in da.columns if not TIMING.search(str(c))]
+        if list(da.columns) == list(db.columns) and da[keep].equals(db[keep]):
+            return None
+        return f"{a.name}: the columns {keep} differ"
+    if a.suffix in (".pt", ".pth"):
+        import torch
+
+        pa, pb = (torch.load(p, map_location="cpu", weights_only=False) for p in (a, b))
+        return None if _same_payload(pa, pb) else f"{a.name}: the tensors or settings differ"
+    return f"{a.name}: the bytes differ"
+
+
+def _same_payload(x, y) -> bool:
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return isinstance(y, torch.Tensor) and x.shape == y.shape and bool(torch.equal(x, y))
+    if isinstance(x, dict):
+        keys = [k for k in x if not (isinstance(k, str) and TIMING.search(k))]
+        return isinstance(y, dict) and set(keys) <= set(y) and all(_same_payload(x[k], y[k]) for k in keys)
+    if isinstance(x, (list, tuple)):
+        return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(_same_payload, x, y))
+    return x == y
+
+
+def _files(root: Path, out: str) -> list[str]:
+    path = root / out
+    return [out] if path.is_file() else sorted(p.relative_to(root).as_posix() for p in path.rglob("*") if p.is_file())
+
+
+def test_sequential_dvc_repro_and_occ_repro_write_the_same_results(tmp_path, smoke_pipeline):
+    """The stages that both runs hold (o2c seed 0, its step 0, data, encoder, reference): every output the same,
+    file by file, apart from timings, whether `dvc repro` ran them one at a time or `occ repro -j 2` two at once."""
+    repo = tmp_path / "repo"
+    _, env = smoke_repo(repo, seeds=[0], run_variants=["o2c"])
+    _run(["dvc", "repro", "evaluate@o2c-0"], repo, env)
+    seq = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    par = yaml.safe_load((smoke_pipeline.repo / "dvc.lock").read_text())["stages"]
+    shared = ["data", "supcon", "reference", "step0@0", "train@o2c-0", "evaluate@o2c-0"]
+    assert set(shared) <= set(seq) and set(shared) <= set(par)
+    differ, same_hash = [], 0
+    for stage in shared:
+        outs_seq = {o["path"]: o.get("md5") for o in seq[stage].get("outs", [])}
+        outs_par = {o["path"]: o.get("md5") for o in par[stage].get("outs", [])}
+        assert outs_seq.keys() == outs_par.keys(), stage
+        for out, md5 in outs_seq.items():
+            if md5 == outs_par[out]:
+                same_hash += 1
+                continue
+            files = _files(repo, out)
+            assert files == _files(smoke_pipeline.repo, out), f"{stage}: {out} holds other files"
+            differ += [f"{stage}: {why}" for f in files
+                       if (why := _same_apart_from_timings(repo / f, smoke_pipeline.repo / f))]
+    assert not differ, "sequential and parallel runs differ beyond timings:\n" + "\n".join(differ)
+    assert same_hash > 0

@@ -2,25 +2,27 @@
 
 ::
 
-    torchrun --nproc_per_node 8 -m occ train --variant o2c --seed 0  # one GAN run, as train@o2c-0 trains it
-    dvc repro train@o2c-0                                           # the stage finds the finished run, writes results
-    torchrun --nproc_per_node 8 -m occ supcon                       # the encoder f, for work outside DVC
+    torchrun --nproc_per_node 8 -m occ supcon && dvc repro supcon       # the encoder f; the stage keeps it
     torchrun --nproc_per_node 8 -m occ train --variant ocsupcon --seed 0   # a SupCon variant with that encoder
+    dvc repro train@ocsupcon-0                                          # the stage finds the finished run
+    torchrun --nproc_per_node 8 -m occ train --variant o2c --seed 1 && dvc repro train@o2c-1
 
 Each command makes the call the stage's notebook makes (``02_supcon``, ``03_train``), through the same function
 (``occ.train.supcon_train.supcon_stage``, ``occ.train.gan_train.train_stage``): the same ``params.yaml`` sections,
 feature cache, run folder (``runs/supcon``, ``runs/train/<variant>/seed<k>``) and seed. A run trained here is
 therefore the run the stage would train.
 
-DVC keeps the GAN run folder when the train stage runs (``persist`` in dvc.yaml): ``dvc repro
-train@<variant>-<seed>`` run afterwards resumes the run with nothing left to do (the same configuration resumes
-exactly) and writes its notebook, log and figures. It does not keep ``runs/supcon``: under DVC the supcon stage
-trains f itself, in one process (``dvc repro supcon``). ``occ supcon`` writes ``runs/supcon`` for work outside
-DVC; a later ``dvc repro supcon`` deletes that folder and trains f again, and the runs of SupCon variants then
-start afresh (a GAN run records the encoder it was trained with). Under DVC, run ``dvc repro supcon`` before
-``occ train`` of a SupCon variant. Under torchrun the global batch of ``params.yaml`` is split over the
-processes (``occ.train.distributed``); in one process (plain ``occ train``) nothing changes. Interrupted runs
-resume where their last checkpoint stopped; rank 0 alone writes files and shows the progress bar.
+DVC keeps both run folders when their stage runs (``persist`` in dvc.yaml). ``dvc repro supcon`` after ``occ
+supcon`` resumes the finished SupCon pretraining with nothing left to do (``supcon.pt`` is kept), fine-tunes the
+classification head again in one process (seconds; on the CPU the same ``encoder.pt``, bit for bit) and records the
+stage. ``dvc repro train@<variant>-<seed>`` after ``occ train`` resumes the GAN run with nothing left to do and
+writes its notebook, log and figures. A GAN run of a SupCon variant (``csupcongan``, ``ocsupcon``,
+``ocsupcon_ct1``) records the digest of the encoder it was trained with: train it after ``dvc repro supcon``. A
+changed configuration (``supcon``, ``model``, ``seed``, the training clips; for a GAN run its ``train`` and
+variant, and the encoder) starts that run afresh instead, in the stage's one process. Under torchrun the global
+batch of ``params.yaml`` is split over the processes (``occ.train.distributed``); in one process (plain ``occ
+train``) nothing changes. Interrupted runs resume where their last checkpoint stopped; rank 0 alone writes files
+and shows the progress bar.
 """
 
 from __future__ import annotations
@@ -45,13 +47,16 @@ def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None
                     "train@<variant>-<seed> does, into runs/train/<variant>/seed<k>. Start it with torchrun to\n"
                     "split the global batch over several processes (GPUs: one per process; CPU: gloo). The\n"
                     "stage run afterwards (dvc repro train@<variant>-<seed>; DVC keeps the run folder, persist in\n"
-                    "dvc.yaml) finds the finished run and only writes its results. SupCon variants read\n"
-                    "runs/supcon/encoder.pt: under DVC, train it with `dvc repro supcon` first (the stage\n"
-                    "replaces an encoder of `occ supcon`, and a run trained with that one then starts afresh).",
+                    "dvc.yaml) finds the finished run and only writes its results. SupCon variants (csupcongan,\n"
+                    "ocsupcon, ocsupcon_ct1) read runs/supcon/encoder.pt and record its digest: run `dvc repro\n"
+                    "supcon` first (after `occ supcon` under torchrun it keeps that encoder), so the stage finds\n"
+                    "the run trained with the encoder DVC records. A changed configuration or encoder starts\n"
+                    "the run afresh.",
         epilog="examples:\n"
                "  occ train --variant o2c --seed 0\n"
                "  torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 1 && dvc repro train@o2c-1\n"
-               "  dvc repro supcon && torchrun --nproc_per_node 4 -m occ train --variant ocsupcon --seed 1\n"
+               "  torchrun --nproc_per_node 4 -m occ supcon && dvc repro supcon\n"
+               "  torchrun --nproc_per_node 4 -m occ train --variant ocsupcon --seed 1 && dvc repro train@ocsupcon-1\n"
                "  CUDA_VISIBLE_DEVICES=4,5,6,7 torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 2")
     t.add_argument("--variant", required=True, metavar="NAME", help="a key of `variants` in params.yaml")
     t.add_argument("--seed", required=True, type=int, metavar="K", help="a training seed, one of `seeds`")
@@ -62,15 +67,17 @@ def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None
         "supcon", parents=[common], formatter_class=fmt, help="train the SupCon encoder f of the pipeline",
         description="SupCon pretraining and classifier fine-tuning of the encoder f exactly as the pipeline's\n"
                     "supcon stage does, into runs/supcon. torchrun splits the SupCon batch over processes.\n"
-                    "This is for work outside DVC, e.g. `occ train` of a SupCon variant (csupcongan, ocsupcon...)\n"
-                    "under torchrun afterwards. Under DVC the supcon stage trains f itself, in one process:\n"
-                    "`dvc repro supcon` deletes runs/supcon first, so it replaces an encoder trained here, and\n"
-                    "the runs of SupCon variants then start afresh (a GAN run records the encoder it was trained\n"
-                    "with). See docs/scale-out.md.",
+                    "The stage run afterwards (dvc repro supcon; DVC keeps runs/supcon, persist in dvc.yaml)\n"
+                    "resumes the finished pretraining with nothing left to do, fine-tunes the classifier head\n"
+                    "again in one process (seconds) and records the encoder. Run it before `occ train` of a\n"
+                    "SupCon variant (csupcongan, ocsupcon...): a GAN run records the encoder it was trained with.\n"
+                    "A changed configuration (supcon, model, seed, training clips) starts f afresh: in the\n"
+                    "stage's one process, or here first. See docs/scale-out.md.",
         epilog="examples:\n"
-               "  torchrun --nproc_per_node 2 -m occ supcon\n"
+               "  torchrun --nproc_per_node 2 -m occ supcon && dvc repro supcon   # the stage keeps this f\n"
                "  torchrun --nproc_per_node 2 -m occ train --variant ocsupcon --seed 0   # with that encoder\n"
-               "  dvc repro supcon    # under DVC instead: the stage trains f in one process")
+               "  dvc repro train@ocsupcon-0\n"
+               "  dvc repro supcon    # without torchrun: the stage trains f in one process")
     add_project_arguments(s)
     s.set_defaults(func=cmd_supcon)
 

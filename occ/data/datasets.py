@@ -499,12 +499,30 @@ def build_feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path
         files=files, class_names=list(ds.class_names), heldout_mask=torch.as_tensor(mask), root=str(ds.root),
         layout=ds.layout, settings_hash=settings_hash(heldout_per_class=heldout_per_class, split_seed=split_seed),
         fingerprint=_fingerprint(ds), skipped=skipped, silent=silent)
+    saved = cache.to_dict()
+    saved["root"] = _stored_root(ds.root, Path(cache_path))
     with atomic_open(cache_path) as fh:
-        torch.save(cache.to_dict(), fh)
+        torch.save(saved, fh)
     return cache
 
 
 _REQUIRED = ("mels", "labels", "files", "class_names", "heldout", "settings_hash", "fingerprint", "checksum")
+
+
+def _stored_root(root: Path, cache_path: Path) -> str:
+    """The dataset root as the cache file stores it: relative to the cache's folder when it lies inside it
+    (``foley`` for ``data/foley`` and ``data/features.pt``), so the file does not depend on where the project sits;
+    else absolute."""
+    root, folder = Path(root).resolve(), cache_path.resolve().parent
+    return root.relative_to(folder).as_posix() if root.is_relative_to(folder) else str(root)
+
+
+def _loaded_root(stored: str, cache_path: Path) -> str:
+    """Inverse of :func:`_stored_root`: an absolute path (a relative one is resolved against the cache's folder)."""
+    if not stored:
+        return stored
+    root = Path(stored)
+    return str(root if root.is_absolute() else cache_path.resolve().parent / root)
 
 
 def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None = None) -> FeatureCache:
@@ -547,7 +565,7 @@ def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None
                         "a tensor); delete it and rebuild it (dvc repro data)")
     cache = FeatureCache(
         mels=d["mels"], labels=d["labels"], files=list(d["files"]), class_names=list(d["class_names"]),
-        heldout_mask=d["heldout"], root=d.get("root", ""), layout=d.get("layout", "dcase"),
+        heldout_mask=d["heldout"], root=_loaded_root(d.get("root", ""), path), layout=d.get("layout", "dcase"),
         settings_hash=d["settings_hash"], fingerprint=d["fingerprint"],
         skipped=[tuple(s) for s in d.get("skipped", [])], silent=list(d.get("silent", [])))
     cache.check(f"feature cache {path}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "main"]
+__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "declared_threads", "default_jobs", "main"]
 
 LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
 
@@ -137,15 +137,19 @@ class Scheduler:
         return left / max(1, min(self.jobs, len(self.todo) - len(self.done)))
 
 
-def _worker_env(threads: int) -> dict:
-    """The environment of one stage: ``threads`` threads for every math library, DVC's analytics off."""
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    return env
+def declared_threads(root: str | os.PathLike = ".") -> int:
+    """The most torch threads a stage of ``root``'s pipeline declares (``supcon``/``train``/``eval.threads``; 1 without
+    a ``params.yaml``)."""
+    from occ.config import load_params
+
+    path = Path(root) / "params.yaml"
+    if not path.is_file():
+        return 1
+    params = load_params(path)
+    return max(params.supcon.threads, params.train.threads, params.eval.threads)
 
 
-def run_parallel(root: str | os.PathLike = ".", *, jobs: int, threads: int, targets: Sequence[str] = (),
+def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[str] = (),
                  force: bool = False, say: Callable[[str], None] = print, poll: float = 0.5) -> int:
     """Run the out-of-date stages of the pipeline in ``root``, ``jobs`` at a time; 0 when every stage succeeded.
 
@@ -154,9 +158,8 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, threads: int, targ
     root : path
         The repository (holding ``dvc.yaml``).
     jobs : int
-        Stages running at once.
-    threads : int
-        Threads of each stage's math libraries (``OMP_NUM_THREADS`` and the like).
+        Stages running at once. Each stage runs on the threads its parameters declare (``params.yaml``:
+        ``supcon.threads``, ``train.threads``, ``eval.threads``), whatever ``jobs`` is.
     targets : sequence of str
         Stage names to bring up to date with what they depend on; empty: the whole pipeline.
     force : bool
@@ -164,10 +167,10 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, threads: int, targ
     say : callable
         Where the progress lines go.
     """
-    if jobs < 1 or threads < 1:
-        raise SystemExit(f"occ repro: --jobs and --threads must be at least 1 (got {jobs} and {threads})")
+    if jobs < 1:
+        raise SystemExit(f"occ repro: --jobs must be at least 1 (got {jobs})")
     root = Path(root)
-    env = _worker_env(threads)
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
     graph = stage_graph(root)
     changed = set(graph.upstream) if force else out_of_date(root, env=env)
     todo = plan(graph, changed, targets)
@@ -179,7 +182,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, threads: int, targ
     logs.mkdir(parents=True, exist_ok=True)
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
     t0 = time.monotonic()
-    say(f"occ repro: {len(todo)} stage(s) to check or run, {jobs} at a time, {threads} thread(s) each; "
+    say(f"occ repro: {len(todo)} stage(s) to check or run, {jobs} at a time; "
         f"logs in {LOG_DIR}/")
 
     def start(stage: str) -> None:
@@ -258,7 +261,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, threads: int, targ
 
 
 def default_jobs(threads: int) -> int:
-    """As many stages at once as the machine's cores allow at ``threads`` threads each."""
+    """As many stages at once as the machine's cores allow at ``threads`` threads each (at least one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, threads))
 
@@ -266,15 +269,15 @@ def default_jobs(threads: int) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", help="stages to bring up to date (default: the whole pipeline)")
     parser.add_argument("-j", "--jobs", type=int, default=None,
-                        help="stages running at once (default: the machine's cores divided by --threads)")
-    parser.add_argument("--threads", type=int, default=1, help="threads of each stage (default 1)")
+                        help="stages running at once (default: the machine's cores divided by the most threads a "
+                             "stage declares in params.yaml)")
     parser.add_argument("-f", "--force", action="store_true", help="rerun every stage, changed or not")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the pipeline in the working directory with the options of :func:`add_arguments`."""
-    jobs = args.jobs if args.jobs is not None else default_jobs(args.threads)
-    return run_parallel(".", jobs=jobs, threads=args.threads, targets=args.targets, force=args.force)
+    jobs = args.jobs if args.jobs is not None else default_jobs(declared_threads("."))
+    return run_parallel(".", jobs=jobs, targets=args.targets, force=args.force)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

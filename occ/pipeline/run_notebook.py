@@ -9,6 +9,10 @@ non-zero with one line saying which cell failed and why.
 
 A parameter that the notebook's ``parameters`` cell does not define is refused before anything runs
 (papermill itself only warns and injects it anyway).
+
+The kernel runs numpy's and scipy's linear algebra on one thread (``SINGLE_THREADED``), whatever the environment
+says, and each notebook sets torch's thread count from ``params.yaml`` (``occ.device.use_threads``): a stage's
+numbers then depend on its declared parameters, not on the machine's cores or on how many stages run at once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from typing import Any, Iterator, Sequence
 from occ.atomic import umask_mode
 from occ.errors import OccError
 
-__all__ = ["NotebookFailed", "failed_path", "run_notebook", "main"]
+__all__ = ["NotebookFailed", "failed_path", "run_notebook", "main", "SINGLE_THREADED"]
+
+#: Thread-count variables of the math libraries, set to 1 for the kernel (torch's own count is set per stage).
+SINGLE_THREADED = {var: "1" for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
 class NotebookFailed(OccError, RuntimeError):
@@ -164,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("papermill").setLevel(logging.WARNING)
+    os.environ.update(SINGLE_THREADED)  # inherited by the kernel
     try:
         run_notebook(args.notebook, args.output, {name: _value(value) for name, value in args.parameter},
                      kernel=args.kernel)

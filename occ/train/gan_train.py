@@ -45,6 +45,7 @@ from occ.config import SUPCON_KINDS, ModelConfig, Params, TrainConfig, to_dict
 from occ.data.audio import N_FRAMES, N_MELS
 from occ.data.checks import data_digest, module_digest
 from occ.data.datasets import FeatureCache, normalize_mel
+from occ.device import use_threads
 from occ.errors import ConfigError
 from occ.nets.discriminator import Discriminator
 from occ.nets.generator import Generator
@@ -500,7 +501,7 @@ def train_stage(layout: Layout, params: Params, cache: FeatureCache, *, variant:
     """The train stage's run of ``variant`` and ``seed``: the call of ``notebooks/03_train.ipynb`` and ``occ train``.
 
     :func:`train_gan` on the training clips of ``cache`` (normalised), with ``params.model``, ``params.train`` and
-    ``params.device``, into ``layout.train_run(variant, seed)``, with the encoder f of the supcon stage
+    ``params.device``, on ``params.train.threads`` torch threads, into ``layout.train_run(variant, seed)``, with the encoder f of the supcon stage
     (``runs/supcon/encoder.pt``, read by the SupCon losses only). A changed configuration starts a fresh run
     there (``on_config_change="restart"``); an unchanged one resumes.
 
@@ -524,6 +525,7 @@ def train_stage(layout: Layout, params: Params, cache: FeatureCache, *, variant:
     GANRun
     """
     params.check_seed(seed)
+    use_threads(params.train.threads)
     clips = cache.train()
     return train_gan(normalize_mel(clips.mels), clips.labels, n_classes=len(cache.class_names), model=params.model,
                      train=params.train, out_dir=layout.train_run(variant, seed), seed=seed, device=params.device,

@@ -34,7 +34,7 @@ from occ.checkpoint import check_config
 from occ.config import ModelConfig, Params, SupConConfig, to_dict
 from occ.data.checks import data_digest
 from occ.data.datasets import FeatureCache, normalize_mel
-from occ.device import resolve_device
+from occ.device import resolve_device, use_threads
 from occ.errors import CheckpointError
 from occ.nets.encoder import Encoder, apply_augment, draw_augment_params
 from occ.nets.models import build_encoder
@@ -337,9 +337,11 @@ def supcon_stage(layout: Layout, params: Params, cache: FeatureCache, *,
                  progress: bool | None = None) -> tuple[EncoderRun, EncoderRun]:
     """The supcon stage: the calls of ``notebooks/02_supcon.ipynb`` and ``occ supcon``.
 
-    :func:`pretrain_supcon` (it resumes), then :func:`finetune_classifier`, on the training clips of ``cache``
-    (normalised), with ``params.model``, ``params.supcon``, ``params.seed`` and ``params.device``, in
-    ``layout.supcon_run``.
+    :func:`pretrain_supcon`, then :func:`finetune_classifier`, on the training clips of ``cache`` (normalised), with
+    ``params.model``, ``params.supcon`` (on its ``threads``), ``params.seed`` and ``params.device``, in
+    ``layout.supcon_run``. The pretraining resumes a run of the same configuration (``runs/supcon`` persists
+    between DVC runs, so one that ``occ supcon`` trained under torchrun is kept) and starts afresh after a changed
+    one.
 
     Parameters
     ----------
@@ -359,8 +361,10 @@ def supcon_stage(layout: Layout, params: Params, cache: FeatureCache, *,
     """
     clips = cache.train()
     x, n_classes = normalize_mel(clips.mels), len(cache.class_names)
+    use_threads(params.supcon.threads)
     pre = pretrain_supcon(x, clips.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
-                          out_dir=layout.supcon_run, seed=params.seed, device=params.device, progress=progress)
+                          out_dir=layout.supcon_run, seed=params.seed, device=params.device, progress=progress,
+                          on_config_change="restart")
     fine = finetune_classifier(x, clips.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
                                out_dir=layout.supcon_run, seed=params.seed, device=params.device,
                                class_names=cache.class_names, progress=progress)
