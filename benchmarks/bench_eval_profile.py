@@ -1,4 +1,4 @@
-"""Where an evaluation's time goes, and what batching and sharing would save (issue 22, item 4).
+"""Where an evaluation's time goes, and what batching and sharing would save.
 
 Profiles today's ``occ.metrics.evaluate.evaluate_generator`` at the embedded settings of params.yaml
 (``eval.clips_per_class`` x 7 clips, Griffin-Lim ``eval.gl_iters`` iterations, aiSFX, ``eval.n_bootstrap``, PRDC, the

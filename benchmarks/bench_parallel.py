@@ -1,4 +1,4 @@
-"""Parallel throughput of this CPU (issue 22, item 1): two one-thread processes side by side against one process.
+"""Parallel throughput of this CPU: two one-thread processes side by side against one process.
 
 For two workloads, the machine's throughput (units per second, all processes together) in three layouts:
 

@@ -1,4 +1,4 @@
-"""A cheaper GAN step on the CPU (issue 22, item 3): torch.compile, channels_last, Adam foreach / fused, against today.
+"""A cheaper GAN step on the CPU: torch.compile, channels_last, Adam foreach / fused, against today.
 
 One training step is today's: ``occ.train.gan_train.draw_step`` + ``d_step`` + ``g_step`` + ``ema_update``, as
 ``train_gan`` calls them, with the embedded profile's G, D (and, for the SupCon kinds, the encoder f, untrained: the

@@ -47,6 +47,7 @@ RECIPES = {
     "ema_g16": ({"ema_decay": 0.999}, {"g_ch": 16}),
     "ema_d4": ({"ema_decay": 0.999}, {"d_ch": 4}),
     "paper_opt": ({"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5}, {}),
+    "cw4": ({"contrastive_weight": 4.0}, {}),
 }
 
 

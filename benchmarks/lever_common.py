@@ -88,7 +88,7 @@ def write_section(path: str | os.PathLike, name: str, body: str, *, title: str =
     return new
 
 
-LEVERS_TITLE = """# Levers for a cheaper CPU pipeline (issue 22): measured ratios against today's path
+LEVERS_TITLE = """# Levers for a cheaper CPU pipeline: measured ratios against today's path
 
 Regenerate everything: `bash benchmarks/run_levers.sh` (the three benchmarks one after another). Every number below
 is written by the script named at the top of its section; each section is regenerated on
