@@ -33,7 +33,7 @@ from pathlib import Path
 #: the "ema_*" recipes were written against that earlier recipe: "ema" is now "current". Options:
 #: ``{"mel_norm": "per_bin"}`` trains on SpecGAN-style per-mel-bin standardised log-mels (mean and standard deviation
 #: of each bin over the training clips, clipped at 3 standard deviations and scaled to [-1, 1]); the evaluation undoes
-#: it (``PerBinOutput``) before the vocoder.
+#: it (``PerBinOutput``) before the vocoder. "cw4" weights the contrastive term 4x (``train.contrastive_weight``).
 RECIPES = {
     "current": ({}, {}),
     "no_ema": ({"ema_decay": 0.0}, {}),
