@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -82,9 +81,9 @@ def main() -> None:
     if not runs:
         raise SystemExit(f"{args.generated}: no <variant>/seed<k> folders; run the pipeline's evaluate stages first")
     embedder = get_embedder("aisfx")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor())
-    print(f"CPU: {cpu}; {args.threads} thread(s); probe: {args.probe}", flush=True)
+    from lever_common import machine_line
+
+    print(f"{machine_line(args.threads)}; probe: {args.probe}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
