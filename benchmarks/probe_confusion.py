@@ -70,6 +70,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from lever_common import machine_line
+
+    from occ.cli.main import clip_sets
     from occ.data.audio import load_clip
     from occ.data.classes import class_folder
     from occ.metrics.embeddings import get_embedder
@@ -81,8 +84,6 @@ def main() -> None:
     if not runs:
         raise SystemExit(f"{args.generated}: no <variant>/seed<k> folders; run the pipeline's evaluate stages first")
     embedder = get_embedder("aisfx")
-    from lever_common import machine_line
-
     print(f"{machine_line(args.threads)}; probe: {args.probe}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -91,10 +92,11 @@ def main() -> None:
         for run in runs:
             t0 = time.perf_counter()
             requested, predicted = [], []
+            sets = clip_sets(run, what="generated")  # class folder -> its audio files, as `occ fad` reads them
             for c, name in enumerate(names):
-                files = sorted((run / class_folder(name)).glob("*.wav"))
+                files = sets.get(class_folder(name))
                 if not files:
-                    raise SystemExit(f"{run / class_folder(name)}: no WAV files; rerun its evaluate stage")
+                    raise SystemExit(f"{run / class_folder(name)}: no audio files; rerun its evaluate stage")
                 emb = embedder.embed(np.stack([load_clip(f) for f in files]))
                 predicted += probe.predict(emb).tolist()
                 requested += [c] * len(files)
