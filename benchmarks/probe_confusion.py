@@ -15,7 +15,9 @@ from the clips the pipeline wrote (``runs/generated/<variant>/seed<k>/<class>/*.
   ``acc`` means class-distinct but mislabelled clips;
 * ``classes``: how many distinct classes the probe predicts at all, and the predictions per requested class.
 
-Needs a finished pipeline (the `evaluate` stages). Writes ``--out`` (JSON lines, one per run, with the confusion
+The measures are `occ.metrics.confusion`'s, which the `evaluate` stage now records per run
+(``probe_confusion.csv``, ``probe_mi_bits`` ... in its metrics, and ``results/tables/clips.md``); this script
+recomputes them from the WAV files. Needs a finished pipeline (the `evaluate` stages). Writes ``--out`` (JSON lines, one per run, with the confusion
 matrix) and prints a markdown table.
 
 Run: ``python benchmarks/probe_confusion.py`` (aiSFX on 280 clips per run, about a minute per run on one thread).
@@ -30,33 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def mutual_information(conf: np.ndarray) -> float:
-    """MI in bits of a contingency table ``conf[requested, predicted]`` of counts."""
-    p = conf / conf.sum()
-    pr, pp = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
-    nz = p > 0
-    return float((p[nz] * np.log2(p[nz] / (pr @ pp)[nz])).sum())
-
-
-def confusion(requested: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
-    conf = np.zeros((n, n), dtype=np.int64)
-    np.add.at(conf, (requested, predicted), 1)
-    return conf
-
-
-def best_permutation_accuracy(conf: np.ndarray) -> float:
-    """Accuracy under the one-to-one relabelling of predicted classes that maximises it."""
-    from scipy.optimize import linear_sum_assignment
-
-    rows, cols = linear_sum_assignment(-conf)
-    return float(conf[rows, cols].sum() / conf.sum())
-
-
-def mi_null95(requested: np.ndarray, predicted: np.ndarray, n: int, *, permutations: int = 200, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    return float(np.quantile([mutual_information(confusion(rng.permutation(requested), predicted, n))
-                              for _ in range(permutations)], 0.95))
+from occ.metrics.confusion import confusion, mi_null95, mutual_information, relabelled_accuracy
 
 
 def main() -> None:
@@ -104,7 +80,7 @@ def main() -> None:
             conf = confusion(req, pred, len(names))
             row = {"variant": run.parent.name, "seed": run.name, "acc": float((req == pred).mean()),
                    "mi_bits": mutual_information(conf), "mi_null95": mi_null95(req, pred, len(names)),
-                   "perm_acc": best_permutation_accuracy(conf), "n_predicted": int((conf.sum(0) > 0).sum()),
+                   "perm_acc": relabelled_accuracy(conf), "n_predicted": int((conf.sum(0) > 0).sum()),
                    "top_prediction": {names[c]: names[int(conf[c].argmax())] for c in range(len(names))},
                    "confusion": conf.tolist(), "classes": names, "seconds": round(time.perf_counter() - t0, 1)}
             fh.write(json.dumps(row) + "\n")

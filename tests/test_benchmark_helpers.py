@@ -1,6 +1,5 @@
 """The helpers the benchmark scripts share: FAD split into its terms, the time blur of fad_bounds, the lever
-benchmarks' results-file sections and compile break-even arithmetic (lever_common), and the probe confusion's
-mutual information and best-relabelling accuracy (probe_confusion)."""
+benchmarks' results-file sections and compile break-even arithmetic (lever_common)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from fad_bounds import blur_time  # noqa: E402
 from fad_terms import fad_terms  # noqa: E402
 from lever_common import break_even_steps, max_rel_diff, run_ratio, write_section  # noqa: E402
-from probe_confusion import best_permutation_accuracy, confusion, mi_null95, mutual_information  # noqa: E402
 
 
 def test_fad_terms_match_brute_force():
@@ -78,27 +76,3 @@ def test_max_rel_diff_uses_a_floor_near_zero():
     rel, ab = max_rel_diff(a, b, ("x", "y"), floor=1e-3)
     assert rel == pytest.approx(0.1 / 1.1)
     assert ab == pytest.approx(0.1)
-
-
-def test_probe_confusion_measures_against_brute_force():
-    import itertools
-    import math
-
-    rng = np.random.default_rng(0)
-    n = 4
-    req = np.repeat(np.arange(n), 10)
-    pred = np.where(rng.random(40) < 0.7, (req + 1) % n, rng.integers(0, n, 40))  # mostly shifted by one
-    conf = confusion(req, pred, n)
-    assert conf.sum() == 40 and all(conf[r, p] >= 1 for r, p in zip(req, pred))
-    # MI by the definition, sample by sample
-    p_rp = {(r, p): np.mean((req == r) & (pred == p)) for r in range(n) for p in range(n)}
-    mi = sum(v * math.log2(v / (np.mean(req == r) * np.mean(pred == p))) for (r, p), v in p_rp.items() if v > 0)
-    assert mutual_information(conf) == pytest.approx(mi)
-    # best relabelling by trying all n! of them
-    best = max(sum(conf[r, perm[r]] for r in range(n)) for perm in itertools.permutations(range(n))) / 40
-    assert best_permutation_accuracy(conf) == pytest.approx(best)
-    assert best_permutation_accuracy(conf) > float((req == pred).mean())
-    # predictions that ignore the requested class: MI within the shuffled null; dependent ones far above it
-    blind = rng.integers(0, n, 40)
-    assert mutual_information(confusion(req, blind, n)) <= mi_null95(req, blind, n) + 0.05
-    assert mutual_information(conf) > mi_null95(req, pred, n)

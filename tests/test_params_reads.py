@@ -228,7 +228,7 @@ def test_reads_are_found_through_attributes_calls_and_aliases(tmp_path):
         "from occ.config import load_params\nfrom occ.report import readme\n"
         "params = load_params('p', variant=v)\nx = params.train.steps\ncfg = params.model\nprint(cfg.g_ch)\n"
         "params.check_seed(1)\ny = getattr(params.eval, 'prdc_k')\nparams.data\n"
-        "readme.results_readme(1, 2, 3, 4, label='', params=params)\n"
+        "readme.results_readme(1, 2, 3, 4, 5, label='', params=params)\n"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)])
     nbformat.write(nb, tmp_path / "n.ipynb")

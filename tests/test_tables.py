@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from occ.data.classes import DCASE_CLASSES
-from occ.report.checks import checks_table
+from occ.report.checks import checks_table, clips_table
 from occ.report.claims import CLAIMS, claims_table
 from occ.report.dvc_metrics import RESULT_CODES, VERDICT_CODES, checks_metrics, claims_metrics
 from occ.report.intervals import VERDICTS
@@ -224,7 +224,7 @@ def test_results_readme_puts_verdicts_first():
     metrics, logs = _claim_inputs()
     metrics["hinge_only"] = {0: _m(330.0, probe=0.14)}
     per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
-    text = results_readme(claims_table(metrics, logs), checks_table(metrics), table1(metrics),
+    text = results_readme(claims_table(metrics, logs), checks_table(metrics), clips_table(metrics), table1(metrics),
                           table2(per_class, label=LABEL), table3(per_class, label=LABEL),
                           label=LABEL, params=_params(), metrics=metrics, chance=1 / 7, tsne_seed=0)
     assert text.index("## The paper's claims") < text.index("## Table 1") < text.index("## Table 2")
@@ -235,8 +235,14 @@ def test_results_readme_puts_verdicts_first():
     assert "| reproduced |" in text and "| contradicted |" in text and "| not established |" in text
     assert "measures the sample of clips only" in text and "seed 0" in text
     assert "at most half" not in text
+    assert "What each run's clips are" not in text  # metrics without the confusion measures: no section
+    metrics["o2c"][0].update(probe_mi_bits=1.5, probe_mi_null95=0.1, probe_relabelled_accuracy=0.6,
+                             probe_own_label_classes=5)
+    assert "| O2C-GAN | 0 | " in results_readme(
+        claims_table(metrics, logs), checks_table(metrics), clips_table(metrics), table1(metrics),
+        table2(per_class, label=LABEL), table3(per_class, label=LABEL), label=LABEL, params=_params())
     assert "at most half" in results_readme(
-        claims_table(metrics, logs), checks_table(metrics, profile="paper"), table1(metrics),
+        claims_table(metrics, logs), checks_table(metrics, profile="paper"), clips_table(metrics), table1(metrics),
         table2(per_class, label=LABEL), table3(per_class, label=LABEL), label=LABEL,
         params=_params("paper"))
 

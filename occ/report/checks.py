@@ -4,6 +4,10 @@ Each trained model's FAD against its own untrained generator (step 0, same seed)
 against chance, and (profile `paper` only) the trained / step-0 FAD ratio against one half. Each check is one row
 of the checks table, indexed by a key such as ``fad_below_step0_o2c`` or ``recognisable_hinge_only`` (the check,
 then the variant), which is also its key in the DVC metrics file (`occ.report.dvc_metrics`).
+
+Where a model is not recognisable, `clips_table` says what each of its runs makes instead, per seed, from the
+probe's confusion matrix (`occ.metrics.confusion`): class-blind clips, or class-distinct clips under their own or
+under other labels.
 """
 
 from __future__ import annotations
@@ -12,12 +16,21 @@ from typing import Mapping
 
 import pandas as pd
 
+from occ.metrics.confusion import reading
 from occ.report.intervals import by_seed, paired_comparison, t_interval
 from occ.report.markdown import bracket_text, short_number
 from occ.report.paper import CLASS_BLIND, MODEL_NAMES, in_variant_order
 from occ.report.results import n_classes_of
 
-__all__ = ["checks_table"]
+__all__ = ["checks_table", "clips_table", "CLIPS_NOTE"]
+
+CLIPS_NOTE = ("A low probe accuracy has two readings, told apart by the probe's confusion matrix on each run's clips "
+              "(`evaluate/<variant>/seed<k>/probe_confusion.csv`). \"class-blind\": the mutual information (MI) "
+              "between the class asked for and the class recognised is no higher than the 95th percentile of 200 "
+              "shuffles of the classes asked for. Otherwise the clips are class-distinct, \"mostly under their own "
+              "labels\" when more than half of the classes are most often recognised as themselves, \"mostly under "
+              "other labels\" when not; the accuracy under the best one-to-one relabelling of the classes says how "
+              "distinct they are.")
 
 
 def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "embedded",
@@ -96,3 +109,23 @@ def _check_row(check: str, variant: str, iv, criterion: str, result: str, readin
     return {"check": check, "variant": variant, "value": iv.mean, "value_low": iv.low, "value_high": iv.high,
             "value_halfwidth": iv.half_width, "value_n": iv.n, "criterion": criterion, "result": result,
             "reading": reading}
+
+
+def clips_table(metrics: Mapping[str, Mapping[int, dict]], *, n_classes: int | None = None) -> pd.DataFrame:
+    """What each run's clips are, per seed: one row per (variant, seed) with the probe's accuracy, the mutual
+    information between the class asked for and the class recognised with its shuffled-class null, the accuracy
+    under the best relabelling, the classes most often recognised as themselves, and the reading
+    (`occ.metrics.confusion.reading`). Runs whose metrics lack these (an older evaluation) are left out."""
+    rows = []
+    for v in in_variant_order(metrics):
+        for s in sorted(metrics[v]):
+            m = metrics[v][s]
+            if "probe_mi_bits" not in m:
+                continue
+            k = n_classes or n_classes_of([m])
+            rows.append({"model": MODEL_NAMES.get(v, v), "variant": v, "seed": int(s),
+                         "probe_accuracy": m["probe_accuracy"], "mi_bits": m["probe_mi_bits"],
+                         "mi_null95": m["probe_mi_null95"], "relabelled_accuracy": m["probe_relabelled_accuracy"],
+                         "own_label_classes": f"{m['probe_own_label_classes']} of {k}",
+                         "clips": reading(m["probe_mi_bits"], m["probe_mi_null95"], m["probe_own_label_classes"], k)})
+    return pd.DataFrame(rows)

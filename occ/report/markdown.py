@@ -45,6 +45,12 @@ HEADERS = {
     "value": "measured [95% CI]",
     "criterion": "passes when",
     "result": "result",
+    "seed": "seed",
+    "mi_bits": "MI, bits",
+    "mi_null95": "MI if shuffled (95th pct.)",
+    "relabelled_accuracy": "accuracy, best relabelling",
+    "own_label_classes": "classes recognised as themselves",
+    "clips": "the clips are",
 }
 # CSV-only columns (kept at full precision, not shown in Markdown).
 CSV_ONLY = ("variant", "clip_bootstrap_width", "measure", "reading", "paired_seeds")

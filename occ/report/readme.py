@@ -10,6 +10,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from occ.report.checks import CLIPS_NOTE
 from occ.report.claims import VERDICT_MEANING
 from occ.report.markdown import readable, to_markdown
 from occ.report.paper import MODEL_NAMES
@@ -18,15 +19,16 @@ from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 __all__ = ["results_readme"]
 
 
-def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, t1: pd.DataFrame, t2: pd.DataFrame,
-                   t3: pd.DataFrame, *, label: str, params, metrics: Mapping[str, Mapping[int, dict]] | None = None,
+def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataFrame, t1: pd.DataFrame,
+                   t2: pd.DataFrame, t3: pd.DataFrame, *, label: str, params, metrics: Mapping[str, Mapping[int, dict]] | None = None,
                    chance: float | None = None, tsne_seed: int | None = None) -> str:
     """`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the tables.
 
     Parameters
     ----------
-    verdicts, checks : pandas.DataFrame
-        `occ.report.claims.claims_table(...)` and `occ.report.checks.checks_table(...)`.
+    verdicts, checks, clips : pandas.DataFrame
+        `occ.report.claims.claims_table(...)`, `occ.report.checks.checks_table(...)` and
+        `occ.report.checks.clips_table(...)` (may be empty: then its section is left out).
     t1, t2, t3 : pandas.DataFrame
         `occ.report.tables.table1`, `table2`, `table3`.
     label : str
@@ -70,6 +72,8 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, t1: pd.DataFram
         + (" Profile `paper` also asks for a trained FAD at most half of step 0." if params.profile == "paper" else ""),
         "",
         to_markdown(readable(checks, label=label)),
+        *([] if clips.empty else ["### What each run's clips are (per seed)", "", CLIPS_NOTE, "",
+                                  to_markdown(readable(clips, label=label))]),
         "## Table 1: mean FAD and recognisability, over seeds",
         "",
         f"The paper's numbers are FAD on the DCASE 2023 evaluation set with VGGish; this run's are {label}. "
@@ -86,7 +90,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, t1: pd.DataFram
         "",
         to_markdown(readable(t3, label=label)),
         "Tables: `tables/table1.md`, `tables/table2.md`, `tables/table3.md` (CSV beside them, full precision and "
-        "the per-seed values; `tables/claims.csv`, `tables/checks.csv`). Figures: `figures/fad_by_seed.png` (every "
+        "the per-seed values; `tables/claims.csv`, `tables/checks.csv`, `tables/clips.csv`). Figures: `figures/fad_by_seed.png` (every "
         "seed's FAD per model beside the paper's), `figures/probe_by_seed.png`, `figures/d_loss_with_without_occ.png` "
         "(mean over seeds with a band), `figures/figure1_push_pull.png`, `figures/figure2_tsne.png` (one seed per "
         f"model{'' if tsne_seed is None else f', seed {tsne_seed}'}; C4 above measures every seed). Per-run "
