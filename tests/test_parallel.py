@@ -172,3 +172,66 @@ def test_the_estimate_uses_the_mean_time_of_each_kind_over_the_jobs():
     sched.running["train@a-0"] = 0.0
     # train@a-0: 100 - 30 s already run; evaluate@a-0 and tables: the overall mean 130/3 each; over 2 jobs
     assert sched.estimate(30.0) == pytest.approx((70.0 + 2 * 130.0 / 3) / 2)
+
+
+WIDE = StageGraph({"data": set(), "train@a-0": {"data"}, "train@b-0": {"data"}, "train@c-0": {"data"},
+                   "evaluate@a-0": {"train@a-0"}, "evaluate@b-0": {"train@b-0"},
+                   "tables": {"evaluate@a-0", "evaluate@b-0"}})
+
+
+def _running(sched: Scheduler, *stages: str) -> Scheduler:
+    for s in stages:
+        sched.running[s] = 0.0
+    return sched
+
+
+def test_stages_start_as_their_declared_threads_fit_in_the_cores():
+    todo = plan(WIDE, {"data"})
+    threads = {"train": 1, "evaluate": 2}
+    sched = Scheduler(WIDE, todo, jobs=2, cores=2, threads=threads)
+    sched.done["data"] = 1.0
+    assert sched.admit() == ["train@a-0", "train@b-0"]  # one thread each: two side by side
+    _running(sched, "train@a-0", "train@b-0")
+    assert sched.admit() == []  # the cores are full
+    sched.done["train@a-0"] = sched.running.pop("train@a-0")
+    # evaluate@a-0 goes first (tables waits on it) but its two threads do not fit beside train@b-0;
+    # train@c-0 (one thread) behind it does, and is not held back
+    assert sched.ready() == ["evaluate@a-0", "train@c-0"]
+    assert sched.admit() == ["train@c-0"]
+    _running(sched, "train@c-0")
+    sched.done["train@b-0"] = sched.running.pop("train@b-0")
+    assert sched.admit() == []  # one core free; both evaluations need two
+    sched.done["train@c-0"] = sched.running.pop("train@c-0")
+    assert sched.admit() == ["evaluate@a-0"]  # alone on both cores; evaluate@b-0 waits for it
+    assert sched.cost("evaluate@a-0") == 2 and sched.cost("data") == 1  # an undeclared kind counts as one
+
+
+def test_a_stage_declaring_more_threads_than_cores_runs_alone_and_jobs_still_caps_the_count():
+    sched = Scheduler(WIDE, plan(WIDE, {"data"}), jobs=2, cores=2, threads={"train": 4})
+    sched.done["data"] = 1.0
+    assert sched.cost("train@a-0") == 2
+    assert sched.admit() == ["train@a-0"]
+    assert Scheduler(WIDE, sched.todo, jobs=1, cores=8, threads={"train": 1}, done={"data": 1.0}).admit() == [
+        "train@a-0"]
+    # no core limit (`-j` alone): jobs stages whatever their threads, as before the core count
+    free = Scheduler(WIDE, sched.todo, jobs=3, threads={"train": 4}, done={"data": 1.0})
+    assert free.admit() == ["train@a-0", "train@b-0", "train@c-0"]
+
+
+def test_stage_threads_reads_each_kinds_declared_threads_from_params(tmp_path):
+    import shutil
+
+    from occ.pipeline.parallel import stage_threads
+
+    assert stage_threads(tmp_path) == {}
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "params.yaml").read_text()
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    got = stage_threads(tmp_path)
+    assert set(got) == {"supcon", "train", "reference", "step0", "evaluate", "figures"}
+    assert got == {k: 1 for k in got}  # the committed embedded profile: one thread each
+    params = yaml.safe_load(text)
+    params["eval"]["threads"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    got = stage_threads(tmp_path)
+    assert got["evaluate"] == got["reference"] == got["step0"] == got["figures"] == 2 and got["train"] == 1

@@ -674,8 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "`dvc status` is clean, as after a plain `dvc repro`. Ctrl-C stops every stage and keeps the\n"
                     "finished ones; the same command resumes. Run it in the repository's root folder.",
         epilog="examples:\n"
-               "  occ repro                 # every core busy: cores / declared threads stages at once\n"
-               "  occ repro -j 2\n"
+               "  occ repro                 # every core busy: stages on their declared threads, as the cores hold\n"
+               "  occ repro -j 2            # two stages at once, whatever their threads\n"
                "  occ repro 'evaluate@o2c-0' # one stage and what it needs")
     add_repro_arguments(r)
     r.set_defaults(func=cmd_repro)

@@ -4,8 +4,9 @@ DVC 3 runs one stage at a time. Since DVC 3.61 several ``dvc --wait-for-lock rep
 processes can share one repository: each holds the repository lock only to read and to record its stage (every
 ``dvc.lock`` write re-reads the file under the lock) and releases it while the stage's command runs. This module
 is a thin driver over exactly that: it reads the stage graph once, starts every stage whose upstream stages are
-finished, at most ``jobs`` at a time, and lets each ``dvc repro --single-item`` decide whether its stage is out of
-date. Afterwards ``dvc status`` is clean and ``dvc repro`` does nothing, as after a plain ``dvc repro``.
+finished, as many at a time as the cores hold at the thread count each declares (``params.yaml``), and lets each
+``dvc repro --single-item`` decide whether its stage is out of date. Afterwards ``dvc status`` is clean and
+``dvc repro`` does nothing, as after a plain ``dvc repro``.
 
 What a user sees: one line per stage started and finished (time, done/total, an estimate of what is left); a
 failing stage named with its log, the running stages finished and recorded, no new ones started; Ctrl-C stops
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "declared_threads", "default_jobs", "main"]
+__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "stage_threads",
+           "machine_cores", "main"]
 
 LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
 
@@ -107,7 +109,9 @@ class Scheduler:
 
     graph: StageGraph
     todo: list[str]
-    jobs: int
+    jobs: int  # stages at once, at most
+    cores: int | None = None  # threads of the running stages together, at most (None: no limit but ``jobs``)
+    threads: dict[str, int] = field(default_factory=dict)  # stage kind -> its declared threads (default 1)
     running: dict[str, float] = field(default_factory=dict)  # stage -> start time
     done: dict[str, float] = field(default_factory=dict)  # stage -> seconds it took
     failed: list[str] = field(default_factory=list)
@@ -118,6 +122,25 @@ class Scheduler:
         waiting = [s for s in self.todo if s not in self.done and s not in self.running and s not in self.failed]
         free = [s for s in waiting if all(u in self.done for u in self.graph.upstream[s] & planned)]
         return sorted(free, key=lambda s: -self.graph.weight(s))
+
+    def cost(self, stage: str) -> int:
+        """The cores ``stage`` takes: its kind's declared threads, at most all the cores (such a stage runs alone)."""
+        n = max(1, self.threads.get(_kind(stage), 1))
+        return n if self.cores is None else min(n, self.cores)
+
+    def admit(self) -> list[str]:
+        """The ready stages to start now: in :meth:`ready`'s order, each that fits in the free stage slots and the
+        free cores; a stage that does not fit is passed over for a lighter one behind it (it starts once enough
+        running stages finish)."""
+        used = sum(self.cost(s) for s in self.running)
+        slots, out = self.jobs - len(self.running), []
+        for stage in self.ready():
+            if len(out) >= slots:
+                break
+            if self.cores is None or used + self.cost(stage) <= self.cores:
+                out.append(stage)
+                used += self.cost(stage)
+        return out
 
     def estimate(self, now: float) -> float:
         """Seconds left: each unfinished stage at the mean time of finished stages of its kind, over ``jobs``."""
@@ -137,20 +160,24 @@ class Scheduler:
         return left / max(1, min(self.jobs, len(self.todo) - len(self.done)))
 
 
-def declared_threads(root: str | os.PathLike = ".") -> int:
-    """The most torch threads a stage of ``root``'s pipeline declares (``supcon``/``train``/``eval.threads``; 1 without
-    a ``params.yaml``)."""
+def stage_threads(root: str | os.PathLike = ".") -> dict[str, int]:
+    """Stage kind -> the torch threads its process declares in ``root``'s ``params.yaml`` (``supcon.threads``,
+    ``train.threads``, ``eval.threads`` for reference, step 0, evaluate and figures); empty without a
+    ``params.yaml`` (every stage then counts as one thread)."""
     from occ.config import load_params
 
     path = Path(root) / "params.yaml"
     if not path.is_file():
-        return 1
+        return {}
     params = load_params(path)
-    return max(params.supcon.threads, params.train.threads, params.eval.threads)
+    ev = params.eval.threads
+    return {"supcon": params.supcon.threads, "train": params.train.threads, "reference": ev, "step0": ev,
+            "evaluate": ev, "figures": ev}
 
 
 def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[str] = (),
-                 force: bool = False, say: Callable[[str], None] = print, poll: float = 0.5) -> int:
+                 force: bool = False, cores: int | None = None, threads: dict[str, int] | None = None,
+                 say: Callable[[str], None] = print, poll: float = 0.5) -> int:
     """Run the out-of-date stages of the pipeline in ``root``, ``jobs`` at a time; 0 when every stage succeeded.
 
     Parameters
@@ -158,8 +185,13 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     root : path
         The repository (holding ``dvc.yaml``).
     jobs : int
-        Stages running at once. Each stage runs on the threads its parameters declare (``params.yaml``:
+        Stages running at once, at most. Each stage runs on the threads its parameters declare (``params.yaml``:
         ``supcon.threads``, ``train.threads``, ``eval.threads``), whatever ``jobs`` is.
+    cores : int, optional
+        The cores the running stages may take together, each its declared threads (``threads``); None: no limit
+        but ``jobs``.
+    threads : dict, optional
+        Stage kind -> declared threads (:func:`stage_threads`); a kind not in it counts as one.
     targets : sequence of str
         Stage names to bring up to date with what they depend on; empty: the whole pipeline.
     force : bool
@@ -177,13 +209,13 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     if not todo:
         say("occ repro: every stage is up to date (dvc status is clean)")
         return 0
-    sched = Scheduler(graph, todo, jobs)
+    sched = Scheduler(graph, todo, jobs, cores=cores, threads=dict(threads or {}))
     logs = root / LOG_DIR
     logs.mkdir(parents=True, exist_ok=True)
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
     t0 = time.monotonic()
-    say(f"occ repro: {len(todo)} stage(s) to check or run, {jobs} at a time; "
-        f"logs in {LOG_DIR}/")
+    on = "" if cores is None else f" on {cores} core(s), each stage on its declared threads"
+    say(f"occ repro: {len(todo)} stage(s) to check or run, up to {jobs} at a time{on}; logs in {LOG_DIR}/")
 
     def start(stage: str) -> None:
         log = open(logs / f"{stage}.log", "w")
@@ -228,7 +260,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
                 if code is not None:
                     reap(stage, code)
             if not sched.failed:
-                for stage in sched.ready()[: jobs - len(procs)]:
+                for stage in sched.admit():
                     start(stage)
             if not procs:
                 break
@@ -260,24 +292,31 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     return 0
 
 
-def default_jobs(threads: int) -> int:
-    """As many stages at once as the machine's cores allow at ``threads`` threads each (at least one)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, threads))
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", help="stages to bring up to date (default: the whole pipeline)")
     parser.add_argument("-j", "--jobs", type=int, default=None,
-                        help="stages running at once (default: the machine's cores divided by the most threads a "
-                             "stage declares in params.yaml)")
+                        help="stages running at once, at most (default: as many as --cores; -j alone does not count "
+                             "threads)")
+    parser.add_argument("--cores", type=int, default=None,
+                        help="cores the running stages may take together, each stage its threads declared in "
+                             "params.yaml (default: the machine's cores, unless -j is given)")
     parser.add_argument("-f", "--force", action="store_true", help="rerun every stage, changed or not")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the pipeline in the working directory with the options of :func:`add_arguments`."""
-    jobs = args.jobs if args.jobs is not None else default_jobs(declared_threads("."))
-    return run_parallel(".", jobs=jobs, targets=args.targets, force=args.force)
+    if args.cores is not None and args.cores < 1:
+        raise SystemExit(f"occ repro: --cores must be at least 1 (got {args.cores})")
+    # -j alone: that many stages, whatever their threads (as before --cores); neither: the machine's cores
+    cores = args.cores if args.cores is not None else (None if args.jobs is not None else machine_cores())
+    jobs = args.jobs if args.jobs is not None else (cores or 1)
+    return run_parallel(".", jobs=jobs, targets=args.targets, force=args.force, cores=cores,
+                        threads=stage_threads("."))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
