@@ -93,6 +93,25 @@ def test_independent_stages_overlap_and_the_repository_ends_as_dvc_repro_leaves_
     assert proc.returncode == 0 and "every stage is up to date" in proc.stdout
 
 
+def test_a_stage_declaring_both_cores_runs_alone_and_the_others_fill_the_cores_around_it(tmp_path, monkeypatch):
+    from occ.pipeline.parallel import run_parallel
+
+    monkeypatch.setenv("PATH", ENV["PATH"])  # the driver runs here, in-process, and starts `dvc` from PATH
+    repo = _repo(tmp_path, sleep=1.5)
+    said: list[str] = []
+    code = run_parallel(repo, jobs=2, cores=2, threads={"b1": 2}, say=said.append, poll=0.1)
+    assert code == 0, "\n".join(said)
+    spans = {s: _span(repo, s) for s in ("a", "b1", "b2", "c", "d")}
+    b1 = spans["b1"]
+    for other in ("a", "b2", "c", "d"):
+        s = spans[other]
+        assert s[1] <= b1[0] or s[0] >= b1[1], f"{other} ran beside b1, which declares both cores"
+    b2, d = spans["b2"], spans["d"]
+    assert max(b2[0], d[0]) < min(b2[1], d[1]), "b2 and d (one core each) did not run side by side"
+    assert "on 2 core(s)" in said[0]
+    assert json.loads(_dvc(repo, "status", "--json") or "{}") == {}
+
+
 def test_only_what_changed_and_what_it_feeds_runs_again(tmp_path):
     repo = _repo(tmp_path, sleep=0.1)
     assert _occ_repro(repo, "-j", "2").returncode == 0

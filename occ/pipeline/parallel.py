@@ -58,10 +58,13 @@ def stage_graph(root: str | os.PathLike = ".") -> StageGraph:
     """The pipeline's stages and their dependencies, read with DVC's own parser (matrix stages expanded)."""
     from dvc.repo import Repo
 
+    def name(stage) -> str:  # as `dvc repro` in ``root`` names it (``addressing`` is relative to the cwd)
+        return getattr(stage, "name", None) or stage.addressing
+
     with Repo(os.fspath(root)) as repo:
         graph = repo.index.graph
-        order = [s.addressing for s in repo.index.stages]
-        ups = {s.addressing: {d.addressing for d in graph.successors(s)} for s in graph.nodes}
+        order = [name(s) for s in repo.index.stages]
+        ups = {name(s): {name(d) for d in graph.successors(s)} for s in graph.nodes}
     return StageGraph({name: ups[name] for name in order if name in ups})
 
 
