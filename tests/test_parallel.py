@@ -198,10 +198,9 @@ WIDE = StageGraph({"data": set(), "train@a-0": {"data"}, "train@b-0": {"data"}, 
                    "tables": {"evaluate@a-0", "evaluate@b-0"}})
 
 
-def _running(sched: Scheduler, *stages: str) -> Scheduler:
+def _running(sched: Scheduler, *stages: str) -> None:
     for s in stages:
         sched.running[s] = 0.0
-    return sched
 
 
 def test_stages_start_as_their_declared_threads_fit_in_the_cores():

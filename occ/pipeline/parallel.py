@@ -316,8 +316,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.cores is not None and args.cores < 1:
         raise SystemExit(f"occ repro: --cores must be at least 1 (got {args.cores})")
     # -j alone: that many stages, whatever their threads (as before --cores); neither: the machine's cores
-    cores = args.cores if args.cores is not None else (None if args.jobs is not None else machine_cores())
-    jobs = args.jobs if args.jobs is not None else (cores or 1)
+    if args.jobs is not None:
+        cores, jobs = args.cores, args.jobs
+    else:
+        cores = args.cores if args.cores is not None else machine_cores()
+        jobs = cores
     return run_parallel(".", jobs=jobs, targets=args.targets, force=args.force, cores=cores,
                         threads=stage_threads("."))
 
