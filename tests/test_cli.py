@@ -75,7 +75,7 @@ def ckpt(tmp_path_factory) -> Path:
 def encoder_ckpt(tmp_path_factory) -> Path:
     """A tiny, untrained SupCon encoder checkpoint for ``--embedding encoder``."""
     from occ.checkpoint import save_checkpoint
-    from occ.train.run_setup import checkpoint_payload
+    from occ.train.run_folder import checkpoint_payload
     from occ.nets.models import build_encoder
 
     torch.manual_seed(0)

@@ -18,7 +18,7 @@ from occ.checkpoint import TrainLog, load_checkpoint
 from occ.config import ModelConfig, TrainConfig
 from occ.errors import CheckpointError, ConfigChangedError, RunLockedError, TrainingInterrupted
 from occ.train.gan_train import train_gan
-from occ.train.run_setup import LOCK_NAME, StepLoop, run_lock
+from occ.train.run_folder import LOCK_NAME, StepLoop, run_lock
 
 N_CLASSES = 3
 MODEL = ModelConfig(z_dim=16, g_ch=4, d_ch=4, proj_dim=8, enc_width=4)

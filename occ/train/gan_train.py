@@ -23,7 +23,7 @@ Files in ``out_dir``: ``step0.pt`` (the untrained models, written before the fir
 "step 0" reference), ``checkpoint.pt`` (every ``train.ckpt_every`` steps and at the end, written
 atomically; a diverged run never overwrites it) and ``log.csv`` (one row per step, see
 :data:`LOG_COLUMNS`). The run set-up (lock, restart, device, rank-0 saving, the divergence check) is
-``occ.train.run_setup``'s. :func:`train_stage` is the train stage's call of :func:`train_gan` (the one
+``occ.train.run_folder``'s. :func:`train_stage` is the train stage's call of :func:`train_gan` (the one
 ``notebooks/03_train.ipynb`` and ``occ train`` make).
 """
 
@@ -55,7 +55,7 @@ from occ.seeding import derived_seed, make_generator
 from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augment
 from occ.train.distributed import World, gather, sync_batchnorm, wrap
 from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
-from occ.train.run_setup import Expect, StepLoop, checkpoint_payload, open_run, restore_run
+from occ.train.run_folder import Expect, StepLoop, checkpoint_payload, open_run, restore_run
 
 __all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "Nets", "Draws", "draw_step", "train_gan", "train_stage",
            "d_step", "g_step", "ema_update"]
@@ -216,7 +216,7 @@ def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
 
     The contrastive term is computed on the global batch (embeddings gathered over processes). ``check(L_D,
     what=..., parts=...)`` runs before the update and raises to stop the run (the trainer passes
-    :meth:`StepLoop.stop_if_diverged <occ.train.run_setup.StepLoop.stop_if_diverged>`). Returns the D half of the
+    :meth:`StepLoop.stop_if_diverged <occ.train.run_folder.StepLoop.stop_if_diverged>`). Returns the D half of the
     log row, for this process's rows.
     """
     rows = draws.rows
@@ -474,7 +474,7 @@ def _build_nets(model: ModelConfig, train: TrainConfig, *, n_classes: int, seed:
                 payload: Mapping[str, Any] | None, f: nn.Module | None, w: World, device: torch.device) -> Nets:
     """G (seeded: :func:`~occ.nets.models.initial_generator`), D, the EMA copy of G and their optimisers, with the
     weights of ``payload`` when resuming, placed on ``device`` and wrapped for a parallel run. The optimisers' state
-    is :func:`~occ.train.run_setup.restore_run`'s to load."""
+    is :func:`~occ.train.run_folder.restore_run`'s to load."""
     g = initial_generator(model, n_classes=n_classes, seed=seed)  # seeds every generator, then builds G
     d = build_discriminator(model, n_classes=n_classes)
     g_ema = copy.deepcopy(g) if train.ema_decay > 0 else None

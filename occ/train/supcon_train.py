@@ -42,7 +42,7 @@ from occ.paths import Layout
 from occ.seeding import derived_seed, make_generator, seed_everything
 from occ.train.distributed import gather, sync_batchnorm, wrap
 from occ.train.losses import supcon_loss
-from occ.train.run_setup import Expect, StepLoop, checkpoint_payload, open_run, restore_run
+from occ.train.run_folder import Expect, StepLoop, checkpoint_payload, open_run, restore_run
 
 __all__ = [
     "SUPCON_LOG_COLUMNS",

@@ -1,4 +1,4 @@
-"""Tests of occ.train.run_setup: the run set-up (lock, restart, saving), checkpoint validation order, resume of
+"""Tests of occ.train.run_folder: the run set-up (lock, restart, saving), checkpoint validation order, resume of
 optimisers and sampler, payload layout, the step loop and the divergence check."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-import occ.train.run_setup as run_setup
+import occ.train.run_folder as run_folder
 from occ.checkpoint import TrainLog, load_checkpoint, save_checkpoint
 from occ.config import ModelConfig, TrainConfig, to_dict
 from occ.errors import CheckpointError
-from occ.train.run_setup import (
+from occ.train.run_folder import (
     Expect,
     StepsDone,
     checkpoint_payload,
@@ -54,10 +54,10 @@ def test_default_progress(monkeypatch):
         def isatty(self):
             return True
 
-    monkeypatch.setattr(run_setup.sys, "stderr", Terminal())
+    monkeypatch.setattr(run_folder.sys, "stderr", Terminal())
     assert default_progress(None) is True
     assert default_progress(False) is False
-    monkeypatch.setattr(run_setup.sys, "stderr", io.StringIO())
+    monkeypatch.setattr(run_folder.sys, "stderr", io.StringIO())
     assert default_progress(None) is False
     assert default_progress(True) is True
 
@@ -198,7 +198,7 @@ def test_step_loop_propagates_errors_and_needs_a_record(tmp_path):
 
 def test_check_finite_names_the_loss_its_parts_and_what_to_do():
     from occ.errors import TrainingDivergedError
-    from occ.train.run_setup import check_finite
+    from occ.train.run_folder import check_finite
 
     check_finite(torch.tensor(1.0), what="x", advice="a", kept="k")
     with pytest.raises(TrainingDivergedError) as info:
@@ -218,7 +218,7 @@ def test_kept_message(tmp_path):
 
 
 @dataclasses.dataclass(frozen=True)
-class _World(run_setup.World):
+class _World(run_folder.World):
     """A process of a parallel run without a process group: ``others_finite`` is what the other processes saw."""
 
     others_finite: bool = True
@@ -233,7 +233,7 @@ class _World(run_setup.World):
 
 def test_stop_if_diverged_stops_every_process_and_names_what_diverged():
     from occ.errors import TrainingDivergedError
-    from occ.train.run_setup import stop_if_diverged
+    from occ.train.run_folder import stop_if_diverged
 
     kw = dict(what="training diverged at step 3: the loss L", advice="Lower the rate.", kept="Step 2 was kept.")
     stop_if_diverged(torch.tensor(1.0), w=_World(rank=0, size=2), **kw)  # finite everywhere: go on
@@ -247,7 +247,7 @@ def test_stop_if_diverged_stops_every_process_and_names_what_diverged():
     assert str(other.value) == ("training diverged at step 3: the loss L is not finite on another process. "
                                 "Step 2 was kept. Lower the rate.")
     with pytest.raises(TrainingDivergedError, match=r"^x is nan\. a$"):  # one process: check_finite
-        stop_if_diverged(torch.tensor(float("nan")), w=run_setup.World(), what="x", advice="a", kept="")
+        stop_if_diverged(torch.tensor(float("nan")), w=run_folder.World(), what="x", advice="a", kept="")
 
 
 def test_step_loop_divergence_check_reads_the_loops_counters(tmp_path):
@@ -290,7 +290,7 @@ def test_step_loop_divergence_check_reads_the_loops_counters(tmp_path):
 
 
 def _open(out_dir, **kw):
-    return run_setup.open_run(out_dir, who="trainer", device="cpu", progress=None, checkpoint="checkpoint.pt",
+    return run_folder.open_run(out_dir, who="trainer", device="cpu", progress=None, checkpoint="checkpoint.pt",
                               log="log.csv", columns=("step", "loss"), **kw)
 
 
@@ -298,7 +298,7 @@ def test_open_run_locks_the_folder_and_names_the_run(tmp_path):
     from occ.errors import ConfigError, RunLockedError
 
     with _open(tmp_path / "run") as run:
-        assert (tmp_path / "run" / run_setup.LOCK_NAME).is_file()  # created and locked
+        assert (tmp_path / "run" / run_folder.LOCK_NAME).is_file()  # created and locked
         assert run.checkpoint == tmp_path / "run" / "checkpoint.pt" and run.out_dir == tmp_path / "run"
         assert run.log.path == tmp_path / "run" / "log.csv" and not run.log.path.exists()  # not started yet
         assert run.device == torch.device("cpu") and run.progress is False and run.w.main
@@ -310,7 +310,7 @@ def test_open_run_locks_the_folder_and_names_the_run(tmp_path):
         assert mels.dtype == torch.float32 and labels.dtype == torch.int64
         with pytest.raises(ConfigError, match="train.batch_size"):
             run.check_inputs(mels, labels, n_classes=2, configs=(MODEL, dataclasses.replace(TRAIN, batch_size=0)))
-    assert not (tmp_path / "run" / run_setup.LOCK_NAME).exists()
+    assert not (tmp_path / "run" / run_folder.LOCK_NAME).exists()
     with pytest.raises(ConfigError, match=r"trainer: on_config_change='maybe'"):
         with _open(tmp_path / "run", on_config_change="maybe"):
             pass
@@ -331,7 +331,7 @@ def test_a_changed_configuration_restarts_only_when_asked(tmp_path, capsys):
     assert (tmp_path / "checkpoint.pt").is_file()
     with _open(tmp_path, on_config_change="restart") as run:
         assert run.load_checkpoint(checks=other, **kw) is None
-        assert sorted(p.name for p in tmp_path.iterdir()) == [run_setup.LOCK_NAME]  # emptied, still locked
+        assert sorted(p.name for p in tmp_path.iterdir()) == [run_folder.LOCK_NAME]  # emptied, still locked
     assert capsys.readouterr().err == (f"trainer: {tmp_path / 'checkpoint.pt'}: written with another run (seed): seed: "
                                        "checkpoint 3 vs requested 4; starting a fresh run there (removed "
                                        "checkpoint.pt, log.csv).\n")
@@ -346,7 +346,7 @@ def test_save_writes_on_rank_0_and_every_process_waits(tmp_path):
 
     for rank in (1, 0):
         w = _World(rank=rank, size=2)
-        run = run_setup.RunSetup(w=w, device=torch.device("cpu"), progress=False, out_dir=tmp_path,
+        run = run_folder.RunSetup(w=w, device=torch.device("cpu"), progress=False, out_dir=tmp_path,
                                  checkpoint=tmp_path / "c.pt", log=None, who="t", on_config_change="error")
         run.save(run.checkpoint, payload)
         assert w.barriers == [rank]
