@@ -3,8 +3,10 @@
 - ``losses``: hinge, 2C, C-SupCon, O2C, OC-SupCon and SupCon;
 - ``diffaugment``: DiffAugment for D's inputs;
 - ``distributed``: data parallelism under torchrun;
-- ``run_folder``: what both trainers open and share (lock, restart on a changed configuration, device,
-  rank-0 saving, the step loop and its counters, the divergence check);
+- ``run_folder``: the run folder both trainers open (lock, restart on a changed configuration, device, rank-0
+  saving, checkpoint validation, resume);
+- ``step_loop``: the step loop both trainers run (the log, checkpoint timing, the run's counters) and its
+  divergence checks;
 - ``gan_train``: the GAN step (``d_step``, ``g_step``, Eq. 6), EMA and the run;
 - ``supcon_train``: SupCon pretraining and fine-tuning of f.
 

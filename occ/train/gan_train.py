@@ -22,9 +22,9 @@ resumed ends bit-identical to an uninterrupted one.
 Files in ``out_dir``: ``step0.pt`` (the untrained models, written before the first step: the
 "step 0" reference), ``checkpoint.pt`` (every ``train.ckpt_every`` steps and at the end, written
 atomically; a diverged run never overwrites it) and ``log.csv`` (one row per step, see
-:data:`LOG_COLUMNS`). The run set-up (lock, restart, device, rank-0 saving, the divergence check) is
-``occ.train.run_folder``'s. :func:`train_stage` is the train stage's call of :func:`train_gan` (the one
-``notebooks/03_train.ipynb`` and ``occ train`` make).
+:data:`LOG_COLUMNS`). The run folder (lock, restart, device, rank-0 saving) is ``occ.train.run_folder``'s, the
+step loop and its divergence check ``occ.train.step_loop``'s. :func:`train_stage` is the train stage's call of
+:func:`train_gan` (the one ``notebooks/03_train.ipynb`` and ``occ train`` make).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ from occ.seeding import derived_seed, make_generator
 from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augment
 from occ.train.distributed import World, gather, sync_batchnorm, wrap
 from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
-from occ.train.run_folder import Expect, StepLoop, checkpoint_payload, open_run, restore_run
+from occ.train.run_folder import Expect, checkpoint_payload, open_run, restore_run
+from occ.train.step_loop import StepLoop
 
 __all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "Nets", "Draws", "draw_step", "train_gan", "train_stage",
            "d_step", "g_step", "ema_update"]
@@ -216,7 +217,7 @@ def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
 
     The contrastive term is computed on the global batch (embeddings gathered over processes). ``check(L_D,
     what=..., parts=...)`` runs before the update and raises to stop the run (the trainer passes
-    :meth:`StepLoop.stop_if_diverged <occ.train.run_folder.StepLoop.stop_if_diverged>`). Returns the D half of the
+    :meth:`StepLoop.stop_if_diverged <occ.train.step_loop.StepLoop.stop_if_diverged>`). Returns the D half of the
     log row, for this process's rows.
     """
     rows = draws.rows

@@ -42,7 +42,8 @@ from occ.paths import Layout
 from occ.seeding import derived_seed, make_generator, seed_everything
 from occ.train.distributed import gather, sync_batchnorm, wrap
 from occ.train.losses import supcon_loss
-from occ.train.run_folder import Expect, StepLoop, checkpoint_payload, open_run, restore_run
+from occ.train.run_folder import Expect, checkpoint_payload, open_run, restore_run
+from occ.train.step_loop import StepLoop
 
 __all__ = [
     "SUPCON_LOG_COLUMNS",
