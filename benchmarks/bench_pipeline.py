@@ -112,7 +112,7 @@ def main() -> None:
     try:
         seq_name = "sequential `dvc repro`" + (f", {args.seq_threads} threads per stage" if args.seq_threads else "")
         for name, cmd in ((seq_name, ["dvc", "repro"]),
-                          (f"`occ repro -j {args.jobs}`", [sys.executable, "-m", "occ.pipeline.parallel", "-j",
+                          (f"`occ repro -j {args.jobs}`", [sys.executable, "-m", "occ", "repro", "-j",
                                                            str(args.jobs)])):
             repo = base / ("seq" if "dvc" in name else "par")
             env = make_copy(repo, profile=args.profile, variants=variants, seeds=seeds, steps=args.steps,

@@ -170,7 +170,7 @@ def test_generate_default_seed_is_the_params_seed_of_the_checkpoints_project(ckp
     assert code == 0, err
     assert [p.name for p in (tmp_path / "o5").glob("*.wav")] == ["gunshot-seed5-0000.wav"]
     assert f"seed 5 (the evaluation's: seed of {other / 'params.yaml'}, profile embedded)" in err
-    from occ.cli.main import evaluation_seed
+    from occ.cli.generate import evaluation_seed
 
     assert evaluation_seed(run_dir / "checkpoint.pt", profile="seven")[0] == 7
     assert evaluation_seed(run_dir / "checkpoint.pt", project=REPO)[0] == EVAL_SEED
@@ -227,7 +227,7 @@ def test_generate_missing_checkpoint_and_used_folder(ckpt, tmp_path, capsys):
     # In a fresh interpreter, as the console script: one line, no traceback; --debug shows it.
     proc = occ("generate", "--checkpoint", ckpt, "--class", "Cat", "--out", tmp_path / "o")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    from occ.cli.main import CliError
+    from occ.cli.common import CliError
 
     with pytest.raises(CliError, match="'Cat' is not a class"):
         main(["generate", "--checkpoint", str(ckpt), "--class", "Cat", "--out", str(tmp_path / "o"), "--debug"])

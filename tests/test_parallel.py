@@ -1,4 +1,5 @@
-"""`occ repro` (occ.pipeline.parallel): several DVC stages at once, leaving what a plain `dvc repro` leaves.
+"""`occ repro` (occ.cli.repro over the driver occ.pipeline.parallel): several DVC stages at once, leaving what a
+plain `dvc repro` leaves.
 
 A tiny DVC repository of shell stages (no torch): a diamond a -> (b1, b2) -> c plus an independent d. Checks that
 independent stages overlap in time, that afterwards `dvc status` is clean and `dvc repro` does nothing, that a
@@ -60,7 +61,7 @@ def _repo(tmp_path: Path, sleep: float = 1.5, fail: str | None = None) -> Path:
 
 
 def _occ_repro(repo: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "occ.pipeline.parallel", *args], cwd=repo, env=ENV,
+    return subprocess.run([sys.executable, "-m", "occ", "repro", *args], cwd=repo, env=ENV,
                           capture_output=True, text=True, **kw)
 
 
@@ -139,7 +140,7 @@ def test_a_failing_stage_is_named_with_its_log_and_the_finished_ones_are_kept(tm
 
 def test_ctrl_c_stops_every_worker_keeps_the_finished_stages_and_a_second_run_resumes(tmp_path):
     repo = _repo(tmp_path, sleep=8)
-    proc = subprocess.Popen([sys.executable, "-m", "occ.pipeline.parallel", "-j", "3"], cwd=repo, env=ENV,
+    proc = subprocess.Popen([sys.executable, "-m", "occ", "repro", "-j", "3"], cwd=repo, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60

@@ -16,18 +16,16 @@ finished stage, and a second invocation resumes. docs/parallel.md says why a dri
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 __all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "stage_threads",
-           "machine_cores", "main"]
+           "machine_cores"]
 
 LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
 
@@ -298,38 +296,3 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
 def machine_cores() -> int:
     """The cores this process may run on (its CPU affinity where the system tells it)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("targets", nargs="*", help="stages to bring up to date (default: the whole pipeline)")
-    parser.add_argument("-j", "--jobs", type=int, default=None,
-                        help="stages running at once, at most (default: as many as --cores; -j alone does not count "
-                             "threads)")
-    parser.add_argument("--cores", type=int, default=None,
-                        help="cores the running stages may take together, each stage its threads declared in "
-                             "params.yaml (default: the machine's cores, unless -j is given)")
-    parser.add_argument("-f", "--force", action="store_true", help="rerun every stage, changed or not")
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run the pipeline in the working directory with the options of :func:`add_arguments`."""
-    if args.cores is not None and args.cores < 1:
-        raise SystemExit(f"occ repro: --cores must be at least 1 (got {args.cores})")
-    # -j alone: that many stages, whatever their threads (as before --cores); neither: the machine's cores
-    if args.jobs is not None:
-        cores, jobs = args.cores, args.jobs
-    else:
-        cores = args.cores if args.cores is not None else machine_cores()
-        jobs = cores
-    return run_parallel(".", jobs=jobs, targets=args.targets, force=args.force, cores=cores,
-                        threads=stage_threads("."))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="occ repro", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

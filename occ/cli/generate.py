@@ -1,0 +1,283 @@
+"""``occ generate`` (foley clips from a checkpoint, as the evaluation makes them) and ``occ check-submission``.
+
+``occ generate`` makes its clips with :func:`occ.synthesis.generate.generate_clips` (standing statistics, per-clip
+seeds of :func:`occ.synthesis.generate.eval_seeds`, the vocoder) and writes them with
+:func:`occ.synthesis.submission.write_clip`, so the clip of (class, index, seed) is byte for byte the one the
+evaluation writes, its base seed by default the evaluation's (params.yaml's ``seed``, as ``05_evaluate``). The output
+folder is written into a temporary folder beside the target and renamed into place at the end, so a failed or
+interrupted run leaves no partial folder. ``occ check-submission`` lists
+:func:`occ.synthesis.submission.submission_problems`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from occ.cli.common import CliError, check_target, find_project, key, show_progress
+
+__all__ = ["add_generate_parser", "add_check_parser", "cmd_generate", "cmd_check_submission", "resolve_classes",
+           "evaluation_seed"]
+
+VOCODER_HELP = "griffinlim (fast), hifigan (the universal HiFi-GAN V1) or the path of a HiFi-GAN generator checkpoint"
+
+
+def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
+    """Class indices of names given on the command line.
+
+    Parameters
+    ----------
+    requested : list of str
+        Names in any case, in CamelCase, snake_case or as DCASE submission folders (``DogBark``,
+        ``dog_bark``, ``dogbark``), or ``all``.
+    class_names : list of str
+        The checkpoint's classes, in label order.
+
+    Returns
+    -------
+    list of int
+        Label indices, in the order asked for, without repeats.
+
+    Raises
+    ------
+    CliError
+        An unknown name; the message lists the known ones.
+    """
+    from occ.data.classes import DCASE_ALIASES, class_folder
+
+    lookup = {}
+    for i, name in enumerate(class_names):
+        lookup[key(name)] = i
+        lookup[key(class_folder(name))] = i
+    for alias, name in DCASE_ALIASES.items():
+        if key(name) in lookup:
+            lookup.setdefault(key(alias), lookup[key(name)])
+    out: list[int] = []
+    for raw in requested:
+        for name in (n for n in raw.split(",") if n.strip()):
+            if name.strip().lower() == "all":
+                idx = list(range(len(class_names)))
+            elif key(name) in lookup:
+                idx = [lookup[key(name)]]
+            else:
+                known = ", ".join(class_names)
+                raise CliError(f"--class {name!r} is not a class of this checkpoint; use one of: {known} (any case, "
+                               "snake_case works too), or all")
+            out.extend(i for i in idx if i not in out)
+    if not out:
+        raise CliError("--class is empty; name a class or use --class all")
+    return out
+
+
+
+def _fresh_sibling(target: Path) -> Path:
+    """A new temporary folder beside ``target`` (same file system, so the final rename is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Rename the finished temporary folder to ``target``, replacing an existing one."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+
+def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: str | None = None) -> tuple[int, str]:
+    """The base seed the pipeline's evaluation generates every run's clips with, and where it was read.
+
+    ``notebooks/05_evaluate.ipynb`` passes ``base_seed=params.seed`` (params.yaml's top-level ``seed``, with the
+    profile applied) to ``evaluate_generator``, whatever the run's training seed is. The params file is that of
+    ``project``, else of the project holding ``checkpoint``, else of the working folder's.
+
+    Returns
+    -------
+    (int, str)
+        The seed, and a phrase naming the params file it came from.
+    """
+    from occ.config import load_params
+
+    try:
+        root = find_project(project, near=(checkpoint.resolve().parent,))
+    except CliError as exc:
+        raise CliError(f"{exc}; or give the base seed with --seed S") from None
+    params = load_params(root / "params.yaml", profile=profile)
+    return params.seed, f"the evaluation's: seed of {root / 'params.yaml'}, profile {params.profile}"
+
+
+def cmd_generate(args) -> int:
+    import numpy as np
+    import torch
+
+    from occ.nets.models import load_generator
+    from occ.synthesis.generate import SEED_STRIDE, eval_seeds, generate_clips
+    from occ.device import resolve_device
+    from occ.data.classes import class_folder
+    from occ.synthesis.submission import check_submission, write_clip, write_submission
+
+    target = Path(args.submission if args.submission is not None else args.out)
+    option = "--submission" if args.submission is not None else "--out"
+    n = args.n if args.n is not None else (100 if args.submission is not None else 1)
+    if n < 1:
+        raise CliError(f"-n {n}: give at least 1 clip per class")
+    if args.first < 0 or args.first + n > SEED_STRIDE:
+        raise CliError(f"--first {args.first} with -n {n}: clip indices must lie in [0, {SEED_STRIDE})")
+    if args.submission is not None and args.first != 0:
+        raise CliError("--first cannot be used with --submission: a submission holds clips 0 .. n-1 of each class")
+    if args.gl_iters < 1:
+        raise CliError(f"--gl-iters {args.gl_iters}: use at least 1 Griffin-Lim iteration")
+    if args.vocoder not in ("griffinlim", "hifigan") and not Path(args.vocoder).is_file():
+        raise CliError(f"--vocoder {args.vocoder}: not griffinlim or hifigan, and no such checkpoint file; "
+                       "give the path of a HiFi-GAN generator checkpoint (e.g. g_00935000)")
+    check_target(target, overwrite=args.overwrite, option=option)
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise CliError(f"--checkpoint {checkpoint} does not exist; give a GAN checkpoint such as "
+                       "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
+    if args.seed is not None and args.seed < 0:
+        raise CliError(f"--seed {args.seed}: use a seed >= 0")
+    base_seed, seed_source = (args.seed, "--seed") if args.seed is not None else evaluation_seed(
+        checkpoint, project=args.project, profile=args.profile)
+    device = resolve_device(args.device)
+    generator, payload = load_generator(checkpoint, device=device)
+    n_classes = int(payload["n_classes"])
+    class_names = list(payload.get("class_names") or [f"class{i}" for i in range(n_classes)])
+    chosen = resolve_classes(args.classes, class_names)
+
+    # The evaluation's (class, index) -> seed map, restricted to the chosen classes and indices.
+    labels, seeds = eval_seeds(args.first + n, n_classes, base_seed=base_seed)
+    index = torch.arange(args.first + n).repeat(n_classes)
+    keep = torch.isin(labels, torch.tensor(chosen)) & (index >= args.first)
+    order = torch.cat([torch.nonzero(keep & (labels == c)).reshape(-1) for c in chosen])  # classes as asked
+    labels, seeds, index = labels[order], seeds[order], index[order]
+    print(f"occ generate: {len(labels)} clips ({n} per class: {', '.join(class_names[c] for c in chosen)}), "
+          f"seed {base_seed} ({seed_source}), vocoder {args.vocoder}, device {device}", file=sys.stderr)
+    _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=args.vocoder,
+                             gl_iters=args.gl_iters, device=device, progress=show_progress(args), precision=args.precision)
+
+    tmp = _fresh_sibling(target)
+    try:
+        if args.submission is not None:
+            by_class = {class_names[c]: wavs[(labels == c).numpy()] for c in chosen}
+            write_submission(tmp, by_class, n_per_class=n)
+            check_submission(tmp, n_per_class=n, classes=list(by_class))
+        else:
+            width = max(4, len(str(args.first + n - 1)))
+            rows = []
+            for k in range(len(labels)):
+                name = class_names[int(labels[k])]
+                fname = f"{class_folder(name)}-seed{base_seed}-{int(index[k]):0{width}d}.wav"
+                write_clip(tmp / fname, wavs[k])
+                rows.append({"file": fname, "class": name, "index": int(index[k]), "seed": base_seed,
+                             "latent_seed": int(seeds[k]), "vocoder": args.vocoder,
+                             "gl_iters": args.gl_iters if args.vocoder == "griffinlim" else "",
+                             "checkpoint": str(checkpoint), "step": int(payload.get("step", 0))})
+            with open(tmp / "clips.csv", "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        _move_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    what = "DCASE submission (checked)" if args.submission is not None else "WAV files + clips.csv"
+    clipped = float((np.abs(wavs) > 1).mean())
+    print(f"wrote {len(labels)} clips to {target}/ ({what})"
+          + (f"; {clipped:.1%} of the samples exceeded [-1, 1] and were clipped" if clipped else ""))
+    return 0
+
+
+
+def cmd_check_submission(args) -> int:
+    from occ.synthesis.submission import submission_problems
+
+    classes = [c for raw in args.classes for c in raw.split(",") if c.strip()] if args.classes else None
+    if args.n < 1:
+        raise CliError(f"-n {args.n}: a submission needs at least 1 clip per class")
+    problems, counts = submission_problems(args.directory, n_per_class=args.n, classes=classes)
+    if problems:
+        for p in problems:
+            print(p)
+        print(f"occ check-submission: {args.directory} fails the DCASE checks ({len(problems)} problem"
+              f"{'s' if len(problems) != 1 else ''})", file=sys.stderr)
+        return 1
+    print(f"{args.directory}: {len(counts)} class folders, {sum(counts.values())} WAV files; "
+          "passes the DCASE 2023 Task 7 format checks")
+    return 0
+
+
+
+def add_generate_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
+    """Register ``generate`` on the ``occ`` command's sub-parsers."""
+    g = sub.add_parser(
+        "generate", parents=[common], formatter_class=fmt, help="write generated clips as WAV files",
+        description="Generate 4-s clips (22,050 Hz, 16-bit mono WAV) of one or more classes from a GAN checkpoint.\n\n"
+                    "Clip i of class c with seed s is the clip the pipeline's evaluation writes for (c, i) with\n"
+                    "base seed s, vocoder, Griffin-Lim iterations and device alike: its latent seed is\n"
+                    "s + c * 1,000,000 + i. Without --seed, s is the evaluation's base seed: params.yaml's\n"
+                    "seed (05_evaluate's base_seed=params.seed, one for every run, not the training seed k).\n"
+                    "Files are named <class>-seed<s>-<i>.wav; clips.csv lists class, index, seeds, vocoder and\n"
+                    "checkpoint. Regenerate one clip with --first i -n 1.",
+        epilog="examples:\n"
+               "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
+               "  occ generate --checkpoint ckpt.pt --class dog_bark,rain -n 5 --seed 3 --vocoder hifigan --out clips/\n"
+               "  occ generate --checkpoint ckpt.pt --class dog_bark --first 17 -n 1 --out clip17/   # clip 17 again\n"
+               "  occ generate --checkpoint ckpt.pt --class all --submission submission/   # 100 per class, checked")
+    g.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="GAN checkpoint of a training run (runs/train/<variant>/seed<k>/checkpoint.pt, e.g. "
+                        "runs/train/o2c/seed0/checkpoint.pt)")
+    g.add_argument("--class", dest="classes", action="append", required=True, metavar="NAME",
+                   help="class name (DogBark, dog_bark, ...; case-insensitive), comma-separated names, or all; repeatable")
+    g.add_argument("-n", type=int, default=None, metavar="N",
+                   help="clips per class (default 1; 100 with --submission, the DCASE count)")
+    g.add_argument("--first", type=int, default=0, metavar="I", help="index of the first clip (default 0)")
+    g.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="base seed (default: the evaluation's, params.yaml's top-level seed, the same for every run "
+                        "whatever its training seed k; read from the project holding the checkpoint, else from the "
+                        "working folder's)")
+    g.add_argument("--project", default=None, metavar="DIR",
+                   help="project whose params.yaml gives the default --seed (default: found from the checkpoint, "
+                        "else from here)")
+    g.add_argument("--profile", default=None, metavar="P",
+                   help="params.yaml profile for the default --seed (default: the file's switch)")
+    target = g.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="DIR", help="folder to write the WAV files into (must be new or empty)")
+    target.add_argument("--submission", metavar="DIR",
+                        help="write the DCASE 2023 Task 7 submission layout (<class>/00.wav ...) and check it")
+    g.add_argument("--vocoder", default="griffinlim", metavar="V", help=f"{VOCODER_HELP} (default griffinlim)")
+    g.add_argument("--gl-iters", type=int, default=16, metavar="N",
+                   help="Griffin-Lim iterations (default 16, as params.yaml's eval.gl_iters)")
+    g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="HiFi-GAN arithmetic: auto = mixed bf16 on a CPU with native bf16, else float32 (default auto)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
+    g.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    g.set_defaults(func=cmd_generate)
+
+
+def add_check_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
+    """Register ``check-submission`` on the ``occ`` command's sub-parsers."""
+    c = sub.add_parser(
+        "check-submission", parents=[common], formatter_class=fmt, help="run the DCASE submission format checks",
+        description="Check a folder against the DCASE 2023 Task 7 submission format: one snake_case folder per\n"
+                    "class, exactly N mono 16-bit PCM WAV files of 88,200 samples at 22,050 Hz in each. Every\n"
+                    "problem is listed; exit code 0 when the folder passes, 1 otherwise.",
+        epilog="examples:\n"
+               "  occ check-submission submission/\n"
+               "  occ check-submission clips/ -n 5 --classes dog_bark,rain")
+    c.add_argument("directory", metavar="DIR", help="the submission folder")
+    c.add_argument("-n", type=int, default=100, metavar="N", help="clips required per class (default 100)")
+    c.add_argument("--classes", action="append", metavar="NAMES",
+                   help="comma-separated classes to check (default: the seven DCASE classes)")
+    c.set_defaults(func=cmd_check_submission)
