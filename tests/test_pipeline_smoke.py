@@ -122,6 +122,8 @@ def test_dvc_repro_smoke(smoke_pipeline, tmp_path):
             assert m["seed"] == s and m["variant"] == v and 0 <= m["probe_accuracy"] <= 1
             # the declared thread counts, recorded (smoke and embedded: 1 each)
             assert m["threads"] == m["train_threads"] == 1, (m["threads"], m["train_threads"])
+            made = {key: params["variants"][v].get(key, params["train"][key]) for key in ("loss", "tau_d", "tau_c")}
+            assert {key: m[key] for key in made} == made  # what made the run, recorded beside its numbers
     again = _run(["dvc", "repro"], repo, env)
     assert "didn't change" in again or "up to date" in again, again[-2000:]
     metrics = _run(["dvc", "metrics", "show", "--json"], repo, env)
@@ -148,3 +150,31 @@ def test_dvc_repro_smoke(smoke_pipeline, tmp_path):
     assert exps, "dvc exp show lists no experiment"
     text = json.dumps(exps)
     assert "probe_accuracy" in text and '"tau_c": 0.5' in text
+    _labelled_by_the_runs(repo)
+
+
+def _labelled_by_the_runs(repo: Path) -> None:
+    """After `-S variants.o2c_ct1.tau_c=0.5`: every table, claim, check and figure says 0.5 (not the variant's 1.0)."""
+    results = repo / "results"
+    for s in (0, 1):
+        m = json.loads((results / f"evaluate/o2c_ct1/seed{s}/metrics.json").read_text())
+        assert (m["loss"], m["tau_d"], m["tau_c"]) == ("o2c", 0.1, 0.5)
+    t2 = pd.read_csv(results / "tables/table2.csv")
+    ours = t2[~t2["numbers"].str.startswith("reported") & (t2["method"] == "O2C-GAN")]
+    assert set(ours["CT"]) == {0.1, 0.5}, ours[["method", "CT", "numbers"]]
+    t3 = pd.read_csv(results / "tables/table3.csv")
+    assert (t3.loc[~t3["numbers"].str.startswith("reported"), "method"] == "O2C-GAN, CT 0.5").any()
+    assert "(this run: O2C-GAN, CT 0.5)" in (results / "tables/table3.md").read_text()
+    claims = pd.read_csv(results / "tables/claims.csv", index_col=0)
+    c2 = claims.loc["C2_o2c_ct1_vs_o2c", "claim"]
+    assert "O2C-GAN, CT 0.5 < O2C-GAN" in c2 and "compared here: tau_d 0.1, tau_c 0.5 against" in c2, c2
+    checks = pd.read_csv(results / "tables/checks.csv", index_col=0)
+    assert "O2C-GAN, CT 0.5" in checks.loc["fad_below_step0_o2c_ct1", "check"]
+    readme = (results / "README.md").read_text()
+    assert "O2C-GAN, CT 0.5 < O2C-GAN" in readme and "O2C-GAN, CT 1.0 <" not in readme
+    assert "## Table 2: per-class FAD, CT 0.1 vs 0.5 vs 1.0" in readme
+    nb = nbformat.read(results / "figures/07_figures.ipynb", as_version=4)
+    drawn = {o["metadata"]["occ"]["file"]: o["metadata"]["occ"]["text"] for c in nb.cells for o in c.get("outputs", [])
+             if "occ" in o.get("metadata", {})}
+    for figure in ("results/figures/fad_by_seed.png", "results/figures/probe_by_seed.png"):
+        assert "O2C-GAN, CT 0.5" in drawn[figure] and "O2C-GAN, CT 1.0" not in drawn[figure], drawn[figure]

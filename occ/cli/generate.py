@@ -12,11 +12,7 @@ interrupted run leaves no partial folder. ``occ check-submission`` lists
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -76,25 +72,6 @@ def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
 
 
 
-def _fresh_sibling(target: Path) -> Path:
-    """A new temporary folder beside ``target`` (same file system, so the final rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    """Rename the finished temporary folder to ``target``, replacing an existing one."""
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-
 def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: str | None = None) -> tuple[int, str]:
     """The base seed the pipeline's evaluation generates every run's clips with, and where it was read.
 
@@ -119,14 +96,14 @@ def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: st
 
 def cmd_generate(args) -> int:
     import numpy as np
-    import torch
 
-    from occ.nets.models import load_generator
-    from occ.synthesis.generate import SEED_STRIDE, eval_seeds, generate_clips
+    from occ.atomic import atomic_folder
     from occ.device import resolve_device
-    from occ.data.classes import class_folder
-    from occ.synthesis.submission import check_submission, write_clip, write_submission
+    from occ.nets.models import load_generator
+    from occ.synthesis.generate import SEED_STRIDE, chosen_seeds, generate_clips
+    from occ.synthesis.submission import check_submission, write_clip_list, write_submission
 
+    # the options, checked before anything is loaded
     target = Path(args.submission if args.submission is not None else args.out)
     option = "--submission" if args.submission is not None else "--out"
     n = args.n if args.n is not None else (100 if args.submission is not None else 1)
@@ -148,6 +125,7 @@ def cmd_generate(args) -> int:
                        "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
     if args.seed is not None and args.seed < 0:
         raise CliError(f"--seed {args.seed}: use a seed >= 0")
+    # the base seed (the evaluation's unless given), the generator and the classes asked for
     base_seed, seed_source = (args.seed, "--seed") if args.seed is not None else evaluation_seed(
         checkpoint, project=args.project, profile=args.profile)
     device = resolve_device(args.device)
@@ -156,42 +134,22 @@ def cmd_generate(args) -> int:
     class_names = list(payload.get("class_names") or [f"class{i}" for i in range(n_classes)])
     chosen = resolve_classes(args.classes, class_names)
 
-    # The evaluation's (class, index) -> seed map, restricted to the chosen classes and indices.
-    labels, seeds = eval_seeds(args.first + n, n_classes, base_seed=base_seed)
-    index = torch.arange(args.first + n).repeat(n_classes)
-    keep = torch.isin(labels, torch.tensor(chosen)) & (index >= args.first)
-    order = torch.cat([torch.nonzero(keep & (labels == c)).reshape(-1) for c in chosen])  # classes as asked
-    labels, seeds, index = labels[order], seeds[order], index[order]
+    # the evaluation's clips of those classes and indices, written whole or not at all
+    labels, seeds, index = chosen_seeds(chosen, first=args.first, n=n, n_classes=n_classes, base_seed=base_seed)
     print(f"occ generate: {len(labels)} clips ({n} per class: {', '.join(class_names[c] for c in chosen)}), "
           f"seed {base_seed} ({seed_source}), vocoder {args.vocoder}, device {device}", file=sys.stderr)
     _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=args.vocoder,
-                             gl_iters=args.gl_iters, device=device, progress=show_progress(args), precision=args.precision)
-
-    tmp = _fresh_sibling(target)
-    try:
+                             gl_iters=args.gl_iters, device=device, progress=show_progress(args),
+                             precision=args.precision)
+    with atomic_folder(target) as tmp:
         if args.submission is not None:
             by_class = {class_names[c]: wavs[(labels == c).numpy()] for c in chosen}
             write_submission(tmp, by_class, n_per_class=n)
             check_submission(tmp, n_per_class=n, classes=list(by_class))
         else:
-            width = max(4, len(str(args.first + n - 1)))
-            rows = []
-            for k in range(len(labels)):
-                name = class_names[int(labels[k])]
-                fname = f"{class_folder(name)}-seed{base_seed}-{int(index[k]):0{width}d}.wav"
-                write_clip(tmp / fname, wavs[k])
-                rows.append({"file": fname, "class": name, "index": int(index[k]), "seed": base_seed,
-                             "latent_seed": int(seeds[k]), "vocoder": args.vocoder,
-                             "gl_iters": args.gl_iters if args.vocoder == "griffinlim" else "",
-                             "checkpoint": str(checkpoint), "step": int(payload.get("step", 0))})
-            with open(tmp / "clips.csv", "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-        _move_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            write_clip_list(tmp, wavs, labels, seeds, index, class_names=class_names, base_seed=base_seed,
+                            vocoder=args.vocoder, gl_iters=args.gl_iters if args.vocoder == "griffinlim" else "",
+                            checkpoint=str(checkpoint), step=int(payload.get("step", 0)))
     what = "DCASE submission (checked)" if args.submission is not None else "WAV files + clips.csv"
     clipped = float((np.abs(wavs) > 1).mean())
     print(f"wrote {len(labels)} clips to {target}/ ({what})"

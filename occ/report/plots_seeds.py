@@ -2,8 +2,9 @@
 probe accuracy per model with the mean, its 95% interval and the paper's numbers beside them.
 
 Kept apart from `occ.report.plots` (which the training notebooks import) so that only the stages that summarise
-seeds depend on the intervals over seeds, the paper's numbers and the read-back results. Every function returns a
-matplotlib Figure and works headless (Agg); notebooks save and show them.
+seeds depend on the intervals over seeds, the paper's numbers and the read-back results. Each model is named by what
+its runs recorded (`occ.report.results.model_names`). Every function returns a matplotlib Figure and works headless
+(Agg); notebooks save and show them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import pandas as pd  # noqa: E402
 
 from occ.report.intervals import by_seed, t_interval  # noqa: E402
 from occ.report.markdown import format_interval  # noqa: E402
-from occ.report.paper import MODEL_NAMES, REPORTED_TABLE1, REPORTED_TABLE2, in_variant_order  # noqa: E402
-from occ.report.results import n_classes_of  # noqa: E402
+from occ.report.paper import (PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, departs_from_paper,  # noqa: E402
+                              in_variant_order, settings_text)
+from occ.report.results import model_names, n_classes_of, variant_settings  # noqa: E402
 
 __all__ = ["VARIANT_STYLE", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_by_seed", "plot_fad_by_seed",
            "plot_probe_by_seed"]
@@ -75,14 +77,16 @@ def smoothed_over_seeds(runs: dict[int, pd.DataFrame] | pd.DataFrame, *, column:
     return out[["mean", "low", "high", "n"]]
 
 
-def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, column: str = "d_adv", smooth: int = 20,
-                         band: str = "minmax", title: str = "") -> plt.Figure:
+def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dict[str, str], column: str = "d_adv",
+                         smooth: int = 20, band: str = "minmax", title: str = "") -> plt.Figure:
     """Curves of one log column per variant, the mean over seeds with a band, e.g. D's adversarial loss.
 
     Parameters
     ----------
     logs : dict
         variant -> seed -> training log; a variant with no seeds is left out.
+    names : dict
+        variant -> the model's name in the legend (`occ.report.results.model_names`).
     column, smooth, band :
         As in `smoothed_over_seeds`: each seed is smoothed over `smooth` steps, then averaged; the band is
         min-max over seeds ("minmax") or the 95% t interval of the mean ("t"). A variant run from one seed
@@ -103,7 +107,7 @@ def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, column: st
         color, ls = VARIANT_STYLE.get(name, (None, "-"))
         n = int(curve["n"].iloc[0]) if len(curve) else 0
         line, = ax.plot(curve.index, curve["mean"], lw=1.6, ls=ls, color=color,
-                        label=f"{MODEL_NAMES.get(name, name)} ({n} seed{'s' if n != 1 else ''})")
+                        label=f"{names.get(name, name)} ({n} seed{'s' if n != 1 else ''})")
         if n >= 2:
             ax.fill_between(curve.index, curve["low"], curve["high"], color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel("step")
@@ -138,6 +142,9 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
     lower_is_better : bool
         Direction of the ranks written beside the means ("#1" = best).
 
+    The rows are named by what each variant's runs recorded; a paper's number beside a run made with other settings
+    than the paper's says which it was made with.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -146,6 +153,7 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
         the right edge.
     """
     order = variants or in_variant_order(metrics)
+    names, settings = model_names(metrics, variants=order), variant_settings(metrics)
     values = {v: by_seed(metrics.get(v) or {}, key) for v in order}
     ivs = {v: t_interval([vals[s] for s in sorted(vals)]) for v, vals in values.items()}
     ranks = _ranks({v: iv.mean for v, iv in ivs.items() if iv.n}, lower_is_better)
@@ -181,7 +189,7 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
         span = (hi - lo) or abs(hi) or 1.0
         ax.set_xlim(lo - 0.08 * span, hi + 0.55 * span)  # room on the right for the written means
     ax.set_yticks(ys)
-    ax.set_yticklabels([MODEL_NAMES.get(v, v) for v in order], fontsize=9)
+    ax.set_yticklabels([names[v] for v in order], fontsize=9)
     ax.set_ylim(-0.7, len(order) - 0.3)
     ax.set_xlabel(xlabel or key)
     ax.grid(axis="x", alpha=0.3)
@@ -193,7 +201,8 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
         for y, v in zip(ys, order):
             if v in reported:
                 pax.barh(y, reported[v], color="0.75", height=0.5)
-                pax.annotate(f"{reported[v]:.3f}  #{paper_ranks[v]}", (reported[v], y), xytext=(3, 0),
+                made = f" ({settings_text(PAPER_RUNS[v])})" if departs_from_paper(v, settings.get(v)) else ""
+                pax.annotate(f"{reported[v]:.3f}  #{paper_ranks[v]}{made}", (reported[v], y), xytext=(3, 0),
                              textcoords="offset points", va="center", fontsize=8)
             else:
                 pax.text(0.02, y, "not in the paper", transform=pax.get_yaxis_transform(), va="center",

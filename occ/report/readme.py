@@ -13,7 +13,7 @@ import pandas as pd
 from occ.report.checks import CLIPS_NOTE
 from occ.report.claims import VERDICT_MEANING
 from occ.report.markdown import readable, to_markdown
-from occ.report.paper import MODEL_NAMES
+from occ.report.results import model_names
 from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 
 __all__ = ["results_readme"]
@@ -43,6 +43,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         The seed whose runs Figure 2 shows.
     """
     counts = {v: len(runs) for v, runs in (metrics or {}).items() if runs}
+    names = model_names({v: runs for v, runs in (metrics or {}).items() if runs})
     lines = [
         "# Results of the last `dvc repro`",
         "",
@@ -51,7 +52,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         f"{params.train.steps} GAN steps per run at batch {params.train.batch_size}, "
         f"generator width {params.model.g_ch}, discriminator width {params.model.d_ch}, "
         f"{params.eval.clips_per_class} generated clips per class, vocoder `{params.eval.vocoder}`, "
-        f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts)}",
+        f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts, names)}",
         "",
         "## The paper's claims, decided over seeds",
         "",
@@ -83,7 +84,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         to_markdown(readable(t1, label=label, chance=chance)),
         CLIP_BOOTSTRAP_NOTE,
         "",
-        "## Table 2: per-class FAD, CT 0.1 vs 1.0",
+        f"## Table 2: per-class FAD, CT {' vs '.join(repr(float(ct)) for ct in sorted(set(t2['CT'].dropna())))}",
         "",
         to_markdown(readable(t2, label=label)),
         "## Table 3: per-class FAD beside the DCASE baseline",
@@ -100,10 +101,10 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
     return "\n".join(lines)
 
 
-def _seed_sentence(counts: dict[str, int]) -> str:
+def _seed_sentence(counts: dict[str, int], names: Mapping[str, str]) -> str:
     if not counts:
         return ""
     most = max(counts.values())
-    fewer = [f"{MODEL_NAMES.get(v, v)} {k}" for v, k in counts.items() if k < most]
+    fewer = [f"{names[v]} {k}" for v, k in counts.items() if k < most]
     text = f"Every model was trained and evaluated from {most} seed{'s' if most != 1 else ''}"
     return text + (f" (fewer: {', '.join(fewer)})." if fewer else ".")

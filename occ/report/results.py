@@ -1,8 +1,9 @@
 """This run's per-run results, read back from `results/` for the tables and the figures.
 
 One evaluation per (variant, seed) (`evaluate/<variant>/seed<k>/{metrics.json,fad.csv}`) and one training log
-(`train/<variant>/seed<k>/log.csv`), gathered into :class:`SeedRuns`; the label that names this run's numbers
-beside the paper's.
+(`train/<variant>/seed<k>/log.csv`), gathered into :class:`SeedRuns`; what made each variant's runs, as they
+recorded it (`variant_settings`), and the names the tables, claims, checks and figures give them (`model_names`);
+the label that names this run's numbers beside the paper's.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from occ.data.classes import DCASE_CLASSES
+from occ.errors import DataError
+from occ.metrics.run_settings import RUN_SETTINGS
+from occ.report.paper import PAPER_RUNS, model_name
 
-__all__ = ["SeedRuns", "load_seed_runs", "this_run_label", "n_classes_of"]
+__all__ = ["SeedRuns", "load_seed_runs", "variant_settings", "model_names", "this_run_label", "n_classes_of"]
 
 
 @dataclass
@@ -82,6 +86,44 @@ def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -
             if log.is_file():
                 out.logs[v][k] = pd.read_csv(log)
     return out
+
+
+def variant_settings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, dict]:
+    """variant -> what made its runs (the `RUN_SETTINGS` each run's ``metrics.json`` records), the same for every seed.
+
+    A variant without runs is left out.
+
+    Raises
+    ------
+    DataError
+        A run's metrics lack the settings (an evaluation older than this code: rerun it), or two seeds of one variant
+        were made with different settings (their mean would mix two models: rerun the stale ones).
+    """
+    out = {}
+    for variant, runs in metrics.items():
+        found = {}
+        for seed, m in sorted((runs or {}).items()):
+            if "loss" not in m:
+                raise DataError(f"evaluate/{variant}/seed{seed}/metrics.json does not say what made the run (loss, "
+                                f"tau_d, tau_c): it predates this code; rerun it (`dvc repro --force "
+                                f"evaluate@{variant}-{seed}`).")
+            found[seed] = {k: m[k] for k in RUN_SETTINGS if k in m}
+        kinds = {tuple(sorted(v.items())) for v in found.values()}
+        if len(kinds) > 1:
+            told = "; ".join(f"seed {s}: {v}" for s, v in found.items())
+            raise DataError(f"the runs of {variant} were made with different settings ({told}): their mean would mix "
+                            f"two models; rerun the stale ones (`dvc repro --glob 'train@{variant}-*'` and evaluate).")
+        if found:
+            out[variant] = next(iter(found.values()))
+    return out
+
+
+def model_names(metrics: Mapping[str, Mapping[int, Mapping]], variants=()) -> dict[str, str]:
+    """variant -> the name its runs go by (`occ.report.paper.model_name` of `variant_settings`), for the variants of
+    ``metrics`` and ``variants``; a variant without runs is named as the paper's model of that name, else by its key."""
+    settings = variant_settings(metrics)
+    return {v: model_name(settings[v]) if v in settings else model_name(PAPER_RUNS[v]) if v in PAPER_RUNS else v
+            for v in [*metrics, *variants]}
 
 
 def this_run_label(dataset: str, embedding: str) -> str:
