@@ -1,20 +1,30 @@
 """Learning curves per CPU-second: how recognisable a variant's clips become, for several training recipes.
 
-For each recipe, one run of ``--variant`` is trained from ``--seed`` and continued through the step counts of
-``--steps`` (resume, so every point costs only its new steps); at each point the generator is evaluated as the
-`evaluate` stage does (``--n-per-class`` clips per class, the vocoder and embedding of params.yaml, no bootstrap):
-the recognisability probe's accuracy (``occ.metrics.probe``, fitted on the training clips), the mean FAD against the
-held-out clips and the fine-tuned encoder's accuracy. Training time is the process CPU time of the training
-calls (and their wall time), so recipes run side by side (``--jobs 2``, one thread each) are compared fairly.
+For each recipe and each seed of ``--seeds``, one run of ``--variant`` is trained and continued through the step
+counts of ``--steps`` (resume, so every point costs only its new steps); at each point the generator is evaluated as
+the `evaluate` stage does (``--n-per-class`` clips per class, the vocoder and embedding of params.yaml, no bootstrap):
+the recognisability probe's accuracy (``occ.metrics.probe``, fitted as the `reference` stage fits it: on the first
+``eval.probe_clips_per_class`` training clips of each class), what its confusion matrix says
+(``occ.metrics.confusion``: the mutual information between the class asked for and the class recognised, its
+95th percentile with the classes shuffled, the accuracy under the best one-to-one relabelling, the classes recognised
+as themselves, and the reading "class-blind" / "under their own labels" / "under other labels"), the mean FAD against
+the held-out clips, the fine-tuned encoder's accuracy, and the class and source terms' shares of G's contrastive
+numerator over the last 100 steps (``log.csv``). Training time is the process CPU time of the training calls (and
+their wall time), so runs side by side (``--jobs 2``, one thread each) are compared fairly.
 
-Prints one markdown table (recipe, steps, CPU s, wall s, probe, FAD, encoder) and writes a PNG of probe accuracy
-and FAD against training CPU-seconds. The probe's ceiling (held-out real clips, raw and through log-mel + the
-vocoder) is printed first, so a weak generator is told apart from a weak probe.
+Prints one markdown table (recipe, seed, steps, CPU s, wall s, probe, MI, relabelled, FAD, encoder, shares) and
+writes a PNG of probe accuracy and FAD against training CPU-seconds. The probe's ceiling (held-out real clips, raw and
+through log-mel + the vocoder) is printed first, so a weak generator is told apart from a weak probe. With two
+recipes and two or more seeds it also prints, at the last step count, each measure per seed for both and the paired
+95 % t interval over seeds of the second recipe minus the first (``occ.report.intervals.paired_comparison``), and
+writes it to ``<out>/compare_<variant>.md``.
 
 Needs the `data` stage (and `supcon` for the SupCon variants and the encoder accuracy).
 
 Run: ``python benchmarks/learning_curve.py --recipes no_ema,current --steps 400,800,1600 --jobs 2`` (the EMA of G
-against none: docs/recipe.md, "The learning curve").
+against none: docs/recipe.md, "The learning curve"); the two readings of the source term over three seeds:
+``python benchmarks/learning_curve.py --variant ocsupcon --recipes generated,paired_real --seeds 0,1,2 --steps 800``
+(docs/recipe.md, "The source term of generated clips").
 """
 
 from __future__ import annotations
@@ -48,7 +58,11 @@ RECIPES = {
     "ema_d4": ({"ema_decay": 0.999}, {"d_ch": 4}),
     "paper_opt": ({"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5}, {}),
     "cw4": ({"contrastive_weight": 4.0}, {}),
+    "generated": ({"d2s_source": "generated"}, {}),  # the SupCon losses' two readings of f(x_i) in the G step
+    "paired_real": ({"d2s_source": "paired_real"}, {}),
 }
+#: G-step numerator shares averaged over the last steps of each point (log.csv columns)
+SHARE_STEPS = 100
 
 
 def _setup(args, out: Path):
@@ -64,8 +78,11 @@ def _setup(args, out: Path):
     params = load_params(layout.params, variant=args.variant)
     cache = datasets.load_feature_cache(layout.data(params.data.cache))
     embedder = get_embedder(params.eval.embedding, weights=params.eval.vggish_weights or None)
+    train_part = cache.train()
+    if params.eval.probe_clips_per_class:  # the reference stage's choice: the first clips of each class
+        train_part = train_part.first_per_class(params.eval.probe_clips_per_class)
     parts = {"heldout": dict(part=cache.heldout(), what="held-out"),
-             "train": dict(part=cache.train(), what="training"),
+             f"train{params.eval.probe_clips_per_class or ''}": dict(part=train_part, what="training"),
              "heldout_vocoded": dict(part=cache.heldout(), what="held-out",
                                      through_vocoder={"vocoder": params.eval.vocoder, "gl_iters": params.eval.gl_iters})}
     emb = {}
@@ -74,7 +91,7 @@ def _setup(args, out: Path):
         if not path.is_file():
             embedding_files.save_embeddings(path, embed_clips(embedder=embedder, **kw))
         emb[name] = embedding_files.load_embeddings(path)
-    probe = fit_probe(emb["train"])
+    probe = fit_probe(emb[f"train{params.eval.probe_clips_per_class or ''}"])
     probe.save(out / f"probe_{params.eval.embedding}.npz")
     ceiling = {"held-out": float(probe.accuracy(emb["heldout"])["Average"]),
                "held-out via vocoder": float(probe.accuracy(emb["heldout_vocoded"])["Average"]),
@@ -121,12 +138,14 @@ def _per_bin_output(g, mean, std):
 
 
 def _worker(args, recipe: str, out: Path) -> None:
-    """Train and evaluate one recipe through the step counts; one JSON line per point in `out/<recipe>.jsonl`."""
+    """Train and evaluate one recipe and seed through the step counts; one JSON line per point in
+    `out/<variant>-<recipe>-seed<seed>.jsonl`."""
+    import pandas as pd
     import torch
 
     torch.set_num_threads(args.threads)
     from occ.data import datasets
-    from occ.metrics import embedding_files, evaluate
+    from occ.metrics import confusion, embedding_files, evaluate
     from occ.nets import models
     from occ.train import gan_train
     from occ.config import SUPCON_KINDS, load_params
@@ -173,23 +192,76 @@ def _worker(args, recipe: str, out: Path) -> None:
                                           base_seed=params.seed, embedder=embedder, reference=reference,
                                           vocoder=params.eval.vocoder, gl_iters=params.eval.gl_iters, n_bootstrap=0,
                                           prdc_k=params.eval.prdc_k, encoder=encoder, probe=probe)
+        conf = confusion.probe_confusion(probe, res.embeddings)
+        measures = confusion.confusion_metrics(conf)
+        log = pd.read_csv(run_dir / gan_train.LOG_NAME)
+        last = log[log["step"] > int(payload["step"]) - SHARE_STEPS]
         row = {"variant": args.variant, "recipe": recipe, "seed": args.seed, "steps": int(payload["step"]),
                "cpu_s": round(cpu_total, 1), "wall_s": round(wall_total, 1), "threads": args.threads,
                "probe": float(res.probe["Average"]), "fad": float(res.fad.loc["Average", "fad"]),
                "encoder": res.accuracy, "eval_s": round(time.perf_counter() - e0, 1),
+               "mi_bits": measures["probe_mi_bits"], "mi_null95": measures["probe_mi_null95"],
+               "relabelled": measures["probe_relabelled_accuracy"],
+               "own_label_classes": measures["probe_own_label_classes"],
+               "reading": confusion.reading(measures["probe_mi_bits"], measures["probe_mi_null95"],
+                                            measures["probe_own_label_classes"], len(cache.class_names)),
+               "g_class_share": _mean_or_none(last["g_class_share"]),
+               "g_source_share": _mean_or_none(last["g_source_share"]),
                "probe_per_class": {k: float(v) for k, v in res.probe.items()}}
         with open(log_path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
 
+def _mean_or_none(values) -> float | None:
+    """The mean of a log column, ``None`` where the loss has no such term (NaN)."""
+    values = values.dropna()
+    return float(values.mean()) if len(values) else None
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
 def _table(rows: list[dict]) -> str:
-    lines = ["| recipe | steps | train CPU s | train wall s | probe acc. | mean FAD | encoder acc. |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| recipe | seed | steps | train CPU s | train wall s | probe acc. | MI, bits (shuffled 95th pct.) | "
+             "relabelled acc. | own-label classes | mean FAD | encoder acc. | G class share | G source share |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        enc = "-" if r["encoder"] is None else f"{r['encoder']:.2f}"
-        lines.append(f"| {r['recipe']} | {r['steps']} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['probe']:.2f} | "
-                     f"{r['fad']:.1f} | {enc} |")
+        mi = f"{r['mi_bits']:.2f} ({r['mi_null95']:.2f})" if "mi_bits" in r else "-"
+        lines.append(f"| {r['recipe']} | {r['seed']} | {r['steps']} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} | "
+                     f"{r['probe']:.2f} | {mi} | {_num(r.get('relabelled'), '.2f')} | "
+                     f"{_num(r.get('own_label_classes'), 'd')} | {r['fad']:.1f} | {_num(r['encoder'], '.2f')} | "
+                     f"{_num(r.get('g_class_share'), '.3f')} | {_num(r.get('g_source_share'), '.3f')} |")
+    return "\n".join(lines)
+
+
+#: measures of the paired comparison: row key, name, format
+COMPARED = (("probe", "probe accuracy", ".3f"), ("mi_bits", "mutual information, bits", ".2f"),
+            ("relabelled", "accuracy under the best relabelling", ".3f"), ("fad", "mean FAD", ".1f"),
+            ("g_class_share", "G's class-term share (last 100 steps)", ".3f"))
+
+
+def comparison(rows: list[dict], first: str, second: str) -> str:
+    """Per seed, both recipes' measures at the last step count, and the paired 95 % t interval of second - first."""
+    from occ.report.intervals import paired_comparison
+
+    steps = max(r["steps"] for r in rows)
+    at = {(r["recipe"], r["seed"]): r for r in rows if r["steps"] == steps}
+    seeds = sorted({s for (rec, s) in at if rec == first} & {s for (rec, s) in at if rec == second})
+    lines = [f"At {steps} steps, seeds {', '.join(map(str, seeds))}; difference = {second} - {first}, paired over "
+             "seeds, with its 95 % t interval.", "",
+             f"| measure | {first} by seed | {second} by seed | difference [95 % interval] |", "|---|---|---|---|"]
+    for key, name, fmt in COMPARED:
+        a = {s: at[(second, s)].get(key) for s in seeds}
+        b = {s: at[(first, s)].get(key) for s in seeds}
+        if any(v is None for v in (*a.values(), *b.values())):
+            continue
+        p = paired_comparison(a, b, paper_side="greater")
+        side = ("higher" if p.low > 0 else "lower" if p.high < 0 else "not established") if p.n >= 2 else "-"
+        lines.append(f"| {name} | {', '.join(format(b[s], fmt) for s in seeds)} | "
+                     f"{', '.join(format(a[s], fmt) for s in seeds)} | {p.mean:+{fmt}} [{p.low:+{fmt}}, "
+                     f"{p.high:+{fmt}}] ({side}) |")
     return "\n".join(lines)
 
 
@@ -200,11 +272,13 @@ def _plot(rows: list[dict], path: Path, *, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for recipe in dict.fromkeys(r["recipe"] for r in rows):
-        pts = sorted((r for r in rows if r["recipe"] == recipe), key=lambda r: r["steps"])
+    several_seeds = len({r["seed"] for r in rows}) > 1
+    for recipe, seed in dict.fromkeys((r["recipe"], r["seed"]) for r in rows):
+        pts = sorted((r for r in rows if (r["recipe"], r["seed"]) == (recipe, seed)), key=lambda r: r["steps"])
         x = [r["cpu_s"] for r in pts]
-        a.plot(x, [r["probe"] for r in pts], "o-", label=recipe)
-        b.plot(x, [r["fad"] for r in pts], "o-", label=recipe)
+        label = f"{recipe}, seed {seed}" if several_seeds else recipe
+        a.plot(x, [r["probe"] for r in pts], "o-", label=label)
+        b.plot(x, [r["fad"] for r in pts], "o-", label=label)
     a.set(xlabel="training CPU-seconds", ylabel="probe accuracy on generated clips", title="recognisability")
     b.set(xlabel="training CPU-seconds", ylabel="mean FAD", title="FAD (lower is better)")
     a.legend(fontsize=8)
@@ -218,9 +292,10 @@ def main() -> None:
     ap.add_argument("--variant", default="o2c")
     ap.add_argument("--recipes", default="no_ema,current", help="comma-separated, of: " + ", ".join(RECIPES))
     ap.add_argument("--steps", default="400,800,1600", help="comma-separated step counts, evaluated in turn")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds, each trained for every recipe")
+    ap.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)  # one worker's seed
     ap.add_argument("--n-per-class", type=int, default=40)
-    ap.add_argument("--jobs", type=int, default=2, help="recipes trained side by side, one process each")
+    ap.add_argument("--jobs", type=int, default=2, help="runs (recipe, seed) trained side by side, one process each")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per job (default: 2 // jobs, at least 1)")
     ap.add_argument("--out", default="runs/learning_curve")
     ap.add_argument("--png", default=None, help="figure path (default: <out>/learning_curve_<variant>.png)")
@@ -237,6 +312,10 @@ def main() -> None:
     for r in recipes:
         if r not in RECIPES:
             raise SystemExit(f"--recipes: unknown recipe {r!r}; known: {', '.join(RECIPES)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise SystemExit(f"--seeds: {args.seeds!r} is not a comma-separated list of whole numbers") from None
     import platform
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
@@ -244,15 +323,17 @@ def main() -> None:
     ceiling = _setup(args, out)
     print(f"CPU: {cpu}; {args.jobs} job(s) x {args.threads} thread(s)")
     print("probe ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in ceiling.items()), flush=True)
-    for r in recipes:
-        (out / f"{args.variant}-{r}-seed{args.seed}.jsonl").unlink(missing_ok=True)
-    base = [sys.executable, __file__, "--variant", args.variant, "--steps", args.steps, "--seed", str(args.seed),
+    runs = [(r, s) for s in seeds for r in recipes]
+    for r, s in runs:
+        (out / f"{args.variant}-{r}-seed{s}.jsonl").unlink(missing_ok=True)
+    base = [sys.executable, __file__, "--variant", args.variant, "--steps", args.steps,
             "--n-per-class", str(args.n_per_class), "--threads", str(args.threads), "--out", str(out)]
-    pending = list(recipes)
+    pending = list(runs)
     running: list[subprocess.Popen] = []
     while pending or running:
         while pending and len(running) < args.jobs:
-            running.append(subprocess.Popen(base + ["--worker", pending.pop(0)]))
+            recipe, seed = pending.pop(0)
+            running.append(subprocess.Popen(base + ["--seed", str(seed), "--worker", recipe]))
         time.sleep(1.0)
         for p in list(running):
             if p.poll() is not None:
@@ -260,11 +341,16 @@ def main() -> None:
                 if p.returncode:
                     raise SystemExit(f"a recipe's worker failed (exit {p.returncode}); see its output above")
     rows = []
-    for r in recipes:
-        rows += [json.loads(ln) for ln in open(out / f"{args.variant}-{r}-seed{args.seed}.jsonl")]
+    for r, s in runs:
+        rows += [json.loads(ln) for ln in open(out / f"{args.variant}-{r}-seed{s}.jsonl")]
     print(_table(rows))
+    if len(recipes) == 2 and len(seeds) >= 2:
+        text = comparison(rows, *recipes)
+        (out / f"compare_{args.variant}.md").write_text(f"{args.variant} ({cpu}; {args.jobs} job(s) x "
+                                                        f"{args.threads} thread(s))\n\n{text}\n")
+        print(text)
     png = Path(args.png) if args.png else out / f"learning_curve_{args.variant}.png"
-    _plot(rows, png, title=f"{args.variant}, seed {args.seed}, {args.n_per_class} clips/class ({cpu})")
+    _plot(rows, png, title=f"{args.variant}, seeds {args.seeds}, {args.n_per_class} clips/class ({cpu})")
     print(f"figure: {png}")
 
 

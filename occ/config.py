@@ -27,6 +27,11 @@ from occ.errors import ConfigError
 
 LOSS_KINDS = ("2c", "csupcon", "o2c", "ocsupcon", "none")
 SUPCON_KINDS = ("csupcon", "ocsupcon")
+#: What the source term ``d2s_i = exp(d_i . f(x_i) / tau_c)`` of a generated sample reads as ``f(x_i)`` in the G step
+#: (docs/reference.md, "The source term of generated clips"): "generated", the encoder's embedding of that generated
+#: clip, ``f(G(z_i, c_i))``; "paired_real", the embedding of the step's real clip ``x_i`` whose class ``c_i`` the
+#: generated sample takes (Eq. (1): ``x_i`` and ``G(z_i, c_i)`` share ``c_i``), no gradient through f.
+D2S_SOURCES = ("generated", "paired_real")
 
 
 @dataclass
@@ -96,6 +101,7 @@ class TrainConfig:
     loss: str = "o2c"  # contrastive term: "2c", "csupcon", "o2c", "ocsupcon" or "none" (hinge only)
     tau_d: float = 0.1  # data-to-data temperature
     tau_c: float = 0.1  # data-to-class (and data-to-source) temperature
+    d2s_source: str = "generated"  # SupCon losses: f(x_i) of a generated sample in the G step (D2S_SOURCES)
     contrastive_weight: float = 1.0  # weight of the contrastive term (eq. 6: 1)
     steps: int = 400
     batch_size: int = 16
@@ -111,6 +117,11 @@ class TrainConfig:
 
     def check(self) -> None:
         _one_of("train.loss", self.loss, LOSS_KINDS)
+        _one_of("train.d2s_source", self.d2s_source, D2S_SOURCES)
+        if self.d2s_source != "generated" and self.loss not in SUPCON_KINDS:
+            raise ConfigError(f"train.d2s_source = {self.d2s_source!r} reads the source term f(x_i), which train.loss = "
+                              f"{self.loss!r} does not have (only {list(SUPCON_KINDS)} do): set train.d2s_source: "
+                              "generated, or use a SupCon loss.")
         _positive("train.tau_d", self.tau_d)
         _positive("train.tau_c", self.tau_c)
         _at_least("train.contrastive_weight", self.contrastive_weight, 0.0)

@@ -1,7 +1,8 @@
 """Trainings under torchrun for tests/test_distributed.py (a helper, not a test module).
 
 ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/ddp_train.py JOB [JOB ...]`` runs the
-jobs in order, each ``KIND,OUT,STEPS[,STOP_AFTER[,ENCODER]]``: KIND is a GAN loss (``o2c``, ``ocsupcon``, ...),
+jobs in order, each ``KIND,OUT,STEPS[,STOP_AFTER[,ENCODER]]``: KIND is a GAN loss (``o2c``, ``ocsupcon``, ...;
+``ocsupcon_paired`` is ``ocsupcon`` with ``d2s_source: paired_real``),
 ``supcon`` (SupCon pretraining), ``machinery`` (float64 checks of the gather and the global-batch BatchNorm,
 written to OUT) or ``diverge`` (an o2c run whose loss is NaN on rank 1 only; each rank writes its error message
 to ``OUT.<rank>``). The data and configurations are those of :func:`smoke_setup`, so a one-process run in the
@@ -30,7 +31,9 @@ def smoke_setup(kind: str, steps: int) -> tuple[torch.Tensor, torch.Tensor, Trai
         cfg = SupConConfig(steps=steps, batch_size=16, lr=3e-3, temperature=0.1, finetune_steps=4, finetune_lr=1e-2,
                            ckpt_every=2)
     else:
-        cfg = TrainConfig(loss=kind, steps=steps, batch_size=16, ckpt_every=2, augment=True, ema_decay=0.999)
+        loss, _, reading = kind.partition("_")
+        cfg = TrainConfig(loss=loss, steps=steps, batch_size=16, ckpt_every=2, augment=True, ema_decay=0.999,
+                          d2s_source="paired_real" if reading == "paired" else "generated")
     return mels, labels, cfg
 
 
@@ -92,21 +95,21 @@ def diverge(out: str, steps: int) -> None:
     from occ.train.distributed import setup
 
     w = setup(torch.device("cpu"))
-    real, calls = gan_train.contrastive_loss, []
+    real, calls = gan_train.contrastive_terms, []
 
     def poisoned(*args, **kwargs):  # two calls per step (D, G)
         calls.append(1)
-        loss = real(*args, **kwargs)
-        return loss * float("nan") if w.rank == 1 and len(calls) == 2 * steps - 1 else loss
+        terms = real(*args, **kwargs)
+        return terms._replace(loss=terms.loss * float("nan")) if w.rank == 1 and len(calls) == 2 * steps - 1 else terms
 
-    gan_train.contrastive_loss = poisoned
+    gan_train.contrastive_terms = poisoned
     try:
         run("o2c", out, steps)
         message = "no error"
     except TrainingDivergedError as exc:
         message = str(exc)
     finally:
-        gan_train.contrastive_loss = real
+        gan_train.contrastive_terms = real
     Path(f"{out}.{w.rank}").write_text(message)
 
 

@@ -76,3 +76,24 @@ def test_max_rel_diff_uses_a_floor_near_zero():
     rel, ab = max_rel_diff(a, b, ("x", "y"), floor=1e-3)
     assert rel == pytest.approx(0.1 / 1.1)
     assert ab == pytest.approx(0.1)
+
+
+def test_learning_curve_compares_two_recipes_paired_over_seeds():
+    from learning_curve import _table, comparison
+
+    def row(recipe, seed, probe, fad, share=None):
+        return {"recipe": recipe, "seed": seed, "steps": 800, "cpu_s": 1.0, "wall_s": 1.0, "probe": probe,
+                "fad": fad, "encoder": None, "mi_bits": 1.0, "mi_null95": 0.1, "relabelled": probe + 0.1,
+                "own_label_classes": 3, "g_class_share": share, "g_source_share": None}
+
+    rows = [row("generated", s, p, 300.0, 0.1) for s, p in enumerate((0.1, 0.2, 0.0))]
+    rows += [row("paired_real", s, p, 290.0 + s, 0.5) for s, p in enumerate((0.5, 0.7, 0.4))]
+    rows.append({**row("paired_real", 0, 0.0, 0.0), "steps": 400})  # an earlier point: not compared
+    text = comparison(rows, "generated", "paired_real")
+    probe = next(line for line in text.splitlines() if line.startswith("| probe accuracy"))
+    # differences 0.4, 0.5, 0.4: mean 0.4333, s = 0.0577, t(0.975, 2) = 4.3027 -> half-width 0.1434
+    assert probe == "| probe accuracy | 0.100, 0.200, 0.000 | 0.500, 0.700, 0.400 | +0.433 [+0.290, +0.577] (higher) |"
+    fad = next(line for line in text.splitlines() if line.startswith("| mean FAD"))
+    assert fad.endswith("(lower) |")  # -10, -9, -8
+    assert text.startswith("At 800 steps, seeds 0, 1, 2; difference = paired_real - generated")
+    assert "| generated | 0 | 800 |" in _table(rows)

@@ -56,15 +56,18 @@ def runs(tmp_path_factory):
     finetune_classifier(mels, labels, n_classes=3, model=MODEL, cfg=cfg, out_dir=root / "f", seed=1, progress=False)
     enc = str(root / "f" / "encoder.pt")
     for name, kind, steps, stop, encoder in [("o2c", "o2c", 1, None, None), ("ocsupcon", "ocsupcon", 1, None, enc),
+                                             ("ocsupcon_paired", "ocsupcon_paired", 1, None, enc),
                                              ("supcon", "supcon", 1, None, None), ("o2c4", "o2c", 4, None, None),
                                              ("one_then_ddp", "o2c", 4, 2, None)]:
         run(kind, str(root / "one" / name), steps, stop, encoder)
     torch.set_num_threads(2)  # the same steps with other rounding: the noise floor of the comparison
-    for name, kind, encoder in [("o2c", "o2c", None), ("ocsupcon", "ocsupcon", enc), ("supcon", "supcon", None)]:
+    for name, kind, encoder in [("o2c", "o2c", None), ("ocsupcon", "ocsupcon", enc),
+                                ("ocsupcon_paired", "ocsupcon_paired", enc), ("supcon", "supcon", None)]:
         run(kind, str(root / "threads" / name), 1, None, encoder)
     torch.set_num_threads(1)
     d = root / "ddp"
     _torchrun(f"machinery,{root / 'machinery.json'}", f"o2c,{d / 'o2c'},1", f"ocsupcon,{d / 'ocsupcon'},1,,{enc}",
+              f"ocsupcon_paired,{d / 'ocsupcon_paired'},1,,{enc}",
               f"supcon,{d / 'supcon'},1", f"o2c,{d / 'killed'},4,2", f"o2c,{d / 'o2c4'},4",
               f"o2c,{d / 'ddp_then_one'},4,2", f"diverge,{d / 'diverge'},3")
     _torchrun(f"o2c,{d / 'killed'},4", f"o2c,{root / 'one' / 'one_then_ddp'},4")  # new processes: resume
@@ -105,7 +108,7 @@ def test_gather_and_global_batchnorm_match_one_process_in_float64(runs):
     assert torch.allclose(torch.tensor(got["running_var"], dtype=torch.float64), net[1].running_var, rtol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["o2c", "ocsupcon", "supcon"])
+@pytest.mark.parametrize("name", ["o2c", "ocsupcon", "ocsupcon_paired", "supcon"])
 def test_one_step_on_two_processes_equals_one_process_with_the_whole_batch(runs, name):
     one, ddp, other = _ckpt(runs / "one" / name), _ckpt(runs / "ddp" / name), _ckpt(runs / "threads" / name)
     pd.testing.assert_frame_equal(_log(runs / "ddp" / name), _log(runs / "one" / name), rtol=1e-4, atol=1e-6)

@@ -124,14 +124,14 @@ def test_resume_with_other_config_names_the_key(data, full_run):
 
 def test_nan_loss_raises_and_keeps_checkpoint(data, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = gan_train.contrastive_loss
+    real = gan_train.contrastive_terms
 
     def poisoned(*args, **kwargs):  # two calls per step (D, G): call 3 is step 2's D step
         calls["n"] += 1
         out = real(*args, **kwargs)
-        return out * float("nan") if calls["n"] == 3 else out
+        return out._replace(loss=out.loss * float("nan")) if calls["n"] == 3 else out
 
-    monkeypatch.setattr(gan_train, "contrastive_loss", poisoned)
+    monkeypatch.setattr(gan_train, "contrastive_terms", poisoned)
     train = dataclasses.replace(TRAIN, ckpt_every=1)
     with pytest.raises(TrainingDivergedError, match=r"step 2.*discriminator loss.*nan.*step 1\) was kept"):
         train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=train, out_dir=tmp_path, seed=3, progress=False)

@@ -11,6 +11,7 @@ from occ.errors import ConfigError, DataError
 from occ.train.losses import (
     CONTRASTIVE_KINDS,
     contrastive_loss,
+    contrastive_terms,
     d_hinge_loss,
     g_hinge_loss,
     supcon_loss,
@@ -115,6 +116,52 @@ CASES = [
         ]
     )
 ]
+
+
+def brute_shares(d, labels, e, s, *, kind: str, tau_d: float, tau_c: float) -> tuple[float, float]:
+    """The class and source terms' shares of each sample's numerator, ``d2c_i / num_i`` and ``d2s_i / num_i``, term
+    by term, averaged over the batch (the source share NaN without a source)."""
+    d = [_unit(r) for r in d.tolist()]
+    e = [_unit(r) for r in e.tolist()]
+    s = None if s is None else [_unit(r) for r in s.tolist()]
+    labels = labels.tolist()
+    n = len(d)
+    class_total = source_total = 0.0
+    for i in range(n):
+        d2c = math.exp(_dot(d[i], e[i]) / tau_c)
+        d2s = math.exp(_dot(d[i], s[i]) / tau_c) if s is not None else 0.0
+        same = sum(math.exp(_dot(d[i], d[k]) / tau_d) for k in range(n) if k != i and labels[k] == labels[i])
+        num = d2c + d2s + (same if kind in ("2c", "csupcon") else 0.0)
+        class_total += d2c / num
+        source_total += d2s / num
+    return class_total / n, (source_total / n if s is not None else math.nan)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n,tau_d,tau_c,scheme,seed", CASES)
+def test_numerator_shares_match_brute_force(kind, n, tau_d, tau_c, scheme, seed):
+    d, labels, e, s = _inputs(n, 8, seed, scheme)
+    src = s if CONTRASTIVE_KINDS[kind][0] else None
+    got = contrastive_terms(d, labels, e, kind=kind, tau_d=tau_d, tau_c=tau_c, source_emb=src)
+    class_share, source_share = brute_shares(d, labels, e, src, kind=kind, tau_d=tau_d, tau_c=tau_c)
+    assert got.class_share == pytest.approx(class_share, rel=1e-6, abs=1e-12)
+    if src is None:
+        assert math.isnan(got.source_share)
+    else:
+        assert got.source_share == pytest.approx(source_share, rel=1e-6, abs=1e-12)
+    if kind == "o2c":
+        assert got.class_share == 1.0  # the numerator is d2c alone
+    assert got.loss.item() == contrastive_loss(d, labels, e, kind=kind, tau_d=tau_d, tau_c=tau_c, source_emb=src).item()
+
+
+def test_shares_carry_no_gradient():
+    d, labels, e, s = _inputs(8, 4, 0, "random", dtype=torch.float32)
+    d.requires_grad_(True)
+    terms = contrastive_terms(d, labels, e, kind="csupcon", tau_d=0.1, tau_c=0.1, source_emb=s)
+    assert isinstance(terms.class_share, float) and isinstance(terms.source_share, float)
+    assert 0.0 < terms.class_share + terms.source_share <= 1.0
+    terms.loss.backward()
+    assert d.grad is not None and torch.isfinite(d.grad).all()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -51,6 +51,10 @@ HEADERS = {
     "relabelled_accuracy": "accuracy, best relabelling",
     "own_label_classes": "classes recognised as themselves",
     "clips": "the clips are",
+    "g_class_share": "G: class term's share",
+    "g_source_share": "G: source term's share",
+    "d_class_share": "D: class term's share",
+    "d_source_share": "D: source term's share",
 }
 # CSV-only columns (kept at full precision, not shown in Markdown).
 CSV_ONLY = ("variant", "clip_bootstrap_width", "measure", "reading", "paired_seeds")

@@ -22,8 +22,8 @@ from occ.report.paper import (PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, depa
                               in_variant_order, settings_text)
 from occ.report.results import model_names, n_classes_of, variant_settings  # noqa: E402
 
-__all__ = ["VARIANT_STYLE", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_by_seed", "plot_fad_by_seed",
-           "plot_probe_by_seed"]
+__all__ = ["VARIANT_STYLE", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_shares_over_seeds", "plot_by_seed",
+           "plot_fad_by_seed", "plot_probe_by_seed"]
 
 # Line style per variant: a pair (without / with OCC) shares a colour; without OCC dashed, with OCC solid.
 VARIANT_STYLE = {
@@ -99,6 +99,32 @@ def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dic
         averages and the title what the band is.
     """
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    _draw_over_seeds(ax, logs, names=names, column=column, smooth=smooth, band=band, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_shares_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dict[str, str], smooth: int = 20,
+                           band: str = "minmax") -> plt.Figure:
+    """The class term's share of the contrastive numerator against the step, per variant: the D step (real clips)
+    and the G step (generated clips) side by side, each the mean over seeds with a band (as
+    :func:`plot_loss_over_seeds`, ``names`` in the legend). Variants without a class term in their logs (no
+    contrastive loss) are left out."""
+    logs = {name: runs for name, runs in logs.items()
+            if runs and any("g_class_share" in log and log["g_class_share"].notna().any() for log in runs.values())}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, step in zip(axes, ("d", "g")):
+        _draw_over_seeds(ax, logs, names=names, column=f"{step}_class_share", smooth=smooth, band=band,
+                         title=f"{'D step, real clips' if step == 'd' else 'G step, generated clips'}: d2c / numerator",
+                         ylabel=f"class term's share (moving average over {smooth} steps)")
+        ax.set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_over_seeds(ax: plt.Axes, logs: dict[str, dict[int, pd.DataFrame]], *, names: dict[str, str], column: str,
+                     smooth: int, band: str, title: str, ylabel: str | None = None) -> None:
+    """One log column per variant on ``ax``: the mean over seeds with a band, the legend counting the seeds."""
     band_text = "band: min-max over seeds" if band == "minmax" else "band: 95% t interval over seeds"
     for name, runs in logs.items():
         if runs is None or len(runs) == 0:
@@ -111,12 +137,10 @@ def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dic
         if n >= 2:
             ax.fill_between(curve.index, curve["low"], curve["high"], color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel("step")
-    ax.set_ylabel(f"{column} (moving average over {smooth} steps)")
+    ax.set_ylabel(ylabel or f"{column} (moving average over {smooth} steps)")
     ax.set_title((title or column) + f"\nmean over seeds; {band_text}", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",

@@ -14,6 +14,7 @@ from occ.report.checks import CLIPS_NOTE
 from occ.report.claims import VERDICT_MEANING
 from occ.report.markdown import readable, to_markdown
 from occ.report.results import model_names
+from occ.report.shares import LAST_STEPS, share_sentences
 from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 
 __all__ = ["results_readme"]
@@ -21,7 +22,8 @@ __all__ = ["results_readme"]
 
 def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataFrame, t1: pd.DataFrame,
                    t2: pd.DataFrame, t3: pd.DataFrame, *, label: str, params, metrics: Mapping[str, Mapping[int, dict]] | None = None,
-                   chance: float | None = None, tsne_seed: int | None = None) -> str:
+                   chance: float | None = None, tsne_seed: int | None = None,
+                   shares: pd.DataFrame | None = None) -> str:
     """`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the tables.
 
     Parameters
@@ -41,6 +43,8 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         1 / number of classes, shown in Table 1's probe-accuracy header.
     tsne_seed : int, optional
         The seed whose runs Figure 2 shows.
+    shares : pandas.DataFrame, optional
+        `occ.report.shares.share_table(...)`: one sentence per model on what its contrastive numerator is made of.
     """
     counts = {v: len(runs) for v, runs in (metrics or {}).items() if runs}
     names = model_names({v: runs for v, runs in (metrics or {}).items() if runs})
@@ -75,6 +79,13 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         to_markdown(readable(checks, label=label)),
         *([] if clips.empty else ["### What each run's clips are (per seed)", "", CLIPS_NOTE, "",
                                   to_markdown(readable(clips, label=label))]),
+        *([] if shares is None or shares.empty else [
+            "### What ties the clips to their labels", "",
+            "The class term d2c is the only part of the contrastive numerator that names a clip's label; the rest "
+            "(same-class clips in 2C and C-SupCon, the source term in the SupCon kinds) can be satisfied under any "
+            f"label. Its share of the numerator over each run's last {LAST_STEPS} steps, mean over seeds "
+            "(`tables/shares.md`; against the step: `figures/numerator_shares.png`):", "",
+            *[f"- {sentence}" for sentence in share_sentences(shares)], ""]),
         "## Table 1: mean FAD and recognisability, over seeds",
         "",
         f"The paper's numbers are FAD on the DCASE 2023 evaluation set with VGGish; this run's are {label}. "
@@ -84,7 +95,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         to_markdown(readable(t1, label=label, chance=chance)),
         CLIP_BOOTSTRAP_NOTE,
         "",
-        f"## Table 2: per-class FAD, CT {' vs '.join(repr(float(ct)) for ct in sorted(set(t2['CT'].dropna())))}",
+        f"## Table 2: per-class FAD{_temperatures(t2)}",
         "",
         to_markdown(readable(t2, label=label)),
         "## Table 3: per-class FAD beside the DCASE baseline",
@@ -99,6 +110,12 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         "",
     ]
     return "\n".join(lines)
+
+
+def _temperatures(t2: pd.DataFrame) -> str:
+    """``", CT 0.1 vs 1.0"``: the CT values of Table 2's rows, the paper's and this run's (none: empty)."""
+    values = sorted({float(ct) for ct in t2["CT"].dropna()}) if "CT" in t2 else []
+    return f", CT {' vs '.join(map(repr, values))}" if values else ""
 
 
 def _seed_sentence(counts: dict[str, int], names: Mapping[str, str]) -> str:

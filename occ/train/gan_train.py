@@ -5,13 +5,15 @@ section 6): every iteration is one D step followed by one G step,
 
 * D step: ``L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z, c')))) + w * l_C(h(D1(x)), c, e(c)[, f(x)])``
   (real data in the contrastive term, ``G(z, c')`` detached);
-* G step: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(G(z, c))])`` with a new ``z``;
+* G step: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(x_i)])`` with a new ``z``;
 
-where ``l_C`` is 2C, C-SupCon, O2C (Eq. 3) or OC-SupCon (Eq. 5) (``occ.train.losses.contrastive_loss``) and
+where ``l_C`` is 2C, C-SupCon, O2C (Eq. 3) or OC-SupCon (Eq. 5) (``occ.train.losses.contrastive_terms``) and
 ``w = train.contrastive_weight`` (1 in the paper); loss ``"none"`` drops the contrastive term. The
 class embeddings ``e`` belong to D and are updated by D's optimiser only. ``f`` is the frozen
-SupCon encoder (eval mode, no parameter gradients); in the G step the gradient of the ``d2s`` term
-flows through ``f`` into G, since ``f(G(z, c))`` depends on G.
+SupCon encoder (eval mode, no parameter gradients). The G step's source ``f(x_i)`` is read as
+``train.d2s_source`` says: ``"generated"``, ``f(G(z, c))``, its gradient flowing through ``f`` into G; or
+``"paired_real"``, ``f`` of the step's real clip ``x_i``, whose class the generated sample ``i`` takes
+(docs/reference.md, section 6, sets out both readings).
 
 Fake classes are drawn uniformly over the classes, real batches uniformly at random (with
 replacement) from the training clips; every draw (real indices, ``z``, fake classes, D
@@ -54,7 +56,7 @@ from occ.paths import Layout
 from occ.seeding import derived_seed, make_generator
 from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augment
 from occ.train.distributed import World, gather, sync_batchnorm, wrap
-from occ.train.losses import contrastive_loss, d_hinge_loss, g_hinge_loss
+from occ.train.losses import ContrastiveTerms, contrastive_terms, d_hinge_loss, g_hinge_loss
 from occ.train.run_folder import Expect, checkpoint_payload, open_run, restore_run
 from occ.train.step_loop import StepLoop
 
@@ -62,7 +64,10 @@ __all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "Nets", "Draws", "draw_s
            "d_step", "g_step", "ema_update"]
 
 #: Columns of ``log.csv``: hinge terms of D (real, fake, their sum), contrastive terms, G's
-#: adversarial loss, D's accuracy on real (logit > 0) and fake (logit < 0) samples, step time in s.
+#: adversarial loss, D's accuracy on real (logit > 0) and fake (logit < 0) samples, what the contrastive numerator of
+#: the D and the G step is made of (the class term's share ``mean_i(d2c_i / numerator_i)`` and the source term's
+#: ``mean_i(d2s_i / numerator_i)``: :func:`occ.train.losses.contrastive_terms`; NaN where the loss has no such term),
+#: step time in s.
 LOG_COLUMNS = (
     "step",
     "d_loss_real",
@@ -73,6 +78,10 @@ LOG_COLUMNS = (
     "g_contrastive",
     "d_acc_real",
     "d_acc_fake",
+    "d_class_share",
+    "d_source_share",
+    "g_class_share",
+    "g_source_share",
     "seconds",
 )
 #: Training keys that may change when resuming (``steps`` to continue training).
@@ -235,7 +244,8 @@ def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
         n = y_real.shape[0]
         real_logits, fake_logits = logits[:n].float(), logits[n:].float()
         d_adv = d_hinge_loss(real_logits, fake_logits)
-        d_con = _contrastive_term(nets, train, embedding[:n], draws.y_real, class_emb, draws.x_real, through_f=False)
+        d_con, d_class_share, d_source_share = _contrastive_term(nets, train, embedding[:n], draws.y_real, class_emb,
+                                                                 draws.x_real, through_f=False)
         d_loss = d_adv + train.contrastive_weight * d_con
     check(d_loss, what="discriminator loss L_D", parts={"d_adv": d_adv, "d_contrastive": d_con})
     nets.d_optim.zero_grad(set_to_none=True)
@@ -249,51 +259,60 @@ def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
             "d_contrastive": d_con.item(),
             "d_acc_real": (real_logits > 0).float().mean().item(),
             "d_acc_fake": (fake_logits < 0).float().mean().item(),
+            "d_class_share": d_class_share,
+            "d_source_share": d_source_share,
         }
 
 
 def g_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
            check: Callable[..., None]) -> dict[str, float]:
-    """One update of G: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(G(z, c))])``.
+    """One update of G: ``L_G = -mean(D(G(z, c))) + w * l_C(h(D1(G(z, c))), c, e(c)[, f(x_i)])``.
 
-    D and e are not updated here (their parameters stop requiring gradients); in the SupCon losses the
-    gradient of the ``f(G(z, c))`` term flows through the frozen ``f`` into G. ``check`` as in :func:`d_step`.
-    Returns the G half of the log row.
+    D and e are not updated here (their parameters stop requiring gradients). The source term of the SupCon losses
+    reads ``f(x_i)`` as ``train.d2s_source`` says: ``"generated"``, ``f(G(z, c))``, the gradient flowing through the
+    frozen ``f`` into G, with the step's own drawn classes ``c``; ``"paired_real"``, ``f`` of the step's real clips
+    ``x_i`` (no gradient), the generated batch taking their classes (``c_i`` of ``x_i``; the drawn classes are drawn
+    all the same, so the seeded stream is the one of ``"generated"``). ``check`` as in :func:`d_step`. Returns the G
+    half of the log row.
     """
-    y = draws.y_gen[draws.rows]
+    paired = train.d2s_source == "paired_real"
+    labels = draws.y_real if paired else draws.y_gen  # the global batch's classes
+    y = labels[draws.rows]
     nets.d.requires_grad_(False)  # D (and e) are updated by D's optimiser only
     with autocast:
         x_gen = nets.g_train(draws.z_gen, y).float()
         d_in = apply_d_augment(x_gen, draws.aug_gen) if train.augment else x_gen
         out = nets.d(d_in, y)
         g_adv = g_hinge_loss(out.logits.float())
-        g_con = _contrastive_term(nets, train, out.embedding, draws.y_gen, nets.d.class_embedding(y), x_gen,
-                                  through_f=True)
+        g_con, g_class_share, g_source_share = _contrastive_term(
+            nets, train, out.embedding, labels, nets.d.class_embedding(y), draws.x_real if paired else x_gen,
+            through_f=not paired)
         g_loss = g_adv + train.contrastive_weight * g_con
     check(g_loss, what="generator loss L_G", parts={"g_adv": g_adv, "g_contrastive": g_con})
     nets.g_optim.zero_grad(set_to_none=True)
     g_loss.backward()
     nets.g_optim.step()
     nets.d.requires_grad_(True)
-    return {"g_adv": g_adv.item(), "g_contrastive": g_con.item()}
+    return {"g_adv": g_adv.item(), "g_contrastive": g_con.item(), "g_class_share": g_class_share,
+            "g_source_share": g_source_share}
 
 
 def _contrastive_term(nets: Nets, train: TrainConfig, embedding: torch.Tensor, labels: torch.Tensor,
-                      class_emb: torch.Tensor, x: torch.Tensor, *, through_f: bool) -> torch.Tensor:
-    """The contrastive term ``l_C(h(D1(x)), c, e(c)[, f(x)])`` of a D or G step, on the global batch (0 for loss
-    ``"none"``).
+                      class_emb: torch.Tensor, x: torch.Tensor, *, through_f: bool) -> ContrastiveTerms:
+    """The contrastive term ``l_C(h(D1(x)), c, e(c)[, f(x)])`` of a D or G step, on the global batch, and its class
+    and source terms' shares of the numerator (a zero loss and NaN shares for loss ``"none"``).
 
     ``embedding`` (h) and ``class_emb`` (e(c)) hold this process's rows, ``labels`` the classes of the global batch,
     ``x`` this process's clips for the frozen encoder f (SupCon losses). The gradient flows through f only when
-    ``through_f`` (the G step: ``f(G(z, c))`` depends on G).
+    ``through_f`` (the G step's ``f(G(z, c))``, which depends on G).
     """
     if train.loss == "none":
-        return torch.zeros((), device=embedding.device)
+        return ContrastiveTerms(torch.zeros((), device=embedding.device), float("nan"), float("nan"))
     source = None
     if nets.f is not None:
         with nullcontext() if through_f else torch.no_grad():
             source = gather(nets.f.embed(x).float())
-    return contrastive_loss(
+    return contrastive_terms(
         gather(embedding.float()), labels, gather(class_emb.float()),
         kind=train.loss, tau_d=train.tau_d, tau_c=train.tau_c, source_emb=source,
     )

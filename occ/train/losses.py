@@ -21,9 +21,15 @@ embedding, all on the unit hypersphere::
 
 Every ratio is evaluated in log space (``logsumexp`` over the exponents, the excluded terms set to
 ``-inf``), so the losses stay finite and accurate in float32 down to temperatures of 0.01.
+
+:func:`contrastive_terms` also returns what the numerator is made of: the share of the class term,
+``mean_i(d2c_i / numerator_i)``, and of the source term, ``mean_i(d2s_i / numerator_i)`` (1 and absent for O2C;
+in 2C and C-SupCon the rest of the numerator is the same-class data-to-data terms).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,9 +38,11 @@ from occ.errors import ConfigError, DataError
 
 __all__ = [
     "CONTRASTIVE_KINDS",
+    "ContrastiveTerms",
     "d_hinge_loss",
     "g_hinge_loss",
     "contrastive_loss",
+    "contrastive_terms",
     "supcon_loss",
 ]
 
@@ -87,6 +95,24 @@ def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
+class ContrastiveTerms(NamedTuple):
+    """The contrastive loss of a batch and what its numerator is made of (:func:`contrastive_terms`).
+
+    Attributes
+    ----------
+    loss : torch.Tensor [shape=()]
+        ``mean(l_C)``, in nats, with its graph.
+    class_share : float
+        ``mean_i(d2c_i / numerator_i)``: the class term's share of the numerator (1 for O2C).
+    source_share : float
+        ``mean_i(d2s_i / numerator_i)`` for the SupCon kinds, NaN for the others.
+    """
+
+    loss: torch.Tensor
+    class_share: float
+    source_share: float
+
+
 def contrastive_loss(
     data_emb: torch.Tensor,
     labels: torch.Tensor,
@@ -97,6 +123,21 @@ def contrastive_loss(
     tau_c: float,
     source_emb: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Conditional contrastive loss ``mean(l_C)`` of Eq. (6); :func:`contrastive_terms`' ``loss`` (see there)."""
+    return contrastive_terms(data_emb, labels, class_emb, kind=kind, tau_d=tau_d, tau_c=tau_c,
+                             source_emb=source_emb).loss
+
+
+def contrastive_terms(
+    data_emb: torch.Tensor,
+    labels: torch.Tensor,
+    class_emb: torch.Tensor,
+    *,
+    kind: str,
+    tau_d: float,
+    tau_c: float,
+    source_emb: torch.Tensor | None = None,
+) -> ContrastiveTerms:
     """Conditional contrastive loss ``mean(l_C)`` of Eq. (6): 2C, C-SupCon, O2C (Eq. 3) or OC-SupCon (Eq. 5).
 
     The inputs are L2-normalised here (cosine similarities), the data-to-data term of a sample
@@ -123,8 +164,9 @@ def contrastive_loss(
 
     Returns
     -------
-    torch.Tensor [shape=()]
-        Batch mean of the per-sample loss, in nats.
+    ContrastiveTerms
+        The batch mean of the per-sample loss, in nats, and the class and source terms' shares of the numerator
+        (batch means, no gradient).
 
     Raises
     ------
@@ -199,7 +241,11 @@ def contrastive_loss(
         log_numerator = torch.logsumexp(torch.cat([anchor_terms, log_pos], dim=1), dim=1)
     else:
         log_numerator = torch.logsumexp(anchor_terms, dim=1)
-    return (log_denominator - log_numerator).mean()
+    loss = (log_denominator - log_numerator).mean()
+    with torch.no_grad():  # what the numerator is made of: logged, never differentiated
+        shares = torch.exp(anchor_terms.detach() - log_numerator.detach().unsqueeze(1)).mean(dim=0)
+    return ContrastiveTerms(loss=loss, class_share=float(shares[0]),
+                            source_share=float(shares[1]) if uses_source else float("nan"))
 
 
 def supcon_loss(
