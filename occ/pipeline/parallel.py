@@ -162,18 +162,17 @@ class Scheduler:
 
 
 def stage_threads(root: str | os.PathLike = ".") -> dict[str, int]:
-    """Stage kind -> the torch threads its process declares in ``root``'s ``params.yaml`` (``supcon.threads``,
-    ``train.threads``, ``eval.threads`` for reference, step 0, evaluate and figures); empty without a
-    ``params.yaml`` (every stage then counts as one thread)."""
+    """Stage kind -> the torch threads its process declares in ``root``'s ``params.yaml``: the table the stages' calls
+    set their threads from (``occ.paths.STAGE_THREADS``); empty without a ``params.yaml`` (every stage then counts as
+    one thread)."""
     from occ.config import load_params
+    from occ.paths import STAGE_THREADS, stage_threads as declared
 
     path = Path(root) / "params.yaml"
     if not path.is_file():
         return {}
     params = load_params(path)
-    ev = params.eval.threads
-    return {"supcon": params.supcon.threads, "train": params.train.threads, "reference": ev, "step0": ev,
-            "evaluate": ev, "figures": ev}
+    return {stage: declared(params, stage) for stage in STAGE_THREADS}
 
 
 def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[str] = (),

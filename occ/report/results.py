@@ -48,8 +48,13 @@ class SeedRuns:
         """variant -> the seeds whose evaluation was found."""
         return {v: sorted(runs) for v, runs in self.metrics.items()}
 
+    def class_names(self) -> list[str]:
+        """The classes of the per-class FAD (the first run's ``fad.csv``, "Average" left out)."""
+        first = next(series for runs in self.per_class.values() for series in runs.values())
+        return list(first.drop("Average").index)
 
-def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -> SeedRuns:
+
+def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int], *, complete: bool = False) -> SeedRuns:
     """Read `evaluate/<variant>/seed<k>/{metrics.json,fad.csv}` and `train/<variant>/seed<k>/log.csv` under `results`.
 
     Parameters
@@ -61,11 +66,18 @@ def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -
     seeds : list of int
         Seeds to read (`params.yaml: seeds`); a (variant, seed) whose evaluation is absent is left out (a
         variant run from fewer seeds, such as the control), and folders of seeds not listed are ignored.
+    complete : bool
+        Every variant must have at least one evaluation.
 
     Returns
     -------
     SeedRuns
         Every variant is a key of every dict, possibly with no seeds.
+
+    Raises
+    ------
+    DataError
+        ``complete`` and a variant without any evaluation (the message names them).
     """
     results = Path(results)
     out = SeedRuns({}, {}, {}, {})
@@ -85,6 +97,9 @@ def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -
             log = results / "train" / v / f"seed{k}" / "log.csv"
             if log.is_file():
                 out.logs[v][k] = pd.read_csv(log)
+    missing = [v for v, found in out.seeds().items() if not found]
+    if complete and missing:
+        raise DataError(f"no evaluation found for {missing} (seeds {list(seeds)}) in {results}; run `dvc repro`")
     return out
 
 
@@ -126,9 +141,10 @@ def model_names(metrics: Mapping[str, Mapping[int, Mapping]], variants=()) -> di
             for v in [*metrics, *variants]}
 
 
-def this_run_label(dataset: str, embedding: str) -> str:
-    """Column label for this run's numbers, e.g. "this run (synthetic foley, aisfx)"."""
-    return f"this run ({dataset}, {embedding})"
+def this_run_label(params) -> str:
+    """Column label for this run's numbers, its data and FAD embedding, e.g. "this run (synthetic foley, aisfx)"."""
+    dataset = "synthetic foley" if params.data.source == "synthetic" else f"{params.data.layout} data"
+    return f"this run ({dataset}, {params.eval.embedding})"
 
 
 def n_classes_of(run_metrics: Iterable[Mapping]) -> int:

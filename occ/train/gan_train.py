@@ -52,7 +52,7 @@ from occ.errors import ConfigError
 from occ.nets.discriminator import Discriminator
 from occ.nets.generator import Generator
 from occ.nets.models import build_discriminator, initial_generator, load_encoder
-from occ.paths import Layout
+from occ.paths import Layout, stage_threads
 from occ.seeding import derived_seed, make_generator
 from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augment
 from occ.train.distributed import World, gather, sync_batchnorm, wrap
@@ -545,7 +545,7 @@ def train_stage(layout: Layout, params: Params, cache: FeatureCache, *, variant:
     GANRun
     """
     params.check_seed(seed)
-    use_threads(params.train.threads)
+    use_threads(stage_threads(params, "train"))
     clips = cache.train()
     return train_gan(normalize_mel(clips.mels), clips.labels, n_classes=len(cache.class_names), model=params.model,
                      train=params.train, out_dir=layout.train_run(variant, seed), seed=seed, device=params.device,

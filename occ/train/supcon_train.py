@@ -38,7 +38,7 @@ from occ.device import resolve_device, use_threads
 from occ.errors import CheckpointError
 from occ.nets.encoder import Encoder, apply_augment, draw_augment_params
 from occ.nets.models import build_encoder
-from occ.paths import Layout
+from occ.paths import Layout, stage_threads
 from occ.seeding import derived_seed, make_generator, seed_everything
 from occ.train.distributed import gather, sync_batchnorm, wrap
 from occ.train.losses import supcon_loss
@@ -362,7 +362,7 @@ def supcon_stage(layout: Layout, params: Params, cache: FeatureCache, *,
     """
     clips = cache.train()
     x, n_classes = normalize_mel(clips.mels), len(cache.class_names)
-    use_threads(params.supcon.threads)
+    use_threads(stage_threads(params, "supcon"))
     pre = pretrain_supcon(x, clips.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
                           out_dir=layout.supcon_run, seed=params.seed, device=params.device, progress=progress,
                           on_config_change="restart")
