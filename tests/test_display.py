@@ -111,7 +111,7 @@ def test_show_audio_puts_several_clips_side_by_side(shown):
 
 
 def test_setup_notebook_prints_the_package_warnings_in_one_line(tmp_path, monkeypatch, capsys):
-    from occ.data.datasets import DataWarning
+    from occ.data.scan import DataWarning
 
     (tmp_path / "params.yaml").write_text("seed: 0\n")
     monkeypatch.chdir(tmp_path)

@@ -22,7 +22,7 @@ __all__ = ["add_fad_parser", "add_heldout_parser", "cmd_fad", "cmd_heldout", "cl
 
 
 def _audio_files(folder: Path) -> list[Path]:
-    from occ.data.datasets import AUDIO_EXTENSIONS
+    from occ.data.scan import AUDIO_EXTENSIONS
 
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."))
@@ -48,7 +48,7 @@ def clip_sets(folder: str | os.PathLike, *, what: str) -> dict[str, list[Path]]:
     CliError
         The folder is missing, or holds no audio files and no class folders with audio files.
     """
-    from occ.data.datasets import AUDIO_EXTENSIONS
+    from occ.data.scan import AUDIO_EXTENSIONS
 
     root = Path(folder)
     if not root.is_dir():

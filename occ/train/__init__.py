@@ -7,7 +7,8 @@
   saving, checkpoint validation, resume);
 - ``step_loop``: the step loop both trainers run (the log, checkpoint timing, the run's counters) and its
   divergence checks;
-- ``gan_train``: the GAN step (``d_step``, ``g_step``, Eq. 6), EMA and the run;
+- ``gan_step``: one GAN step (``draw_step``, ``d_step``, ``g_step``, Eq. 6) and the EMA of G;
+- ``gan_train``: the GAN run around the steps (checkpoints, resume, the log) and the train stage's call;
 - ``supcon_train``: SupCon pretraining and fine-tuning of f.
 
 May import: the top-level basics, ``occ.data`` and ``occ.nets``.
