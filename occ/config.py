@@ -14,13 +14,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from occ.device import check_device
 from occ.errors import ConfigError
 from occ.yaml_file import read_yaml
 
@@ -178,18 +178,14 @@ class Params:
     variant: str = ""  # the variant applied to `train`, if any
 
     def check_seed(self, seed: Any) -> int:
-        """A training seed given to a notebook or command (``-p seed k``): a whole number in [0, 2**31 - 1].
+        """A training seed given to a notebook or command (``-p seed k``): a seed (:func:`check_seed`).
 
         Seeds outside `seeds` are allowed (a one-off run); the pipeline runs exactly the seeds of `seeds`.
         """
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise ConfigError(f"seed = {seed!r} must be a whole number in [0, {MAX_SEED}] (params.yaml `seeds`: {self.seeds}).")
-        return seed
+        return check_seed("seed", seed, where=f" (params.yaml `seeds`: {self.seeds})")
 
     def check(self) -> None:
-        if not DEVICE.fullmatch(self.device):
-            raise ConfigError(f"device = {self.device!r} is not one of ['auto', 'cpu', 'cuda', 'cuda:N'] (N: a GPU "
-                              "index, 0 first); fix `device` in params.yaml (or the experiment's `-S device=...`).")
+        check_device(self.device)
         for section in (self.data, self.model, self.supcon, self.train, self.eval):
             section.check()
 
@@ -198,11 +194,10 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "t
 TOP_SCALARS = {"profile": str, "seed": int, "device": str}
 #: Top-level keys a profile cannot set: `gpu` says where a run happens, never what it computes.
 PLACEMENT = ("gpu",)
-#: Accepted values of `device` (occ.device.resolve_device turns them into a torch.device).
-DEVICE = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?")
 #: Top-level lists that span the pipeline's run matrix (dvc.yaml reads them from the file, so no profile changes them).
 TOP_AXES = ("seeds", "run_variants")
-MAX_SEED = 2**32 - 1  # as torch.manual_seed and numpy accept
+#: The largest seed: every seed is a whole number in [0, MAX_SEED], as torch.manual_seed and numpy accept.
+MAX_SEED = 2**32 - 1
 
 
 #: Params fields that are not read from the file.
@@ -350,7 +345,7 @@ def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
         **{name: _build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
     )
     params.check()
-    _check_seed("seed", params.seed)
+    check_seed("seed", params.seed, where="; fix `seed` in params.yaml")
     _check_vocoder(params.eval.vocoder, root)
     return params
 
@@ -418,10 +413,11 @@ def _check_variant(train: Any, overrides: dict, name: str) -> None:
         raise _renamed(exc, {f"train.{key}": f"{prefix}.{key}" for key in overrides}) from None
 
 
-def _check_seed(key: str, value: Any) -> None:
-    """A seed must be a whole number in [0, 2**32) (numpy's and torch's common range)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-        raise ConfigError(f"{key} = {value!r} must be a whole number in [0, 2**32); fix `{key}` in params.yaml.")
+def check_seed(key: str, value: Any, *, where: str = "") -> int:
+    """A seed: a whole number in [0, :data:`MAX_SEED`]; else a ConfigError naming ``key`` (``where`` follows it)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{key} = {value!r} must be a whole number in [0, {MAX_SEED}]{where}.")
+    return value
 
 
 def _check_vocoder(value: str, root: str | Path | None) -> None:
@@ -476,8 +472,7 @@ def _seed_list(value: Any, source: str) -> list[int]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{source}: seeds = {value!r} must be a non-empty list of whole numbers, e.g. [0, 1, 2].")
     for s in value:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
-            raise ConfigError(f"{source}: seeds holds {s!r}: each seed must be a whole number in [0, {MAX_SEED}].")
+        check_seed(f"{source}: an entry of seeds", s)
     if len(set(value)) != len(value):
         raise ConfigError(f"{source}: seeds = {value!r} repeats a seed; list each seed once.")
     return list(value)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 import pandas as pd
@@ -67,15 +68,17 @@ def _parses(path: Path) -> None:
         assert path.stat().st_size > 0, f"{path} is empty"
 
 
-def smoke_repo(repo: Path, **overrides) -> tuple[dict, dict]:
+def smoke_repo(repo: Path, *, edit: Callable[[dict], None] | None = None, **overrides) -> tuple[dict, dict]:
     """Copy the project into ``repo`` (a fresh git repository) with the smoke profile and ``overrides``.
 
     Parameters
     ----------
     repo : Path
         Folder to create.
+    edit : callable, optional
+        ``edit(params)`` changes the parsed params.yaml in place after the overrides (a section's key, a profile's).
     **overrides
-        Top-level params.yaml values (``seeds=[0, 1]``, ``run_variants=["o2c"]``).
+        Top-level params.yaml values (``seeds=[0, 1]``, ``run_variants=["o2c"]``; ``profile`` other than smoke).
 
     Returns
     -------
@@ -93,7 +96,9 @@ def smoke_repo(repo: Path, **overrides) -> tuple[dict, dict]:
         else:
             shutil.copy2(src, dst)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params.update(profile="smoke", **overrides)
+    params.update({"profile": "smoke", **overrides})
+    if edit is not None:
+        edit(params)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = smoke_env()
     _run(["git", "init", "-q"], repo, env)

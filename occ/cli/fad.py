@@ -73,7 +73,6 @@ def _load_clips(files: list[Path], *, desc: str, progress: bool):
     return np.stack([load_clip(f) for f in tqdm(files, desc=desc, unit="clip", disable=not progress)])
 
 
-
 def _match(gen: dict, ref: dict, *, gen_root: Path, ref_root: str) -> dict[str, str]:
     """Generated class -> reference class: one flat folder against another (one set, ``{"": ""}``), or class
     folders against class folders, matched by spelling-free name.
@@ -118,6 +117,7 @@ def cmd_fad(args) -> int:
     from occ.metrics.embeddings import get_embedder
     from occ.device import resolve_device
 
+    # the embedding and the two sides: class folders matched by name, or the official DCASE statistics
     dcase = args.reference == "dcase-eval"
     embedding = args.embedding or ("vggish" if dcase else "aisfx")
     if dcase and embedding != "vggish":
@@ -144,6 +144,7 @@ def cmd_fad(args) -> int:
         if embedding == "encoder" and len(files) < 2:
             raise CliError(f"class {name or 'all'!r} has {len(files)} clip; FAD with one embedding per clip needs at least 2")
 
+    # every clip embedded (each reference class once), then FAD per class and the mean
     device = resolve_device(args.device)
     encoder = None
     if embedding == "encoder":
@@ -168,6 +169,7 @@ def cmd_fad(args) -> int:
     reference = {label[g]: ref_emb[label[g]] if dcase else ref_emb[pairs[g]] for g in gen}
     report = fad_report(gen_emb, reference, n_ref=n_ref)
     report.update(embedding=embedding, generated=str(gen_root), reference=args.reference)
+    # the answer: JSON, one line for one set, or the classes and the mean
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -189,7 +191,6 @@ def cmd_fad(args) -> int:
     print(f"mean FAD over {mean['n_classes']} class{'es' if mean['n_classes'] != 1 else ''} "
           f"({mean['n_clips']} clips): {mean['fad']:.6g}")
     return 0
-
 
 
 def heldout_sources(cache, *, root: Path) -> list[tuple[str, Path]]:
@@ -259,7 +260,6 @@ def cmd_heldout(args) -> int:
     print(f"wrote {len(clips)} held-out clips to {target}/ ({', '.join(f'{c} {n}' for c, n in counts.items())}): the "
           f"reference stage's FAD reference set; e.g. `occ fad GENERATED {target / next(iter(counts))}`")
     return 0
-
 
 
 def add_fad_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:

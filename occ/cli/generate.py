@@ -71,7 +71,6 @@ def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
     return out
 
 
-
 def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: str | None = None) -> tuple[int, str]:
     """The base seed the pipeline's evaluation generates every run's clips with, and where it was read.
 
@@ -157,7 +156,6 @@ def cmd_generate(args) -> int:
     return 0
 
 
-
 def cmd_check_submission(args) -> int:
     from occ.synthesis.submission import submission_problems
 
@@ -174,7 +172,6 @@ def cmd_check_submission(args) -> int:
     print(f"{args.directory}: {len(counts)} class folders, {sum(counts.values())} WAV files; "
           "passes the DCASE 2023 Task 7 format checks")
     return 0
-
 
 
 def add_generate_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:

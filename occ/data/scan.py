@@ -118,6 +118,7 @@ def scan_dataset(path: str | os.PathLike, *, layout: str = "dcase") -> Dataset:
         nested folders, and (``"folders"``) each empty class folder, which is left out.
         Hidden files and folders (name starting with ".") are ignored silently.
     """
+    # the folder and its class folders
     if layout not in LAYOUTS:
         raise ConfigError(f"scan_dataset: layout must be one of {LAYOUTS}, got {layout!r} (data.layout)")
     root = Path(path)
@@ -131,6 +132,7 @@ def scan_dataset(path: str | os.PathLike, *, layout: str = "dcase") -> Dataset:
     if not class_dirs:
         raise DataError(f"dataset folder {root} holds no class sub-folders; expected <root>/<class>/*.wav")
 
+    # each class folder's label: the DCASE class map, or the sorted folder names
     if layout == "dcase":
         unknown = [d.name for d in class_dirs if DCASE_ALIASES.get(d.name, d.name) not in DCASE_CLASS_MAP]
         if unknown:
@@ -147,6 +149,7 @@ def scan_dataset(path: str | os.PathLike, *, layout: str = "dcase") -> Dataset:
         class_names = [d.name for d in class_dirs]
         dir_label = {d: i for i, d in enumerate(class_dirs)}
 
+    # the audio files of each class (hidden ones ignored, others skipped with one warning)
     per_label: dict[int, list[Path]] = {i: [] for i in range(len(class_names))}
     for d in class_dirs:
         for p in sorted(d.iterdir()):
@@ -159,6 +162,7 @@ def scan_dataset(path: str | os.PathLike, *, layout: str = "dcase") -> Dataset:
     if skipped:
         warn_data(f"skipped {len(skipped)} non-audio file(s) or folder(s) in {root}: {listed(skipped)}")
 
+    # empty classes: an error in the DCASE layout, left out in a folder collection
     empty = [class_names[i] for i, fs in per_label.items() if not fs]
     if empty and layout == "dcase":
         raise DataError(f"dataset folder {root}: class folder(s) {empty} hold no audio files "

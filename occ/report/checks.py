@@ -59,6 +59,7 @@ def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "e
         if not runs:
             continue
         name = names[v]
+        # the training is real: trained FAD below the same seed's step-0 FAD
         p = paired_comparison(by_seed(runs, "fad_mean"), by_seed(runs, "fad_mean_step0"), paper_side="less")
         result = {"reproduced": "passed", "contradicted": "failed"}.get(p.verdict, "not established")
         rows[f"fad_below_step0_{v}"] = _check_row(
@@ -66,6 +67,7 @@ def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "e
             "(same seed) lies below 0", result,
             f"Trained minus untrained FAD over {p.n} seed(s): {short_number(p.mean)}" + bracket_text(p.low, p.high)
             + ".")
+        # recognisable: the accuracy's interval above chance (the class-blind control: expected at chance)
         acc = by_seed(runs, accuracy_key)
         if acc:
             k = n_classes or n_classes_of(runs.values())
@@ -93,6 +95,7 @@ def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "e
                     f"the interval lies above chance (1/{k} = {chance:.3f})", result,
                     f"{what} over {iv.n} seed(s): {short_number(iv.mean)}" + bracket_text(iv.low, iv.high)
                     + f"; chance is {chance:.3f}.")
+        # profile paper: trained FAD at most half of step 0's
         if profile == "paper":
             fad, step0 = by_seed(runs, "fad_mean"), by_seed(runs, "fad_mean_step0")
             iv = t_interval([fad[s] / step0[s] for s in sorted(fad) if s in step0])

@@ -176,6 +176,7 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
         seeds (neither with one seed); the mean ± half-width, the number of seeds and the rank are written at
         the right edge.
     """
+    # each model's values, interval over seeds and rank
     order = variants or in_variant_order(metrics)
     names, settings = model_names(metrics, variants=order), variant_settings(metrics)
     values = {v: by_seed(metrics.get(v) or {}, key) for v in order}
@@ -184,6 +185,7 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
     with_paper = reported is not None
     fig, axes = plt.subplots(1, 2 if with_paper else 1, figsize=(11 if with_paper else 7.5, 0.55 * len(order) + 1.6),
                              squeeze=False, gridspec_kw={"width_ratios": [3, 1.3]} if with_paper else None)
+    # this run: a dot per seed, the mean and its interval, the numbers written at the right
     ax = axes[0, 0]
     ys = np.arange(len(order))[::-1]
     rng = np.random.default_rng(0)
@@ -219,6 +221,7 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("this run: dots = seeds, ◆ = mean, bar = 95% t interval"
                  + ("; #1 = lowest" if lower_is_better else "; #1 = highest"), fontsize=9)
+    # the paper's numbers and ranks in a panel of their own, row for row
     if with_paper:
         pax = axes[0, 1]
         paper_ranks = _ranks({v: reported[v] for v in order if v in reported}, lower_is_better)

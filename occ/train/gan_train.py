@@ -208,6 +208,7 @@ def train_gan(
     """
     with open_run(out_dir, who="train_gan", device=device, progress=progress, checkpoint=CHECKPOINT_NAME, log=LOG_NAME,
                   columns=LOG_COLUMNS, on_config_change=on_config_change) as run:
+        # the inputs, and what the run is: its seed, data and encoder, checked against the folder's checkpoint
         mels, labels = run.check_inputs(mels, labels, n_classes=n_classes, configs=(model, train))
         w, dev, ckpt_path = run.w, run.device, run.checkpoint
         w.local_batch(train.batch_size)
@@ -225,6 +226,7 @@ def train_gan(
             checks=[Expect("run", run_info, "run (seed, training data, encoder)")],
         )
 
+        # the networks, their optimisers and the one seeded stream of draws, fresh or as the checkpoint left them
         sampler = make_generator(derived_seed(seed, 1))
         nets = _build_nets(model, train, n_classes=n_classes, seed=seed, payload=payload, f=f, w=w, device=dev)
         g, d, g_ema = nets.g, nets.d, nets.g_ema
@@ -247,6 +249,7 @@ def train_gan(
             run.save(step0_path, lambda: checkpoint_at(0))
         del payload
 
+        # the steps: D then G (Eq. 6), the EMA, a log row; a checkpoint every train.ckpt_every steps and at the end
         autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if train.bf16 and dev.type == "cuda"
                     else nullcontext())
         advice = (f"To retry, lower train.lr_d / train.lr_g (or raise train.tau_d / train.tau_c) and delete "
