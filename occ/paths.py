@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 #: Stage -> the ``params.yaml`` section whose ``threads`` its process runs torch on: the stage's call sets it
-#: (``use_threads(stage_threads(params, stage))``) and ``occ repro`` counts it when it fills the cores. A stage not
-#: listed (data, tables) declares none and counts as one thread.
+#: (``use_threads(stage_threads(params, stage))``) and ``occ repro`` counts it when it fills the cores. Declared, not
+#: taken from the machine, because torch's results depend on the thread count (docs/parallel.md). A stage not listed
+#: (data, tables) declares none and counts as one thread.
 STAGE_THREADS = {"supcon": "supcon", "train": "train", "reference": "eval", "step0": "eval", "evaluate": "eval",
                  "figures": "eval"}
 
