@@ -263,7 +263,7 @@ def test_every_label_is_what_the_runs_recorded_not_the_variants_name():
     assert table1_title(metrics, n_classes=7) == ("Table 1: mean FAD over 7 classes (tau_d = tau_c = 0.1) and "
                                                   "recognisability, over seeds")
     _made(metrics, o2c={"tau_d": 0.2})
-    assert "temperatures as each model's name says" in table1_title(metrics, n_classes=7)
+    assert "each model at the temperatures its name says" in table1_title(metrics, n_classes=7)
     assert table1(metrics).set_index("variant").loc["o2c", "model"] == "O2C-GAN, DT 0.2"
 
 

@@ -105,7 +105,7 @@ def table1_title(metrics: Mapping[str, Mapping[int, dict]], *, n_classes: int) -
     read them (each model's name)."""
     settings = variant_settings({v: metrics.get(v) or {} for v in ("contragan", "csupcongan", "o2c", "ocsupcon")})
     at_table1 = all((s["tau_d"], s["tau_c"]) == TABLE1_TEMPERATURES for s in settings.values())
-    temperatures = "tau_d = tau_c = 0.1" if at_table1 else "temperatures as each model's name says; the paper's: 0.1"
+    temperatures = "tau_d = tau_c = 0.1" if at_table1 else "each model at the temperatures its name says; the paper's: 0.1"
     return f"Table 1: mean FAD over {n_classes} classes ({temperatures}) and recognisability, over seeds"
 
 
