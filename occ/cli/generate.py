@@ -74,9 +74,9 @@ def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
 def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: str | None = None) -> tuple[int, str]:
     """The base seed the pipeline's evaluation generates every run's clips with, and where it was read.
 
-    ``notebooks/05_evaluate.ipynb`` passes ``base_seed=params.seed`` (params.yaml's top-level ``seed``, with the
-    profile applied) to ``evaluate_generator``, whatever the run's training seed is. The params file is that of
-    ``project``, else of the project holding ``checkpoint``, else of the working folder's.
+    The evaluate stage (``occ.metrics.evaluate_stage``) passes ``base_seed=params.seed`` (params.yaml's top-level
+    ``seed``, with the profile applied) to ``evaluate_generator``, whatever the run's training seed is. The params
+    file is that of ``project``, else of the project holding ``checkpoint``, else of the working folder's.
 
     Returns
     -------
