@@ -542,8 +542,10 @@ def cmd_repro(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon)."""
+    """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon,
+    fetch-weights)."""
     from occ import __version__
+    from occ.cli.fetch import add_parser as add_fetch_parser
     from occ.cli.train import add_parsers, add_project_arguments
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -681,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_repro)
 
     add_parsers(sub, common=common, fmt=fmt)
+    add_fetch_parser(sub, common=common, fmt=fmt)
     return parser
 
 
