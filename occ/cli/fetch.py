@@ -31,8 +31,8 @@ def add_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
         help="download the pretrained weights the stages read (aiSFX; VGGish on request)",
         description="Put the pretrained weights in place, so that no stage and no command downloads anything:\n"
                     "the aiSFX embedding (the default FAD embedding; the aisfx 0.1.2 wheel from PyPI, 23 MB, which\n"
-                    "ships them) and, with --vggish, VGGish (the PyTorch port, 275 MB, from the torchvggish\n"
-                    "release on GitHub). They go into $OCC_CACHE (default ~/.cache/occ); weights already there are\n"
+                    "ships them) and, with --vggish, VGGish (the PyTorch port, from the torchvggish release on\n"
+                    "GitHub). They go into $OCC_CACHE (default ~/.cache/occ); weights already there are\n"
                     "loaded once to check them and not downloaded again. The README's set-up line runs it.",
         epilog="examples:\n"
                "  occ fetch-weights\n"
