@@ -37,7 +37,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "resolve_classes", "clip_sets", "find_project", "evaluation_seed",
+__all__ = ["main", "build_parser", "resolve_classes", "clip_sets", "find_project", "evaluation_settings",
            "heldout_sources"]
 
 VOCODER_HELP = "griffinlim (fast), hifigan (the universal HiFi-GAN V1) or the path of a HiFi-GAN generator checkpoint"
@@ -159,6 +159,16 @@ def _load_clips(files: list[Path], *, desc: str, progress: bool):
     return np.stack([load_clip(f) for f in tqdm(files, desc=desc, unit="clip", disable=not progress)])
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
+def _at_least_one_thread(threads: int) -> int:
+    if threads < 1:
+        raise CliError(f"--threads {threads}: use at least 1 thread")
+    return threads
+
+
 def _progress(args) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
@@ -221,26 +231,73 @@ def find_project(project: str | os.PathLike | None, *, near: tuple[Path, ...] = 
                    "--project DIR (the project's root folder)")
 
 
-def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: str | None = None) -> tuple[int, str]:
-    """The base seed the pipeline's evaluation generates every run's clips with, and where it was read.
+#: What ``occ generate`` takes from the evaluation: option -> how the evaluation reads it from ``params.yaml``.
+EVALUATION_SETTINGS = {"seed": "seed", "threads": "eval.threads", "vocoder": "eval.vocoder",
+                       "gl_iters": "eval.gl_iters", "device": "device"}
+#: Their values outside any project, where only ``--seed`` has none (the embedded profile's, ``params.yaml``).
+OUTSIDE_A_PROJECT = {"threads": 1, "vocoder": "griffinlim", "gl_iters": 16, "device": "auto"}
 
-    ``notebooks/05_evaluate.ipynb`` passes ``base_seed=params.seed`` (params.yaml's top-level ``seed``, with the
-    profile applied) to ``evaluate_generator``, whatever the run's training seed is. The params file is that of
-    ``project``, else of the project holding ``checkpoint``, else of the working folder's.
+
+def evaluation_settings(checkpoint: Path, *, project: str | None = None,
+                        profile: str | None = None) -> tuple[dict, str]:
+    """The settings the pipeline's evaluation generates every run's clips with, and where they were read.
+
+    ``notebooks/05_evaluate.ipynb`` runs on ``eval.threads`` torch threads on ``device`` and passes
+    ``base_seed=params.seed`` (params.yaml's top-level ``seed``, with the profile applied; whatever the run's
+    training seed is), ``vocoder=eval.vocoder`` and ``gl_iters=eval.gl_iters`` to ``evaluate_generator``. The params
+    file is that of ``project``, else of the project holding ``checkpoint``, else of the working folder's.
 
     Returns
     -------
-    (int, str)
-        The seed, and a phrase naming the params file it came from.
+    (dict, str)
+        The keys of :data:`EVALUATION_SETTINGS` with their values, and a phrase naming the params file and profile.
     """
     from occ.config import load_params
 
-    try:
-        root = find_project(project, near=(checkpoint.resolve().parent,))
-    except CliError as exc:
-        raise CliError(f"{exc}; or give the base seed with --seed S") from None
+    root = find_project(project, near=(checkpoint.resolve().parent,))
     params = load_params(root / "params.yaml", profile=profile)
-    return params.seed, f"the evaluation's: seed of {root / 'params.yaml'}, profile {params.profile}"
+    vocoder = params.eval.vocoder  # a checkpoint path is relative to the project root, where the stages run
+    if vocoder not in ("griffinlim", "hifigan") and not Path(vocoder).expanduser().is_absolute():
+        vocoder = str(root / vocoder)
+    found = {"seed": params.seed, "threads": params.eval.threads, "vocoder": vocoder,
+             "gl_iters": params.eval.gl_iters, "device": params.device}
+    return found, f"{root / 'params.yaml'}, profile {params.profile}"
+
+
+def generate_settings(args, checkpoint: Path) -> tuple[dict, str]:
+    """``occ generate``'s seed, threads, vocoder, Griffin-Lim iterations and device: each given option, else the
+    evaluation's (:func:`evaluation_settings`); outside any project, :data:`OUTSIDE_A_PROJECT` (``--seed`` is then
+    required). Also a phrase saying where the defaults came from."""
+    given = {key: getattr(args, key) for key in EVALUATION_SETTINGS}
+    missing = [key for key, value in given.items() if value is None]
+    if not missing:
+        return given, "all given on the command line"
+    try:
+        found, source = evaluation_settings(checkpoint, project=args.project, profile=args.profile)
+        source = f"the evaluation's ({', '.join(EVALUATION_SETTINGS[k] for k in missing)} of {source})"
+    except CliError as exc:
+        if given["seed"] is None:
+            raise CliError(f"{exc}; or give the base seed with --seed S") from None
+        found = OUTSIDE_A_PROJECT
+        source = f"no params.yaml found, so {', '.join(missing)} as in params.yaml's embedded profile"
+    return {key: found[key] if value is None else value for key, value in given.items()}, source
+
+
+def evaluation_threads(args) -> int:
+    """``--threads``, else ``eval.threads`` of the project's params.yaml (``--project``, else the working folder's):
+    the thread count of the stages that embed clips (reference, evaluate); outside any project, 1 (the embedded
+    profile's)."""
+    from occ.config import load_params
+
+    if args.threads is not None:
+        return _at_least_one_thread(args.threads)
+    try:
+        root = find_project(args.project)
+    except CliError:
+        if args.project is not None:
+            raise
+        return OUTSIDE_A_PROJECT["threads"]
+    return load_params(root / "params.yaml", profile=args.profile).eval.threads
 
 
 def cmd_generate(args) -> int:
@@ -249,7 +306,7 @@ def cmd_generate(args) -> int:
 
     from occ.nets.models import load_generator
     from occ.synthesis.generate import SEED_STRIDE, eval_seeds, generate_clips
-    from occ.device import resolve_device
+    from occ.device import resolve_device, torch_threads
     from occ.data.classes import class_folder
     from occ.synthesis.submission import check_submission, write_clip, write_submission
 
@@ -262,9 +319,11 @@ def cmd_generate(args) -> int:
         raise CliError(f"--first {args.first} with -n {n}: clip indices must lie in [0, {SEED_STRIDE})")
     if args.submission is not None and args.first != 0:
         raise CliError("--first cannot be used with --submission: a submission holds clips 0 .. n-1 of each class")
-    if args.gl_iters < 1:
+    if args.gl_iters is not None and args.gl_iters < 1:
         raise CliError(f"--gl-iters {args.gl_iters}: use at least 1 Griffin-Lim iteration")
-    if args.vocoder not in ("griffinlim", "hifigan") and not Path(args.vocoder).is_file():
+    if args.threads is not None:
+        _at_least_one_thread(args.threads)
+    if args.vocoder not in (None, "griffinlim", "hifigan") and not Path(args.vocoder).is_file():
         raise CliError(f"--vocoder {args.vocoder}: not griffinlim or hifigan, and no such checkpoint file; "
                        "give the path of a HiFi-GAN generator checkpoint (e.g. g_00935000)")
     _check_target(target, overwrite=args.overwrite, option=option)
@@ -274,9 +333,9 @@ def cmd_generate(args) -> int:
                        "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
     if args.seed is not None and args.seed < 0:
         raise CliError(f"--seed {args.seed}: use a seed >= 0")
-    base_seed, seed_source = (args.seed, "--seed") if args.seed is not None else evaluation_seed(
-        checkpoint, project=args.project, profile=args.profile)
-    device = resolve_device(args.device)
+    settings, source = generate_settings(args, checkpoint)
+    base_seed, threads, vocoder, gl_iters = (settings[k] for k in ("seed", "threads", "vocoder", "gl_iters"))
+    device = resolve_device(settings["device"])
     generator, payload = load_generator(checkpoint, device=device)
     n_classes = int(payload["n_classes"])
     class_names = list(payload.get("class_names") or [f"class{i}" for i in range(n_classes)])
@@ -288,10 +347,13 @@ def cmd_generate(args) -> int:
     keep = torch.isin(labels, torch.tensor(chosen)) & (index >= args.first)
     order = torch.cat([torch.nonzero(keep & (labels == c)).reshape(-1) for c in chosen])  # classes as asked
     labels, seeds, index = labels[order], seeds[order], index[order]
+    iters = f" (gl_iters {gl_iters})" if vocoder == "griffinlim" else ""
     print(f"occ generate: {len(labels)} clips ({n} per class: {', '.join(class_names[c] for c in chosen)}), "
-          f"seed {base_seed} ({seed_source}), vocoder {args.vocoder}, device {device}", file=sys.stderr)
-    _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=args.vocoder,
-                             gl_iters=args.gl_iters, device=device, progress=_progress(args), precision=args.precision)
+          f"seed {base_seed}, vocoder {vocoder}{iters}, {_threads(threads)}, device {device}; "
+          f"defaults: {source}", file=sys.stderr)
+    with torch_threads(threads):  # the evaluation's sums, in the evaluation's order
+        _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=vocoder, gl_iters=gl_iters,
+                                 device=device, progress=_progress(args), precision=args.precision)
 
     tmp = _fresh_sibling(target)
     try:
@@ -307,9 +369,10 @@ def cmd_generate(args) -> int:
                 fname = f"{class_folder(name)}-seed{base_seed}-{int(index[k]):0{width}d}.wav"
                 write_clip(tmp / fname, wavs[k])
                 rows.append({"file": fname, "class": name, "index": int(index[k]), "seed": base_seed,
-                             "latent_seed": int(seeds[k]), "vocoder": args.vocoder,
-                             "gl_iters": args.gl_iters if args.vocoder == "griffinlim" else "",
-                             "checkpoint": str(checkpoint), "step": int(payload.get("step", 0))})
+                             "latent_seed": int(seeds[k]), "vocoder": vocoder,
+                             "gl_iters": gl_iters if vocoder == "griffinlim" else "", "threads": threads,
+                             "device": str(device), "checkpoint": str(checkpoint),
+                             "step": int(payload.get("step", 0))})
             with open(tmp / "clips.csv", "w", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
                 writer.writeheader()
@@ -368,7 +431,7 @@ def fad_report(gen_emb: dict, ref: dict, *, n_ref: dict[str, int | None]) -> dic
 
 def cmd_fad(args) -> int:
     from occ.metrics.embeddings import get_embedder
-    from occ.device import resolve_device
+    from occ.device import resolve_device, torch_threads
 
     dcase = args.reference == "dcase-eval"
     embedding = args.embedding or ("vggish" if dcase else "aisfx")
@@ -397,6 +460,7 @@ def cmd_fad(args) -> int:
             raise CliError(f"class {name or 'all'!r} has {len(files)} clip; FAD with one embedding per clip needs at least 2")
 
     device = resolve_device(args.device)
+    threads = evaluation_threads(args)
     encoder = None
     if embedding == "encoder":
         from occ.nets.models import load_encoder
@@ -406,20 +470,21 @@ def cmd_fad(args) -> int:
     progress = _progress(args)
     label = {g: (g or gen_root.resolve().name) for g in gen}
     gen_emb, ref_emb, n_ref = {}, {}, {}
-    for g, files in gen.items():
-        gen_emb[label[g]] = embedder.embed(_load_clips(files, desc=f"read {label[g]}", progress=progress),
-                                           progress=progress)
-        r = pairs[g]
-        if dcase:
-            ref_emb[label[g]], n_ref[label[g]] = ref[r], None
-        else:
-            if r not in ref_emb:
-                ref_emb[r] = embedder.embed(_load_clips(ref_files[r], desc=f"read reference {r or 'clips'}",
-                                                        progress=progress), progress=progress)
-            n_ref[label[g]] = len(ref_files[r])
+    with torch_threads(threads):  # the stages' sums, in the stages' order
+        for g, files in gen.items():
+            gen_emb[label[g]] = embedder.embed(_load_clips(files, desc=f"read {label[g]}", progress=progress),
+                                               progress=progress)
+            r = pairs[g]
+            if dcase:
+                ref_emb[label[g]], n_ref[label[g]] = ref[r], None
+            else:
+                if r not in ref_emb:
+                    ref_emb[r] = embedder.embed(_load_clips(ref_files[r], desc=f"read reference {r or 'clips'}",
+                                                            progress=progress), progress=progress)
+                n_ref[label[g]] = len(ref_files[r])
     reference = {label[g]: ref_emb[label[g]] if dcase else ref_emb[pairs[g]] for g in gen}
     report = fad_report(gen_emb, reference, n_ref=n_ref)
-    report.update(embedding=embedding, generated=str(gen_root), reference=args.reference)
+    report.update(embedding=embedding, threads=threads, generated=str(gen_root), reference=args.reference)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -427,10 +492,10 @@ def cmd_fad(args) -> int:
     rows = report["classes"]
     if list(gen) == [""]:  # one set against another: one line
         (row,) = rows.values()
-        print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}: {row['fad']:.6g} "
+        print(f"FAD ({embedding} embeddings, {_threads(threads)}) of {gen_root} against {ref_name}: {row['fad']:.6g} "
               f"({row['n_clips']} clips, {row['n_reference_clips']} reference clips)")
         return 0
-    print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}")
+    print(f"FAD ({embedding} embeddings, {_threads(threads)}) of {gen_root} against {ref_name}")
     if args.per_class or len(rows) == 1:
         width = max(len("class"), *(len(c) for c in rows))
         print(f"{'class':<{width}}  {'clips':>6}  {'ref clips':>9}  {'FAD':>12}")
@@ -542,8 +607,10 @@ def cmd_repro(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon)."""
+    """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon,
+    fetch-weights)."""
     from occ import __version__
+    from occ.cli.fetch import add_parser as add_fetch_parser
     from occ.cli.train import add_parsers, add_project_arguments
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -566,11 +633,13 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", parents=[common], formatter_class=fmt, help="write generated clips as WAV files",
         description="Generate 4-s clips (22,050 Hz, 16-bit mono WAV) of one or more classes from a GAN checkpoint.\n\n"
                     "Clip i of class c with seed s is the clip the pipeline's evaluation writes for (c, i) with\n"
-                    "base seed s, vocoder, Griffin-Lim iterations and device alike: its latent seed is\n"
-                    "s + c * 1,000,000 + i. Without --seed, s is the evaluation's base seed: params.yaml's\n"
-                    "seed (05_evaluate's base_seed=params.seed, one for every run, not the training seed k).\n"
-                    "Files are named <class>-seed<s>-<i>.wav; clips.csv lists class, index, seeds, vocoder and\n"
-                    "checkpoint. Regenerate one clip with --first i -n 1.",
+                    "base seed s, vocoder, Griffin-Lim iterations, thread count and device alike: its latent seed\n"
+                    "is s + c * 1,000,000 + i. Each of these defaults to the evaluation's, read from params.yaml:\n"
+                    "seed (05_evaluate's base_seed=params.seed, one for every run, not the training seed k),\n"
+                    "eval.vocoder, eval.gl_iters, eval.threads and device; so by default the files are the\n"
+                    "evaluation's WAVs, byte for byte, on the same machine. Files are named <class>-seed<s>-<i>.wav;\n"
+                    "clips.csv lists class, index, seeds, vocoder, threads, device and checkpoint. Regenerate one\n"
+                    "clip with --first i -n 1.",
         epilog="examples:\n"
                "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
                "  occ generate --checkpoint ckpt.pt --class dog_bark,rain -n 5 --seed 3 --vocoder hifigan --out clips/\n"
@@ -587,22 +656,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, metavar="S",
                    help="base seed (default: the evaluation's, params.yaml's top-level seed, the same for every run "
                         "whatever its training seed k; read from the project holding the checkpoint, else from the "
-                        "working folder's)")
+                        "working folder's; outside any project this option is required)")
     g.add_argument("--project", default=None, metavar="DIR",
-                   help="project whose params.yaml gives the default --seed (default: found from the checkpoint, "
-                        "else from here)")
+                   help="project whose params.yaml gives the defaults of --seed, --threads, --vocoder, --gl-iters and "
+                        "--device (default: found from the checkpoint, else from here)")
     g.add_argument("--profile", default=None, metavar="P",
-                   help="params.yaml profile for the default --seed (default: the file's switch)")
+                   help="params.yaml profile for those defaults (default: the file's switch)")
     target = g.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", metavar="DIR", help="folder to write the WAV files into (must be new or empty)")
     target.add_argument("--submission", metavar="DIR",
                         help="write the DCASE 2023 Task 7 submission layout (<class>/00.wav ...) and check it")
-    g.add_argument("--vocoder", default="griffinlim", metavar="V", help=f"{VOCODER_HELP} (default griffinlim)")
-    g.add_argument("--gl-iters", type=int, default=16, metavar="N",
-                   help="Griffin-Lim iterations (default 16, as params.yaml's eval.gl_iters)")
+    g.add_argument("--vocoder", default=None, metavar="V",
+                   help=f"{VOCODER_HELP} (default: the evaluation's, params.yaml's eval.vocoder)")
+    g.add_argument("--gl-iters", type=int, default=None, metavar="N",
+                   help="Griffin-Lim iterations (default: the evaluation's, params.yaml's eval.gl_iters)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: the evaluation's, params.yaml's eval.threads; the clips' bytes depend "
+                        "on it)")
     g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="HiFi-GAN arithmetic: auto = mixed bf16 on a CPU with native bf16, else float32 (default auto)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
+    g.add_argument("--device", default=None,
+                   help="auto, cpu, cuda or cuda:N (GPU N; default: the evaluation's, params.yaml's device)")
     g.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     g.set_defaults(func=cmd_generate)
 
@@ -615,8 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "name, ignoring case and '_'. One flat folder against class folders is an error. REFERENCE\n"
                     "may also be dcase-eval, the official DCASE 2023 evaluation-set VGGish statistics (shipped\n"
                     "with occ). `occ heldout DIR` writes the pipeline's reference clips as DIR/<Class>/.\n"
-                    "Clips are read as the model sees them: mono, 22,050 Hz, cut or padded to 4 s.\n"
-                    "Only vggish against dcase-eval is on the paper's scale; aisfx values rank models.",
+                    "Clips are read as the model sees them: mono, 22,050 Hz, cut or padded to 4 s, and embedded on\n"
+                    "the threads of the stages that embed clips (params.yaml's eval.threads; --threads), which the\n"
+                    "output records. Only vggish against dcase-eval is on the paper's scale; aisfx values rank models.",
         epilog="examples:\n"
                "  occ heldout heldout/ && occ fad barks/ heldout/DogBark/   # one class: one FAD\n"
                "  occ fad generated/ heldout/ --per-class                    # class folders by name\n"
@@ -632,7 +707,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--encoder", metavar="PATH", default=None, help="SupCon encoder checkpoint for --embedding encoder")
     f.add_argument("--per-class", action="store_true", help="print each class's FAD, not only the mean")
     f.add_argument("--json", action="store_true", help="print the result as JSON (always per class)")
+    f.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: params.yaml's eval.threads, those of the stages that embed clips; "
+                        "1 outside any project)")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
+    add_project_arguments(f)
     f.set_defaults(func=cmd_fad)
 
     h = sub.add_parser(
@@ -681,6 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_repro)
 
     add_parsers(sub, common=common, fmt=fmt)
+    add_fetch_parser(sub, common=common, fmt=fmt)
     return parser
 
 

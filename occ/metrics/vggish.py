@@ -111,7 +111,8 @@ def load_vggish(
         The file cannot be read or holds another architecture's keys.
     """
     hint = (
-        f"download {VGGISH_URL} and pass its path as `weights=` (get_embedder('vggish', weights=...)), "
+        f"run `occ fetch-weights --vggish` where a network is reached (it downloads {VGGISH_URL} into "
+        f"{cache_dir()}), or download that file and pass its path as `weights=` (get_embedder('vggish', weights=...)), "
         "set `eval.vggish_weights` in params.yaml, or set the OCC_VGGISH_WEIGHTS environment variable"
     )
     weights = weights or os.environ.get("OCC_VGGISH_WEIGHTS") or None

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "stage_threads",
-           "machine_cores", "main"]
+__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "nothing_to_do", "Scheduler", "run_parallel",
+           "stage_threads", "machine_cores", "main"]
 
 LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
 
@@ -178,6 +178,23 @@ def stage_threads(root: str | os.PathLike = ".") -> dict[str, int]:
             "evaluate": ev, "figures": ev}
 
 
+def nothing_to_do(graph: StageGraph, changed: set[str], targets: Sequence[str] = ()) -> str:
+    """What ``occ repro`` says when none of the stages it was asked for is out of date: with ``targets``, about them
+    and what they depend on, and which other stages ``dvc status`` found out of date; else about every stage."""
+    if not targets:
+        return "occ repro: every stage is up to date (dvc status is clean)"
+    checked = plan(graph, set(graph.upstream), targets)
+    stale = plan(graph, changed)
+    them = "it depends" if len(targets) == 1 else "they depend"
+    if stale:
+        listed = ", ".join(stale[:4]) + (", ..." if len(stale) > 4 else "")
+        rest = (f"; {len(stale)} other stage(s) are out of date ({listed}): `occ repro` without targets brings the "
+                "whole pipeline up to date")
+    else:
+        rest = "; so is every other stage (dvc status is clean)"
+    return f"occ repro: {', '.join(targets)} and what {them} on ({len(checked)} stage(s)) are up to date{rest}"
+
+
 def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[str] = (),
                  force: bool = False, cores: int | None = None, threads: dict[str, int] | None = None,
                  say: Callable[[str], None] = print, poll: float = 0.5) -> int:
@@ -210,7 +227,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     changed = set(graph.upstream) if force else out_of_date(root, env=env)
     todo = plan(graph, changed, targets)
     if not todo:
-        say("occ repro: every stage is up to date (dvc status is clean)")
+        say(nothing_to_do(graph, changed, targets))
         return 0
     sched = Scheduler(graph, todo, jobs, cores=cores, threads=dict(threads or {}))
     logs = root / LOG_DIR
