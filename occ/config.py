@@ -27,6 +27,18 @@ from occ.errors import ConfigError
 
 LOSS_KINDS = ("2c", "csupcon", "o2c", "ocsupcon", "none")
 SUPCON_KINDS = ("csupcon", "ocsupcon")
+#: The smallest temperature accepted (`train.tau_d`, `train.tau_c`, `supcon.temperature`), 100 times below the
+#: paper's 0.1. The contrastive losses divide cosine similarities by the temperature: float32 holds the cosine of
+#: two unit 128-d vectors to about 1e-6, so below 1e-3 every exponent of a loss carries more than 1e-3 nats of
+#: rounding (1 nat at 1e-6), and the loss itself reaches 1 / tau (1e30 at tau = 1e-30, where Adam's squared
+#: gradients overflow float32 and the weights stop moving while every value stays finite).
+MIN_TEMPERATURE = 1.0e-3
+#: The largest learning rate accepted (`train.lr_g`, `train.lr_d`, `supcon.lr`, `supcon.finetune_lr`). Adam moves
+#: every weight by about the learning rate per step whatever the gradient's scale, and the networks' weights start
+#: at sizes below 5 (orthogonal convolutions, N(0, 1) class embeddings): at 1 or more every step moves each weight
+#: by its own size or more (a learning rate of 1e10 puts G's weights near 1e20 in two steps). The recipes use 1e-4
+#: to 1e-3.
+MAX_LEARNING_RATE = 1.0
 
 
 @dataclass
@@ -81,10 +93,10 @@ class SupConConfig:
     def check(self) -> None:
         _at_least("supcon.steps", self.steps, 1)
         _at_least("supcon.batch_size", self.batch_size, 2)
-        _positive("supcon.lr", self.lr)
-        _positive("supcon.temperature", self.temperature)
+        _learning_rate("supcon.lr", self.lr)
+        _temperature("supcon.temperature", self.temperature)
         _at_least("supcon.finetune_steps", self.finetune_steps, 0)
-        _positive("supcon.finetune_lr", self.finetune_lr)
+        _learning_rate("supcon.finetune_lr", self.finetune_lr)
         _at_least("supcon.ckpt_every", self.ckpt_every, 1)
         _at_least("supcon.threads", self.threads, 1)
 
@@ -111,13 +123,13 @@ class TrainConfig:
 
     def check(self) -> None:
         _one_of("train.loss", self.loss, LOSS_KINDS)
-        _positive("train.tau_d", self.tau_d)
-        _positive("train.tau_c", self.tau_c)
+        _temperature("train.tau_d", self.tau_d)
+        _temperature("train.tau_c", self.tau_c)
         _at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
         _at_least("train.steps", self.steps, 1)
         _at_least("train.batch_size", self.batch_size, 2)
-        _positive("train.lr_g", self.lr_g)
-        _positive("train.lr_d", self.lr_d)
+        _learning_rate("train.lr_g", self.lr_g)
+        _learning_rate("train.lr_d", self.lr_d)
         for key in ("beta1", "beta2", "ema_decay"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:
@@ -539,10 +551,22 @@ def _one_of(key: str, value: Any, choices: tuple) -> None:
 
 
 def _at_least(key: str, value: float, low: float) -> None:
-    if not value >= low:  # NaN too
+    if not math.isfinite(value):  # whoever built the dataclass: params.yaml's values are checked when read
+        raise ConfigError(f"{key} = {value!r} must be a finite number.")
+    if not value >= low:
         raise ConfigError(f"{key} = {value!r} is out of range: use a value >= {low}.")
 
 
-def _positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"{key} = {value!r} is out of range: use a value > 0.")
+def _temperature(key: str, value: float) -> None:
+    """A temperature: finite and at least :data:`MIN_TEMPERATURE`."""
+    if not MIN_TEMPERATURE <= value < math.inf:
+        raise ConfigError(f"{key} = {value!r} is out of range: use a finite temperature >= {MIN_TEMPERATURE} (below "
+                          f"it float32 rounding dominates the contrastive loss, which grows as 1 / {key.split('.')[-1]}; "
+                          "the paper uses 0.1 and 1.0).")
+
+
+def _learning_rate(key: str, value: float) -> None:
+    """A learning rate: in (0, :data:`MAX_LEARNING_RATE`]."""
+    if not 0 < value <= MAX_LEARNING_RATE:
+        raise ConfigError(f"{key} = {value!r} is out of range: use a learning rate in (0, {MAX_LEARNING_RATE}] (Adam "
+                          "moves every weight by about the learning rate per step; the recipes use 1e-4 to 1e-3).")

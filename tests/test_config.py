@@ -46,11 +46,29 @@ def _with(section, key, value):
         ("model", "g_ch", 0, "model.g_ch"),
         ("model", "g_noise", -0.3, "model.g_noise"),
         ("model", "g_noise", "some", "model.g_noise"),
+        ("train", "tau_c", 1e-30, "train.tau_c = 1e-30 is out of range: use a finite temperature >= 0.001"),
+        ("train", "tau_d", 5e-4, "train.tau_d"),
+        ("train", "lr_g", 1e10, "train.lr_g = 10000000000.0 is out of range: use a learning rate in"),
+        ("train", "lr_d", 1.5, "train.lr_d"),
+        ("supcon", "temperature", 1e-4, "supcon.temperature"),
+        ("supcon", "lr", 2.0, "supcon.lr"),
+        ("supcon", "finetune_lr", 10.0, "supcon.finetune_lr"),
     ],
 )
 def test_bad_values_name_the_key(section, key, value, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         resolve_params(_with(section, key, value))
+
+
+def test_the_bounds_of_temperatures_and_learning_rates_are_inclusive():
+    raw = _with("train", "tau_c", 1e-3)
+    raw["train"].update(tau_d=1e-3, lr_g=1.0, lr_d=1.0)
+    raw["supcon"].update(temperature=1e-3, lr=1.0, finetune_lr=1.0)
+    params = resolve_params(raw)
+    assert (params.train.tau_c, params.train.lr_g, params.supcon.temperature) == (1e-3, 1.0, 1e-3)
+    raw["variants"]["o2c"]["tau_c"] = 1e-30
+    with pytest.raises(ConfigError, match=r"^variants\.o2c\.tau_c = 1e-30 is out of range"):
+        resolve_params(raw, variant="o2c")
 
 
 def test_unknown_top_level_key_and_variant_and_profile():
