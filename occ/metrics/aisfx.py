@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from occ.checkpoint import check_finite_state
 from occ.errors import CheckpointError, WeightsNotFoundError
 
 __all__ = [
@@ -225,6 +226,8 @@ def load_aisfx(*, device: str | torch.device = "cpu", cache: str | os.PathLike |
             f"{wheel} holds no readable {CHECKPOINT_IN_WHEEL} ({type(exc).__name__}: {exc}); delete the wheel and "
             f"run `{_manual_command(wheel.parent)}`"
         ) from None
+    check_finite_state(state, where=f"{wheel}: the aisfx checkpoint",
+                       advice=f"the wheel is damaged: delete it and run `{_manual_command(wheel.parent)}`")
     model = AisfxNet()
     try:
         model.load_state_dict(state, strict=True)

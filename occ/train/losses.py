@@ -25,6 +25,8 @@ Every ratio is evaluated in log space (``logsumexp`` over the exponents, the exc
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -129,7 +131,7 @@ def contrastive_loss(
     Raises
     ------
     ConfigError
-        Unknown ``kind``, a temperature <= 0, or ``source_emb`` given/missing against ``kind``.
+        Unknown ``kind``, a temperature that is not finite and > 0, or ``source_emb`` given/missing against ``kind``.
     DataError
         A batch of fewer than two samples, or shapes that do not match.
     """
@@ -240,7 +242,7 @@ def supcon_loss(
     Raises
     ------
     ConfigError
-        A temperature <= 0.
+        A temperature that is not finite and > 0.
     DataError
         ``features`` not 3-D, fewer than two views in all, or labels of the wrong shape.
     """
@@ -280,10 +282,11 @@ def supcon_loss(
 
 
 def _check_temperatures(fn: str, **temperatures: float) -> None:
-    """Raise :class:`~occ.errors.ConfigError` naming ``fn`` and the first temperature that is not > 0."""
+    """Raise :class:`~occ.errors.ConfigError` naming ``fn`` and the first temperature that is not finite and > 0
+    (an infinite one would turn the loss into a constant without a word)."""
     for name, tau in temperatures.items():
-        if not float(tau) > 0.0:
-            raise ConfigError(f"{fn}: {name}={tau!r} must be a temperature > 0.")
+        if not 0.0 < float(tau) < math.inf:
+            raise ConfigError(f"{fn}: {name}={tau!r} must be a finite temperature > 0.")
 
 
 def _check_logits(logits: torch.Tensor, *, name: str) -> None:
