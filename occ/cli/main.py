@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = ["main", "build_parser", "resolve_classes", "clip_sets", "find_project", "evaluation_seed",
@@ -165,8 +164,9 @@ def _progress(args) -> bool:
 
 def _fresh_sibling(target: Path) -> Path:
     """A new temporary folder beside ``target`` (same file system, so the final rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    from occ.atomic import new_folder_beside
+
+    return new_folder_beside(target)
 
 
 def _check_target(target: Path, *, overwrite: bool, option: str) -> None:
@@ -178,13 +178,9 @@ def _check_target(target: Path, *, overwrite: bool, option: str) -> None:
 
 def _move_into_place(tmp: Path, target: Path) -> None:
     """Rename the finished temporary folder to ``target``, replacing an existing one."""
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    from occ.atomic import swap_folder_in
+
+    swap_folder_in(tmp, target)
 
 
 # ----------------------------------------------------------------------------- occ generate
@@ -480,7 +476,7 @@ def heldout_sources(cache, *, root: Path) -> list[tuple[str, Path]]:
 def cmd_heldout(args) -> int:
     from tqdm.auto import tqdm
 
-    from occ.atomic import atomic_folder
+    from occ.atomic import atomic_folder, make_folder
     from occ.config import load_params
     from occ.data.datasets import load_feature_cache, settings_hash
     from occ.errors import DataError
@@ -505,7 +501,7 @@ def cmd_heldout(args) -> int:
             dst = tmp / name / src.name
             if dst.exists():
                 raise DataError(f"two held-out clips of class {name} are named {src.name}; rename one in the dataset")
-            dst.parent.mkdir(exist_ok=True)
+            make_folder(dst.parent)
             shutil.copyfile(src, dst)
     counts = {name: sum(c == name for c, _ in clips) for name in dict.fromkeys(c for c, _ in clips)}
     print(f"wrote {len(clips)} held-out clips to {target}/ ({', '.join(f'{c} {n}' for c, n in counts.items())}): the "

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from occ.atomic import make_folder
 from occ.checkpoint import check_finite_state
 from occ.errors import CheckpointError, WeightsNotFoundError
 
@@ -87,7 +88,7 @@ def ensure_wheel(*, cache: str | os.PathLike | None = None, download: bool = Tru
     hint = f"run `{_manual_command(folder)}` (or set OCC_CACHE to a folder holding the wheel)"
     if not download:
         raise WeightsNotFoundError(f"the aisfx {AISFX_VERSION} wheel is not in {folder} and downloading is off; {hint}")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
            f"aisfx=={AISFX_VERSION}", "-d", str(folder)]
     try:
