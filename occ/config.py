@@ -55,6 +55,12 @@ class DataConfig:
         _one_of("data.layout", self.layout, ("dcase", "folders"))
         _at_least("data.clips_per_class", self.clips_per_class, 2)
         _at_least("data.heldout_per_class", self.heldout_per_class, 1)
+        if self.source == "synthetic" and self.clips_per_class < 2 * self.heldout_per_class:
+            raise ConfigError(
+                f"data.heldout_per_class = {self.heldout_per_class} does not fit data.clips_per_class = "
+                f"{self.clips_per_class}: the split holds out that many clips of a class only when it has at least "
+                f"twice as many ({2 * self.heldout_per_class}), the rest being its training clips; lower "
+                "data.heldout_per_class or raise data.clips_per_class.")
 
 
 @dataclass
@@ -194,6 +200,24 @@ class Params:
                               "index, 0 first); fix `device` in params.yaml (or the experiment's `-S device=...`).")
         for section in (self.data, self.model, self.supcon, self.train, self.eval):
             section.check()
+        self.check_together()
+
+    def check_together(self) -> None:
+        """The values that are valid one by one but must also fit each other (each message names every key)."""
+        data, ev = self.data, self.eval
+        for key, n, what in (("eval.clips_per_class", ev.clips_per_class, "generated clips of a class"),
+                             ("data.heldout_per_class", data.heldout_per_class, "held-out clips of a class")):
+            if not ev.prdc_k < n:
+                raise ConfigError(f"eval.prdc_k = {ev.prdc_k} does not fit {key} = {n}: precision, recall, density "
+                                  f"and coverage use the k-th nearest neighbour among the {what}, so eval.prdc_k "
+                                  f"must be below {key}; lower eval.prdc_k or raise {key}.")
+        train_clips = data.clips_per_class - data.heldout_per_class
+        if data.source == "synthetic" and ev.probe_clips_per_class > train_clips:
+            raise ConfigError(f"eval.probe_clips_per_class = {ev.probe_clips_per_class} does not fit the "
+                              f"{train_clips} training clips per class (data.clips_per_class = {data.clips_per_class} "
+                              f"less data.heldout_per_class = {data.heldout_per_class}): the probe would be fitted "
+                              "on fewer clips than it says; lower eval.probe_clips_per_class (0: all) or raise "
+                              "data.clips_per_class.")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}

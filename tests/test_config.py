@@ -71,6 +71,37 @@ def test_the_bounds_of_temperatures_and_learning_rates_are_inclusive():
         resolve_params(raw, variant="o2c")
 
 
+@pytest.mark.parametrize("edits,keys", [
+    ({"data": {"clips_per_class": 50, "heldout_per_class": 100}}, ["data.heldout_per_class", "data.clips_per_class"]),
+    ({"data": {"clips_per_class": 150}}, ["data.heldout_per_class = 100", "data.clips_per_class = 150"]),
+    ({"eval": {"prdc_k": 40}}, ["eval.prdc_k = 40", "eval.clips_per_class = 40"]),
+    ({"data": {"heldout_per_class": 5, "clips_per_class": 260}, "eval": {"probe_clips_per_class": 60, "prdc_k": 5}},
+     ["eval.prdc_k = 5", "data.heldout_per_class = 5"]),
+    ({"eval": {"probe_clips_per_class": 161}}, ["eval.probe_clips_per_class = 161", "data.clips_per_class = 260",
+                                                "data.heldout_per_class = 100"]),
+])
+def test_values_that_do_not_fit_together_name_every_key(edits, keys):
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    for section, values in edits.items():
+        raw[section].update(values)
+    with pytest.raises(ConfigError) as info:
+        resolve_params(raw)
+    assert all(key in str(info.value) for key in keys), str(info.value)
+
+
+def test_values_that_fit_together_at_their_limits_load():
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw["data"].update(clips_per_class=200, heldout_per_class=100)
+    raw["eval"].update(prdc_k=39, probe_clips_per_class=100)
+    assert resolve_params(raw).eval.prdc_k == 39
+    raw["data"].update(source="path", clips_per_class=2)  # the clips per class of a real dataset are not set here
+    assert resolve_params(raw).data.heldout_per_class == 100
+    bad_smoke = yaml.safe_load(yaml.safe_dump(RAW))
+    bad_smoke["profiles"]["smoke"]["data"]["heldout_per_class"] = 4  # 6 clips per class cannot hold out 4
+    with pytest.raises(ConfigError, match=r"^profiles\.smoke\.data\.heldout_per_class = 4 does not fit"):
+        resolve_params(bad_smoke, profile="smoke")
+
+
 def test_unknown_top_level_key_and_variant_and_profile():
     raw = dict(RAW, trian={})
     with pytest.raises(ConfigError, match="trian"):
