@@ -56,6 +56,8 @@ def write_error(path: str | os.PathLike, exc: OSError, *, folder: bool = False) 
     elif exc.errno in _NOT_WRITABLE:
         what = (f"the folder {_existing(where)} is not writable ({exc.strerror}); fix its permissions or write "
                 "elsewhere")
+    elif exc.errno == errno.EISDIR and not folder:
+        what = f"{path} is a folder, not a file; remove or rename it, or write elsewhere"
     elif exc.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := _blocking_file(where)) is not None:
         what = f"{blocker} is a file, not a folder; remove or rename it, or write elsewhere"
     else:
@@ -205,7 +207,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, suffix: str = ".tm
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError as exc:
+            raise write_error(path, exc) from exc
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, WriteError) or exc.errno not in _DISK_FULL | _NOT_WRITABLE:

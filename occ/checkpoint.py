@@ -144,6 +144,9 @@ def load_checkpoint(
         stored and the expected value).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file: pass the file itself (e.g. "
+                              f"{path / ('encoder.pt' if kind == 'encoder' else 'checkpoint.pt')}).")
     if not path.is_file():
         what = CHECKPOINT_KINDS.get(kind or "", "the stage that writes it")
         raise CheckpointError(f"{path}: no such checkpoint; run {what} first, or check the path.")

@@ -376,7 +376,7 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         _mapping(overrides, f"variants.{name}")
     profile = profile if profile is not None else raw.get("profile", "embedded")
     if profile != "embedded" and profile not in profiles:
-        raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted(profiles) + ['embedded']}).")
+        raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted({*profiles, 'embedded'})}).")
     merged = dict(raw)
     for section, overrides in (profiles.get(profile) or {}).items():
         if section in TOP_AXES:

@@ -265,7 +265,7 @@ def cmd_generate(args) -> int:
                        "give the path of a HiFi-GAN generator checkpoint (e.g. g_00935000)")
     _check_target(target, overwrite=args.overwrite, option=option)
     checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_file():
+    if not checkpoint.exists():  # a folder is named as such by load_generator
         raise CliError(f"--checkpoint {checkpoint} does not exist; give a GAN checkpoint such as "
                        "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
     if args.seed is not None and args.seed < 0:
@@ -487,7 +487,7 @@ def cmd_heldout(args) -> int:
     layout = Layout(find_project(args.project))
     params = load_params(layout.params, profile=args.profile)
     cache_path = layout.data(params.data.cache)
-    if not cache_path.is_file():
+    if not cache_path.exists():  # a folder is named as such by load_feature_cache
         raise CliError(f"the data are not prepared: no feature cache {cache_path} (params.yaml data.cache); run "
                        f"`dvc repro data` in {layout.root} first")
     cache = load_feature_cache(cache_path)
