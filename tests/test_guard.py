@@ -13,27 +13,20 @@ import torch
 import occ.config
 import occ.train.gan_train as gan_train
 from occ.checkpoint import load_checkpoint
-from occ.config import ModelConfig, TrainConfig, load_params
+from occ.config import load_params
 from occ.errors import ConfigError, TrainingDivergedError
-from occ.train.guard import (LOSS_BOUND, WEIGHT_BOUND, culprit, largest_magnitude, largest_weight, loss_in_bounds,
-                             weights_in_bounds)
 from occ.train.run_setup import StepLoop, check_finite
 
+from test_gan_train import MODEL, N_CLASSES, TRAIN as TINY, data  # noqa: F401 (data: the tiny training set fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
-N_CLASSES = 3
-MODEL = ModelConfig(z_dim=16, g_ch=4, d_ch=4, proj_dim=8, enc_width=4)
-TRAIN = TrainConfig(loss="o2c", steps=4, batch_size=4, ckpt_every=1, ema_decay=0.9)
-
-
-@pytest.fixture(scope="module")
-def data():
-    gen = torch.Generator().manual_seed(0)
-    mels = torch.rand(12, 80, 344, generator=gen) * 2 - 1
-    labels = torch.arange(12) % N_CLASSES
-    return mels, labels
+TRAIN = dataclasses.replace(TINY, ckpt_every=1)
 
 
 def test_bounds_catch_finite_runaways_and_non_finite_values():
+    from occ.train.guard import (LOSS_BOUND, WEIGHT_BOUND, culprit, largest_magnitude, largest_weight,
+                                 loss_in_bounds, weights_in_bounds)
+
     assert loss_in_bounds(torch.tensor(-LOSS_BOUND)) and not loss_in_bounds(torch.tensor(LOSS_BOUND * 1.01))
     assert not loss_in_bounds(torch.tensor(float("nan"))) and not loss_in_bounds(torch.tensor(float("-inf")))
     net = torch.nn.Linear(2, 2)
@@ -120,7 +113,7 @@ def test_runaway_weights_stop_training_and_keep_the_last_checkpoint(data, tmp_pa
                             progress=False)
     payload = load_checkpoint(tmp_path / "checkpoint.pt", kind="gan")
     assert payload["step"] == 1
-    assert all(v.abs().max() < WEIGHT_BOUND for part in ("g", "d", "g_ema") for v in payload[part].values()
+    assert all(v.abs().max() < 1e3 for part in ("g", "d", "g_ema") for v in payload[part].values()
                if v.is_floating_point())
 
 
@@ -157,6 +150,8 @@ def test_the_committed_runs_stay_far_inside_the_bounds():
         weight = 0.0 if (log["d_contrastive"] == 0).all() else 1.0  # the committed variants use contrastive_weight 1
         for adv, con in (("d_adv", "d_contrastive"), ("g_adv", "g_contrastive")):
             largest = max(largest, float((log[adv] + weight * log[con]).abs().max()))
+    from occ.train.guard import LOSS_BOUND
+
     assert 20 < largest and 300 * largest < LOSS_BOUND
     supcon = pd.read_csv(ROOT / "results/supcon/log.csv")
     assert 300 * float(supcon["loss"].abs().max()) < LOSS_BOUND

@@ -11,21 +11,15 @@ import pytest
 import torch
 
 from occ.checkpoint import load_checkpoint, save_checkpoint
-from occ.config import ModelConfig, SupConConfig, TrainConfig
+from occ.config import SupConConfig
 from occ.errors import CheckpointError, ConfigError, DataError
 from occ.nets.models import build_encoder, load_discriminator, load_encoder, load_generator
 from occ.train.gan_train import train_gan
 from occ.train.losses import contrastive_loss, supcon_loss
 
-N_CLASSES = 3
-MODEL = ModelConfig(z_dim=16, g_ch=4, d_ch=4, proj_dim=8, enc_width=4)
-TRAIN = TrainConfig(loss="o2c", steps=2, batch_size=4, ckpt_every=1, ema_decay=0.9)
+from test_gan_train import MODEL, N_CLASSES, TRAIN as TINY, data  # noqa: F401 (data: the tiny training set fixture)
 
-
-@pytest.fixture(scope="module")
-def data():
-    gen = torch.Generator().manual_seed(0)
-    return torch.rand(12, 80, 344, generator=gen) * 2 - 1, torch.arange(12) % N_CLASSES
+TRAIN = dataclasses.replace(TINY, steps=2, ckpt_every=1)
 
 
 @pytest.fixture(scope="module")

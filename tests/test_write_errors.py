@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from occ.atomic import atomic_open, atomic_write_text, make_folder, remove_stale_temporaries, temporary_prefix
+from occ.atomic import atomic_open, atomic_write_text
 from occ.config import ModelConfig, TrainConfig
 from occ.errors import DataError, WriteError
 
@@ -142,6 +142,8 @@ def test_bad_training_input_leaves_no_empty_folder(tmp_path):
 
 
 def test_the_next_write_removes_temporaries_of_dead_writers_only(tmp_path):
+    from occ.atomic import remove_stale_temporaries, temporary_prefix
+
     target = tmp_path / "features.pt"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -22,8 +22,9 @@ How they were chosen (measured on a 2-core AMD EPYC, Zen 3):
   (``occ.config.MIN_TEMPERATURE``, 1e-3) and ``train.contrastive_weight`` up to 2 a loss stays below the bound
   whatever the embeddings do.
 * Weights. The largest weight of a healthy run is a class embedding drawn from N(0, 1) at the start: at most 4.44
-  over ten seeds of the embedded, paper and smoke networks, and at most 4.11 (G), 4.05 (D) and 4.11 (EMA G) in
-  every step of an 800-step embedded o2c run. Adam moves a weight by about the learning rate per step, so a whole
+  over ten seeds of the embedded, paper and smoke networks; at most 4.11 (G), 4.05 (D) and 4.11 (EMA G) in
+  every step of an 800-step embedded o2c run, and at most 4.11 in six finished 800-step embedded OC-SupCon runs
+  (seeds 0 to 2, whose losses stay below 30.4 too). Adam moves a weight by about the learning rate per step, so a whole
   run adds at most about ``lr * steps``: 0.32 in the embedded profile (4e-4, 800 steps), 10 in the paper profile
   (1e-4, 100,000 steps). The bound lies over 60 times above 4.44 + 10 and over 200 times above the measured
   maxima.
