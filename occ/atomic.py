@@ -67,7 +67,7 @@ def write_error(path: str | os.PathLike, exc: OSError, *, folder: bool = False) 
 
 def _existing(folder: Path) -> Path:
     """``folder`` or its nearest ancestor that exists (the one whose permissions decide)."""
-    while not folder.exists() and folder.parent != folder:
+    while not os.path.exists(folder) and folder.parent != folder:  # os.path: False, not an error, when unreadable
         folder = folder.parent
     return folder
 
@@ -75,8 +75,8 @@ def _existing(folder: Path) -> Path:
 def _blocking_file(folder: Path) -> Path | None:
     """The file (not a folder) that stands at ``folder`` or at one of its ancestors, if any."""
     for candidate in (folder, *folder.parents):
-        if candidate.exists() or candidate.is_symlink():
-            return None if candidate.is_dir() else candidate
+        if os.path.lexists(candidate):
+            return None if os.path.isdir(candidate) else candidate
     return None
 
 
@@ -104,7 +104,7 @@ def output_folder(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     created = []
     for folder in (path, *path.parents):
-        if folder.exists() or folder.is_symlink():
+        if os.path.lexists(folder):
             break
         created.append(folder)  # deepest first
     make_folder(path)
@@ -127,8 +127,9 @@ def temporary_prefix(target: str | os.PathLike) -> str:
 def _temporary_pattern(name: str) -> re.Pattern:
     """Names of the temporaries of a target called ``name``: this version's (``.<name>.<pid>-<random><suffix>``)
     and those of earlier versions, which carried no pid (``.<name>.<random>.tmp``, ``.partial-``, ``.old-``)."""
-    n = re.escape(name)
-    return re.compile(rf"\.{n}\.(?:(?P<pid>[0-9]+)-[a-z0-9_]+(?:\.[a-z]+)+|[a-z0-9_]+\.(?:tmp|part)|(?:partial|old)-[a-z0-9_]+)")
+    ours = r"(?P<pid>[0-9]+)-[a-z0-9_]+(?:\.[a-z]+)+"
+    earlier = r"[a-z0-9_]+\.(?:tmp|part)|(?:partial|old)-[a-z0-9_]+"
+    return re.compile(rf"\.{re.escape(name)}\.(?:{ours}|{earlier})")
 
 
 def _running(pid: int) -> bool:
