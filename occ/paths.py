@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from occ.atomic import make_folder
+
 
 def project_root(start: str | Path | None = None) -> Path:
     """The nearest folder at or above `start` (default: the working directory) that holds params.yaml."""
@@ -38,7 +40,7 @@ class Layout:
     def results(self, stage: str, variant: str | None = None, seed: int | None = None) -> Path:
         """`results/<stage>[/<variant>][/seed<k>]`, created on demand."""
         path = self.root / "results" / stage / (variant or "") / seed_dir(seed)
-        path.mkdir(parents=True, exist_ok=True)
+        make_folder(path)
         return path
 
     def data(self, relative: str) -> Path:

@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = ["main", "build_parser", "resolve_classes", "clip_sets", "find_project", "evaluation_settings",
@@ -175,8 +174,9 @@ def _progress(args) -> bool:
 
 def _fresh_sibling(target: Path) -> Path:
     """A new temporary folder beside ``target`` (same file system, so the final rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    from occ.atomic import new_folder_beside
+
+    return new_folder_beside(target)
 
 
 def _check_target(target: Path, *, overwrite: bool, option: str) -> None:
@@ -188,13 +188,9 @@ def _check_target(target: Path, *, overwrite: bool, option: str) -> None:
 
 def _move_into_place(tmp: Path, target: Path) -> None:
     """Rename the finished temporary folder to ``target``, replacing an existing one."""
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    from occ.atomic import swap_folder_in
+
+    swap_folder_in(tmp, target)
 
 
 # ----------------------------------------------------------------------------- occ generate
@@ -328,7 +324,7 @@ def cmd_generate(args) -> int:
                        "give the path of a HiFi-GAN generator checkpoint (e.g. g_00935000)")
     _check_target(target, overwrite=args.overwrite, option=option)
     checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_file():
+    if not checkpoint.exists():  # a folder is named as such by load_generator
         raise CliError(f"--checkpoint {checkpoint} does not exist; give a GAN checkpoint such as "
                        "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
     if args.seed is not None and args.seed < 0:
@@ -545,7 +541,7 @@ def heldout_sources(cache, *, root: Path) -> list[tuple[str, Path]]:
 def cmd_heldout(args) -> int:
     from tqdm.auto import tqdm
 
-    from occ.atomic import atomic_folder
+    from occ.atomic import atomic_folder, make_folder
     from occ.config import load_params
     from occ.data.datasets import load_feature_cache, settings_hash
     from occ.errors import DataError
@@ -556,7 +552,7 @@ def cmd_heldout(args) -> int:
     layout = Layout(find_project(args.project))
     params = load_params(layout.params, profile=args.profile)
     cache_path = layout.data(params.data.cache)
-    if not cache_path.is_file():
+    if not cache_path.exists():  # a folder is named as such by load_feature_cache
         raise CliError(f"the data are not prepared: no feature cache {cache_path} (params.yaml data.cache); run "
                        f"`dvc repro data` in {layout.root} first")
     cache = load_feature_cache(cache_path)
@@ -570,7 +566,7 @@ def cmd_heldout(args) -> int:
             dst = tmp / name / src.name
             if dst.exists():
                 raise DataError(f"two held-out clips of class {name} are named {src.name}; rename one in the dataset")
-            dst.parent.mkdir(exist_ok=True)
+            make_folder(dst.parent)
             shutil.copyfile(src, dst)
     counts = {name: sum(c == name for c, _ in clips) for name in dict.fromkeys(c for c, _ in clips)}
     print(f"wrote {len(clips)} held-out clips to {target}/ ({', '.join(f'{c} {n}' for c, n in counts.items())}): the "

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from occ.atomic import make_folder
+from occ.checkpoint import check_finite_state
 from occ.errors import CheckpointError, WeightsNotFoundError
 
 __all__ = [
@@ -88,7 +90,7 @@ def ensure_wheel(*, cache: str | os.PathLike | None = None, download: bool = Tru
             f"`{_manual_command(folder)}`, or set OCC_CACHE to a folder holding the wheel")
     if not download:
         raise WeightsNotFoundError(f"the aisfx {AISFX_VERSION} wheel is not in {folder} and downloading is off; {hint}")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
            f"aisfx=={AISFX_VERSION}", "-d", str(folder)]
     try:
@@ -228,6 +230,8 @@ def load_aisfx(*, device: str | torch.device = "cpu", cache: str | os.PathLike |
             f"{wheel} holds no readable {CHECKPOINT_IN_WHEEL} ({type(exc).__name__}: {exc}); delete the wheel and "
             f"run `{_manual_command(wheel.parent)}`"
         ) from None
+    check_finite_state(state, where=f"{wheel}: the aisfx checkpoint",
+                       advice=f"the wheel is damaged: delete it and run `{_manual_command(wheel.parent)}`")
     model = AisfxNet()
     try:
         model.load_state_dict(state, strict=True)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from occ.atomic import atomic_open
+from occ.checkpoint import check_finite_state
 from occ.errors import CheckpointError, WeightsNotFoundError
 
 __all__ = ["VGGISH_URL", "VGGISH_FILE", "VGGish", "cache_dir", "load_vggish"]
@@ -145,5 +146,6 @@ def load_vggish(
         raise CheckpointError(
             f"VGGish weights {path} do not match the torchvggish layout (expected keys {sorted(expected)}, got {got}); {hint}"
         )
+    check_finite_state(state, where=f"VGGish weights {path}", advice=f"the file is damaged: {hint}")
     model.load_state_dict(state)
     return model.to(device).eval().requires_grad_(False)

@@ -231,7 +231,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
         return 0
     sched = Scheduler(graph, todo, jobs, cores=cores, threads=dict(threads or {}))
     logs = root / LOG_DIR
-    logs.mkdir(parents=True, exist_ok=True)
+    make_folder(logs)
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
     t0 = time.monotonic()
     on = "" if cores is None else f" on {cores} core(s), each stage on its declared threads"

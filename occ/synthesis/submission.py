@@ -10,7 +10,6 @@ folder is either complete or absent.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -18,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from occ.atomic import atomic_folder, write_error
+from occ.atomic import atomic_folder, make_folder, write_error
 from occ.data.audio import N_SAMPLES, SR, write_pcm16
 from occ.data.classes import DCASE_SNAKE, class_folder
 from occ.errors import DataError, WriteError
@@ -120,15 +119,12 @@ def write_submission(
                 "checkpoint and the vocoder's input; nothing was written."
             )
         arrays[name] = a
-    out.mkdir(parents=True, exist_ok=True)
-    for name in arrays:  # left by a write that was killed: a half-written folder or the folder it replaced
-        for stray in [*out.glob(f".{folders[name]}.*.tmp"), *out.glob(f".{folders[name]}.old-*")]:
-            shutil.rmtree(stray, ignore_errors=True)
+    make_folder(out)
     written = {}
     for name, a in arrays.items():
         target = out / folders[name]
         width = max(2, len(str(a.shape[0] - 1)))
-        with atomic_folder(target, prefix=f".{folders[name]}.", suffix=".tmp") as tmp:
+        with atomic_folder(target) as tmp:  # also removes what a killed write of this class folder left
             for i, clip in enumerate(a):
                 fname = f"{i:0{width}d}.wav"
                 try:
