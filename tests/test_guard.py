@@ -74,15 +74,15 @@ def test_step_loop_watches_weights_every_step(tmp_path):
 
 
 def test_a_runaway_loss_stops_training_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
-    real = gan_train.contrastive_loss
+    real = gan_train.contrastive_terms
     calls = {"n": 0}
 
     def runaway(*args, **kwargs):  # D's term of step 2 grows past the bound, finite
         calls["n"] += 1
         out = real(*args, **kwargs)
-        return out * 1e30 if calls["n"] == 3 else out
+        return out._replace(loss=out.loss * 1e30) if calls["n"] == 3 else out
 
-    monkeypatch.setattr(gan_train, "contrastive_loss", runaway)
+    monkeypatch.setattr(gan_train, "contrastive_terms", runaway)
     with pytest.raises(TrainingDivergedError) as info:
         gan_train.train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=TRAIN, out_dir=tmp_path, seed=3,
                             progress=False)
