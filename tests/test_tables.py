@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,7 @@ from occ.report.dvc_metrics import RESULT_CODES, VERDICT_CODES, checks_metrics, 
 from occ.report.intervals import VERDICTS
 from occ.report.markdown import readable, write_table
 from occ.report.paper import REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE2
-from occ.report.readme import results_readme
+from occ.report.readme import results_readme, source_readings
 from occ.report.results import load_seed_runs
 from occ.report.tables import interval_columns, table1, table2, table3
 
@@ -301,3 +302,21 @@ def test_claims_and_checks_are_dvc_metrics_matching_their_csv(tmp_path):
     saved = json.loads((tmp_path / "checks.json").read_text())
     assert saved["recognisable_o2c"]["result"] == 1 and saved["recognisable_hinge_only"]["result"] == 0
     assert saved["recognisable_hinge_only"]["result_text"].startswith("expected at chance")
+
+
+
+def test_the_results_readme_names_the_source_reading_each_supcon_variant_ran_with():
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    assert source_readings(params, ["contragan", "csupcongan", "o2c", "ocsupcon", "ocsupcon_ct1"]) == {
+        "csupcongan": "paired_real", "ocsupcon": "paired_real", "ocsupcon_ct1": "paired_real"}
+    metrics, logs = _claim_inputs()
+    per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
+
+    def readme(**kw):
+        return results_readme(claims_table(metrics, logs), checks_table(metrics), clips_table(metrics),
+                              table1(metrics), table2(per_class, label=LABEL), table3(per_class, label=LABEL),
+                              label=LABEL, params=_params(), **kw)
+
+    assert "OC-SupConGAN `paired_real`; C-SupConGAN (C-SupCon) `generated`." in readme(
+        sources={"ocsupcon": "paired_real", "csupcongan": "generated"})
+    assert "`train.d2s_source`" not in readme()

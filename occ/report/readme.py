@@ -10,20 +10,32 @@ from typing import Mapping
 
 import pandas as pd
 
-from occ.report.checks import CLIPS_NOTE
+from occ.config import SUPCON_KINDS, load_params
+from occ.report.checks import CLIPS_NOTE, recognisable_sentences
 from occ.report.claims import VERDICT_MEANING
 from occ.report.markdown import readable, to_markdown
 from occ.report.paper import MODEL_NAMES
 from occ.report.shares import LAST_STEPS, share_sentences
 from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 
-__all__ = ["results_readme"]
+__all__ = ["results_readme", "source_readings"]
+
+
+def source_readings(params_path, variants, *, profile: str | None = None) -> dict[str, str]:
+    """variant -> its ``train.d2s_source``, for the variants among `variants` whose loss has a source term (the
+    SupCon kinds), as `params_path` resolves them under `profile`."""
+    out = {}
+    for v in variants:
+        train = load_params(params_path, variant=v, profile=profile).train
+        if train.loss in SUPCON_KINDS:
+            out[v] = train.d2s_source
+    return out
 
 
 def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataFrame, t1: pd.DataFrame,
                    t2: pd.DataFrame, t3: pd.DataFrame, *, label: str, params, metrics: Mapping[str, Mapping[int, dict]] | None = None,
                    chance: float | None = None, tsne_seed: int | None = None,
-                   shares: pd.DataFrame | None = None) -> str:
+                   shares: pd.DataFrame | None = None, sources: Mapping[str, str] | None = None) -> str:
     """`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the tables.
 
     Parameters
@@ -45,6 +57,9 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         The seed whose runs Figure 2 shows.
     shares : pandas.DataFrame, optional
         `occ.report.shares.share_table(...)`: one sentence per model on what its contrastive numerator is made of.
+    sources : dict, optional
+        variant -> its ``train.d2s_source``, for the variants whose loss has a source term: the reading of the
+        source term of generated clips each ran with, stated under the run's settings.
     """
     counts = {v: len(runs) for v, runs in (metrics or {}).items() if runs}
     lines = [
@@ -56,6 +71,13 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         f"generator width {params.model.g_ch}, discriminator width {params.model.d_ch}, "
         f"{params.eval.clips_per_class} generated clips per class, vocoder `{params.eval.vocoder}`, "
         f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts)}",
+        *([] if not sources else [
+            "", "The source term of generated clips (`train.d2s_source`, docs/reference.md section 6, \"The source "
+            "term of generated clips\"): " + "; ".join(
+                f"{MODEL_NAMES.get(v, v)} `{s}`" for v, s in sources.items()) + ". `paired_real`, f of the step's "
+            "real clip whose class the generated clip takes, is the paper's wording (Eq. (4) writes f(x_i) of the "
+            "real clip x_i; the same label c_i conditions G and D); `generated`, f of the generated clip itself, "
+            "is the other reading. docs/recipe.md gives the measurement that chose it."]),
         "",
         "## The paper's claims, decided over seeds",
         "",
@@ -77,7 +99,8 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         "",
         to_markdown(readable(checks, label=label)),
         *([] if clips.empty else ["### What each run's clips are (per seed)", "", CLIPS_NOTE, "",
-                                  to_markdown(readable(clips, label=label))]),
+                                  to_markdown(readable(clips, label=label)),
+                                  *[f"- {sentence}" for sentence in recognisable_sentences(clips)], ""]),
         *([] if shares is None or shares.empty else [
             "### What ties the clips to their labels", "",
             "The class term d2c is the only part of the contrastive numerator that names a clip's label; the rest "
