@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from occ.atomic import make_folder
+
 __all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "nothing_to_do", "Scheduler", "run_parallel",
            "stage_threads", "machine_cores", "main"]
 
