@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import time
@@ -316,10 +315,11 @@ def main() -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise SystemExit(f"--seeds: {args.seeds!r} is not a comma-separated list of whole numbers") from None
-    import platform
+    sys.path.insert(0, str(Path(__file__).parent))
+    from lever_common import cpu_facts
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    f = cpu_facts()
+    cpu = f"{f['model']} (family {f['family']}, model {f['model_number']})"
     ceiling = _setup(args, out)
     print(f"CPU: {cpu}; {args.jobs} job(s) x {args.threads} thread(s)")
     print("probe ceiling: " + ", ".join(f"{k} {v:.3f}" for k, v in ceiling.items()), flush=True)

@@ -41,6 +41,9 @@ __all__ = [
     "load_checkpoint",
     "config_differences",
     "check_config",
+    "NETWORK_PARTS",
+    "nonfinite_entries",
+    "check_finite_state",
     "TrainLog",
     "cpu_state",
 ]
@@ -50,6 +53,9 @@ CHECKPOINT_VERSION = 1
 #: The kinds of checkpoint and the stage that writes each (named in error messages).
 CHECKPOINT_KINDS = {"gan": "GAN training (occ.train.gan_train.train_gan, stage `train`)",
                     "encoder": "encoder training (occ.train.supcon_train, stage `supcon`)"}
+#: The entries of each kind that hold a network's weights (a state dict, or ``None`` for an absent EMA): every load
+#: checks that they are finite.
+NETWORK_PARTS = {"gan": ("g", "d", "g_ema"), "encoder": ("encoder",)}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
@@ -129,13 +135,18 @@ def load_checkpoint(
     Raises
     ------
     CheckpointError
-        The file is missing, truncated or not a checkpoint, or has another kind.
+        The file is missing, truncated or not a checkpoint, or has another kind, or one of its networks
+        (:data:`NETWORK_PARTS`) holds a NaN or infinite weight (checked after the configuration, so that a
+        changed configuration is reported as such).
     ConfigChangedError
         A ``CheckpointError``: the file was written by another format version, or with another
         architecture / training configuration (the message lists every differing key with the
         stored and the expected value).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file: pass the file itself (e.g. "
+                              f"{path / ('encoder.pt' if kind == 'encoder' else 'checkpoint.pt')}).")
     if not path.is_file():
         what = CHECKPOINT_KINDS.get(kind or "", "the stage that writes it")
         raise CheckpointError(f"{path}: no such checkpoint; run {what} first, or check the path.")
@@ -166,7 +177,37 @@ def load_checkpoint(
     if expect_train is not None:
         check_config(payload.get("train") or {}, expect_train, what="training configuration (train)",
                      path=path, ignore=tuple(train_may_differ))
+    for part in NETWORK_PARTS.get(payload["kind"], ()):
+        if isinstance(payload.get(part), Mapping):
+            check_finite_state(payload[part], where=f"{path}: network {part!r}",
+                               advice="training never saves such weights, so the file was damaged or written "
+                                      "elsewhere and can be neither used nor resumed: delete it with its run folder "
+                                      f"{path.parent} and rerun {CHECKPOINT_KINDS[payload['kind']]}")
     return payload
+
+
+def nonfinite_entries(state: Mapping[str, Any]) -> list[str]:
+    """The names of a state dict's floating-point tensors that hold a NaN or infinite value."""
+    return [name for name, value in state.items() if isinstance(value, torch.Tensor) and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())]
+
+
+def check_finite_state(state: Mapping[str, Any], *, where: str, advice: str) -> None:
+    """Raise :class:`~occ.errors.CheckpointError` when weights read from a file are not finite (every loader's check).
+
+    Parameters
+    ----------
+    state : mapping
+        A state dict (name -> tensor); entries that are not floating-point tensors are not checked.
+    where : str
+        The file and the part of it, the message's start (``"runs/.../checkpoint.pt: network 'g'"``).
+    advice : str
+        What to do, the message's end.
+    """
+    bad = nonfinite_entries(state)
+    if bad:
+        listed = ", ".join(repr(name) for name in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{where} holds NaN or infinite weights ({listed}); {advice}.")
 
 
 def config_differences(stored: Mapping[str, Any], expected: Mapping[str, Any], *,

@@ -31,6 +31,18 @@ SUPCON_KINDS = ("csupcon", "ocsupcon")
 #: clip, ``f(G(z_i, c_i))``; "paired_real", the embedding of the step's real clip ``x_i`` whose class ``c_i`` the
 #: generated sample takes (Eq. (1): ``x_i`` and ``G(z_i, c_i)`` share ``c_i``), no gradient through f.
 D2S_SOURCES = ("generated", "paired_real")
+#: The smallest temperature accepted (`train.tau_d`, `train.tau_c`, `supcon.temperature`), 100 times below the
+#: paper's 0.1. The contrastive losses divide cosine similarities by the temperature: float32 holds the cosine of
+#: two unit 128-d vectors to about 1e-6, so below 1e-3 every exponent of a loss carries more than 1e-3 nats of
+#: rounding (1 nat at 1e-6), and the loss itself reaches 1 / tau (1e30 at tau = 1e-30, where Adam's squared
+#: gradients overflow float32 and the weights stop moving while every value stays finite).
+MIN_TEMPERATURE = 1.0e-3
+#: The largest learning rate accepted (`train.lr_g`, `train.lr_d`, `supcon.lr`, `supcon.finetune_lr`). Adam moves
+#: every weight by about the learning rate per step whatever the gradient's scale, and the networks' weights start
+#: at sizes below 5 (orthogonal convolutions, N(0, 1) class embeddings): at 1 or more every step moves each weight
+#: by its own size or more (a learning rate of 1e10 puts G's weights near 1e20 in two steps). The recipes use 1e-4
+#: to 1e-3.
+MAX_LEARNING_RATE = 1.0
 
 
 @dataclass
@@ -47,6 +59,12 @@ class DataConfig:
         _one_of("data.layout", self.layout, ("dcase", "folders"))
         _at_least("data.clips_per_class", self.clips_per_class, 2)
         _at_least("data.heldout_per_class", self.heldout_per_class, 1)
+        if self.source == "synthetic" and self.clips_per_class < 2 * self.heldout_per_class:
+            raise ConfigError(
+                f"data.heldout_per_class = {self.heldout_per_class} does not fit data.clips_per_class = "
+                f"{self.clips_per_class}: the split holds out that many clips of a class only when it has at least "
+                f"twice as many ({2 * self.heldout_per_class}), the rest being its training clips; lower "
+                "data.heldout_per_class or raise data.clips_per_class.")
 
 
 @dataclass
@@ -85,10 +103,10 @@ class SupConConfig:
     def check(self) -> None:
         _at_least("supcon.steps", self.steps, 1)
         _at_least("supcon.batch_size", self.batch_size, 2)
-        _positive("supcon.lr", self.lr)
-        _positive("supcon.temperature", self.temperature)
+        _learning_rate("supcon.lr", self.lr)
+        _temperature("supcon.temperature", self.temperature)
         _at_least("supcon.finetune_steps", self.finetune_steps, 0)
-        _positive("supcon.finetune_lr", self.finetune_lr)
+        _learning_rate("supcon.finetune_lr", self.finetune_lr)
         _at_least("supcon.ckpt_every", self.ckpt_every, 1)
         _at_least("supcon.threads", self.threads, 1)
 
@@ -121,13 +139,13 @@ class TrainConfig:
             raise ConfigError(f"train.d2s_source = {self.d2s_source!r} reads the source term f(x_i), which train.loss = "
                               f"{self.loss!r} does not have (only {list(SUPCON_KINDS)} do): set train.d2s_source: "
                               "generated, or use a SupCon loss.")
-        _positive("train.tau_d", self.tau_d)
-        _positive("train.tau_c", self.tau_c)
+        _temperature("train.tau_d", self.tau_d)
+        _temperature("train.tau_c", self.tau_c)
         _at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
         _at_least("train.steps", self.steps, 1)
         _at_least("train.batch_size", self.batch_size, 2)
-        _positive("train.lr_g", self.lr_g)
-        _positive("train.lr_d", self.lr_d)
+        _learning_rate("train.lr_g", self.lr_g)
+        _learning_rate("train.lr_d", self.lr_d)
         for key in ("beta1", "beta2", "ema_decay"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:
@@ -188,6 +206,24 @@ class Params:
         check_device(self.device)
         for section in (self.data, self.model, self.supcon, self.train, self.eval):
             section.check()
+        self.check_together()
+
+    def check_together(self) -> None:
+        """The values that are valid one by one but must also fit each other (each message names every key)."""
+        data, ev = self.data, self.eval
+        for key, n, what in (("eval.clips_per_class", ev.clips_per_class, "generated clips of a class"),
+                             ("data.heldout_per_class", data.heldout_per_class, "held-out clips of a class")):
+            if not ev.prdc_k < n:
+                raise ConfigError(f"eval.prdc_k = {ev.prdc_k} does not fit {key} = {n}: precision, recall, density "
+                                  f"and coverage use the k-th nearest neighbour among the {what}, so eval.prdc_k "
+                                  f"must be below {key}; lower eval.prdc_k or raise {key}.")
+        train_clips = data.clips_per_class - data.heldout_per_class
+        if data.source == "synthetic" and ev.probe_clips_per_class > train_clips:
+            raise ConfigError(f"eval.probe_clips_per_class = {ev.probe_clips_per_class} does not fit the "
+                              f"{train_clips} training clips per class (data.clips_per_class = {data.clips_per_class} "
+                              f"less data.heldout_per_class = {data.heldout_per_class}): the probe would be fitted "
+                              "on fewer clips than it says; lower eval.probe_clips_per_class (0: all) or raise "
+                              "data.clips_per_class.")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -298,7 +334,7 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         _mapping(overrides, f"variants.{name}")
     profile = profile if profile is not None else raw.get("profile", "embedded")
     if profile != "embedded" and profile not in profiles:
-        raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted(profiles) + ['embedded']}).")
+        raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted({*profiles, 'embedded'})}).")
     merged = dict(raw)
     for section, overrides in (profiles.get(profile) or {}).items():
         if section in TOP_AXES:
@@ -497,10 +533,22 @@ def _one_of(key: str, value: Any, choices: tuple) -> None:
 
 
 def _at_least(key: str, value: float, low: float) -> None:
-    if not value >= low:  # NaN too
+    if not math.isfinite(value):  # whoever built the dataclass: params.yaml's values are checked when read
+        raise ConfigError(f"{key} = {value!r} must be a finite number.")
+    if not value >= low:
         raise ConfigError(f"{key} = {value!r} is out of range: use a value >= {low}.")
 
 
-def _positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"{key} = {value!r} is out of range: use a value > 0.")
+def _temperature(key: str, value: float) -> None:
+    """A temperature: finite and at least :data:`MIN_TEMPERATURE`."""
+    if not MIN_TEMPERATURE <= value < math.inf:
+        raise ConfigError(f"{key} = {value!r} is out of range: use a finite temperature >= {MIN_TEMPERATURE} (below "
+                          f"it float32 rounding dominates the contrastive loss, which grows as 1 / {key.split('.')[-1]}; "
+                          "the paper uses 0.1 and 1.0).")
+
+
+def _learning_rate(key: str, value: float) -> None:
+    """A learning rate: in (0, :data:`MAX_LEARNING_RATE`]."""
+    if not 0 < value <= MAX_LEARNING_RATE:
+        raise ConfigError(f"{key} = {value!r} is out of range: use a learning rate in (0, {MAX_LEARNING_RATE}] (Adam "
+                          "moves every weight by about the learning rate per step; the recipes use 1e-4 to 1e-3).")

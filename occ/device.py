@@ -7,14 +7,15 @@ imported only where a device is resolved, so the check costs nothing.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
 
 from occ.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device", "check_device", "use_threads", "DEVICE_CHOICES", "DEVICE_PATTERN"]
+__all__ = ["resolve_device", "check_device", "use_threads", "torch_threads", "DEVICE_CHOICES", "DEVICE_PATTERN"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 #: Every accepted spelling of ``params.yaml: device`` (``cuda:N``: GPU N, counted from 0 as ``nvidia-smi`` does).
@@ -106,3 +107,19 @@ def use_threads(threads: int) -> int:
         raise ConfigError(f"threads = {threads!r} must be at least 1; fix the `threads` key in params.yaml.")
     torch.set_num_threads(int(threads))
     return int(threads)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """:func:`use_threads` for a block: torch's thread count is ``threads`` inside it and what it was after it.
+
+    For code that computes what a stage computes but runs inside another program (``occ generate`` called as
+    ``occ.cli.main.main([...])``), so the caller's thread count is left as it was.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield use_threads(threads)
+    finally:
+        torch.set_num_threads(before)

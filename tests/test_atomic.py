@@ -108,11 +108,11 @@ from occ.atomic import atomic_folder
 def test_atomic_folder_creates_then_replaces_leaving_nothing_hidden(tmp_path: Path, umask_027):
     target = tmp_path / "sub" / "d"
     with atomic_folder(target) as tmp:
-        assert tmp.parent == target.parent and tmp.name.startswith(".d.partial-") and not target.exists()
+        assert tmp.parent == target.parent and tmp.name.startswith(f".d.{os.getpid()}-") and not target.exists()
         (tmp / "a.txt").write_text("1")
     assert (target / "a.txt").read_text() == "1" and _mode(target) == 0o750  # 0o777 less the umask
-    with atomic_folder(target, prefix=".d.", suffix=".tmp") as tmp:
-        assert tmp.name.startswith(".d.") and tmp.name.endswith(".tmp")
+    with atomic_folder(target) as tmp:
+        assert tmp.name.endswith(".tmp")
         (tmp / "b.txt").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # the old folder is replaced whole
     assert sorted(p.name for p in target.parent.iterdir()) == ["d"]  # no temporary or old folder left

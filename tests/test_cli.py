@@ -121,7 +121,8 @@ def test_generate_help_names_todays_run_folders(capsys):
 # ----------------------------------------------------------------------------- generate
 def test_generate_is_reproducible_and_is_the_evaluations_clip(ckpt, tmp_path):
     """Two runs give the same bytes; each file is the evaluation's WAV of that (class, index): by default with the
-    evaluation's base seed (params.yaml's seed), not the checkpoint's training seed."""
+    evaluation's base seed (params.yaml's seed), not the checkpoint's training seed, and its vocoder settings and
+    threads (eval.*)."""
     assert EVAL_SEED != RUN_SEED  # else this test could not tell the two apart
     a, b = tmp_path / "a", tmp_path / "b"
     proc = occ("generate", "--checkpoint", ckpt, "--class", "footstep", "--first", 1, "-n", 2, "--out", a)
@@ -141,11 +142,15 @@ def test_generate_is_reproducible_and_is_the_evaluations_clip(ckpt, tmp_path):
     from occ.metrics.evaluate import evaluate_generator
     from test_evaluate import _StubEmbedder
 
+    from occ.device import torch_threads
+
     params = load_params(ckpt.parents[4] / "params.yaml")
     g, _ = load_generator(ckpt)
     ref = {name: np.random.default_rng(c).standard_normal((5, 1, 4)) for c, name in enumerate(CLASSES)}
-    evaluate_generator(g, class_names=CLASSES, n_per_class=3, base_seed=params.seed, embedder=_StubEmbedder(),
-                       reference=ref, gl_iters=16, prdc_k=1, wav_dir=tmp_path / "eval")
+    with torch_threads(params.eval.threads):  # as the notebook: use_threads(params.eval.threads)
+        evaluate_generator(g, class_names=CLASSES, n_per_class=3, base_seed=params.seed, embedder=_StubEmbedder(),
+                           reference=ref, vocoder=params.eval.vocoder, gl_iters=params.eval.gl_iters, prdc_k=1,
+                           wav_dir=tmp_path / "eval")
     assert (a / names[0]).read_bytes() == (tmp_path / "eval" / "footstep" / "01.wav").read_bytes()
     assert (a / names[1]).read_bytes() == (tmp_path / "eval" / "footstep" / "02.wav").read_bytes()
     assert (a / names[1]).read_bytes() != (tmp_path / "eval" / "footstep" / "01.wav").read_bytes()
@@ -169,19 +174,105 @@ def test_generate_default_seed_is_the_params_seed_of_the_checkpoints_project(ckp
     code, _, err = run(capsys, "generate", "--checkpoint", run_dir / "checkpoint.pt", *fast, "--out", tmp_path / "o5")
     assert code == 0, err
     assert [p.name for p in (tmp_path / "o5").glob("*.wav")] == ["gunshot-seed5-0000.wav"]
-    assert f"seed 5 (the evaluation's: seed of {other / 'params.yaml'}, profile embedded)" in err
-    from occ.cli.generate import evaluation_seed
+    assert ", seed 5, vocoder griffinlim (gl_iters 1), 1 thread, device cpu; defaults: the evaluation's (seed, " \
+           f"eval.threads, eval.vocoder, device of {other / 'params.yaml'}, profile embedded)" in err
+    from occ.cli.generate import evaluation_settings
 
-    assert evaluation_seed(run_dir / "checkpoint.pt", profile="seven")[0] == 7
-    assert evaluation_seed(run_dir / "checkpoint.pt", project=REPO)[0] == EVAL_SEED
+    assert evaluation_settings(run_dir / "checkpoint.pt", profile="seven")[0]["seed"] == 7
+    assert evaluation_settings(run_dir / "checkpoint.pt", project=REPO)[0]["seed"] == EVAL_SEED
     # a checkpoint outside any project, run outside any project: nothing to read the evaluation's seed from
     lone = tmp_path / "lone" / "checkpoint.pt"
     lone.parent.mkdir()
     shutil.copy(ckpt, lone)
     monkeypatch.chdir(tmp_path / "lone")
     code, _, err = run(capsys, "generate", "--checkpoint", lone, *fast, "--out", tmp_path / "o")
-    assert code == 1 and "no params.yaml at or above" in err and "--project DIR" in err
+    assert code == 1 and "no params.yaml at or above" in err and "--project DIR" in err and "--seed S" in err
     assert not (tmp_path / "o").exists()
+    # with --seed, the other settings are the embedded profile's
+    code, _, err = run(capsys, "generate", "--checkpoint", lone, *fast, "--seed", 3, "--out", tmp_path / "o3")
+    assert code == 0 and "seed 3, vocoder griffinlim (gl_iters 1), 1 thread, device cpu; defaults: no params.yaml " \
+                         "found, so threads, vocoder, device as in params.yaml's embedded profile" in err, err
+
+
+def test_generate_runs_on_the_evaluations_threads_and_records_them(ckpt, tmp_path, capsys, monkeypatch):
+    """Without --threads: eval.threads of the checkpoint's project, whatever torch's count was; --threads N
+    overrides it; clips.csv records the count; the caller's count is left as it was."""
+    import csv
+
+    import yaml
+
+    from occ.device import torch_threads
+
+    project = ckpt.parents[4]
+    two = _project(tmp_path / "two")
+    params = yaml.safe_load((two / "params.yaml").read_text())
+    params["eval"]["threads"] = 2
+    (two / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    fast = ["--checkpoint", ckpt, "--class", "dog_bark", "--gl-iters", 2, "-q"]
+
+    def rows(folder):
+        with open(folder / "clips.csv") as fh:
+            return list(csv.DictReader(fh))
+
+    from occ.synthesis import generate
+
+    seen = []
+    real = generate.generate_clips
+
+    def spy(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(generate, "generate_clips", spy)
+    with torch_threads(3):
+        for args, out in (([], "own"), (["--project", two], "two"), (["--threads", 4], "four")):
+            code, _, err = run(capsys, "generate", *fast, *args, "--out", tmp_path / "out" / out)
+            assert code == 0, err
+        assert torch.get_num_threads() == 3
+    declared = load_params(project / "params.yaml").eval.threads
+    assert seen == [declared, 2, 4]
+    assert [rows(tmp_path / "out" / out)[0]["threads"] for out in ("own", "two", "four")] == [str(declared), "2", "4"]
+    assert rows(tmp_path / "out" / "own")[0]["device"] == "cpu"
+    code, _, err = run(capsys, "generate", *fast, "--threads", 0, "--out", tmp_path / "zero")
+    assert code == 1 and "--threads 0: use at least 1 thread" in err and not (tmp_path / "zero").exists()
+
+
+@pytest.mark.slow
+def test_generate_by_default_writes_the_evaluations_wavs_on_the_smoke_run(smoke_pipeline, tmp_path):
+    """On the smoke run, `occ generate` with no setting given writes the evaluate stage's WAVs byte for byte, while
+    the environment asks torch for another thread count than the one the stage declares (eval.threads); that count,
+    given with --threads, changes the bytes."""
+    import csv
+
+    from occ.data.classes import class_folder
+
+    repo = smoke_pipeline.repo
+    params = load_params(repo / "params.yaml")  # the smoke profile
+    declared, other = params.eval.threads, params.eval.threads + 1
+    variant, seed = params.run_variants[0], params.seeds[0]
+    env = dict(smoke_pipeline.env, OMP_NUM_THREADS=str(other), MKL_NUM_THREADS=str(other))
+
+    def generate(out: Path, *options) -> list[dict]:
+        proc = subprocess.run([sys.executable, "-m", "occ", "generate", "--checkpoint",
+                               f"runs/train/{variant}/seed{seed}/checkpoint.pt", "--class", "all", "-n",
+                               str(params.eval.clips_per_class), "-q", "--out", str(out), *options],
+                              cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        with open(out / "clips.csv") as fh:
+            return list(csv.DictReader(fh))
+
+    evaluation = repo / "runs" / "generated" / variant / f"seed{seed}"  # the evaluate stage's WAVs, <class>/NN.wav
+
+    def same(out: Path, rows: list[dict]) -> list[bool]:
+        return [(out / r["file"]).read_bytes()
+                == (evaluation / class_folder(r["class"]) / f"{int(r['index']):02d}.wav").read_bytes() for r in rows]
+
+    rows = generate(tmp_path / "default")
+    assert len(rows) == len(list(evaluation.glob("*/*.wav"))) and {r["threads"] for r in rows} == {str(declared)}
+    assert all(same(tmp_path / "default", rows)), "occ generate's default clips are not the evaluation's WAVs"
+    rows = generate(tmp_path / "other", "--threads", str(other))
+    assert {r["threads"] for r in rows} == {str(other)}
+    assert not all(same(tmp_path / "other", rows)), "the thread count does not change the bytes: this test tells nothing"
 
 
 def test_generate_submission_then_check_submission(ckpt, tmp_path, capsys):
@@ -337,12 +428,52 @@ def test_fad_of_one_class_folder_against_another_is_one_line(folders, encoder_ck
                              {"dog_bark": _embedded(ref, encoder_ckpt)}).loc["dog_bark", "fad"]
     (line,) = out.strip().splitlines()
     head, _, tail = line.partition(": ")
-    assert head == f"FAD (encoder embeddings) of {gen} against {ref}" and tail.endswith("(4 clips, 5 reference clips)")
+    assert head == f"FAD (encoder embeddings, 1 thread) of {gen} against {ref}"  # eval.threads of this project
+    assert tail.endswith("(4 clips, 5 reference clips)")
     assert float(tail.split()[0]) == pytest.approx(expected, rel=1e-5) and expected > 1e-3
     code, out, _ = run(capsys, "fad", gen, ref, *enc, "--json")
     report = json.loads(out)
-    assert code == 0 and list(report["classes"]) == ["dog_bark"]
+    assert code == 0 and list(report["classes"]) == ["dog_bark"] and report["threads"] == 1
     assert report["mean"]["fad"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fad_runs_on_the_stages_threads(folders, encoder_ckpt, capsys, monkeypatch, tmp_path):
+    """Without --threads: eval.threads of the working folder's project (1 outside any), whatever torch's count was;
+    --threads N overrides it; the output records the count; the caller's count is left as it was."""
+    import yaml
+
+    from occ.device import torch_threads
+    from occ.metrics.embeddings import Embedder
+
+    seen = []
+    real = Embedder.embed
+
+    def spy(self, *a, **k):
+        seen.append(torch.get_num_threads())
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Embedder, "embed", spy)
+    two = _project(tmp_path / "two")
+    params = yaml.safe_load((two / "params.yaml").read_text())
+    params["eval"]["threads"] = 2
+    (two / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "nowhere").mkdir()
+    gen, ref = folders / "gen" / "dog_bark", folders / "ref" / "Dogbark"
+    enc = ["--embedding", "encoder", "--encoder", encoder_ckpt]
+    counts = {}
+    with torch_threads(3):
+        for name, where, args in (("here", REPO, []), ("two", tmp_path, ["--project", two]),
+                                  ("outside", tmp_path / "nowhere", []), ("given", REPO, ["--threads", 4])):
+            monkeypatch.chdir(where)
+            seen.clear()
+            code, out, err = run(capsys, "fad", gen, ref, *enc, *args, "--json")
+            assert code == 0, err
+            counts[name] = (json.loads(out)["threads"], set(seen))
+        assert torch.get_num_threads() == 3
+    declared = load_params(REPO / "params.yaml").eval.threads
+    assert counts == {"here": (declared, {declared}), "two": (2, {2}), "outside": (1, {1}), "given": (4, {4})}
+    code, out, _ = run(capsys, "fad", gen, ref, *enc, "--threads", 2)
+    assert code == 0 and out.startswith(f"FAD (encoder embeddings, 2 threads) of {gen} against {ref}: ")
 
 
 def test_fad_names_both_folders_when_one_is_flat_and_the_other_has_class_folders(folders, encoder_ckpt, capsys):

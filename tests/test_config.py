@@ -46,11 +46,60 @@ def _with(section, key, value):
         ("model", "g_ch", 0, "model.g_ch"),
         ("model", "g_noise", -0.3, "model.g_noise"),
         ("model", "g_noise", "some", "model.g_noise"),
+        ("train", "tau_c", 1e-30, "train.tau_c = 1e-30 is out of range: use a finite temperature >= 0.001"),
+        ("train", "tau_d", 5e-4, "train.tau_d"),
+        ("train", "lr_g", 1e10, "train.lr_g = 10000000000.0 is out of range: use a learning rate in"),
+        ("train", "lr_d", 1.5, "train.lr_d"),
+        ("supcon", "temperature", 1e-4, "supcon.temperature"),
+        ("supcon", "lr", 2.0, "supcon.lr"),
+        ("supcon", "finetune_lr", 10.0, "supcon.finetune_lr"),
     ],
 )
 def test_bad_values_name_the_key(section, key, value, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         resolve_params(_with(section, key, value))
+
+
+def test_the_bounds_of_temperatures_and_learning_rates_are_inclusive():
+    raw = _with("train", "tau_c", 1e-3)
+    raw["train"].update(tau_d=1e-3, lr_g=1.0, lr_d=1.0)
+    raw["supcon"].update(temperature=1e-3, lr=1.0, finetune_lr=1.0)
+    params = resolve_params(raw)
+    assert (params.train.tau_c, params.train.lr_g, params.supcon.temperature) == (1e-3, 1.0, 1e-3)
+    raw["variants"]["o2c"]["tau_c"] = 1e-30
+    with pytest.raises(ConfigError, match=r"^variants\.o2c\.tau_c = 1e-30 is out of range"):
+        resolve_params(raw, variant="o2c")
+
+
+@pytest.mark.parametrize("edits,keys", [
+    ({"data": {"clips_per_class": 50, "heldout_per_class": 100}}, ["data.heldout_per_class", "data.clips_per_class"]),
+    ({"data": {"clips_per_class": 150}}, ["data.heldout_per_class = 100", "data.clips_per_class = 150"]),
+    ({"eval": {"prdc_k": 40}}, ["eval.prdc_k = 40", "eval.clips_per_class = 40"]),
+    ({"data": {"heldout_per_class": 5, "clips_per_class": 260}, "eval": {"probe_clips_per_class": 60, "prdc_k": 5}},
+     ["eval.prdc_k = 5", "data.heldout_per_class = 5"]),
+    ({"eval": {"probe_clips_per_class": 161}}, ["eval.probe_clips_per_class = 161", "data.clips_per_class = 260",
+                                                "data.heldout_per_class = 100"]),
+])
+def test_values_that_do_not_fit_together_name_every_key(edits, keys):
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    for section, values in edits.items():
+        raw[section].update(values)
+    with pytest.raises(ConfigError) as info:
+        resolve_params(raw)
+    assert all(key in str(info.value) for key in keys), str(info.value)
+
+
+def test_values_that_fit_together_at_their_limits_load():
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw["data"].update(clips_per_class=200, heldout_per_class=100)
+    raw["eval"].update(prdc_k=39, probe_clips_per_class=100)
+    assert resolve_params(raw).eval.prdc_k == 39
+    raw["data"].update(source="path", clips_per_class=2)  # the clips per class of a real dataset are not set here
+    assert resolve_params(raw).data.heldout_per_class == 100
+    bad_smoke = yaml.safe_load(yaml.safe_dump(RAW))
+    bad_smoke["profiles"]["smoke"]["data"]["heldout_per_class"] = 4  # 6 clips per class cannot hold out 4
+    with pytest.raises(ConfigError, match=r"^profiles\.smoke\.data\.heldout_per_class = 4 does not fit"):
+        resolve_params(bad_smoke, profile="smoke")
 
 
 def test_unknown_top_level_key_and_variant_and_profile():

@@ -13,7 +13,7 @@ from occ.metrics.confusion import (CLASS_BLIND, OTHER_LABELS, OWN_LABELS, confus
                                    mutual_information, own_label_classes, probe_confusion, reading,
                                    relabelled_accuracy)
 from occ.metrics.probe import LinearProbe
-from occ.report.checks import clips_table
+from occ.report.checks import clips_table, recognisable_sentences
 from occ.report.markdown import readable, to_markdown
 
 
@@ -105,5 +105,8 @@ def test_clips_table_reads_each_seed():
     assert [(r.variant, r.seed) for r in t.itertuples()] == [("contragan", 0), ("contragan", 1), ("o2c", 0)]
     assert list(t["clips"]) == [CLASS_BLIND, OTHER_LABELS, OWN_LABELS]
     assert list(t["own_label_classes"]) == ["0 of 7", "1 of 7", "5 of 7"]
+    assert list(t["recognisable"]) == ["no", "no", "yes"]  # probe accuracy at least 0.5
+    assert recognisable_sentences(t) == ["ContraGAN (2C): recognisable in 0 of 2 seeds.",
+                                         "O2C-GAN: recognisable in 1 of 1 seeds (0)."]
     md = to_markdown(readable(t))
-    assert "the clips are" in md and "classes recognised as themselves" in md and "| O2C-GAN | 0 |" in md
+    assert "the clips are" in md and "classes recognised as themselves" in md and "recognisable (probe >= 0.5)" in md and "| O2C-GAN | 0 |" in md

@@ -47,6 +47,19 @@ def test_the_documents_are_read():
     assert any(s.doc == "docs/package.md" for p in DOCS for s in dc.snippets(p)), "no Python snippet read"
 
 
+def test_after_the_set_up_the_quickstart_needs_no_network():
+    """The quickstart's set-up lines download (and say so); the commands after them, the pipeline's main command
+    among them, need no network: the set-up leaves nothing to fetch (tests/test_setup.py runs it offline)."""
+    readme = (dc.ROOT / "README.md").read_text()
+    first = readme.index("## Quickstart")
+    quick = [c for c in dc.commands(dc.ROOT / "README.md") if c.line > readme[:first].count("\n")][:5]
+    set_up = [c for c in quick if "needs: network" in c.comment]
+    assert set_up and any("occ fetch-weights" in c.text for c in set_up), [str(c) for c in quick]
+    after = [c for c in quick[quick.index(set_up[-1]) + 1:] if c.text.split()[0] in ("occ", "dvc", "python")]
+    assert any(c.text.startswith("occ repro") for c in after), [str(c) for c in after]
+    assert not [str(c) for c in after if "network" in c.needs]
+
+
 @pytest.mark.parametrize("doc", DOC_IDS)
 def test_doc_commands_parse_and_name_what_exists(doc, checked):
     problems = [f"{c.command}: {p}" for c in checked[doc] for p in c.problems]

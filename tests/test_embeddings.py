@@ -11,7 +11,7 @@ import torch
 
 from occ.errors import ConfigError, WeightsNotFoundError
 from occ.metrics.embeddings import AisfxEmbedder, VGGishEmbedder, get_embedder
-from occ.metrics.vggish import VGGish, load_vggish
+from occ.metrics.vggish import VGGISH_URL, VGGish, load_vggish
 from test_cli import encoder_ckpt  # noqa: F401 (a fixture: a tiny SupCon encoder checkpoint)
 from test_evaluate import _StubEmbedder
 
@@ -43,8 +43,10 @@ def test_vggish_missing_weights(tmp_path, monkeypatch):
     monkeypatch.delenv("OCC_VGGISH_WEIGHTS", raising=False)
     with pytest.raises(WeightsNotFoundError, match="vggish-10086976.pth.*weights="):
         load_vggish(tmp_path / "missing.pth")
-    with pytest.raises(WeightsNotFoundError, match="downloading is off.*eval.vggish_weights"):
+    with pytest.raises(WeightsNotFoundError, match="downloading is off.*eval.vggish_weights") as missing:
         load_vggish(download=False)
+    assert f"run `occ fetch-weights --vggish` where a network is reached (it downloads {VGGISH_URL} into {tmp_path})" \
+        in str(missing.value)  # the command that fetches them
 
 
 def test_vggish_weights_file_roundtrip(tmp_path):
@@ -76,8 +78,9 @@ def test_encoder_embedder():
 def test_aisfx_missing_wheel_message(tmp_path):
     from occ.metrics.aisfx import ensure_wheel
 
-    with pytest.raises(WeightsNotFoundError, match=r"pip download --no-deps aisfx==0\.1\.2 -d"):
+    with pytest.raises(WeightsNotFoundError, match=r"pip download --no-deps aisfx==0\.1\.2 -d") as missing:
         ensure_wheel(cache=tmp_path, download=False)
+    assert "run `occ fetch-weights` (the set-up's last step" in str(missing.value)  # the command that fetches it
 
 
 @pytest.fixture(scope="module")

@@ -143,8 +143,11 @@ def test_nan_loss_raises_and_keeps_checkpoint(data, tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "log.csv")["step"].tolist() == [1]
 
 
-def test_huge_lr_diverges_without_writing_nan_weights(data, tmp_path):
+def test_huge_lr_diverges_without_writing_nan_weights(data, tmp_path, monkeypatch):
     train = dataclasses.replace(TRAIN, lr_d=1e30, lr_g=1e30, steps=3, ckpt_every=1)
+    with pytest.raises(ConfigError, match=r"train\.lr_g = 1e\+30 is out of range"):  # refused up front
+        train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=train, out_dir=tmp_path, seed=3, progress=False)
+    monkeypatch.setattr("occ.config.MAX_LEARNING_RATE", float("inf"))  # and if it were not: the guard stops it
     with pytest.raises(TrainingDivergedError, match="training diverged at step"):
         train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=train, out_dir=tmp_path, seed=3, progress=False)
     if (tmp_path / "checkpoint.pt").exists():

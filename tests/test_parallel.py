@@ -127,6 +127,27 @@ def test_only_what_changed_and_what_it_feeds_runs_again(tmp_path):
     assert json.loads(_dvc(repo, "status", "--json") or "{}") == {}
 
 
+def test_with_targets_it_reports_on_the_targets_not_on_every_stage(tmp_path):
+    """An up-to-date target while another stage is out of date: the message names the target and what it depends on,
+    and the stage left out of date; "every stage is up to date" only when the whole pipeline was asked for."""
+    repo = _repo(tmp_path, sleep=0.1)
+    assert _occ_repro(repo, "-j", "2").returncode == 0
+    (repo / "dvc.yaml").write_text((repo / "dvc.yaml").read_text().replace("time.sleep(0.2); pathlib.Path('d.txt')",
+                                                                          "time.sleep(0.3); pathlib.Path('d.txt')", 1))
+    assert set(json.loads(_dvc(repo, "status", "--json") or "{}")) == {"d"}
+    proc = _occ_repro(repo, "c")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every stage is up to date" not in proc.stdout, proc.stdout
+    assert "c and what it depends on (4 stage(s)) are up to date; 1 other stage(s) are out of date (d)" in proc.stdout
+    proc = _occ_repro(repo, "a", "d")
+    started = {ln.split()[2] for ln in proc.stdout.splitlines() if " start " in ln}
+    assert proc.returncode == 0 and started == {"d"}, proc.stdout
+    proc = _occ_repro(repo, "b1")
+    assert "b1 and what it depends on (2 stage(s)) are up to date; so is every other stage" in proc.stdout, proc.stdout
+    proc = _occ_repro(repo)
+    assert proc.returncode == 0 and "every stage is up to date (dvc status is clean)" in proc.stdout, proc.stdout
+
+
 def test_a_failing_stage_is_named_with_its_log_and_the_finished_ones_are_kept(tmp_path):
     repo = _repo(tmp_path, sleep=0.5, fail="b2")
     proc = _occ_repro(repo, "-j", "2")

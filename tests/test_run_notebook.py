@@ -98,3 +98,14 @@ def test_the_recorded_paths_are_the_ones_given_not_the_temporary_file(nb, tmp_pa
     run_notebook("in.ipynb", "out/demo.ipynb", {"value": 2})
     meta = json.loads((tmp_path / "out" / "demo.ipynb").read_text())["metadata"]["papermill"]
     assert (meta["input_path"], meta["output_path"]) == ("in.ipynb", "out/demo.ipynb")
+
+
+def test_the_temporary_a_killed_run_left_is_removed_by_the_next_run(nb, tmp_path):
+    out = tmp_path / "results" / "demo.ipynb"
+    out.parent.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = out.parent / f".demo.ipynb.{dead.pid}-abcd1234.running.ipynb"  # a run killed with kill -9
+    left.write_text("{}")
+    run_notebook(nb, out, {"value": 2})
+    assert sorted(p.name for p in out.parent.iterdir()) == ["demo.ipynb"]

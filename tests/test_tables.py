@@ -2,12 +2,14 @@
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from occ.config import load_params
 from occ.data.classes import DCASE_CLASSES
 from occ.report.checks import checks_table, clips_table
 from occ.report.claims import CLAIMS, claims_table
@@ -15,7 +17,7 @@ from occ.report.dvc_metrics import RESULT_CODES, VERDICT_CODES, checks_metrics, 
 from occ.report.intervals import VERDICTS
 from occ.report.markdown import readable, write_table
 from occ.report.paper import REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE2
-from occ.report.readme import results_readme
+from occ.report.readme import results_readme, source_readings
 from occ.errors import DataError
 from occ.report.results import load_seed_runs, model_names, variant_settings
 from occ.report.tables import interval_columns, table1, table1_title, table2, table3, table3_title
@@ -364,3 +366,24 @@ def test_claims_and_checks_are_dvc_metrics_matching_their_csv(tmp_path):
     saved = json.loads((tmp_path / "checks.json").read_text())
     assert saved["recognisable_o2c"]["result"] == 1 and saved["recognisable_hinge_only"]["result"] == 0
     assert saved["recognisable_hinge_only"]["result_text"].startswith("expected at chance")
+
+
+
+def test_the_results_readme_names_the_source_reading_each_supcon_variant_ran_with():
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    assert {v: load_params(params, variant=v).train.d2s_source for v in ("csupcongan", "ocsupcon", "ocsupcon_ct1")} \
+        == dict.fromkeys(("csupcongan", "ocsupcon", "ocsupcon_ct1"), "paired_real")
+    metrics, logs = _claim_inputs()
+    per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
+
+    def readme(metrics):
+        return results_readme(claims_table(metrics, logs), checks_table(metrics), clips_table(metrics),
+                              table1(metrics), table2(per_class, label=LABEL, metrics=metrics),
+                              table3(per_class, label=LABEL, metrics=metrics), label=LABEL, params=_params(),
+                              metrics=metrics)
+
+    assert "`train.d2s_source`" not in readme(metrics)  # no run recorded a source reading
+    _made(metrics, ocsupcon={"d2s_source": "paired_real"}, csupcongan={"d2s_source": "generated"})
+    assert source_readings(metrics) == {"csupcongan": "generated", "ocsupcon": "paired_real"}
+    # the readings the runs recorded, each model named by its loss and temperatures
+    assert "C-SupConGAN (C-SupCon) `generated`; OC-SupConGAN `paired_real`." in readme(metrics)

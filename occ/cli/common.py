@@ -12,7 +12,12 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["CliError", "Parser", "key", "show_progress", "check_target", "find_project", "add_project_arguments"]
+__all__ = ["CliError", "Parser", "key", "show_progress", "threads_phrase", "at_least_one_thread", "check_target",
+           "find_project", "add_project_arguments", "OUTSIDE_A_PROJECT"]
+
+#: The evaluation's settings outside any project (the embedded profile's, ``params.yaml``): what ``occ generate`` and
+#: ``occ fad`` use for an option not given when no ``params.yaml`` is found.
+OUTSIDE_A_PROJECT = {"threads": 1, "vocoder": "griffinlim", "gl_iters": 16, "device": "auto"}
 
 
 class CliError(Exception):
@@ -34,6 +39,18 @@ def key(name: str) -> str:
 def show_progress(args) -> bool:
     """Show progress bars: not ``--quiet``, and stderr is a terminal."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def threads_phrase(n: int) -> str:
+    """``1 thread``, ``2 threads``: a thread count in a message."""
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
+def at_least_one_thread(threads: int) -> int:
+    """``--threads``, checked: at least 1."""
+    if threads < 1:
+        raise CliError(f"--threads {threads}: use at least 1 thread")
+    return threads
 
 
 def check_target(target: Path, *, overwrite: bool, option: str) -> None:
@@ -75,7 +92,6 @@ def find_project(project: str | os.PathLike | None, *, near: tuple[Path, ...] = 
     where = " or ".join(str(s) for s in dict.fromkeys(starts))
     raise CliError(f"no params.yaml at or above {where}: run the command inside the occ project, or pass "
                    "--project DIR (the project's root folder)")
-
 
 
 def add_project_arguments(parser: argparse.ArgumentParser) -> None:

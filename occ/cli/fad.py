@@ -15,10 +15,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from occ.cli.common import CliError, add_project_arguments, check_target, find_project, key, show_progress
+from occ.cli.common import (OUTSIDE_A_PROJECT, CliError, add_project_arguments, at_least_one_thread, check_target,
+                            find_project, key, show_progress, threads_phrase)
 
 __all__ = ["add_fad_parser", "add_heldout_parser", "cmd_fad", "cmd_heldout", "clip_sets", "fad_report",
-           "heldout_sources"]
+           "heldout_sources", "evaluation_threads"]
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -113,9 +114,26 @@ def fad_report(gen_emb: dict, ref: dict, *, n_ref: dict[str, int | None]) -> dic
                                          "n_clips": int(table.loc["Average", "n_clips"])}}
 
 
+def evaluation_threads(args) -> int:
+    """``--threads``, else ``eval.threads`` of the project's params.yaml (``--project``, else the working folder's):
+    the thread count of the stages that embed clips (reference, evaluate); outside any project, 1 (the embedded
+    profile's)."""
+    from occ.config import load_params
+
+    if args.threads is not None:
+        return at_least_one_thread(args.threads)
+    try:
+        root = find_project(args.project)
+    except CliError:
+        if args.project is not None:
+            raise
+        return OUTSIDE_A_PROJECT["threads"]
+    return load_params(root / "params.yaml", profile=args.profile).eval.threads
+
+
 def cmd_fad(args) -> int:
     from occ.metrics.embeddings import get_embedder
-    from occ.device import resolve_device
+    from occ.device import resolve_device, torch_threads
 
     # the embedding and the two sides: class folders matched by name, or the official DCASE statistics
     dcase = args.reference == "dcase-eval"
@@ -146,6 +164,7 @@ def cmd_fad(args) -> int:
 
     # every clip embedded (each reference class once), then FAD per class and the mean
     device = resolve_device(args.device)
+    threads = evaluation_threads(args)
     encoder = None
     if embedding == "encoder":
         from occ.nets.models import load_encoder
@@ -155,20 +174,21 @@ def cmd_fad(args) -> int:
     progress = show_progress(args)
     label = {g: (g or gen_root.resolve().name) for g in gen}
     gen_emb, ref_emb, n_ref = {}, {}, {}
-    for g, files in gen.items():
-        gen_emb[label[g]] = embedder.embed(_load_clips(files, desc=f"read {label[g]}", progress=progress),
-                                           progress=progress)
-        r = pairs[g]
-        if dcase:
-            ref_emb[label[g]], n_ref[label[g]] = ref[r], None
-        else:
-            if r not in ref_emb:
-                ref_emb[r] = embedder.embed(_load_clips(ref_files[r], desc=f"read reference {r or 'clips'}",
-                                                        progress=progress), progress=progress)
-            n_ref[label[g]] = len(ref_files[r])
+    with torch_threads(threads):  # the stages' sums, in the stages' order
+        for g, files in gen.items():
+            gen_emb[label[g]] = embedder.embed(_load_clips(files, desc=f"read {label[g]}", progress=progress),
+                                               progress=progress)
+            r = pairs[g]
+            if dcase:
+                ref_emb[label[g]], n_ref[label[g]] = ref[r], None
+            else:
+                if r not in ref_emb:
+                    ref_emb[r] = embedder.embed(_load_clips(ref_files[r], desc=f"read reference {r or 'clips'}",
+                                                            progress=progress), progress=progress)
+                n_ref[label[g]] = len(ref_files[r])
     reference = {label[g]: ref_emb[label[g]] if dcase else ref_emb[pairs[g]] for g in gen}
     report = fad_report(gen_emb, reference, n_ref=n_ref)
-    report.update(embedding=embedding, generated=str(gen_root), reference=args.reference)
+    report.update(embedding=embedding, threads=threads, generated=str(gen_root), reference=args.reference)
     # the answer: JSON, one line for one set, or the classes and the mean
     if args.json:
         print(json.dumps(report, indent=2))
@@ -177,10 +197,11 @@ def cmd_fad(args) -> int:
     rows = report["classes"]
     if list(gen) == [""]:  # one set against another: one line
         (row,) = rows.values()
-        print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}: {row['fad']:.6g} "
+        print(f"FAD ({embedding} embeddings, {threads_phrase(threads)}) of {gen_root} against {ref_name}: "
+              f"{row['fad']:.6g} "
               f"({row['n_clips']} clips, {row['n_reference_clips']} reference clips)")
         return 0
-    print(f"FAD ({embedding} embeddings) of {gen_root} against {ref_name}")
+    print(f"FAD ({embedding} embeddings, {threads_phrase(threads)}) of {gen_root} against {ref_name}")
     if args.per_class or len(rows) == 1:
         width = max(len("class"), *(len(c) for c in rows))
         print(f"{'class':<{width}}  {'clips':>6}  {'ref clips':>9}  {'FAD':>12}")
@@ -229,7 +250,7 @@ def heldout_sources(cache, *, root: Path) -> list[tuple[str, Path]]:
 def cmd_heldout(args) -> int:
     from tqdm.auto import tqdm
 
-    from occ.atomic import atomic_folder
+    from occ.atomic import atomic_folder, make_folder
     from occ.config import load_params
     from occ.data.datasets import load_feature_cache, settings_hash
     from occ.errors import DataError
@@ -240,7 +261,7 @@ def cmd_heldout(args) -> int:
     layout = Layout(find_project(args.project))
     params = load_params(layout.params, profile=args.profile)
     cache_path = layout.data(params.data.cache)
-    if not cache_path.is_file():
+    if not cache_path.exists():  # a folder is named as such by load_feature_cache
         raise CliError(f"the data are not prepared: no feature cache {cache_path} (params.yaml data.cache); run "
                        f"`dvc repro data` in {layout.root} first")
     cache = load_feature_cache(cache_path)
@@ -254,7 +275,7 @@ def cmd_heldout(args) -> int:
             dst = tmp / name / src.name
             if dst.exists():
                 raise DataError(f"two held-out clips of class {name} are named {src.name}; rename one in the dataset")
-            dst.parent.mkdir(exist_ok=True)
+            make_folder(dst.parent)
             shutil.copyfile(src, dst)
     counts = {name: sum(c == name for c, _ in clips) for name in dict.fromkeys(c for c, _ in clips)}
     print(f"wrote {len(clips)} held-out clips to {target}/ ({', '.join(f'{c} {n}' for c, n in counts.items())}): the "
@@ -273,8 +294,9 @@ def add_fad_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> N
                     "name, ignoring case and '_'. One flat folder against class folders is an error. REFERENCE\n"
                     "may also be dcase-eval, the official DCASE 2023 evaluation-set VGGish statistics (shipped\n"
                     "with occ). `occ heldout DIR` writes the pipeline's reference clips as DIR/<Class>/.\n"
-                    "Clips are read as the model sees them: mono, 22,050 Hz, cut or padded to 4 s.\n"
-                    "Only vggish against dcase-eval is on the paper's scale; aisfx values rank models.",
+                    "Clips are read as the model sees them: mono, 22,050 Hz, cut or padded to 4 s, and embedded on\n"
+                    "the threads of the stages that embed clips (params.yaml's eval.threads; --threads), which the\n"
+                    "output records. Only vggish against dcase-eval is on the paper's scale; aisfx values rank models.",
         epilog="examples:\n"
                "  occ heldout heldout/ && occ fad barks/ heldout/DogBark/   # one class: one FAD\n"
                "  occ fad generated/ heldout/ --per-class                    # class folders by name\n"
@@ -290,7 +312,11 @@ def add_fad_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> N
     f.add_argument("--encoder", metavar="PATH", default=None, help="SupCon encoder checkpoint for --embedding encoder")
     f.add_argument("--per-class", action="store_true", help="print each class's FAD, not only the mean")
     f.add_argument("--json", action="store_true", help="print the result as JSON (always per class)")
+    f.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: params.yaml's eval.threads, those of the stages that embed clips; "
+                        "1 outside any project)")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
+    add_project_arguments(f)
     f.set_defaults(func=cmd_fad)
 
 

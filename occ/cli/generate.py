@@ -3,7 +3,8 @@
 ``occ generate`` makes its clips with :func:`occ.synthesis.generate.generate_clips` (standing statistics, per-clip
 seeds of :func:`occ.synthesis.generate.eval_seeds`, the vocoder) and writes them with
 :func:`occ.synthesis.submission.write_clip`, so the clip of (class, index, seed) is byte for byte the one the
-evaluation writes, its base seed by default the evaluation's (params.yaml's ``seed``, as ``05_evaluate``). The output
+evaluation writes; its base seed, vocoder, Griffin-Lim iterations, thread count and device are by default the
+evaluation's (params.yaml's ``seed``, ``eval.vocoder``, ``eval.gl_iters``, ``eval.threads``, ``device``). The output
 folder is written into a temporary folder beside the target and renamed into place at the end, so a failed or
 interrupted run leaves no partial folder. ``occ check-submission`` lists
 :func:`occ.synthesis.submission.submission_problems`.
@@ -16,10 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occ.cli.common import CliError, check_target, find_project, key, show_progress
+from occ.cli.common import (OUTSIDE_A_PROJECT, CliError, at_least_one_thread, check_target, find_project, key,
+                            show_progress, threads_phrase)
 
 __all__ = ["add_generate_parser", "add_check_parser", "cmd_generate", "cmd_check_submission", "resolve_classes",
-           "evaluation_seed"]
+           "evaluation_settings", "generate_settings", "EVALUATION_SETTINGS"]
 
 VOCODER_HELP = "griffinlim (fast), hifigan (the universal HiFi-GAN V1) or the path of a HiFi-GAN generator checkpoint"
 
@@ -71,33 +73,61 @@ def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
     return out
 
 
-def evaluation_seed(checkpoint: Path, *, project: str | None = None, profile: str | None = None) -> tuple[int, str]:
-    """The base seed the pipeline's evaluation generates every run's clips with, and where it was read.
+#: What ``occ generate`` takes from the evaluation: option -> how the evaluation reads it from ``params.yaml``.
+EVALUATION_SETTINGS = {"seed": "seed", "threads": "eval.threads", "vocoder": "eval.vocoder",
+                       "gl_iters": "eval.gl_iters", "device": "device"}
 
-    The evaluate stage (``occ.metrics.evaluate_stage``) passes ``base_seed=params.seed`` (params.yaml's top-level
-    ``seed``, with the profile applied) to ``evaluate_generator``, whatever the run's training seed is. The params
+
+def evaluation_settings(checkpoint: Path, *, project: str | None = None,
+                        profile: str | None = None) -> tuple[dict, str]:
+    """The settings the pipeline's evaluation generates every run's clips with, and where they were read.
+
+    The evaluate stage (``occ.metrics.evaluate_stage``) runs on ``eval.threads`` torch threads on ``device`` and
+    passes ``base_seed=params.seed`` (params.yaml's top-level ``seed``, with the profile applied; whatever the run's
+    training seed is), ``vocoder=eval.vocoder`` and ``gl_iters=eval.gl_iters`` to ``evaluate_generator``. The params
     file is that of ``project``, else of the project holding ``checkpoint``, else of the working folder's.
 
     Returns
     -------
-    (int, str)
-        The seed, and a phrase naming the params file it came from.
+    (dict, str)
+        The keys of :data:`EVALUATION_SETTINGS` with their values, and a phrase naming the params file and profile.
     """
     from occ.config import load_params
 
-    try:
-        root = find_project(project, near=(checkpoint.resolve().parent,))
-    except CliError as exc:
-        raise CliError(f"{exc}; or give the base seed with --seed S") from None
+    root = find_project(project, near=(checkpoint.resolve().parent,))
     params = load_params(root / "params.yaml", profile=profile)
-    return params.seed, f"the evaluation's: seed of {root / 'params.yaml'}, profile {params.profile}"
+    vocoder = params.eval.vocoder  # a checkpoint path is relative to the project root, where the stages run
+    if vocoder not in ("griffinlim", "hifigan") and not Path(vocoder).expanduser().is_absolute():
+        vocoder = str(root / vocoder)
+    found = {"seed": params.seed, "threads": params.eval.threads, "vocoder": vocoder,
+             "gl_iters": params.eval.gl_iters, "device": params.device}
+    return found, f"{root / 'params.yaml'}, profile {params.profile}"
+
+
+def generate_settings(args, checkpoint: Path) -> tuple[dict, str]:
+    """``occ generate``'s seed, threads, vocoder, Griffin-Lim iterations and device: each given option, else the
+    evaluation's (:func:`evaluation_settings`); outside any project, :data:`occ.cli.common.OUTSIDE_A_PROJECT`
+    (``--seed`` is then required). Also a phrase saying where the defaults came from."""
+    given = {option: getattr(args, option) for option in EVALUATION_SETTINGS}
+    missing = [option for option, value in given.items() if value is None]
+    if not missing:
+        return given, "all given on the command line"
+    try:
+        found, source = evaluation_settings(checkpoint, project=args.project, profile=args.profile)
+        source = f"the evaluation's ({', '.join(EVALUATION_SETTINGS[k] for k in missing)} of {source})"
+    except CliError as exc:
+        if given["seed"] is None:
+            raise CliError(f"{exc}; or give the base seed with --seed S") from None
+        found = OUTSIDE_A_PROJECT
+        source = f"no params.yaml found, so {', '.join(missing)} as in params.yaml's embedded profile"
+    return {option: found[option] if value is None else value for option, value in given.items()}, source
 
 
 def cmd_generate(args) -> int:
     import numpy as np
 
     from occ.atomic import atomic_folder
-    from occ.device import resolve_device
+    from occ.device import resolve_device, torch_threads
     from occ.nets.models import load_generator
     from occ.synthesis.generate import SEED_STRIDE, chosen_seeds, generate_clips
     from occ.synthesis.submission import check_submission, write_clip_list, write_submission
@@ -112,22 +142,24 @@ def cmd_generate(args) -> int:
         raise CliError(f"--first {args.first} with -n {n}: clip indices must lie in [0, {SEED_STRIDE})")
     if args.submission is not None and args.first != 0:
         raise CliError("--first cannot be used with --submission: a submission holds clips 0 .. n-1 of each class")
-    if args.gl_iters < 1:
+    if args.gl_iters is not None and args.gl_iters < 1:
         raise CliError(f"--gl-iters {args.gl_iters}: use at least 1 Griffin-Lim iteration")
-    if args.vocoder not in ("griffinlim", "hifigan") and not Path(args.vocoder).is_file():
+    if args.threads is not None:
+        at_least_one_thread(args.threads)
+    if args.vocoder not in (None, "griffinlim", "hifigan") and not Path(args.vocoder).is_file():
         raise CliError(f"--vocoder {args.vocoder}: not griffinlim or hifigan, and no such checkpoint file; "
                        "give the path of a HiFi-GAN generator checkpoint (e.g. g_00935000)")
     check_target(target, overwrite=args.overwrite, option=option)
     checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_file():
+    if not checkpoint.exists():  # a folder is named as such by load_generator
         raise CliError(f"--checkpoint {checkpoint} does not exist; give a GAN checkpoint such as "
                        "runs/train/<variant>/seed<k>/checkpoint.pt (train one with `dvc repro train@<variant>-<seed>`)")
     if args.seed is not None and args.seed < 0:
         raise CliError(f"--seed {args.seed}: use a seed >= 0")
-    # the base seed (the evaluation's unless given), the generator and the classes asked for
-    base_seed, seed_source = (args.seed, "--seed") if args.seed is not None else evaluation_seed(
-        checkpoint, project=args.project, profile=args.profile)
-    device = resolve_device(args.device)
+    # the settings (the evaluation's unless given), the generator and the classes asked for
+    settings, source = generate_settings(args, checkpoint)
+    base_seed, threads, vocoder, gl_iters = (settings[k] for k in ("seed", "threads", "vocoder", "gl_iters"))
+    device = resolve_device(settings["device"])
     generator, payload = load_generator(checkpoint, device=device)
     n_classes = int(payload["n_classes"])
     class_names = list(payload.get("class_names") or [f"class{i}" for i in range(n_classes)])
@@ -135,11 +167,13 @@ def cmd_generate(args) -> int:
 
     # the evaluation's clips of those classes and indices, written whole or not at all
     labels, seeds, index = chosen_seeds(chosen, first=args.first, n=n, n_classes=n_classes, base_seed=base_seed)
+    iters = f" (gl_iters {gl_iters})" if vocoder == "griffinlim" else ""
     print(f"occ generate: {len(labels)} clips ({n} per class: {', '.join(class_names[c] for c in chosen)}), "
-          f"seed {base_seed} ({seed_source}), vocoder {args.vocoder}, device {device}", file=sys.stderr)
-    _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=args.vocoder,
-                             gl_iters=args.gl_iters, device=device, progress=show_progress(args),
-                             precision=args.precision)
+          f"seed {base_seed}, vocoder {vocoder}{iters}, {threads_phrase(threads)}, device {device}; "
+          f"defaults: {source}", file=sys.stderr)
+    with torch_threads(threads):  # the evaluation's sums, in the evaluation's order
+        _, wavs = generate_clips(generator, labels, seeds, base_seed=base_seed, vocoder=vocoder, gl_iters=gl_iters,
+                                 device=device, progress=show_progress(args), precision=args.precision)
     with atomic_folder(target) as tmp:
         if args.submission is not None:
             by_class = {class_names[c]: wavs[(labels == c).numpy()] for c in chosen}
@@ -147,8 +181,8 @@ def cmd_generate(args) -> int:
             check_submission(tmp, n_per_class=n, classes=list(by_class))
         else:
             write_clip_list(tmp, wavs, labels, seeds, index, class_names=class_names, base_seed=base_seed,
-                            vocoder=args.vocoder, gl_iters=args.gl_iters if args.vocoder == "griffinlim" else "",
-                            checkpoint=str(checkpoint), step=int(payload.get("step", 0)))
+                            vocoder=vocoder, gl_iters=gl_iters if vocoder == "griffinlim" else "", threads=threads,
+                            device=str(device), checkpoint=str(checkpoint), step=int(payload.get("step", 0)))
     what = "DCASE submission (checked)" if args.submission is not None else "WAV files + clips.csv"
     clipped = float((np.abs(wavs) > 1).mean())
     print(f"wrote {len(labels)} clips to {target}/ ({what})"
@@ -180,11 +214,13 @@ def add_generate_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type)
         "generate", parents=[common], formatter_class=fmt, help="write generated clips as WAV files",
         description="Generate 4-s clips (22,050 Hz, 16-bit mono WAV) of one or more classes from a GAN checkpoint.\n\n"
                     "Clip i of class c with seed s is the clip the pipeline's evaluation writes for (c, i) with\n"
-                    "base seed s, vocoder, Griffin-Lim iterations and device alike: its latent seed is\n"
-                    "s + c * 1,000,000 + i. Without --seed, s is the evaluation's base seed: params.yaml's\n"
-                    "seed (05_evaluate's base_seed=params.seed, one for every run, not the training seed k).\n"
-                    "Files are named <class>-seed<s>-<i>.wav; clips.csv lists class, index, seeds, vocoder and\n"
-                    "checkpoint. Regenerate one clip with --first i -n 1.",
+                    "base seed s, vocoder, Griffin-Lim iterations, thread count and device alike: its latent seed\n"
+                    "is s + c * 1,000,000 + i. Each of these defaults to the evaluation's, read from params.yaml:\n"
+                    "seed (05_evaluate's base_seed=params.seed, one for every run, not the training seed k),\n"
+                    "eval.vocoder, eval.gl_iters, eval.threads and device; so by default the files are the\n"
+                    "evaluation's WAVs, byte for byte, on the same machine. Files are named <class>-seed<s>-<i>.wav;\n"
+                    "clips.csv lists class, index, seeds, vocoder, threads, device and checkpoint. Regenerate one\n"
+                    "clip with --first i -n 1.",
         epilog="examples:\n"
                "  occ generate --checkpoint runs/train/o2c_ct1/seed0/checkpoint.pt --class DogBark -n 20 --out barks/\n"
                "  occ generate --checkpoint ckpt.pt --class dog_bark,rain -n 5 --seed 3 --vocoder hifigan --out clips/\n"
@@ -201,22 +237,27 @@ def add_generate_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type)
     g.add_argument("--seed", type=int, default=None, metavar="S",
                    help="base seed (default: the evaluation's, params.yaml's top-level seed, the same for every run "
                         "whatever its training seed k; read from the project holding the checkpoint, else from the "
-                        "working folder's)")
+                        "working folder's; outside any project this option is required)")
     g.add_argument("--project", default=None, metavar="DIR",
-                   help="project whose params.yaml gives the default --seed (default: found from the checkpoint, "
-                        "else from here)")
+                   help="project whose params.yaml gives the defaults of --seed, --threads, --vocoder, --gl-iters and "
+                        "--device (default: found from the checkpoint, else from here)")
     g.add_argument("--profile", default=None, metavar="P",
-                   help="params.yaml profile for the default --seed (default: the file's switch)")
+                   help="params.yaml profile for those defaults (default: the file's switch)")
     target = g.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", metavar="DIR", help="folder to write the WAV files into (must be new or empty)")
     target.add_argument("--submission", metavar="DIR",
                         help="write the DCASE 2023 Task 7 submission layout (<class>/00.wav ...) and check it")
-    g.add_argument("--vocoder", default="griffinlim", metavar="V", help=f"{VOCODER_HELP} (default griffinlim)")
-    g.add_argument("--gl-iters", type=int, default=16, metavar="N",
-                   help="Griffin-Lim iterations (default 16, as params.yaml's eval.gl_iters)")
+    g.add_argument("--vocoder", default=None, metavar="V",
+                   help=f"{VOCODER_HELP} (default: the evaluation's, params.yaml's eval.vocoder)")
+    g.add_argument("--gl-iters", type=int, default=None, metavar="N",
+                   help="Griffin-Lim iterations (default: the evaluation's, params.yaml's eval.gl_iters)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: the evaluation's, params.yaml's eval.threads; the clips' bytes depend "
+                        "on it)")
     g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="HiFi-GAN arithmetic: auto = mixed bf16 on a CPU with native bf16, else float32 (default auto)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (GPU N; default auto)")
+    g.add_argument("--device", default=None,
+                   help="auto, cpu, cuda or cuda:N (GPU N; default: the evaluation's, params.yaml's device)")
     g.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     g.set_defaults(func=cmd_generate)
 

@@ -7,11 +7,13 @@ DCASE submission checks.
     occ heldout heldout/                   # the FAD reference clips of the pipeline, heldout/<Class>/
     occ fad barks/ heldout/DogBark/        # one class: one FAD; class folders against class folders: per class
     occ check-submission submission/
+    occ fetch-weights                      # the pretrained weights the stages read, before any run
     torchrun --nproc_per_node 4 -m occ train --variant o2c --seed 0    # occ.cli.train
 
 Each sub-command calls the package's own functions, the ones the pipeline's notebooks call, and lives in a module of
 its own: ``occ.cli.generate`` (``generate``, ``check-submission``), ``occ.cli.fad`` (``fad``, ``heldout``),
-``occ.cli.repro`` (``repro``), ``occ.cli.train`` (``train``, ``supcon``); ``occ.cli.common`` holds what they share.
+``occ.cli.repro`` (``repro``), ``occ.cli.train`` (``train``, ``supcon``), ``occ.cli.fetch`` (``fetch-weights``);
+``occ.cli.common`` holds what they share.
 This module assembles the parser and runs a command.
 
 Bad input ends with one line on stderr naming the file or option and what to do, and exit code 1 (2 for
@@ -27,6 +29,7 @@ import sys
 
 from occ.cli.common import CliError, Parser
 from occ.cli.fad import add_fad_parser, add_heldout_parser
+from occ.cli.fetch import add_parser as add_fetch_parser
 from occ.cli.generate import add_check_parser, add_generate_parser
 from occ.cli.repro import add_repro_parser
 from occ.cli.train import add_parsers
@@ -35,7 +38,8 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon)."""
+    """The ``occ`` argument parser (sub-commands generate, fad, heldout, check-submission, repro, train, supcon,
+    fetch-weights)."""
     from occ import __version__
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -55,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
 
     for add in (add_generate_parser, add_fad_parser, add_heldout_parser, add_check_parser, add_repro_parser,
-                add_parsers):  # the order of `occ --help`
+                add_parsers, add_fetch_parser):  # the order of `occ --help`
         add(sub, common=common, fmt=fmt)
     return parser
 

@@ -216,6 +216,16 @@ def wav_shortfall(path: str | os.PathLike) -> tuple[int, int] | None:
     return None
 
 
+def _open_error(path: Path) -> OSError | None:
+    """Why the operating system will not open ``path`` for reading (permissions, a folder), or ``None``."""
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return exc
+    return None
+
+
 def load_clip(path: str | os.PathLike, *, n_samples: int = N_SAMPLES) -> np.ndarray:
     """Read one audio file as the model sees it: float32, mono, 22,050 Hz, exactly ``n_samples`` samples.
 
@@ -252,10 +262,15 @@ def load_clip(path: str | os.PathLike, *, n_samples: int = N_SAMPLES) -> np.ndar
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        size = path.stat().st_size if path.exists() else None
-        what = "is empty (0 bytes)" if size == 0 else f"cannot be read as audio ({exc})"
-        if size is None:
+        cause = _open_error(path)  # libsndfile says only "System error" when the system will not open the file
+        if cause is None:
+            what = "is empty (0 bytes)" if path.stat().st_size == 0 else f"cannot be read as audio ({exc})"
+        elif isinstance(cause, FileNotFoundError):
             what = "does not exist"
+        else:
+            fix = ("it is a folder, not a file" if isinstance(cause, IsADirectoryError)
+                   else "fix its permissions (or its folder's), or remove or replace it")
+            raise DataError(f"audio file {path} cannot be opened ({cause.strerror}): {fix}") from None
         raise DataError(f"audio file {path} {what}; remove or replace it") from None
     if data.shape[0] == 0:
         raise DataError(f"audio file {path} holds no samples (zero-length audio); remove or replace it")

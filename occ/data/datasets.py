@@ -364,6 +364,11 @@ def _loaded_root(stored: str, cache_path: Path) -> str:
     return str(root if root.is_absolute() else cache_path.resolve().parent / root)
 
 
+def _a_folder(path: Path) -> DataError:
+    return DataError(f"feature cache {path} is a folder, not a file: pass the cache file itself (params.yaml "
+                     "data.cache, e.g. data/features.pt)")
+
+
 def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None = None) -> FeatureCache:
     """Load a feature cache written by :func:`build_feature_cache`.
 
@@ -381,10 +386,12 @@ def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None
     Raises
     ------
     DataError
-        The file is missing, unreadable, not a feature cache, built with other settings, holds parts of
+        The file is missing (or a folder), unreadable, not a feature cache, built with other settings, holds parts of
         inconsistent shapes (e.g. 3 labels for 9 clips, mels that are not 80 x 344) or fails its checksum.
     """
     path = Path(cache_path)
+    if path.is_dir():
+        raise _a_folder(path)
     if not path.is_file():
         raise DataError(f"feature cache {path} does not exist; build it with occ.data.datasets.feature_cache() "
                         f"(the data stage: dvc repro data)")
@@ -430,9 +437,11 @@ def feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path: str 
     -------
     FeatureCache
     """
+    path = Path(cache_path)
+    if path.is_dir():  # before minutes of building
+        raise _a_folder(path)
     ds = _as_dataset(dataset_or_path, layout)
     want = settings_hash(heldout_per_class=heldout_per_class, split_seed=split_seed)
-    path = Path(cache_path)
     if path.is_file() and not rebuild:
         try:
             cache = load_feature_cache(path)

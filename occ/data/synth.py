@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
-from occ.atomic import atomic_folder
+from occ.atomic import atomic_folder, make_folder
 from occ.data.audio import N_SAMPLES, SR, write_pcm16
 from occ.data.classes import DCASE_CLASSES
 from occ.data.synth_blocks import (band, burst_track, colored_noise, finish, formant_harmonics, harmonic, impulses, lerp,
@@ -409,7 +409,7 @@ def synthesize_dataset(root: str | os.PathLike, *, clips_per_class: int = DEFAUL
                             f"choose another data folder or remove it")
     with atomic_folder(root) as tmp:
         for cls in CLASSES:
-            (tmp / cls).mkdir()
+            make_folder(tmp / cls)
         jobs = [(cls, i) for cls in CLASSES for i in range(int(clips_per_class))]
         bar = tqdm(total=len(jobs), desc="synthesising foley", unit="clip",
                    disable=not (sys.stderr.isatty() if progress is None else progress))

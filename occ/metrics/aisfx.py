@@ -1,7 +1,8 @@
 """aiSFX: a pretrained sound-effects embedding that can be had offline (Ma & Lerch, ISMIR 2022; docs/reference.md, section 5).
 
 The weights (CC BY 4.0) ship inside the PyPI wheel ``aisfx==0.1.2`` as ``aisfx/models/checkpoint.pth``;
-the wheel's pinned dependencies do not install on Python 3.11, so the wheel is fetched with
+the wheel pins numpy 1.23.0 (no build for Python 3.11), librosa 0.9.2, tqdm 4.62.3 and argparse 1.1, so it cannot be
+installed beside this project: ``occ fetch-weights`` (the README's set-up line runs it) fetches it with
 ``python -m pip download --no-deps aisfx==0.1.2`` into ``$OCC_CACHE`` (default ``~/.cache/occ``) and the
 weights are read from the zip. The network and front end here are written from the wheel's facts:
 
@@ -31,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from occ.atomic import make_folder
+from occ.checkpoint import check_finite_state
 from occ.errors import CheckpointError, WeightsNotFoundError
 
 __all__ = [
@@ -83,10 +86,11 @@ def ensure_wheel(*, cache: str | os.PathLike | None = None, download: bool = Tru
     found = sorted(folder.glob(f"aisfx-{AISFX_VERSION}-*.whl")) if folder.is_dir() else []
     if found:
         return found[0]
-    hint = f"run `{_manual_command(folder)}` (or set OCC_CACHE to a folder holding the wheel)"
+    hint = (f"run `occ fetch-weights` (the set-up's last step: it fetches the wheel into {cache_dir()}), or "
+            f"`{_manual_command(folder)}`, or set OCC_CACHE to a folder holding the wheel")
     if not download:
         raise WeightsNotFoundError(f"the aisfx {AISFX_VERSION} wheel is not in {folder} and downloading is off; {hint}")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
            f"aisfx=={AISFX_VERSION}", "-d", str(folder)]
     try:
@@ -95,7 +99,8 @@ def ensure_wheel(*, cache: str | os.PathLike | None = None, download: bool = Tru
         raise WeightsNotFoundError(f"pip download of aisfx failed ({type(exc).__name__}); {hint}") from None
     found = sorted(folder.glob(f"aisfx-{AISFX_VERSION}-*.whl"))
     if res.returncode != 0 or not found:
-        raise WeightsNotFoundError(f"pip download of aisfx failed ({res.stderr.strip()[-300:]}); {hint}")
+        said = " ".join(res.stderr.split())[-300:]  # pip's last words, on one line
+        raise WeightsNotFoundError(f"pip download of aisfx failed ({said}); {hint}")
     return found[0]
 
 
@@ -225,6 +230,8 @@ def load_aisfx(*, device: str | torch.device = "cpu", cache: str | os.PathLike |
             f"{wheel} holds no readable {CHECKPOINT_IN_WHEEL} ({type(exc).__name__}: {exc}); delete the wheel and "
             f"run `{_manual_command(wheel.parent)}`"
         ) from None
+    check_finite_state(state, where=f"{wheel}: the aisfx checkpoint",
+                       advice=f"the wheel is damaged: delete it and run `{_manual_command(wheel.parent)}`")
     model = AisfxNet()
     try:
         model.load_state_dict(state, strict=True)

@@ -119,10 +119,15 @@ def load_probe(path: str | Path) -> LinearProbe:
         raise DataError(f"{path}: no probe; run the `reference` stage (notebooks/04_reference.ipynb) first.")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return LinearProbe([str(c) for c in z["class_names"]], z["mean"], z["scale"], z["coef"], z["intercept"],
-                               float(z["train_accuracy"]))
+            probe = LinearProbe([str(c) for c in z["class_names"]], z["mean"], z["scale"], z["coef"], z["intercept"],
+                                float(z["train_accuracy"]))
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(f"{path}: not a probe file ({exc}); rerun the `reference` stage.") from exc
+    bad = [name for name in ("mean", "scale", "coef", "intercept") if not np.isfinite(getattr(probe, name)).all()]
+    if bad:
+        raise DataError(f"{path}: the probe's {', '.join(bad)} hold NaN or infinite values (a damaged file); rerun "
+                        "the `reference` stage.")
+    return probe
 
 
 def fit_probe(emb_by_class: dict[str, np.ndarray], *, c: float = 1.0, max_iter: int = 2000) -> LinearProbe:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from occ.atomic import atomic_open
+from occ.checkpoint import check_finite_state
 from occ.errors import CheckpointError, WeightsNotFoundError
 
 __all__ = ["VGGISH_URL", "VGGISH_FILE", "VGGish", "cache_dir", "load_vggish"]
@@ -111,7 +112,8 @@ def load_vggish(
         The file cannot be read or holds another architecture's keys.
     """
     hint = (
-        f"download {VGGISH_URL} and pass its path as `weights=` (get_embedder('vggish', weights=...)), "
+        f"run `occ fetch-weights --vggish` where a network is reached (it downloads {VGGISH_URL} into "
+        f"{cache_dir()}), or download that file and pass its path as `weights=` (get_embedder('vggish', weights=...)), "
         "set `eval.vggish_weights` in params.yaml, or set the OCC_VGGISH_WEIGHTS environment variable"
     )
     weights = weights or os.environ.get("OCC_VGGISH_WEIGHTS") or None
@@ -144,5 +146,6 @@ def load_vggish(
         raise CheckpointError(
             f"VGGish weights {path} do not match the torchvggish layout (expected keys {sorted(expected)}, got {got}); {hint}"
         )
+    check_finite_state(state, where=f"VGGish weights {path}", advice=f"the file is damaged: {hint}")
     model.load_state_dict(state)
     return model.to(device).eval().requires_grad_(False)

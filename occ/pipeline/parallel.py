@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from occ.atomic import make_folder
 from occ.pipeline.estimate import recorded_times, scaled_times, time_left
 
-__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "Scheduler", "run_parallel", "stage_threads",
-           "machine_cores"]
+__all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "nothing_to_do", "Scheduler", "run_parallel",
+           "stage_threads", "machine_cores"]
 
 LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
 
@@ -182,6 +183,23 @@ def stage_threads(root: str | os.PathLike = ".") -> dict[str, int]:
     return {stage: declared(params, stage) for stage in STAGE_THREADS}
 
 
+def nothing_to_do(graph: StageGraph, changed: set[str], targets: Sequence[str] = ()) -> str:
+    """What ``occ repro`` says when none of the stages it was asked for is out of date: with ``targets``, about them
+    and what they depend on, and which other stages ``dvc status`` found out of date; else about every stage."""
+    if not targets:
+        return "occ repro: every stage is up to date (dvc status is clean)"
+    checked = plan(graph, set(graph.upstream), targets)
+    stale = plan(graph, changed)
+    them = "it depends" if len(targets) == 1 else "they depend"
+    if stale:
+        listed = ", ".join(stale[:4]) + (", ..." if len(stale) > 4 else "")
+        rest = (f"; {len(stale)} other stage(s) are out of date ({listed}): `occ repro` without targets brings the "
+                "whole pipeline up to date")
+    else:
+        rest = "; so is every other stage (dvc status is clean)"
+    return f"occ repro: {', '.join(targets)} and what {them} on ({len(checked)} stage(s)) are up to date{rest}"
+
+
 def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[str] = (),
                  force: bool = False, cores: int | None = None, threads: dict[str, int] | None = None,
                  say: Callable[[str], None] = print, poll: float = 0.5) -> int:
@@ -215,13 +233,13 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     changed = set(graph.upstream) if force else out_of_date(root, env=env)
     todo = plan(graph, changed, targets)
     if not todo:
-        say("occ repro: every stage is up to date (dvc status is clean)")
+        say(nothing_to_do(graph, changed, targets))
         return 0
     # the stages' recorded times, read before any stage overwrites its executed notebook
     sched = Scheduler(graph, todo, jobs, cores=cores, threads=dict(threads or {}),
                       recorded=recorded_times(root, graph.notebooks))
     logs = root / LOG_DIR
-    logs.mkdir(parents=True, exist_ok=True)
+    make_folder(logs)
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
     t0 = time.monotonic()
     on = "" if cores is None else f" on {cores} core(s), each stage on its declared threads"

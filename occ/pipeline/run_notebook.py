@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from occ.atomic import umask_mode
+from occ.atomic import make_folder, remove_stale_temporaries, temporary_prefix, umask_mode, write_error
 from occ.errors import OccError
 
 __all__ = ["NotebookFailed", "failed_path", "run_notebook", "main", "SINGLE_THREADED"]
@@ -92,8 +92,12 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike, paramet
     if not notebook.is_file():
         raise NotebookFailed(f"{notebook}: no such notebook; run from the repository root.")
     _check_parameters(notebook, parameters)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".running.ipynb", dir=output.parent)
+    make_folder(output.parent)
+    remove_stale_temporaries(output)  # a run killed with kill -9 leaves its half-executed notebook
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=temporary_prefix(output), suffix=".running.ipynb", dir=output.parent)
+    except OSError as exc:
+        raise write_error(output, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     failed = failed_path(output)

@@ -22,7 +22,7 @@ from occ.report.markdown import bracket_text, short_number
 from occ.report.paper import CLASS_BLIND_LOSSES, in_variant_order
 from occ.report.results import model_names, n_classes_of, variant_settings
 
-__all__ = ["checks_table", "clips_table", "CLIPS_NOTE"]
+__all__ = ["checks_table", "clips_table", "recognisable_sentences", "CLIPS_NOTE", "RECOGNISABLE_PROBE"]
 
 CLIPS_NOTE = ("A low probe accuracy has two readings, told apart by the probe's confusion matrix on each run's clips "
               "(`evaluate/<variant>/seed<k>/probe_confusion.csv`). \"class-blind\": the mutual information (MI) "
@@ -30,7 +30,11 @@ CLIPS_NOTE = ("A low probe accuracy has two readings, told apart by the probe's 
               "shuffles of the classes asked for. Otherwise the clips are class-distinct, \"mostly under their own "
               "labels\" when more than half of the classes are most often recognised as themselves, \"mostly under "
               "other labels\" when not; the accuracy under the best one-to-one relabelling of the classes says how "
-              "distinct they are.")
+              "distinct they are. A run is recognisable when its probe accuracy is at least 0.5: then the "
+              "probe names the class asked for in at least half of its clips.")
+
+#: The probe accuracy from which a run's clips count as recognisable in `clips_table` (per seed).
+RECOGNISABLE_PROBE = 0.5
 
 
 def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "embedded",
@@ -132,5 +136,17 @@ def clips_table(metrics: Mapping[str, Mapping[int, dict]], *, n_classes: int | N
                          "probe_accuracy": m["probe_accuracy"], "mi_bits": m["probe_mi_bits"],
                          "mi_null95": m["probe_mi_null95"], "relabelled_accuracy": m["probe_relabelled_accuracy"],
                          "own_label_classes": f"{m['probe_own_label_classes']} of {k}",
-                         "clips": reading(m["probe_mi_bits"], m["probe_mi_null95"], m["probe_own_label_classes"], k)})
+                         "clips": reading(m["probe_mi_bits"], m["probe_mi_null95"], m["probe_own_label_classes"], k),
+                         "recognisable": "yes" if m["probe_accuracy"] >= RECOGNISABLE_PROBE else "no"})
     return pd.DataFrame(rows)
+
+
+def recognisable_sentences(clips: pd.DataFrame) -> list[str]:
+    """One sentence per model of `clips_table`: in which seeds its clips are recognisable (probe accuracy at least
+    :data:`RECOGNISABLE_PROBE`), e.g. "O2C-GAN: recognisable in 3 of 3 seeds (0, 1, 2)."."""
+    out = []
+    for model, runs in clips.groupby("model", sort=False):
+        yes = [int(s) for s, r in zip(runs["seed"], runs["recognisable"]) if r == "yes"]
+        which = f" ({', '.join(map(str, yes))})" if yes else ""
+        out.append(f"{model}: recognisable in {len(yes)} of {len(runs)} seeds{which}.")
+    return out

@@ -51,6 +51,7 @@ HEADERS = {
     "relabelled_accuracy": "accuracy, best relabelling",
     "own_label_classes": "classes recognised as themselves",
     "clips": "the clips are",
+    "recognisable": "recognisable (probe >= 0.5)",
     "g_class_share": "G: class term's share",
     "g_source_share": "G: source term's share",
     "d_class_share": "D: class term's share",

@@ -10,14 +10,37 @@ from typing import Mapping
 
 import pandas as pd
 
-from occ.report.checks import CLIPS_NOTE
+from occ.report.checks import CLIPS_NOTE, recognisable_sentences
 from occ.report.claims import VERDICT_MEANING
 from occ.report.markdown import readable, to_markdown
-from occ.report.results import model_names
+from occ.report.paper import model_name
+from occ.report.results import model_names, variant_settings
 from occ.report.shares import LAST_STEPS, share_sentences
 from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 
-__all__ = ["results_readme"]
+__all__ = ["results_readme", "source_readings"]
+
+
+def source_readings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, str]:
+    """variant -> the reading of the source term of generated clips (``d2s_source``) its runs recorded, for the
+    variants whose loss has a source term (the SupCon kinds; `occ.report.results.variant_settings`)."""
+    return {v: s["d2s_source"] for v, s in variant_settings(metrics).items() if "d2s_source" in s}
+
+
+def _source_sentence(metrics: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+    """The paragraph naming the source reading each SupCon model ran with (none: no lines). Each model is named by
+    its loss and temperatures (`occ.report.paper.model_name` without the reading), then the reading."""
+    settings = variant_settings(metrics)
+    sources = source_readings(metrics)
+    if not sources:
+        return []
+    named = "; ".join(f"{model_name({k: x for k, x in settings[v].items() if k != 'd2s_source'})} `{s}`"
+                      for v, s in sources.items())
+    return ["", "The source term of generated clips (`train.d2s_source`, docs/reference.md section 6, \"The source "
+            "term of generated clips\"): " + named + ". `paired_real`, f of the step's real clip whose class the "
+            "generated clip takes, is the paper's wording (Eq. (4) writes f(x_i) of the real clip x_i; the same label "
+            "c_i conditions G and D); `generated`, f of the generated clip itself, is the other reading. "
+            "docs/recipe.md gives the measurement that chose it."]
 
 
 def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataFrame, t1: pd.DataFrame,
@@ -38,7 +61,8 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
     params : occ.config.Params
         The run's parameters (profile, data, train, model, eval).
     metrics : dict, optional
-        variant -> seed -> metrics, to say how many seeds each variant ran.
+        variant -> seed -> metrics, to say how many seeds each variant ran and, for the losses with a source term,
+        which reading of it their runs recorded.
     chance : float, optional
         1 / number of classes, shown in Table 1's probe-accuracy header.
     tsne_seed : int, optional
@@ -46,8 +70,9 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
     shares : pandas.DataFrame, optional
         `occ.report.shares.share_table(...)`: one sentence per model on what its contrastive numerator is made of.
     """
-    counts = {v: len(runs) for v, runs in (metrics or {}).items() if runs}
-    names = model_names({v: runs for v, runs in (metrics or {}).items() if runs})
+    ran = {v: runs for v, runs in (metrics or {}).items() if runs}
+    counts = {v: len(runs) for v, runs in ran.items()}
+    names = model_names(ran)
     lines = [
         "# Results of the last `dvc repro`",
         "",
@@ -57,6 +82,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         f"generator width {params.model.g_ch}, discriminator width {params.model.d_ch}, "
         f"{params.eval.clips_per_class} generated clips per class, vocoder `{params.eval.vocoder}`, "
         f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts, names)}",
+        *_source_sentence(ran),
         "",
         "## The paper's claims, decided over seeds",
         "",
@@ -78,7 +104,8 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         "",
         to_markdown(readable(checks, label=label)),
         *([] if clips.empty else ["### What each run's clips are (per seed)", "", CLIPS_NOTE, "",
-                                  to_markdown(readable(clips, label=label))]),
+                                  to_markdown(readable(clips, label=label)),
+                                  *[f"- {sentence}" for sentence in recognisable_sentences(clips)], ""]),
         *([] if shares is None or shares.empty else [
             "### What ties the clips to their labels", "",
             "The class term d2c is the only part of the contrastive numerator that names a clip's label; the rest "

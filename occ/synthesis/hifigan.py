@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from occ.checkpoint import check_finite_state
 from occ.errors import CheckpointError
 
 __all__ = [
@@ -288,4 +289,6 @@ def load_generator_state(model: HiFiGANGenerator, state: dict[str, torch.Tensor]
             "Use a jik876/hifi-gan V1 generator file (g_XXXXXXXX with a 'generator' entry), "
             "e.g. the DCASE baseline g_00935000, or the default 'universal' checkpoint."
         )
+    check_finite_state(plain, where=source, advice="the file is damaged: download it again, or use the default "
+                       "'universal' checkpoint")
     model.load_state_dict({k: plain[k].to(expected[k].dtype) for k in expected}, strict=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -20,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from occ.atomic import atomic_folder, write_error
+from occ.atomic import atomic_folder, make_folder, write_error
 from occ.data.audio import N_SAMPLES, SR, write_pcm16
 from occ.data.classes import DCASE_SNAKE, class_folder
 from occ.errors import DataError, WriteError
@@ -77,8 +76,8 @@ def write_clip_list(folder: str | os.PathLike, wavs: np.ndarray, labels: torch.T
     base_seed : int
         The base seed of the clips (in each file name).
     **made_by
-        Further columns of ``clips.csv``, the same for every clip (``vocoder``, ``gl_iters``, ``checkpoint``,
-        ``step``).
+        Further columns of ``clips.csv``, the same for every clip (``vocoder``, ``gl_iters``, ``threads``,
+        ``device``, ``checkpoint``, ``step``).
 
     Returns
     -------
@@ -166,15 +165,12 @@ def write_submission(
                 "checkpoint and the vocoder's input; nothing was written."
             )
         arrays[name] = a
-    out.mkdir(parents=True, exist_ok=True)
-    for name in arrays:  # left by a write that was killed: a half-written folder or the folder it replaced
-        for stray in [*out.glob(f".{folders[name]}.*.tmp"), *out.glob(f".{folders[name]}.old-*")]:
-            shutil.rmtree(stray, ignore_errors=True)
+    make_folder(out)
     written = {}
     for name, a in arrays.items():
         target = out / folders[name]
         width = max(2, len(str(a.shape[0] - 1)))
-        with atomic_folder(target, prefix=f".{folders[name]}.", suffix=".tmp") as tmp:
+        with atomic_folder(target) as tmp:  # also removes what a killed write of this class folder left
             for i, clip in enumerate(a):
                 fname = f"{i:0{width}d}.wav"
                 try:

@@ -83,6 +83,13 @@ LOG_COLUMNS = (
 )
 #: Training keys that may change when resuming (``steps`` to continue training).
 TRAIN_MAY_DIFFER = ("steps", "ckpt_every", "bf16")
+#: The setting a divergence message suspects, by the loss term or network that ran away (``occ.train.guard``): huge
+#: adversarial terms come from D's logits, so from D's weights; G's output is bounded (tanh), so runaway G weights
+#: show in the weights, not the losses; a contrastive term is at most ``w * (1 / tau_d + 1 / tau_c + ln(2 * batch))``.
+SUSPECTS = {"d_adv": "train.lr_d", "g_adv": "train.lr_d",
+            "d_contrastive": "train.contrastive_weight, train.tau_d or train.tau_c",
+            "g_contrastive": "train.contrastive_weight, train.tau_d or train.tau_c",
+            "G": "train.lr_g", "EMA G": "train.lr_g", "D": "train.lr_d"}
 
 CHECKPOINT_NAME = "checkpoint.pt"
 STEP0_NAME = "step0.pt"
@@ -204,7 +211,8 @@ def train_gan(
     TrainingInterrupted
         Ctrl-C: the last checkpoint is kept and a rerun resumes from it.
     TrainingDivergedError
-        A loss became NaN or infinite; ``checkpoint.pt`` keeps the last good state.
+        A loss or weight became NaN or infinite, or ran past the divergence guard's bounds (``occ.train.guard``);
+        ``checkpoint.pt`` keeps the last state that passed the guard.
     """
     with open_run(out_dir, who="train_gan", device=device, progress=progress, checkpoint=CHECKPOINT_NAME, log=LOG_NAME,
                   columns=LOG_COLUMNS, on_config_change=on_config_change) as run:
@@ -258,7 +266,8 @@ def train_gan(
                                "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"}
         with StepLoop(start=start, steps=train.steps, log=run.log, progress=run.progress, desc=f"GAN {train.loss}",
                       postfix=postfix, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path,
-                      task="training", advice=advice, step0=step0_path) as loop:
+                      task="training", advice=advice, step0=step0_path, suspects=SUSPECTS,
+                      watch={"G": g, "D": d, "EMA G": g_ema}) as loop:
             for step in loop:
                 g.train()
                 d.train()

@@ -29,6 +29,7 @@ in 2C and C-SupCon the rest of the numerator is the same-class data-to-data term
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -171,7 +172,7 @@ def contrastive_terms(
     Raises
     ------
     ConfigError
-        Unknown ``kind``, a temperature <= 0, or ``source_emb`` given/missing against ``kind``.
+        Unknown ``kind``, a temperature that is not finite and > 0, or ``source_emb`` given/missing against ``kind``.
     DataError
         A batch of fewer than two samples, or shapes that do not match.
     """
@@ -286,7 +287,7 @@ def supcon_loss(
     Raises
     ------
     ConfigError
-        A temperature <= 0.
+        A temperature that is not finite and > 0.
     DataError
         ``features`` not 3-D, fewer than two views in all, or labels of the wrong shape.
     """
@@ -326,10 +327,11 @@ def supcon_loss(
 
 
 def _check_temperatures(fn: str, **temperatures: float) -> None:
-    """Raise :class:`~occ.errors.ConfigError` naming ``fn`` and the first temperature that is not > 0."""
+    """Raise :class:`~occ.errors.ConfigError` naming ``fn`` and the first temperature that is not finite and > 0
+    (an infinite one would turn the loss into a constant without a word)."""
     for name, tau in temperatures.items():
-        if not float(tau) > 0.0:
-            raise ConfigError(f"{fn}: {name}={tau!r} must be a temperature > 0.")
+        if not 0.0 < float(tau) < math.inf:
+            raise ConfigError(f"{fn}: {name}={tau!r} must be a finite temperature > 0.")
 
 
 def _check_logits(logits: torch.Tensor, *, name: str) -> None:

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from occ.atomic import umask_mode
+from occ.atomic import make_folder, output_folder, umask_mode, write_error
 from occ.checkpoint import TrainLog, check_config, cpu_state, load_checkpoint, save_checkpoint
 from occ.config import to_dict
 from occ.data.checks import check_training_data
@@ -111,7 +111,7 @@ def run_files(out_dir: str | Path, ckpt_name: str, log_name: str, columns: Itera
     """
     out_dir = Path(out_dir)
     if create:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(out_dir)
     return out_dir, out_dir / ckpt_name, TrainLog(out_dir / log_name, columns)
 
 
@@ -277,7 +277,8 @@ def run_lock(out_dir: str | Path) -> Iterator[Path]:
     Parameters
     ----------
     out_dir : str or Path
-        The run folder (created when missing).
+        The run folder, created when missing (:func:`occ.atomic.output_folder`: removed again, with the parents it
+        needed, when the run wrote nothing into it).
 
     Yields
     ------
@@ -288,15 +289,26 @@ def run_lock(out_dir: str | Path) -> Iterator[Path]:
     ------
     RunLockedError
         Another process (or another call in this process) holds the folder.
+    WriteError
+        The folder cannot be created or written (not writable, read-only, a file in the way).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_folder(out_dir) as out_dir:  # bad input stops before anything is written: no empty folder is left
+        if fcntl is None:
+            yield out_dir
+        else:
+            with _locked(out_dir) as locked:
+                yield locked
+
+
+@contextlib.contextmanager
+def _locked(out_dir: Path) -> Iterator[Path]:
+    """The lock of :func:`run_lock` on the existing folder ``out_dir``."""
     path = out_dir / LOCK_NAME
-    if fcntl is None:
-        yield out_dir
-        return
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, umask_mode(0o666))
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, umask_mode(0o666))
+        except OSError as exc:
+            raise write_error(path, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

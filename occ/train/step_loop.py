@@ -17,12 +17,15 @@ A trainer's steps read top to bottom (the run folder around them is :mod:`occ.tr
 :class:`StepLoop` owns the run's counters (the step done and the step of the last checkpoint), which its
 divergence messages name. The checks themselves are plain functions: :func:`check_finite` (one process),
 :func:`stop_if_diverged` (every process of a parallel run agrees first), :func:`check_finite_weights` and
-:func:`kept_message` (which checkpoint survives). Ctrl-C during the steps stops cleanly with
+:func:`kept_message` (which checkpoint survives); their bounds are the divergence guard's (:mod:`occ.train.guard`: a
+loss, or a weight of a network the loop watches, checked at the end of every step, past its bound stops the run, the
+message naming the setting to suspect). Ctrl-C during the steps stops cleanly with
 :class:`~occ.errors.TrainingInterrupted`, the last checkpoint kept. Nothing here draws a random number.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress w
 from occ.checkpoint import TrainLog
 from occ.errors import TrainingDivergedError, TrainingInterrupted
 from occ.train.distributed import World, world
+from occ.train.guard import LOSS_BOUND, WEIGHT_BOUND, culprit, largest_weight, loss_in_bounds, weights_in_bounds
 
 __all__ = ["StepLoop", "StepsDone", "check_finite", "stop_if_diverged", "check_finite_weights", "kept_message"]
 
@@ -108,6 +112,14 @@ class StepLoop:
         What to change before retrying, in a divergence message.
     step0 : Path, optional
         The untrained models' file, named by a divergence message before the first checkpoint.
+    suspects : mapping of str to str, optional
+        The setting to suspect when a loss term or a watched network runs away, by the term's name in ``parts``
+        (``"d_contrastive"``), by ``"loss"`` for a loss without parts, or by the network's key in ``watch``; named
+        in the divergence message.
+    watch : mapping of str to torch.nn.Module, optional
+        The networks whose parameters the guard reads at the end of every step (:meth:`stop_if_weights_run_away`,
+        from :meth:`record`), by the name a message gives them (``{"G": g, "D": d}``; ``None`` values skipped).
+        Their parameters are listed when the loop starts (optimisers update them in place).
 
     Attributes
     ----------
@@ -126,11 +138,15 @@ class StepLoop:
     def __init__(self, *, start: int, steps: int, log: TrainLog | None, progress: bool, desc: str,
                  postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None, ckpt_every: int | None = None,
                  stop_after: int | None = None, checkpoint: Path | None = None, task: str = "training",
-                 advice: str = "", step0: Path | None = None) -> None:
+                 advice: str = "", step0: Path | None = None, suspects: Mapping[str, str] | None = None,
+                 watch: Mapping[str, torch.nn.Module | None] | None = None) -> None:
         self.step = self.last_saved = start
         self.steps, self.log, self.desc, self.postfix = steps, log, desc, postfix
         self.ckpt_every, self.stop_after, self.checkpoint = ckpt_every, stop_after, checkpoint
         self.task, self.advice, self.step0 = task, advice, step0
+        self.suspects, self.watch = dict(suspects or {}), dict(watch or {})
+        # the parameters themselves (updated in place by the optimisers), listed once
+        self._watched = [p for module in self.watch.values() if module is not None for p in module.parameters()]
         self.seconds = 0.0
         self._ran = 0
         self._t0: float | None = None
@@ -162,7 +178,10 @@ class StepLoop:
                 raise RuntimeError(f"{self.desc}: step {expected} ended without StepLoop.record(row).")
 
     def record(self, row: dict[str, Any]) -> None:
-        """End the current step: its wall time goes into ``row["seconds"]``, the row into the log and the bar."""
+        """End the current step: the watched networks pass the guard (:meth:`stop_if_weights_run_away`), then the
+        step's wall time goes into ``row["seconds"]``, the row into the log and the bar."""
+        if self.watch:
+            self.stop_if_weights_run_away()
         row["seconds"] = time.perf_counter() - self._t0
         self.seconds += row["seconds"]
         self.step += 1
@@ -196,8 +215,9 @@ class StepLoop:
 
     def stop_if_diverged(self, loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None
                          ) -> None:
-        """:func:`stop_if_diverged` in the step in progress: ``"<task> diverged at step <n>: the <what> is nan ..."``,
-        with the checkpoint kept and the advice.
+        """:func:`stop_if_diverged` in the step in progress: ``"<task> diverged at step <n>: the <what> is nan ..."``
+        (or a finite value past :data:`~occ.train.guard.LOSS_BOUND`), with the suspect setting (of the largest term
+        of ``parts``), the checkpoint kept and the advice.
 
         Parameters
         ----------
@@ -209,7 +229,31 @@ class StepLoop:
             The loss's terms, listed in the message.
         """
         stop_if_diverged(loss, w=world(), what=f"{self.task} diverged at step {self.step + 1}: the {what}",
-                         parts=parts, advice=self.advice, kept=self.kept())
+                         parts=parts, advice=self.advice, kept=self.kept(),
+                         suspect=lambda: self._suspect(culprit(parts) if parts else "loss"))
+
+    def stop_if_weights_run_away(self) -> None:
+        """The weight half of the guard, at the end of the step in progress: every process stops together with
+        :class:`~occ.errors.TrainingDivergedError` when a parameter of a watched network is NaN, infinite or past
+        :data:`~occ.train.guard.WEIGHT_BOUND` in magnitude (message: the network, the parameter and its largest
+        value, the suspect setting, the checkpoint kept and the advice)."""
+        here = weights_in_bounds(self._watched)
+        if world().all_true(here):
+            return
+        where = f"{self.task} diverged at step {self.step + 1}: "
+        if here:
+            what = f"{where}a network's weights are not finite or past {WEIGHT_BOUND:g} on another process."
+        else:
+            label, name, value = largest_weight(self.watch)
+            past = f", past {WEIGHT_BOUND:g}, which no healthy run reaches" if math.isfinite(value) else ""
+            what = " ".join(part for part in (f"{where}{label} weight {name!r} is {value:.3g}{past}.",
+                                              self._suspect(label)) if part)
+        raise TrainingDivergedError(" ".join(part for part in (what, self.kept(), self.advice) if part))
+
+    def _suspect(self, key: str) -> str:
+        """The sentence naming the setting to suspect for ``key`` (a loss term or a watched network)."""
+        setting = self.suspects.get(key)
+        return f"Suspect setting: {setting} ({key} ran away)." if setting else ""
 
     def check_weights(self, *modules: torch.nn.Module | None) -> None:
         """:func:`check_finite_weights` of the step just recorded, before its checkpoint is written."""
@@ -217,8 +261,9 @@ class StepLoop:
 
 
 def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
-                 advice: str, kept: str) -> None:
-    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN or infinite (the one divergence check).
+                 advice: str, kept: str, suspect: str | Callable[[], str] = "") -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN, infinite or finite but past
+    :data:`occ.train.guard.LOSS_BOUND` in magnitude (the one loss check of the divergence guard).
 
     Parameters
     ----------
@@ -232,20 +277,27 @@ def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Ten
         What to change before retrying.
     kept : str
         Which checkpoint survives (:func:`kept_message`).
+    suspect : str or callable
+        The sentence naming the setting to suspect (or a function making it, called only on failure).
     """
-    if bool(torch.isfinite(loss.detach())):
+    if loss_in_bounds(loss):
         return
+    value = loss.item()
     detail = f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
-    raise TrainingDivergedError(" ".join(part for part in (f"{what} is {loss.item()!r}{detail}.", kept, advice) if part))
+    past = f", past {LOSS_BOUND:g}, which no healthy run reaches" if math.isfinite(value) else ""
+    suspect = suspect() if callable(suspect) else suspect
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is {value!r}{detail}{past}.", suspect, kept, advice)
+                                         if part))
 
 
 def stop_if_diverged(loss: torch.Tensor, *, w: World, what: str, parts: Mapping[str, torch.Tensor] | None = None,
-                     advice: str, kept: str) -> None:
-    """The divergence check of a training step: every process stops together when one sees a non-finite ``loss``.
+                     advice: str, kept: str, suspect: str | Callable[[], str] = "") -> None:
+    """The loss check of a training step: every process stops together when one sees a ``loss`` that is not finite
+    or past :data:`occ.train.guard.LOSS_BOUND`.
 
     Built on :func:`check_finite`: the processes agree first (``w.all_true``, a collective, so every process must
-    call it in the same step), then the one whose loss is NaN or infinite raises with its value and ``parts``, and
-    the others raise saying that it is not finite on another process. In one process this is :func:`check_finite`.
+    call it in the same step), then the one whose loss failed raises with its value and ``parts``, and the others
+    raise saying that it failed on another process. In one process this is :func:`check_finite`.
 
     Parameters
     ----------
@@ -253,19 +305,19 @@ def stop_if_diverged(loss: torch.Tensor, *, w: World, what: str, parts: Mapping[
         A 0-d loss of this process.
     w : World
         This process's world (``occ.train.distributed.world()``).
-    what, parts, advice, kept
+    what, parts, advice, kept, suspect
         As in :func:`check_finite`.
 
     Raises
     ------
     TrainingDivergedError
-        On every process, when ``loss`` is not finite on any.
+        On every process, when ``loss`` fails on any.
     """
-    if w.all_true(bool(torch.isfinite(loss.detach()))):
+    if w.all_true(loss_in_bounds(loss)):
         return
-    check_finite(loss, what=what, parts=parts, advice=advice, kept=kept)
-    raise TrainingDivergedError(" ".join(part for part in (f"{what} is not finite on another process.", kept, advice)
-                                         if part))
+    check_finite(loss, what=what, parts=parts, advice=advice, kept=kept, suspect=suspect)
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is not finite or past {LOSS_BOUND:g} on another "
+                                                           "process.", kept, advice) if part))
 
 
 def check_finite_weights(*modules: torch.nn.Module | None, step: int, advice: str, kept: str) -> None:

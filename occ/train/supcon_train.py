@@ -200,7 +200,8 @@ def pretrain_supcon(
 
         with StepLoop(start=start, steps=cfg.steps, log=run.log, progress=run.progress, desc="SupCon",
                       postfix=lambda row: {"loss": f"{row['loss']:.4f}"}, ckpt_every=cfg.ckpt_every,
-                      stop_after=stop_after, checkpoint=ckpt_path, task="SupCon pretraining", advice=advice) as loop:
+                      stop_after=stop_after, checkpoint=ckpt_path, task="SupCon pretraining", advice=advice,
+                      suspects={"loss": "supcon.lr or supcon.temperature"}) as loop:
             for step in loop:
                 enc.train()
                 # One global batch from the seeded stream (indices, then each view's augmentation); this process's rows.
@@ -304,7 +305,8 @@ def finetune_classifier(
         n, bsz = feats.shape[0], cfg.batch_size
 
         with StepLoop(start=0, steps=cfg.finetune_steps, log=run.log, progress=run.progress, desc="fine-tune",
-                      task="classification fine-tuning", advice="Lower supcon.finetune_lr and rerun.") as loop:
+                      task="classification fine-tuning", advice="Lower supcon.finetune_lr and rerun.",
+                      suspects={"loss": "supcon.finetune_lr"}) as loop:
             for step in loop:
                 idx = torch.randint(0, n, (bsz,), generator=sampler)
                 logits = head(feats[idx].to(dev))
