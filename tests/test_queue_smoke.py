@@ -3,8 +3,8 @@
 One variant, one seed committed (its `dvc repro` also runs the tables and figures on a single seed and a single
 variant); then two queued experiments, an extra seed and another tau_c, run by two workers. Checks that each
 reran only its own runs, the tables and the figures, and that `dvc exp show --json` lists both with their
-params and the per-run metrics the tables use. And a sequential `dvc repro` of one run's stages writes what the
-suite's `occ repro -j 2` run wrote for them, apart from timings.
+params and the per-run metrics the tables use. And that first `dvc repro`, one stage at a time, wrote for the stages
+it shares with the suite's `occ repro -j 2` run (two stages at once) what that run wrote, apart from timings.
 """
 
 import json
@@ -50,7 +50,7 @@ def _experiments(shown: list) -> dict[str, dict]:
     return found
 
 
-def test_queue_grid_smoke(tmp_path):
+def test_queue_grid_smoke(tmp_path, request):
     repo = tmp_path / "repo"
     _, env = smoke_repo(repo, seeds=[0], run_variants=["o2c"])
     _run(["dvc", "repro"], repo, env)
@@ -87,6 +87,10 @@ def test_queue_grid_smoke(tmp_path):
             assert all(key in m for key in TABLE_METRICS), (name, s, sorted(m))
     diff = _run(["dvc", "metrics", "diff", "HEAD", "tau-c-05", "--json"], repo, env)
     assert "results/evaluate/o2c/seed0/metrics.json" in diff
+
+    # The queue ran its experiments in copies; the workspace still holds the first, sequential `dvc repro`. The
+    # suite's shared parallel run is asked for only now, so that this test runs beside its build, not after it.
+    _same_as_the_parallel_run(repo, request.getfixturevalue("smoke_pipeline"))
 
 
 #: Columns and keys that hold wall-clock times (the only thing allowed to differ between two runs of a stage).
@@ -135,12 +139,10 @@ def _files(root: Path, out: str) -> list[str]:
     return [out] if path.is_file() else sorted(p.relative_to(root).as_posix() for p in path.rglob("*") if p.is_file())
 
 
-def test_sequential_dvc_repro_and_occ_repro_write_the_same_results(tmp_path, smoke_pipeline):
+def _same_as_the_parallel_run(repo: Path, smoke_pipeline) -> None:
     """The stages that both runs hold (o2c seed 0, its step 0, data, encoder, reference): every output the same,
-    file by file, apart from timings, whether `dvc repro` ran them one at a time or `occ repro -j 2` two at once."""
-    repo = tmp_path / "repo"
-    _, env = smoke_repo(repo, seeds=[0], run_variants=["o2c"])
-    _run(["dvc", "repro", "evaluate@o2c-0"], repo, env)
+    file by file, apart from timings, whether `dvc repro` ran them one at a time (in `repo`) or `occ repro -j 2` two
+    at once (the suite's shared run)."""
     seq = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     par = yaml.safe_load((smoke_pipeline.repo / "dvc.lock").read_text())["stages"]
     shared = ["data", "supcon", "reference", "step0@0", "train@o2c-0", "evaluate@o2c-0"]
