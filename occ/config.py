@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from occ.device import check_device
 from occ.errors import ConfigError
+from occ.typed_values import at_least, build, mapping, one_of, typed
 from occ.yaml_file import read_yaml
 
 LOSS_KINDS = ("2c", "csupcon", "o2c", "ocsupcon", "none")
@@ -55,10 +55,10 @@ class DataConfig:
     cache: str = "data/features.pt"  # feature cache (log-mels, labels, split)
 
     def check(self) -> None:
-        _one_of("data.source", self.source, ("synthetic", "path"))
-        _one_of("data.layout", self.layout, ("dcase", "folders"))
-        _at_least("data.clips_per_class", self.clips_per_class, 2)
-        _at_least("data.heldout_per_class", self.heldout_per_class, 1)
+        one_of("data.source", self.source, ("synthetic", "path"))
+        one_of("data.layout", self.layout, ("dcase", "folders"))
+        at_least("data.clips_per_class", self.clips_per_class, 2)
+        at_least("data.heldout_per_class", self.heldout_per_class, 1)
         if self.source == "synthetic" and self.clips_per_class < 2 * self.heldout_per_class:
             raise ConfigError(
                 f"data.heldout_per_class = {self.heldout_per_class} does not fit data.clips_per_class = "
@@ -82,11 +82,11 @@ class ModelConfig:
     enc_stem: str = "strided"  # encoder stem: "strided" (stride-4, CPU) or "cifar" (3x3 stride 1, SupCon's)
 
     def check(self) -> None:
-        _one_of("model.preset", self.preset, ("embedded", "paper"))
-        _one_of("model.enc_stem", self.enc_stem, ("strided", "cifar"))
+        one_of("model.preset", self.preset, ("embedded", "paper"))
+        one_of("model.enc_stem", self.enc_stem, ("strided", "cifar"))
         for key in ("z_dim", "g_ch", "d_ch", "proj_dim", "enc_width"):
-            _at_least(f"model.{key}", getattr(self, key), 1)
-        _at_least("model.g_noise", self.g_noise, 0.0)
+            at_least(f"model.{key}", getattr(self, key), 1)
+        at_least("model.g_noise", self.g_noise, 0.0)
 
 
 @dataclass
@@ -101,14 +101,14 @@ class SupConConfig:
     threads: int = 1  # torch threads of the supcon stage (occ.paths.STAGE_THREADS says which stage runs on which)
 
     def check(self) -> None:
-        _at_least("supcon.steps", self.steps, 1)
-        _at_least("supcon.batch_size", self.batch_size, 2)
+        at_least("supcon.steps", self.steps, 1)
+        at_least("supcon.batch_size", self.batch_size, 2)
         _learning_rate("supcon.lr", self.lr)
         _temperature("supcon.temperature", self.temperature)
-        _at_least("supcon.finetune_steps", self.finetune_steps, 0)
+        at_least("supcon.finetune_steps", self.finetune_steps, 0)
         _learning_rate("supcon.finetune_lr", self.finetune_lr)
-        _at_least("supcon.ckpt_every", self.ckpt_every, 1)
-        _at_least("supcon.threads", self.threads, 1)
+        at_least("supcon.ckpt_every", self.ckpt_every, 1)
+        at_least("supcon.threads", self.threads, 1)
 
 
 @dataclass
@@ -133,25 +133,25 @@ class TrainConfig:
     threads: int = 1  # torch threads of a training process (occ.paths.STAGE_THREADS)
 
     def check(self) -> None:
-        _one_of("train.loss", self.loss, LOSS_KINDS)
-        _one_of("train.d2s_source", self.d2s_source, D2S_SOURCES)
+        one_of("train.loss", self.loss, LOSS_KINDS)
+        one_of("train.d2s_source", self.d2s_source, D2S_SOURCES)
         if self.d2s_source != "generated" and self.loss not in SUPCON_KINDS:
             raise ConfigError(f"train.d2s_source = {self.d2s_source!r} reads the source term f(x_i), which train.loss = "
                               f"{self.loss!r} does not have (only {list(SUPCON_KINDS)} do): set train.d2s_source: "
                               "generated, or use a SupCon loss.")
         _temperature("train.tau_d", self.tau_d)
         _temperature("train.tau_c", self.tau_c)
-        _at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
-        _at_least("train.steps", self.steps, 1)
-        _at_least("train.batch_size", self.batch_size, 2)
+        at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
+        at_least("train.steps", self.steps, 1)
+        at_least("train.batch_size", self.batch_size, 2)
         _learning_rate("train.lr_g", self.lr_g)
         _learning_rate("train.lr_d", self.lr_d)
         for key in ("beta1", "beta2", "ema_decay"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"train.{key} = {value!r} is out of range: use a value in [0, 1).")
-        _at_least("train.ckpt_every", self.ckpt_every, 1)
-        _at_least("train.threads", self.threads, 1)
+        at_least("train.ckpt_every", self.ckpt_every, 1)
+        at_least("train.threads", self.threads, 1)
 
 
 @dataclass
@@ -169,15 +169,15 @@ class EvalConfig:
     threads: int = 1  # torch threads of the reference, step-0, evaluate and figures stages (occ.paths.STAGE_THREADS)
 
     def check(self) -> None:
-        _at_least("eval.clips_per_class", self.clips_per_class, 2)
-        _at_least("eval.gl_iters", self.gl_iters, 1)
-        _one_of("eval.embedding", self.embedding, ("aisfx", "vggish", "encoder"))
-        _at_least("eval.n_bootstrap", self.n_bootstrap, 0)
-        _at_least("eval.prdc_k", self.prdc_k, 1)
-        _at_least("eval.l1_clips", self.l1_clips, 1)
-        _at_least("eval.tsne_per_class", self.tsne_per_class, 2)
-        _at_least("eval.probe_clips_per_class", self.probe_clips_per_class, 0)
-        _at_least("eval.threads", self.threads, 1)
+        at_least("eval.clips_per_class", self.clips_per_class, 2)
+        at_least("eval.gl_iters", self.gl_iters, 1)
+        one_of("eval.embedding", self.embedding, ("aisfx", "vggish", "encoder"))
+        at_least("eval.n_bootstrap", self.n_bootstrap, 0)
+        at_least("eval.prdc_k", self.prdc_k, 1)
+        at_least("eval.l1_clips", self.l1_clips, 1)
+        at_least("eval.tsne_per_class", self.tsne_per_class, 2)
+        at_least("eval.probe_clips_per_class", self.probe_clips_per_class, 0)
+        at_least("eval.threads", self.threads, 1)
 
 
 @dataclass
@@ -314,14 +314,14 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
             "(the code has no defaults for them): add them (see the committed params.yaml)."
         )
     raw = copy.deepcopy(raw)
-    variants = _mapping(raw.pop("variants"), "variants") if raw["variants"] is not None else {}
-    profiles = _mapping(raw.pop("profiles"), "profiles") if raw["profiles"] is not None else {}
+    variants = mapping(raw.pop("variants"), "variants") if raw["variants"] is not None else {}
+    profiles = mapping(raw.pop("profiles"), "profiles") if raw["profiles"] is not None else {}
     known_top = set(TOP_SCALARS) | set(SECTIONS) | set(TOP_AXES) | set(PLACEMENT)
     for key in raw:
         if key not in known_top:
             raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | set(OVERRIDES))}.")
     for name, prof in profiles.items():
-        prof = _mapping(prof, f"profiles.{name}") if prof is not None else {}
+        prof = mapping(prof, f"profiles.{name}") if prof is not None else {}
         for section, overrides in prof.items():
             if section in PLACEMENT:
                 raise ConfigError(f"{source}: profiles.{name}.{section}: `{section}` says which GPU runs a stage, not "
@@ -329,9 +329,9 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
             if section not in SECTIONS and section not in TOP_SCALARS:
                 raise ConfigError(f"{source}: profiles.{name}.{section} is not a known section; known: {sorted(known_top)}.")
             if section in SECTIONS:
-                _mapping(overrides, f"profiles.{name}.{section}")
+                mapping(overrides, f"profiles.{name}.{section}")
     for name, overrides in variants.items():
-        _mapping(overrides, f"variants.{name}")
+        mapping(overrides, f"variants.{name}")
     profile = profile if profile is not None else raw.get("profile", "embedded")
     if profile != "embedded" and profile not in profiles:
         raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted({*profiles, 'embedded'})}).")
@@ -371,14 +371,14 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
 def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
     """Build and check the Params of merged sections."""
     params = Params(
-        profile=_typed("profile", merged["profile"], str),
-        seed=_typed("seed", merged["seed"], int),
-        device=_placed(_typed("device", merged["device"], str), _gpu(merged["gpu"])),
+        profile=typed("profile", merged["profile"], str),
+        seed=typed("seed", merged["seed"], int),
+        device=_placed(typed("device", merged["device"], str), _gpu(merged["gpu"])),
         gpu=_gpu(merged["gpu"]),
         variant=variant,
         seeds=_seed_list(merged["seeds"], "params"),
         run_variants=list(merged["run_variants"]),
-        **{name: _build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
+        **{name: build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
     )
     params.check()
     check_seed("seed", params.seed, where="; fix `seed` in params.yaml")
@@ -427,7 +427,7 @@ def variant_names(path: str | Path = "params.yaml") -> list[str]:
     """The variants defined in `params.yaml`, in file order."""
     raw = read_yaml(path) or {}
     variants = raw.get("variants") if isinstance(raw, dict) else None
-    return list(_mapping(variants, "variants").keys()) if variants is not None else []
+    return list(mapping(variants, "variants").keys()) if variants is not None else []
 
 
 def to_dict(obj: Any) -> dict:
@@ -442,9 +442,9 @@ def _check_variant(train: Any, overrides: dict, name: str) -> None:
         known = [f.name for f in dataclasses.fields(TrainConfig)]
         if key not in known:
             raise ConfigError(f"{prefix}.{key} is not a known key; a variant overrides keys of `train`: {sorted(known)}.")
-        _typed(f"{prefix}.{key}", value, typing.get_type_hints(TrainConfig)[key])
+        typed(f"{prefix}.{key}", value, typing.get_type_hints(TrainConfig)[key])
     try:
-        _build(TrainConfig, {**_mapping(train, "train"), **overrides}, "train").check()
+        build(TrainConfig, {**mapping(train, "train"), **overrides}, "train").check()
     except ConfigError as exc:
         raise _renamed(exc, {f"train.{key}": f"{prefix}.{key}" for key in overrides}) from None
 
@@ -470,38 +470,7 @@ def _check_vocoder(value: str, root: str | Path | None) -> None:
         )
 
 
-def _mapping(value: Any, key: str) -> dict:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{key} must be a mapping of keys to values, got {type(value).__name__}.")
-    return value
 
-
-def _build(cls: type, values: dict, prefix: str):
-    values = _mapping(values, prefix)
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in names:
-            raise ConfigError(f"{prefix}.{key} is not a known key; known keys of `{prefix.split('.')[0]}`: {sorted(names)}.")
-    return cls(**{key: _typed(f"{prefix}.{key}", value, hints[key]) for key, value in values.items()})
-
-
-def _typed(key: str, value: Any, kind: Any) -> Any:
-    if isinstance(kind, types.UnionType):
-        kind = next(k for k in typing.get_args(kind) if k is not type(None))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is float and isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key} = {value!r} must be a finite number.")
-    if kind is bool and not isinstance(value, bool):
-        raise ConfigError(f"{key} = {value!r} must be true or false.")
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{key} = {value!r} must be a whole number.")
-    if kind is float and isinstance(value, str):
-        raise ConfigError(f"{key} = {value!r} is text, not a number: write it without quotes (e.g. 1.0e-4).")
-    if kind in (float, str) and not isinstance(value, kind):
-        raise ConfigError(f"{key} = {value!r} must be a {kind.__name__}.")
-    return value
 
 
 def _seed_list(value: Any, source: str) -> list[int]:
@@ -527,16 +496,6 @@ def _run_variants(value: Any, variants: dict, source: str) -> list[str]:
     return list(value)
 
 
-def _one_of(key: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} = {value!r} is not one of {list(choices)}.")
-
-
-def _at_least(key: str, value: float, low: float) -> None:
-    if not math.isfinite(value):  # whoever built the dataclass: params.yaml's values are checked when read
-        raise ConfigError(f"{key} = {value!r} must be a finite number.")
-    if not value >= low:
-        raise ConfigError(f"{key} = {value!r} is out of range: use a value >= {low}.")
 
 
 def _temperature(key: str, value: float) -> None:

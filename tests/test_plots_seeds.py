@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 
+from occ.metrics.run_settings import run_settings_of
 from occ.report.plots_seeds import plot_fad_by_seed, plot_loss_over_seeds, plot_probe_by_seed, smoothed_over_seeds
 
 
@@ -37,7 +38,7 @@ def test_smoothed_over_seeds_by_hand():
         smoothed_over_seeds(runs, band="sd")
 
 
-#: What made each variant's runs (metrics.json: loss, tau_d, tau_c).
+#: What made each variant's runs (metrics.json: loss, tau_d, tau_c; the SupCon kinds' source reading paired_real).
 MADE = {"contragan": ("2c", 0.1, 0.1), "o2c": ("o2c", 0.1, 0.1), "o2c_ct1": ("o2c", 0.1, 1.0),
         "ocsupcon": ("ocsupcon", 0.1, 0.1), "hinge_only": ("none", 0.1, 0.1)}
 
@@ -47,7 +48,8 @@ def _seeded_metrics(**seeds):
     seeds = seeds or {"contragan": [0, 1, 2], "o2c": [0, 1], "ocsupcon": [0], "hinge_only": [0, 1, 2]}
     return {v: {s: {"fad_mean": 300.0 + 10 * s + rng.normal(), "n_classes": 7,
                     "probe_accuracy": 0.14 if v == "hinge_only" else 0.5 + 0.01 * s,
-                    **dict(zip(("loss", "tau_d", "tau_c"), MADE[v]))} for s in ss}
+                    **run_settings_of(dict(zip(("loss", "tau_d", "tau_c"), MADE[v]), d2s_source="paired_real"))}
+                for s in ss}
             for v, ss in seeds.items()}
 
 

@@ -19,6 +19,7 @@ from occ.report.markdown import readable, write_table
 from occ.report.paper import REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE2
 from occ.report.readme import results_readme, source_readings
 from occ.errors import DataError
+from occ.metrics.run_settings import run_settings_of
 from occ.report.results import load_seed_runs, model_names, variant_settings
 from occ.report.tables import interval_columns, table1, table1_title, table2, table3, table3_title
 
@@ -31,11 +32,16 @@ MADE = {"contragan": ("2c", 0.1, 0.1), "csupcongan": ("csupcon", 0.1, 0.1), "o2c
         "hinge_only": ("none", 0.1, 0.1)}
 
 
+def _settings(made):
+    """What a run of ``made`` = (loss, tau_d, tau_c) records, trained with the source reading params.yaml sets."""
+    return run_settings_of({"loss": made[0], "tau_d": made[1], "tau_c": made[2], "d2s_source": "paired_real"})
+
+
 def _made(metrics, **changed):
     """``metrics`` with each run's settings (``MADE``, then ``changed``: variant -> {key: value}) recorded in it."""
     for v, runs in metrics.items():
         for m in runs.values():
-            m.update(dict(zip(("loss", "tau_d", "tau_c"), MADE[v])), **changed.get(v, {}))
+            m.update(_settings(MADE[v]), **changed.get(v, {}))
     return metrics
 
 
@@ -279,7 +285,9 @@ def test_a_variant_mixing_settings_or_missing_them_is_refused():
                                         r"evaluate@o2c-4"):
         table1({"o2c": {4: _m(300.0)}})
     source = _made({"ocsupcon": {0: _m(300.0)}}, ocsupcon={"d2s_source": "paired_real"})
-    assert model_names(source)["ocsupcon"] == "OC-SupConGAN, source paired_real"
+    assert model_names(source)["ocsupcon"] == "OC-SupConGAN"  # the reading the paper's text favours: named as the paper's
+    source = _made({"ocsupcon": {0: _m(300.0)}}, ocsupcon={"d2s_source": "generated"})
+    assert model_names(source)["ocsupcon"] == "OC-SupConGAN, source generated"
 
 
 def test_results_readme_puts_verdicts_first():
@@ -382,8 +390,12 @@ def test_the_results_readme_names_the_source_reading_each_supcon_variant_ran_wit
                               table3(per_class, label=LABEL, metrics=metrics), label=LABEL, params=_params(),
                               metrics=metrics)
 
-    assert "`train.d2s_source`" not in readme(metrics)  # no run recorded a source reading
+    unrecorded = {v: {s: {k: x for k, x in m.items() if k != "d2s_source"} for s, m in runs.items()}
+                  for v, runs in metrics.items()}
+    assert "`train.d2s_source`" not in readme(unrecorded)  # no run recorded a source reading
     _made(metrics, ocsupcon={"d2s_source": "paired_real"}, csupcongan={"d2s_source": "generated"})
-    assert source_readings(metrics) == {"csupcongan": "generated", "ocsupcon": "paired_real"}
+    assert source_readings(metrics) == {"csupcongan": "generated", "ocsupcon": "paired_real",
+                                        "ocsupcon_ct1": "paired_real"}
     # the readings the runs recorded, each model named by its loss and temperatures
-    assert "C-SupConGAN (C-SupCon) `generated`; OC-SupConGAN `paired_real`." in readme(metrics)
+    assert ("C-SupConGAN (C-SupCon) `generated`; OC-SupConGAN `paired_real`; OC-SupConGAN, CT 1.0 `paired_real`."
+            in readme(metrics))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-__all__ = ["REPORTED_LABEL", "REPORTED_TABLE1", "REPORTED_TABLE2", "REPORTED_BASELINE", "LOSS_MODELS", "PAPER_RUNS",
-           "TABLE1_TEMPERATURES", "VARIANT_ORDER", "CLASS_BLIND_LOSSES", "in_variant_order", "model_name",
+__all__ = ["REPORTED_LABEL", "REPORTED_TABLE1", "REPORTED_TABLE2", "REPORTED_BASELINE", "LOSS_MODELS", "PAPER_SOURCE",
+           "PAPER_RUNS", "TABLE1_TEMPERATURES", "VARIANT_ORDER", "CLASS_BLIND_LOSSES", "in_variant_order", "model_name",
            "settings_text", "departs_from_paper"]
 
 REPORTED_LABEL = "reported (DCASE eval set, VGGish)"
@@ -42,13 +42,17 @@ LOSS_MODELS = {
 #: tau_d (DT) and tau_c (CT), 0.1 and 0.1 throughout (Table 1, Section 4, Figure 2) but for the CT 1.0 rows of Tables 2
 #: and 3. They label the paper's numbers and say what the paper compared; this run's numbers are labelled by what
 #: each run recorded (``metrics.json``: `occ.report.results.variant_settings`).
+#: The reading of the source term of generated clips (``train.d2s_source``) the paper's text favours: f of the real
+#: clip that shares the generated sample's index and class (docs/reference.md section 6). A SupCon run's name says
+#: its reading only where it departs from this one.
+PAPER_SOURCE = "paired_real"
 PAPER_RUNS = {
     "contragan": {"loss": "2c", "tau_d": 0.1, "tau_c": 0.1},
-    "csupcongan": {"loss": "csupcon", "tau_d": 0.1, "tau_c": 0.1},
+    "csupcongan": {"loss": "csupcon", "tau_d": 0.1, "tau_c": 0.1, "d2s_source": PAPER_SOURCE},
     "o2c": {"loss": "o2c", "tau_d": 0.1, "tau_c": 0.1},
     "o2c_ct1": {"loss": "o2c", "tau_d": 0.1, "tau_c": 1.0},
-    "ocsupcon": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 0.1},
-    "ocsupcon_ct1": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 1.0},
+    "ocsupcon": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 0.1, "d2s_source": PAPER_SOURCE},
+    "ocsupcon_ct1": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 1.0, "d2s_source": PAPER_SOURCE},
 }
 #: Table 1's temperatures (tau_d, tau_c): a model's name says where its run departs from them.
 TABLE1_TEMPERATURES = (0.1, 0.1)
@@ -65,8 +69,8 @@ def in_variant_order(variants: Iterable[str]) -> list[str]:
 
 def model_name(settings: Mapping[str, Any]) -> str:
     """The name of the model a run trained, from its settings: the paper's name of its loss (`LOSS_MODELS`), then
-    each temperature that departs from Table 1's (``"O2C-GAN, CT 1.0"``) and a source reading other than the
-    generated clip's (``", source paired_real"``).
+    each temperature that departs from Table 1's (``"O2C-GAN, CT 1.0"``) and a source reading other than the one the
+    paper's text favours (`PAPER_SOURCE`: ``", source generated"``).
 
     Parameters
     ----------
@@ -80,7 +84,7 @@ def model_name(settings: Mapping[str, Any]) -> str:
     for label, key, table1 in (("DT", "tau_d", TABLE1_TEMPERATURES[0]), ("CT", "tau_c", TABLE1_TEMPERATURES[1])):
         if settings[key] != table1:
             name += f", {label} {settings[key]!r}"
-    if settings.get("d2s_source", "generated") != "generated":
+    if settings.get("d2s_source", PAPER_SOURCE) != PAPER_SOURCE:
         name += f", source {settings['d2s_source']}"
     return name
 
