@@ -59,7 +59,8 @@ def main() -> None:
     import librosa  # noqa: F401  (import cost outside the timings)
     import torch
 
-    from occ.data.datasets import build_feature_cache, scan_dataset
+    from occ.data.datasets import build_feature_cache
+    from occ.data.scan import scan_dataset
     from occ.data.synth import synthesize_dataset
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_data_"))

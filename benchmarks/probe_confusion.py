@@ -48,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lever_common import machine_line
 
-    from occ.cli.main import clip_sets
+    from occ.cli.fad import clip_sets
     from occ.data.audio import load_clip
     from occ.data.classes import class_folder
     from occ.metrics.embeddings import get_embedder

@@ -14,16 +14,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from occ.device import check_device
 from occ.errors import ConfigError
+from occ.typed_values import at_least, build, mapping, one_of, typed
+from occ.yaml_file import read_yaml
 
 LOSS_KINDS = ("2c", "csupcon", "o2c", "ocsupcon", "none")
 SUPCON_KINDS = ("csupcon", "ocsupcon")
@@ -56,10 +55,10 @@ class DataConfig:
     cache: str = "data/features.pt"  # feature cache (log-mels, labels, split)
 
     def check(self) -> None:
-        _one_of("data.source", self.source, ("synthetic", "path"))
-        _one_of("data.layout", self.layout, ("dcase", "folders"))
-        _at_least("data.clips_per_class", self.clips_per_class, 2)
-        _at_least("data.heldout_per_class", self.heldout_per_class, 1)
+        one_of("data.source", self.source, ("synthetic", "path"))
+        one_of("data.layout", self.layout, ("dcase", "folders"))
+        at_least("data.clips_per_class", self.clips_per_class, 2)
+        at_least("data.heldout_per_class", self.heldout_per_class, 1)
         if self.source == "synthetic" and self.clips_per_class < 2 * self.heldout_per_class:
             raise ConfigError(
                 f"data.heldout_per_class = {self.heldout_per_class} does not fit data.clips_per_class = "
@@ -83,11 +82,11 @@ class ModelConfig:
     enc_stem: str = "strided"  # encoder stem: "strided" (stride-4, CPU) or "cifar" (3x3 stride 1, SupCon's)
 
     def check(self) -> None:
-        _one_of("model.preset", self.preset, ("embedded", "paper"))
-        _one_of("model.enc_stem", self.enc_stem, ("strided", "cifar"))
+        one_of("model.preset", self.preset, ("embedded", "paper"))
+        one_of("model.enc_stem", self.enc_stem, ("strided", "cifar"))
         for key in ("z_dim", "g_ch", "d_ch", "proj_dim", "enc_width"):
-            _at_least(f"model.{key}", getattr(self, key), 1)
-        _at_least("model.g_noise", self.g_noise, 0.0)
+            at_least(f"model.{key}", getattr(self, key), 1)
+        at_least("model.g_noise", self.g_noise, 0.0)
 
 
 @dataclass
@@ -99,17 +98,17 @@ class SupConConfig:
     finetune_steps: int = 150  # classification fine-tuning steps
     finetune_lr: float = 1.0e-3
     ckpt_every: int = 100
-    threads: int = 1  # torch threads of the stage's process (declared, so results do not depend on the core count)
+    threads: int = 1  # torch threads of the supcon stage (occ.paths.STAGE_THREADS says which stage runs on which)
 
     def check(self) -> None:
-        _at_least("supcon.steps", self.steps, 1)
-        _at_least("supcon.batch_size", self.batch_size, 2)
+        at_least("supcon.steps", self.steps, 1)
+        at_least("supcon.batch_size", self.batch_size, 2)
         _learning_rate("supcon.lr", self.lr)
         _temperature("supcon.temperature", self.temperature)
-        _at_least("supcon.finetune_steps", self.finetune_steps, 0)
+        at_least("supcon.finetune_steps", self.finetune_steps, 0)
         _learning_rate("supcon.finetune_lr", self.finetune_lr)
-        _at_least("supcon.ckpt_every", self.ckpt_every, 1)
-        _at_least("supcon.threads", self.threads, 1)
+        at_least("supcon.ckpt_every", self.ckpt_every, 1)
+        at_least("supcon.threads", self.threads, 1)
 
 
 @dataclass
@@ -131,28 +130,28 @@ class TrainConfig:
     augment: bool = False  # translation + cutout on D's inputs (never time reversal)
     ckpt_every: int = 100
     bf16: bool = False  # bf16 autocast (CUDA only)
-    threads: int = 1  # torch threads of a training process (declared, so results do not depend on the core count)
+    threads: int = 1  # torch threads of a training process (occ.paths.STAGE_THREADS)
 
     def check(self) -> None:
-        _one_of("train.loss", self.loss, LOSS_KINDS)
-        _one_of("train.d2s_source", self.d2s_source, D2S_SOURCES)
+        one_of("train.loss", self.loss, LOSS_KINDS)
+        one_of("train.d2s_source", self.d2s_source, D2S_SOURCES)
         if self.d2s_source != "generated" and self.loss not in SUPCON_KINDS:
             raise ConfigError(f"train.d2s_source = {self.d2s_source!r} reads the source term f(x_i), which train.loss = "
                               f"{self.loss!r} does not have (only {list(SUPCON_KINDS)} do): set train.d2s_source: "
                               "generated, or use a SupCon loss.")
         _temperature("train.tau_d", self.tau_d)
         _temperature("train.tau_c", self.tau_c)
-        _at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
-        _at_least("train.steps", self.steps, 1)
-        _at_least("train.batch_size", self.batch_size, 2)
+        at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
+        at_least("train.steps", self.steps, 1)
+        at_least("train.batch_size", self.batch_size, 2)
         _learning_rate("train.lr_g", self.lr_g)
         _learning_rate("train.lr_d", self.lr_d)
         for key in ("beta1", "beta2", "ema_decay"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"train.{key} = {value!r} is out of range: use a value in [0, 1).")
-        _at_least("train.ckpt_every", self.ckpt_every, 1)
-        _at_least("train.threads", self.threads, 1)
+        at_least("train.ckpt_every", self.ckpt_every, 1)
+        at_least("train.threads", self.threads, 1)
 
 
 @dataclass
@@ -167,18 +166,18 @@ class EvalConfig:
     l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1
     tsne_per_class: int = 60  # generated clips per class in each Figure 2 panel
     probe_clips_per_class: int = 60  # training clips per class the recognisability probe is fitted on (0: all)
-    threads: int = 1  # torch threads of an evaluating process (declared, so results do not depend on the core count)
+    threads: int = 1  # torch threads of the reference, step-0, evaluate and figures stages (occ.paths.STAGE_THREADS)
 
     def check(self) -> None:
-        _at_least("eval.clips_per_class", self.clips_per_class, 2)
-        _at_least("eval.gl_iters", self.gl_iters, 1)
-        _one_of("eval.embedding", self.embedding, ("aisfx", "vggish", "encoder"))
-        _at_least("eval.n_bootstrap", self.n_bootstrap, 0)
-        _at_least("eval.prdc_k", self.prdc_k, 1)
-        _at_least("eval.l1_clips", self.l1_clips, 1)
-        _at_least("eval.tsne_per_class", self.tsne_per_class, 2)
-        _at_least("eval.probe_clips_per_class", self.probe_clips_per_class, 0)
-        _at_least("eval.threads", self.threads, 1)
+        at_least("eval.clips_per_class", self.clips_per_class, 2)
+        at_least("eval.gl_iters", self.gl_iters, 1)
+        one_of("eval.embedding", self.embedding, ("aisfx", "vggish", "encoder"))
+        at_least("eval.n_bootstrap", self.n_bootstrap, 0)
+        at_least("eval.prdc_k", self.prdc_k, 1)
+        at_least("eval.l1_clips", self.l1_clips, 1)
+        at_least("eval.tsne_per_class", self.tsne_per_class, 2)
+        at_least("eval.probe_clips_per_class", self.probe_clips_per_class, 0)
+        at_least("eval.threads", self.threads, 1)
 
 
 @dataclass
@@ -197,18 +196,14 @@ class Params:
     variant: str = ""  # the variant applied to `train`, if any
 
     def check_seed(self, seed: Any) -> int:
-        """A training seed given to a notebook or command (``-p seed k``): a whole number in [0, 2**31 - 1].
+        """A training seed given to a notebook or command (``-p seed k``): a seed (:func:`check_seed`).
 
         Seeds outside `seeds` are allowed (a one-off run); the pipeline runs exactly the seeds of `seeds`.
         """
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise ConfigError(f"seed = {seed!r} must be a whole number in [0, {MAX_SEED}] (params.yaml `seeds`: {self.seeds}).")
-        return seed
+        return check_seed("seed", seed, where=f" (params.yaml `seeds`: {self.seeds})")
 
     def check(self) -> None:
-        if not DEVICE.fullmatch(self.device):
-            raise ConfigError(f"device = {self.device!r} is not one of ['auto', 'cpu', 'cuda', 'cuda:N'] (N: a GPU "
-                              "index, 0 first); fix `device` in params.yaml (or the experiment's `-S device=...`).")
+        check_device(self.device)
         for section in (self.data, self.model, self.supcon, self.train, self.eval):
             section.check()
         self.check_together()
@@ -235,11 +230,10 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "t
 TOP_SCALARS = {"profile": str, "seed": int, "device": str}
 #: Top-level keys a profile cannot set: `gpu` says where a run happens, never what it computes.
 PLACEMENT = ("gpu",)
-#: Accepted values of `device` (occ.device.resolve_device turns them into a torch.device).
-DEVICE = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?")
 #: Top-level lists that span the pipeline's run matrix (dvc.yaml reads them from the file, so no profile changes them).
 TOP_AXES = ("seeds", "run_variants")
-MAX_SEED = 2**32 - 1  # as torch.manual_seed and numpy accept
+#: The largest seed: every seed is a whole number in [0, MAX_SEED], as torch.manual_seed and numpy accept.
+MAX_SEED = 2**32 - 1
 
 
 #: Params fields that are not read from the file.
@@ -248,53 +242,6 @@ DERIVED = ("variant",)
 OVERRIDES = ("variants", "profiles")
 #: Built-in choices of `eval.vocoder` (anything else must be an existing checkpoint file).
 VOCODERS = ("griffinlim", "hifigan")
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader that rejects duplicate keys and reads `1e-4` as a number (as YAML 1.2 does)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
-                continue
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise ConfigError(
-                    f"{self.name}: key {key!r} is given twice (lines {seen[key]} and {line}); "
-                    "YAML would silently keep the last one: delete one of them."
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-# YAML 1.1 needs a dot in a float (`1.0e-4`); accept `1e-4` and `1E+3` too.
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a params file with duplicate keys rejected and `1e-4` read as a number.
-
-    Raises
-    ------
-    ConfigError
-        The file is not valid YAML or repeats a key.
-    """
-    path = Path(path)
-    text = path.read_text()
-    loader = _StrictLoader(text)
-    loader.name = str(path)
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}).") from exc
-    finally:
-        loader.dispose()
 
 
 def load_params(path: str | Path = "params.yaml", *, variant: str | None = None, profile: str | None = None) -> Params:
@@ -367,14 +314,14 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
             "(the code has no defaults for them): add them (see the committed params.yaml)."
         )
     raw = copy.deepcopy(raw)
-    variants = _mapping(raw.pop("variants"), "variants") if raw["variants"] is not None else {}
-    profiles = _mapping(raw.pop("profiles"), "profiles") if raw["profiles"] is not None else {}
+    variants = mapping(raw.pop("variants"), "variants") if raw["variants"] is not None else {}
+    profiles = mapping(raw.pop("profiles"), "profiles") if raw["profiles"] is not None else {}
     known_top = set(TOP_SCALARS) | set(SECTIONS) | set(TOP_AXES) | set(PLACEMENT)
     for key in raw:
         if key not in known_top:
             raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | set(OVERRIDES))}.")
     for name, prof in profiles.items():
-        prof = _mapping(prof, f"profiles.{name}") if prof is not None else {}
+        prof = mapping(prof, f"profiles.{name}") if prof is not None else {}
         for section, overrides in prof.items():
             if section in PLACEMENT:
                 raise ConfigError(f"{source}: profiles.{name}.{section}: `{section}` says which GPU runs a stage, not "
@@ -382,9 +329,9 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
             if section not in SECTIONS and section not in TOP_SCALARS:
                 raise ConfigError(f"{source}: profiles.{name}.{section} is not a known section; known: {sorted(known_top)}.")
             if section in SECTIONS:
-                _mapping(overrides, f"profiles.{name}.{section}")
+                mapping(overrides, f"profiles.{name}.{section}")
     for name, overrides in variants.items():
-        _mapping(overrides, f"variants.{name}")
+        mapping(overrides, f"variants.{name}")
     profile = profile if profile is not None else raw.get("profile", "embedded")
     if profile != "embedded" and profile not in profiles:
         raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted({*profiles, 'embedded'})}).")
@@ -424,17 +371,17 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
 def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
     """Build and check the Params of merged sections."""
     params = Params(
-        profile=_typed("profile", merged["profile"], str),
-        seed=_typed("seed", merged["seed"], int),
-        device=_placed(_typed("device", merged["device"], str), _gpu(merged["gpu"])),
+        profile=typed("profile", merged["profile"], str),
+        seed=typed("seed", merged["seed"], int),
+        device=_placed(typed("device", merged["device"], str), _gpu(merged["gpu"])),
         gpu=_gpu(merged["gpu"]),
         variant=variant,
         seeds=_seed_list(merged["seeds"], "params"),
         run_variants=list(merged["run_variants"]),
-        **{name: _build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
+        **{name: build(cls, merged.get(name) or {}, name) for name, cls in SECTIONS.items()},
     )
     params.check()
-    _check_seed("seed", params.seed)
+    check_seed("seed", params.seed, where="; fix `seed` in params.yaml")
     _check_vocoder(params.eval.vocoder, root)
     return params
 
@@ -480,7 +427,7 @@ def variant_names(path: str | Path = "params.yaml") -> list[str]:
     """The variants defined in `params.yaml`, in file order."""
     raw = read_yaml(path) or {}
     variants = raw.get("variants") if isinstance(raw, dict) else None
-    return list(_mapping(variants, "variants").keys()) if variants is not None else []
+    return list(mapping(variants, "variants").keys()) if variants is not None else []
 
 
 def to_dict(obj: Any) -> dict:
@@ -495,17 +442,18 @@ def _check_variant(train: Any, overrides: dict, name: str) -> None:
         known = [f.name for f in dataclasses.fields(TrainConfig)]
         if key not in known:
             raise ConfigError(f"{prefix}.{key} is not a known key; a variant overrides keys of `train`: {sorted(known)}.")
-        _typed(f"{prefix}.{key}", value, typing.get_type_hints(TrainConfig)[key])
+        typed(f"{prefix}.{key}", value, typing.get_type_hints(TrainConfig)[key])
     try:
-        _build(TrainConfig, {**_mapping(train, "train"), **overrides}, "train").check()
+        build(TrainConfig, {**mapping(train, "train"), **overrides}, "train").check()
     except ConfigError as exc:
         raise _renamed(exc, {f"train.{key}": f"{prefix}.{key}" for key in overrides}) from None
 
 
-def _check_seed(key: str, value: Any) -> None:
-    """A seed must be a whole number in [0, 2**32) (numpy's and torch's common range)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-        raise ConfigError(f"{key} = {value!r} must be a whole number in [0, 2**32); fix `{key}` in params.yaml.")
+def check_seed(key: str, value: Any, *, where: str = "") -> int:
+    """A seed: a whole number in [0, :data:`MAX_SEED`]; else a ConfigError naming ``key`` (``where`` follows it)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{key} = {value!r} must be a whole number in [0, {MAX_SEED}]{where}.")
+    return value
 
 
 def _check_vocoder(value: str, root: str | Path | None) -> None:
@@ -522,46 +470,14 @@ def _check_vocoder(value: str, root: str | Path | None) -> None:
         )
 
 
-def _mapping(value: Any, key: str) -> dict:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{key} must be a mapping of keys to values, got {type(value).__name__}.")
-    return value
 
-
-def _build(cls: type, values: dict, prefix: str):
-    values = _mapping(values, prefix)
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in names:
-            raise ConfigError(f"{prefix}.{key} is not a known key; known keys of `{prefix.split('.')[0]}`: {sorted(names)}.")
-    return cls(**{key: _typed(f"{prefix}.{key}", value, hints[key]) for key, value in values.items()})
-
-
-def _typed(key: str, value: Any, kind: Any) -> Any:
-    if isinstance(kind, types.UnionType):
-        kind = next(k for k in typing.get_args(kind) if k is not type(None))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is float and isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key} = {value!r} must be a finite number.")
-    if kind is bool and not isinstance(value, bool):
-        raise ConfigError(f"{key} = {value!r} must be true or false.")
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{key} = {value!r} must be a whole number.")
-    if kind is float and isinstance(value, str):
-        raise ConfigError(f"{key} = {value!r} is text, not a number: write it without quotes (e.g. 1.0e-4).")
-    if kind in (float, str) and not isinstance(value, kind):
-        raise ConfigError(f"{key} = {value!r} must be a {kind.__name__}.")
-    return value
 
 
 def _seed_list(value: Any, source: str) -> list[int]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{source}: seeds = {value!r} must be a non-empty list of whole numbers, e.g. [0, 1, 2].")
     for s in value:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
-            raise ConfigError(f"{source}: seeds holds {s!r}: each seed must be a whole number in [0, {MAX_SEED}].")
+        check_seed(f"{source}: an entry of seeds", s)
     if len(set(value)) != len(value):
         raise ConfigError(f"{source}: seeds = {value!r} repeats a seed; list each seed once.")
     return list(value)
@@ -580,16 +496,6 @@ def _run_variants(value: Any, variants: dict, source: str) -> list[str]:
     return list(value)
 
 
-def _one_of(key: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} = {value!r} is not one of {list(choices)}.")
-
-
-def _at_least(key: str, value: float, low: float) -> None:
-    if not math.isfinite(value):  # whoever built the dataclass: params.yaml's values are checked when read
-        raise ConfigError(f"{key} = {value!r} must be a finite number.")
-    if not value >= low:
-        raise ConfigError(f"{key} = {value!r} is out of range: use a value >= {low}.")
 
 
 def _temperature(key: str, value: float) -> None:

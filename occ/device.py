@@ -1,20 +1,40 @@
-"""Which device a run uses: ``params.yaml: device`` turned into a ``torch.device``, in one place."""
+"""Which device a run uses: ``params.yaml: device`` turned into a ``torch.device``, in one place.
+
+:func:`check_device` is the one check of its spelling (``occ.config`` validates ``params.yaml`` with it); torch is
+imported only where a device is resolved, so the check costs nothing.
+"""
 
 from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterator
-
-import torch
+from typing import TYPE_CHECKING, Iterator
 
 from occ.errors import ConfigError
 
-__all__ = ["resolve_device", "use_threads", "torch_threads", "DEVICE_CHOICES"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["resolve_device", "check_device", "use_threads", "torch_threads", "DEVICE_CHOICES", "DEVICE_PATTERN"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 #: Every accepted spelling of ``params.yaml: device`` (``cuda:N``: GPU N, counted from 0 as ``nvidia-smi`` does).
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(?::(0|[1-9][0-9]*))?")
+
+
+def check_device(device: str, *, given: object = None) -> re.Match:
+    """The match of ``device`` against :data:`DEVICE_PATTERN` (group 1: the GPU index of ``cuda:N``).
+
+    Raises
+    ------
+    ConfigError
+        Not an accepted spelling; the message names the value (``given``, default ``device``) and where to fix it.
+    """
+    match = DEVICE_PATTERN.fullmatch(device)
+    if match is None:
+        raise ConfigError(f"device = {device if given is None else given!r} is not one of {list(DEVICE_CHOICES)} (N: "
+                          "a GPU index, 0 first); fix `device` in params.yaml (or the experiment's `-S device=...`).")
+    return match
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -39,11 +59,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         An unknown name (naming ``device``), CUDA asked for on a machine without a usable CUDA device, or a
         GPU index the machine does not have.
     """
+    import torch
+
     name = str(device) if isinstance(device, torch.device) else str(device).strip().lower()
-    match = DEVICE_PATTERN.fullmatch(name)
-    if match is None:
-        raise ConfigError(f"device = {device!r} is not one of {list(DEVICE_CHOICES)} (N: a GPU index, 0 first); "
-                          "fix `device` in params.yaml (or the experiment's `-S device=...`).")
+    match = check_device(name, given=device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
@@ -82,6 +101,8 @@ def use_threads(threads: int) -> int:
     int
         ``threads``.
     """
+    import torch
+
     if int(threads) < 1:
         raise ConfigError(f"threads = {threads!r} must be at least 1; fix the `threads` key in params.yaml.")
     torch.set_num_threads(int(threads))
@@ -95,6 +116,8 @@ def torch_threads(threads: int) -> Iterator[int]:
     For code that computes what a stage computes but runs inside another program (``occ generate`` called as
     ``occ.cli.main.main([...])``), so the caller's thread count is left as it was.
     """
+    import torch
+
     before = torch.get_num_threads()
     try:
         yield use_threads(threads)

@@ -71,6 +71,6 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
         if not done.is_file():
             shutil.rmtree(repo.parent, ignore_errors=True)
             params, env = smoke_repo(repo, seeds=[0, 1])
-            _run([sys.executable, "-m", "occ.pipeline.parallel", "-j", "2"], repo, env)  # the README's `occ repro -j 2`
+            _run([sys.executable, "-m", "occ", "repro", "-j", "2"], repo, env)  # the README's `occ repro -j 2`
             done.write_text(json.dumps(params))
     return SmokeRun(repo, json.loads(done.read_text()), smoke_env())

@@ -90,26 +90,26 @@ def machinery(out: str) -> None:
 def diverge(out: str, steps: int) -> None:
     """Train o2c for ``steps`` steps with a NaN contrastive loss on rank 1 in the D step of the last step: every rank
     must stop there (the divergence check agrees over the processes); each writes its message to ``OUT.<rank>``."""
-    import occ.train.gan_train as gan_train
+    import occ.train.gan_step as gan_step
     from occ.errors import TrainingDivergedError
     from occ.train.distributed import setup
 
     w = setup(torch.device("cpu"))
-    real, calls = gan_train.contrastive_terms, []
+    real, calls = gan_step.contrastive_terms, []
 
     def poisoned(*args, **kwargs):  # two calls per step (D, G)
         calls.append(1)
         terms = real(*args, **kwargs)
         return terms._replace(loss=terms.loss * float("nan")) if w.rank == 1 and len(calls) == 2 * steps - 1 else terms
 
-    gan_train.contrastive_terms = poisoned
+    gan_step.contrastive_terms = poisoned
     try:
         run("o2c", out, steps)
         message = "no error"
     except TrainingDivergedError as exc:
         message = str(exc)
     finally:
-        gan_train.contrastive_terms = real
+        gan_step.contrastive_terms = real
     Path(f"{out}.{w.rank}").write_text(message)
 
 

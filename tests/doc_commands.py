@@ -382,7 +382,9 @@ def _class_names() -> list[str]:
 
 
 def _check_occ(c: Checked, argv: list[str]) -> None:
-    from occ.cli.main import CliError, build_parser, resolve_classes
+    from occ.cli.common import CliError
+    from occ.cli.generate import resolve_classes
+    from occ.cli.main import build_parser
     from occ.data.classes import class_folder
 
     args, error = _captured(build_parser().parse_args, argv)
@@ -630,8 +632,6 @@ def _classify(argv: list[str]) -> tuple[str, list[str]]:
             return "occ", argv[3:]
         if module == "occ.pipeline.run_notebook":
             return "run_notebook", argv[3:]
-        if module == "occ.pipeline.parallel":
-            return "occ", ["repro", *argv[3:]]
         if module == "pytest":
             return "pytest", argv[3:]
         if module == "venv":

@@ -75,7 +75,7 @@ def ckpt(tmp_path_factory) -> Path:
 def encoder_ckpt(tmp_path_factory) -> Path:
     """A tiny, untrained SupCon encoder checkpoint for ``--embedding encoder``."""
     from occ.checkpoint import save_checkpoint
-    from occ.train.run_setup import checkpoint_payload
+    from occ.train.run_folder import checkpoint_payload
     from occ.nets.models import build_encoder
 
     torch.manual_seed(0)
@@ -176,7 +176,7 @@ def test_generate_default_seed_is_the_params_seed_of_the_checkpoints_project(ckp
     assert [p.name for p in (tmp_path / "o5").glob("*.wav")] == ["gunshot-seed5-0000.wav"]
     assert ", seed 5, vocoder griffinlim (gl_iters 1), 1 thread, device cpu; defaults: the evaluation's (seed, " \
            f"eval.threads, eval.vocoder, device of {other / 'params.yaml'}, profile embedded)" in err
-    from occ.cli.main import evaluation_settings
+    from occ.cli.generate import evaluation_settings
 
     assert evaluation_settings(run_dir / "checkpoint.pt", profile="seven")[0]["seed"] == 7
     assert evaluation_settings(run_dir / "checkpoint.pt", project=REPO)[0]["seed"] == EVAL_SEED
@@ -318,7 +318,7 @@ def test_generate_missing_checkpoint_and_used_folder(ckpt, tmp_path, capsys):
     # In a fresh interpreter, as the console script: one line, no traceback; --debug shows it.
     proc = occ("generate", "--checkpoint", ckpt, "--class", "Cat", "--out", tmp_path / "o")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    from occ.cli.main import CliError
+    from occ.cli.common import CliError
 
     with pytest.raises(CliError, match="'Cat' is not a class"):
         main(["generate", "--checkpoint", str(ckpt), "--class", "Cat", "--out", str(tmp_path / "o"), "--debug"])

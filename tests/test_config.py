@@ -225,6 +225,26 @@ def test_seeds_are_checked_up_front(seed):
         resolve_params(raw)
 
 
+def test_every_seed_is_checked_against_one_range():
+    """The top-level seed, each of `seeds` and a notebook's training seed: one range, [0, 2**32 - 1], one message."""
+    from occ.config import MAX_SEED
+
+    assert MAX_SEED == 2**32 - 1
+    ok = dict(yaml.safe_load(yaml.safe_dump(RAW)), seed=MAX_SEED, seeds=[0, MAX_SEED])
+    params = resolve_params(ok)
+    assert params.seed == params.check_seed(MAX_SEED) == MAX_SEED
+    text = r"must be a whole number in \[0, 4294967295\]"
+    with pytest.raises(ConfigError, match=rf"^seed = True {text} \(params.yaml"):  # (params.yaml's types come first)
+        params.check_seed(True)
+    for bad in (-1, 2**32):
+        with pytest.raises(ConfigError, match=rf"^seed = {bad!r} {text}; fix `seed` in params.yaml\.$"):
+            resolve_params(dict(ok, seed=bad))
+        with pytest.raises(ConfigError, match=rf"an entry of seeds = {bad!r} {text}\.$"):
+            resolve_params(dict(ok, seeds=[0, bad]))
+        with pytest.raises(ConfigError, match=rf"^seed = {bad!r} {text} \(params.yaml `seeds`"):
+            params.check_seed(bad)
+
+
 def test_exponent_without_a_dot_is_a_number(tmp_path):
     text = TEXT.replace("  lr_g: 4.0e-4", "  lr_g: 1e-4", 1)
     assert text != TEXT

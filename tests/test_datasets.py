@@ -1,4 +1,5 @@
-"""Tests of occ.data.datasets (scanning, bad inputs, split, feature cache, normalisation) and occ.report.plots_data."""
+"""Tests of occ.data.scan (scanning, bad inputs), occ.data.datasets (split, feature cache, normalisation) and
+occ.report.plots_data."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import soundfile as sf
 import torch
 
 from occ.data import datasets as D
+from occ.data import scan
 from occ.data.classes import DCASE_CLASSES, DCASE_SNAKE
 from occ.data.audio import LOG_FLOOR, load_clip, log_mel
 from occ.errors import ConfigError, DataError
@@ -37,7 +39,7 @@ def _messages(record) -> str:
 
 # ----------------------------------------------------------------------------- scanning
 def test_scan_dcase_layout(small_foley_dataset: Path):
-    ds = D.scan_dataset(small_foley_dataset, layout="dcase")
+    ds = scan.scan_dataset(small_foley_dataset, layout="dcase")
     assert ds.class_names == DCASE_CLASSES == ["DogBark", "Footstep", "GunShot", "Keyboard",
                                                  "MovingMotorVehicle", "Rain", "Sneeze_Cough"]
     assert len(ds) == 42 and ds.labels.dtype == np.int64
@@ -50,7 +52,7 @@ def test_scan_dcase_layout(small_foley_dataset: Path):
 def test_scan_accepts_old_sneeze_folder(small_foley_dataset: Path, tmp_path: Path):
     root = _copy_dcase(small_foley_dataset, tmp_path / "dev")
     (root / "Sneeze_Cough").rename(root / "Sneeze")
-    ds = D.scan_dataset(root)
+    ds = scan.scan_dataset(root)
     assert np.sum(ds.labels == 6) == 6 and ds.class_names[6] == "Sneeze_Cough"
 
 
@@ -58,21 +60,21 @@ def test_scan_dcase_errors(small_foley_dataset: Path, tmp_path: Path):
     root = _copy_dcase(small_foley_dataset, tmp_path / "dev")
     (root / "Cat").mkdir()
     with pytest.raises(DataError, match="'Cat'.*DogBark"):
-        D.scan_dataset(root)
+        scan.scan_dataset(root)
     shutil.rmtree(root / "Cat")
     shutil.rmtree(root / "Rain")
     with pytest.raises(DataError, match="Rain"):
-        D.scan_dataset(root)
+        scan.scan_dataset(root)
     (root / "Rain").mkdir()
     with pytest.raises(DataError, match="Rain.*no audio"):
-        D.scan_dataset(root)
+        scan.scan_dataset(root)
     with pytest.raises(ConfigError, match="layout"):
-        D.scan_dataset(root, layout="csv")
+        scan.scan_dataset(root, layout="csv")
 
 
 def test_missing_dataset_path_says_what_to_do(tmp_path: Path):
     with pytest.raises(DataError, match="data.path") as info:
-        D.scan_dataset(tmp_path / "nowhere")
+        scan.scan_dataset(tmp_path / "nowhere")
     assert "nowhere" in str(info.value) and "data stage" in str(info.value)
 
 
@@ -81,8 +83,8 @@ def test_scan_folders_layout_skips_non_audio_and_empty_classes(small_foley_datas
     (root / "c_empty").mkdir()
     (root / "a_dog" / "notes.txt").write_text("hi")
     (root / "a_dog" / ".DS_Store").write_bytes(b"\0")
-    with pytest.warns(D.DataWarning) as record:
-        ds = D.scan_dataset(root, layout="folders")
+    with pytest.warns(scan.DataWarning) as record:
+        ds = scan.scan_dataset(root, layout="folders")
     text = _messages(record)
     assert "notes.txt" in text and ".DS_Store" not in text and "c_empty" in text
     assert ds.class_names == ["a_dog", "b_rain"]
@@ -111,7 +113,7 @@ def messy_dataset(small_foley_dataset: Path, tmp_path: Path) -> Path:
 
 def test_bad_inputs_are_skipped_or_reported(messy_dataset: Path, tmp_path: Path):
     cache_path = tmp_path / "cache" / "features.pt"
-    with pytest.warns(D.DataWarning) as record:
+    with pytest.warns(scan.DataWarning) as record:
         cache = D.build_feature_cache(messy_dataset, cache_path, layout="folders", heldout_per_class=1,
                                       n_jobs=2, progress=False)
     text = _messages(record)
@@ -132,7 +134,7 @@ def test_bad_inputs_are_skipped_or_reported(messy_dataset: Path, tmp_path: Path)
 
 def test_cache_contents_and_round_trip(small_foley_dataset: Path, tmp_path: Path):
     path = tmp_path / "f.pt"
-    with pytest.warns(D.DataWarning, match="holding out 3"):
+    with pytest.warns(scan.DataWarning, match="holding out 3"):
         cache = D.build_feature_cache(small_foley_dataset, path, heldout_per_class=4, batch_size=5,
                                       progress=False)
     assert cache.mels.shape == (42, 80, 344) and cache.mels.dtype == torch.float32
@@ -180,7 +182,7 @@ def test_feature_cache_reuses_and_rebuilds(small_foley_dataset: Path, tmp_path: 
     again = D.feature_cache(root, path, **{**kw, "split_seed": 1})
     assert len(builds) == 3 and len(again) == len(first) + 1  # file list changed
     path.write_bytes(b"garbage")
-    with pytest.warns(D.DataWarning, match="rebuilding"):
+    with pytest.warns(scan.DataWarning, match="rebuilding"):
         D.feature_cache(root, path, **kw)
     assert len(builds) == 4
 
@@ -203,7 +205,7 @@ def test_split_rule_deterministic_and_order_independent():
     rng = np.random.default_rng(0)
     files = [f"c{c}/{i:03d}.wav" for c in range(3) for i in range((250, 120, 7)[c])]
     labels = np.array([int(f[1]) for f in files])
-    with pytest.warns(D.DataWarning) as record:
+    with pytest.warns(scan.DataWarning) as record:
         mask = D.split_heldout(files, labels, n_classes=3, heldout_per_class=100, seed=0,
                                class_names=["x", "y", "z"])
     assert "class y has 120 clips" in _messages(record) and "class z has 7 clips" in _messages(record)
@@ -258,7 +260,7 @@ def test_a_wav_cut_mid_data_is_skipped_with_a_warning(small_foley_dataset: Path,
     (root / "a_dog" / "cut.wav").write_bytes(whole[: len(whole) // 2])  # header intact, half the data
     with pytest.raises(DataError, match=r"cut\.wav is cut short: its header announces 176400 bytes"):
         load_clip(root / "a_dog" / "cut.wav")
-    with pytest.warns(D.DataWarning) as record:
+    with pytest.warns(scan.DataWarning) as record:
         cache = D.build_feature_cache(root, tmp_path / "c.pt", layout="folders", heldout_per_class=1, progress=False)
     assert f"skipped {root / 'a_dog' / 'cut.wav'}: audio file" in _messages(record)
     assert "a_dog/cut.wav" not in cache.files and len(cache) == 6

@@ -32,6 +32,21 @@ def test_other_devices_are_config_errors_naming_device(device):
         _params(device)
 
 
+def test_params_and_the_resolver_check_devices_alike():
+    """One pattern, one message: what params.yaml refuses, the resolver refuses with the same words, and back."""
+    import occ.config
+    import occ.device
+
+    assert not hasattr(occ.config, "DEVICE")  # the pattern lives in occ.device alone
+    for device in ("gpu", "cuda:01", "mps"):
+        with pytest.raises(ConfigError) as in_params:
+            _params(device)
+        with pytest.raises(ConfigError) as resolved:
+            resolve_device(device)
+        assert str(in_params.value) == str(resolved.value)
+    assert all(occ.device.DEVICE_PATTERN.fullmatch(d) for d in ("auto", "cpu", "cuda", "cuda:3"))
+
+
 def test_a_profile_cuda_keeps_the_top_level_gpu_index():
     assert _params("cuda:1", profile="paper").device == "cuda:1"  # the profile asks for a GPU, the top level says which
     assert _params("auto", profile="paper").device == "cuda"

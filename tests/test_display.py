@@ -34,11 +34,14 @@ def test_show_figure_writes_the_png_it_shows_under_a_caption(tmp_path, shown, mo
     (tmp_path / "params.yaml").write_text("seed: 0\n")
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "results" / "figures" / "a.png"
-    occ_display.show_figure(_figure(), path, caption="look **here**")
+    fig = _figure()
+    fig.axes[0].set_title("what it says")
+    occ_display.show_figure(fig, path, caption="look **here**")
     (caption, _), (image, kw) = shown
     assert caption.data == "look **here** (`results/figures/a.png`)"
     assert path.read_bytes() == image.data and image.data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert kw["metadata"] == {"occ": {"file": "results/figures/a.png"}}
+    assert kw["metadata"]["occ"]["file"] == "results/figures/a.png"
+    assert "what it says" in kw["metadata"]["occ"]["text"]  # the figure's text as drawn, for the tests of a stage
     assert image.width == occ_display.FIGURE_WIDTH  # 1200 px wide figure, shown at the laptop width
     assert not list(path.parent.glob(".*"))  # no temporary file left behind
 
@@ -108,7 +111,7 @@ def test_show_audio_puts_several_clips_side_by_side(shown):
 
 
 def test_setup_notebook_prints_the_package_warnings_in_one_line(tmp_path, monkeypatch, capsys):
-    from occ.data.datasets import DataWarning
+    from occ.data.scan import DataWarning
 
     (tmp_path / "params.yaml").write_text("seed: 0\n")
     monkeypatch.chdir(tmp_path)

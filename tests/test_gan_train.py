@@ -1,4 +1,5 @@
-"""Tests of occ.train.gan_train (and occ.train.diffaugment): exact resume, step-0 file, log, divergence, SupCon gradient path."""
+"""Tests of occ.train.gan_train, occ.train.gan_step (and occ.train.diffaugment): exact resume, step-0 file, log, divergence,
+SupCon gradient path."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import occ.train.gan_step as gan_step
 import occ.train.gan_train as gan_train
 from occ.train.diffaugment import apply_d_augment, augment_d, draw_d_augment
 from occ.checkpoint import load_checkpoint
@@ -124,14 +126,14 @@ def test_resume_with_other_config_names_the_key(data, full_run):
 
 def test_nan_loss_raises_and_keeps_checkpoint(data, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = gan_train.contrastive_terms
+    real = gan_step.contrastive_terms
 
     def poisoned(*args, **kwargs):  # two calls per step (D, G): call 3 is step 2's D step
         calls["n"] += 1
         out = real(*args, **kwargs)
         return out._replace(loss=out.loss * float("nan")) if calls["n"] == 3 else out
 
-    monkeypatch.setattr(gan_train, "contrastive_terms", poisoned)
+    monkeypatch.setattr(gan_step, "contrastive_terms", poisoned)
     train = dataclasses.replace(TRAIN, ckpt_every=1)
     with pytest.raises(TrainingDivergedError, match=r"step 2.*discriminator loss.*nan.*step 1\) was kept"):
         train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=train, out_dir=tmp_path, seed=3, progress=False)

@@ -9,7 +9,7 @@ import torch
 
 from occ.data.datasets import denormalize_mel
 from occ.errors import ConfigError, DataError
-from occ.synthesis.generate import (SEED_STRIDE, class_names_of, eval_seeds, evaluation_mels, generate_clips,
+from occ.synthesis.generate import (SEED_STRIDE, chosen_seeds, class_names_of, eval_seeds, evaluation_mels, generate_clips,
                                     generate_mels, latents, standing_stats)
 from occ.synthesis.vocoder import vocode
 from occ.nets.generator import Generator
@@ -35,6 +35,14 @@ def test_eval_seeds_fixed_per_class_and_index():
     assert seeds2.tolist() == [s for s, i in zip(seeds.tolist(), list(range(4)) * 3) if i < 2]
     with pytest.raises(ConfigError, match="n_per_class"):
         eval_seeds(0, 3, base_seed=0)
+
+
+def test_chosen_seeds_are_the_evaluations_in_the_order_asked():
+    labels, seeds, index = chosen_seeds([2, 0], first=1, n=2, n_classes=3, base_seed=10)
+    assert labels.tolist() == [2, 2, 0, 0] and index.tolist() == [1, 2, 1, 2]
+    all_labels, all_seeds = eval_seeds(3, 3, base_seed=10)
+    evaluation = {(int(c), i % 3): int(s) for i, (c, s) in enumerate(zip(all_labels, all_seeds))}
+    assert seeds.tolist() == [evaluation[(int(c), int(i))] for c, i in zip(labels, index)]
 
 
 def test_generation_independent_of_batch_size_and_order(generator):

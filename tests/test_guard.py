@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import occ.config
+import occ.train.gan_step as gan_step
 import occ.train.gan_train as gan_train
 from occ.checkpoint import load_checkpoint
 from occ.config import load_params
 from occ.errors import ConfigError, TrainingDivergedError
-from occ.train.run_setup import StepLoop, check_finite
+from occ.train.step_loop import StepLoop, check_finite
 
 from test_gan_train import MODEL, N_CLASSES, TRAIN as TINY, data  # noqa: F401 (data: the tiny training set fixture)
 
@@ -74,7 +75,7 @@ def test_step_loop_watches_weights_every_step(tmp_path):
 
 
 def test_a_runaway_loss_stops_training_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
-    real = gan_train.contrastive_terms
+    real = gan_step.contrastive_terms  # the G and D steps' one contrastive call
     calls = {"n": 0}
 
     def runaway(*args, **kwargs):  # D's term of step 2 grows past the bound, finite
@@ -82,7 +83,7 @@ def test_a_runaway_loss_stops_training_and_keeps_the_last_checkpoint(data, tmp_p
         out = real(*args, **kwargs)
         return out._replace(loss=out.loss * 1e30) if calls["n"] == 3 else out
 
-    monkeypatch.setattr(gan_train, "contrastive_terms", runaway)
+    monkeypatch.setattr(gan_step, "contrastive_terms", runaway)
     with pytest.raises(TrainingDivergedError) as info:
         gan_train.train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=TRAIN, out_dir=tmp_path, seed=3,
                             progress=False)

@@ -1,4 +1,5 @@
-"""The import graph of the ``occ`` package has no cycle.
+"""The import graph of the ``occ`` package has no cycle, no layer imports a later one, each layer imports only what
+its ``__init__`` declares ("May import: ..."), and ``occ`` never imports ``benchmarks/``.
 
 Every import counts: module-level and inside functions, ``import occ.x``, ``from occ.x import y``,
 ``from occ import x`` and relative imports (``from . import x``, ``from .x import y``). A cycle, even one
@@ -9,6 +10,7 @@ other; the failure names the modules of each cycle in order.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,3 +184,75 @@ def test_every_subpackage_says_what_it_holds_and_may_import():
         assert "May import" in doc, f"{init.relative_to(ROOT)}: its docstring says what the layer may import"
         assert not [n for n in ast.parse(init.read_text()).body if not isinstance(n, ast.Expr)], (
             f"{init.relative_to(ROOT)} holds only its docstring (importing a layer imports nothing else)")
+
+
+def declared_imports(layers: list[str], docstrings: dict[str, str]) -> dict[str, set[str]]:
+    """Layer -> the layers it may import, read from its ``__init__``'s docstring: after "May import:", "the top-level
+    basics" (or a top-level module, ``occ.errors``) is ``occ``, each ``occ.<layer>`` that layer, "every layer below
+    it" every earlier layer, and "(and what those may import)" adds what the named layers may import; a layer may
+    always import itself."""
+    out: dict[str, set[str]] = {}
+    for i, layer in enumerate(layers):
+        if layer not in docstrings:
+            out[layer] = {layer}
+            continue
+        text = docstrings[layer].split("May import:", 1)[1]
+        allowed = {layers[layer_of(name, layers)] for name in re.findall(r"``(occ(?:\.\w+)*)``", text)}
+        if "top-level basics" in text:
+            allowed.add("occ")
+        if "every layer below it" in text:
+            allowed.update(layers[:i])
+        if "what those may import" in text:
+            for name in list(allowed):
+                allowed |= out.get(name, set())
+        out[layer] = allowed | {layer}
+    return out
+
+
+def undeclared_imports(graph: dict[str, set[str]], allowed: dict[str, set[str]], layers: list[str]) -> list[str]:
+    """Every import of a layer its importer's ``__init__`` does not declare, as 'importer imports imported (...)'."""
+    out = []
+    for module, targets in sorted(graph.items()):
+        own = layers[layer_of(module, layers)]
+        for target in sorted(targets):
+            other = layers[layer_of(target, layers)]
+            if other not in allowed[own]:
+                out.append(f"{module} imports {target} ({own} declares it may import {sorted(allowed[own])})")
+    return out
+
+
+def _docstrings() -> dict[str, str]:
+    return {layer: ast.get_docstring(ast.parse((ROOT / layer.replace(".", "/") / "__init__.py").read_text())) or ""
+            for layer in LAYERS[1:]}
+
+
+def test_the_declared_imports_are_read_from_each_layers_docstring():
+    allowed = declared_imports(LAYERS, _docstrings())
+    assert allowed["occ.data"] == {"occ", "occ.data"}
+    assert allowed["occ.synthesis"] == {"occ", "occ.data", "occ.nets", "occ.synthesis"}  # not occ.train
+    assert allowed["occ.report"] == {"occ", "occ.data", "occ.nets", "occ.synthesis", "occ.metrics", "occ.report"}
+    assert allowed["occ.pipeline"] == {"occ", "occ.pipeline"}
+    assert allowed["occ.cli"] == set(LAYERS)
+    graph = {"occ.synthesis.x": {"occ.train.y", "occ.data.z"}, "occ.train.y": set(), "occ.data.z": set()}
+    assert undeclared_imports(graph, allowed, LAYERS) == [
+        "occ.synthesis.x imports occ.train.y (occ.synthesis declares it may import "
+        "['occ', 'occ.data', 'occ.nets', 'occ.synthesis'])"]
+
+
+def test_every_layer_imports_only_what_its_init_declares():
+    graph = import_graph(ROOT / "occ")
+    graph["occ.cli.__main__"] = graph.pop("occ.__main__")
+    found = undeclared_imports(graph, declared_imports(LAYERS, _docstrings()), LAYERS)
+    assert not found, "an import its layer does not declare:\n" + "\n".join(found)
+
+
+def test_occ_never_imports_the_benchmarks():
+    """The package stands alone: nothing in occ/ imports benchmarks/ (by package or by a script's module name)."""
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} | {"benchmarks"}
+    found = []
+    for path in sorted((ROOT / "occ").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.relative_to(ROOT)} imports {n}" for n in names if n.split(".")[0] in scripts]
+    assert not found, "\n".join(found)

@@ -1,4 +1,5 @@
-"""`occ repro` (occ.pipeline.parallel): several DVC stages at once, leaving what a plain `dvc repro` leaves.
+"""`occ repro` (occ.cli.repro over the driver occ.pipeline.parallel): several DVC stages at once, leaving what a
+plain `dvc repro` leaves.
 
 A tiny DVC repository of shell stages (no torch): a diamond a -> (b1, b2) -> c plus an independent d. Checks that
 independent stages overlap in time, that afterwards `dvc status` is clean and `dvc repro` does nothing, that a
@@ -60,7 +61,7 @@ def _repo(tmp_path: Path, sleep: float = 1.5, fail: str | None = None) -> Path:
 
 
 def _occ_repro(repo: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "occ.pipeline.parallel", *args], cwd=repo, env=ENV,
+    return subprocess.run([sys.executable, "-m", "occ", "repro", *args], cwd=repo, env=ENV,
                           capture_output=True, text=True, **kw)
 
 
@@ -160,7 +161,7 @@ def test_a_failing_stage_is_named_with_its_log_and_the_finished_ones_are_kept(tm
 
 def test_ctrl_c_stops_every_worker_keeps_the_finished_stages_and_a_second_run_resumes(tmp_path):
     repo = _repo(tmp_path, sleep=8)
-    proc = subprocess.Popen([sys.executable, "-m", "occ.pipeline.parallel", "-j", "3"], cwd=repo, env=ENV,
+    proc = subprocess.Popen([sys.executable, "-m", "occ", "repro", "-j", "3"], cwd=repo, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
@@ -205,13 +206,37 @@ def test_ready_stages_wait_for_their_planned_upstream_and_the_heaviest_go_first(
     assert sched.ready() == ["train@b-0"]
 
 
-def test_the_estimate_uses_the_mean_time_of_each_kind_over_the_jobs():
+def test_the_estimate_lays_out_the_stages_left_as_the_driver_starts_them():
     sched = Scheduler(GRAPH, plan(GRAPH, {"data"}), jobs=2)
-    assert sched.estimate(0.0) != sched.estimate(0.0)  # nothing finished: no estimate (NaN)
+    assert sched.estimate(0.0) != sched.estimate(0.0)  # no record and nothing finished: no estimate (NaN)
     sched.done.update({"data": 10.0, "supcon": 20.0, "train@b-0": 100.0})
     sched.running["train@a-0"] = 0.0
-    # train@a-0: 100 - 30 s already run; evaluate@a-0 and tables: the overall mean 130/3 each; over 2 jobs
-    assert sched.estimate(30.0) == pytest.approx((70.0 + 2 * 130.0 / 3) / 2)
+    # no records: the stages run here are the records. train@a-0: a train, 100 s, 30 s of it run; then the chain
+    # evaluate@a-0 -> tables, each the mean of all (130 / 3 s), one after the other (a slot is free, nothing else to run)
+    assert sched.estimate(30.0) == pytest.approx(70.0 + 2 * 130.0 / 3)
+
+
+def test_the_estimate_scales_the_recorded_times_by_what_this_machine_took():
+    """After the data stage (recorded 60 s, 30 s here: everything at half its record): supcon and train@b-0 side by
+    side, train@a-0 after supcon, then evaluate@a-0 and tables (the old estimate: 5 stages x 30 s over 2 jobs = 75 s)."""
+    recorded = {"data": 60.0, "supcon": 120.0, "train@a-0": 600.0, "train@b-0": 600.0, "evaluate@a-0": 120.0,
+                "tables": 10.0}
+    sched = Scheduler(GRAPH, plan(GRAPH, {"data"}), jobs=2, recorded=recorded)
+    assert sched.estimate(0.0) == pytest.approx(60 + 120 + 600 + 120 + 10)  # before anything ran: the records
+    sched.done["data"] = 30.0
+    assert sched.estimate(30.0) == pytest.approx(60 + 300 + 60 + 5)
+    sched.running.update({"supcon": 30.0, "train@b-0": 30.0})
+    assert sched.estimate(30.0 + 50) == pytest.approx(10 + 300 + 60 + 5)  # 50 s into both: supcon ends in 10 s
+    # a kind that has run sets its own scale: the trains at half their record, the others at the overall ratio
+    # (supcon took 3 x its record): 30 + 360 + 300 s for 60 + 120 + 600 recorded
+    sched.done.update({"supcon": 360.0, "train@b-0": 300.0})
+    sched.running = {"train@a-0": 390.0}
+    overall = (30 + 360 + 300) / (60 + 120 + 600)
+    assert sched.estimate(390.0) == pytest.approx(300 + (120 + 10) * overall)
+    # a stage DVC found up to date counts neither as a time nor in the scale: the trains then take the overall ratio
+    sched.done["train@b-0"], sched.skipped = 1.0, {"train@b-0"}
+    overall = (30 + 360) / (60 + 120)
+    assert sched.estimate(390.0) == pytest.approx((600 + 120 + 10) * overall)
 
 
 WIDE = StageGraph({"data": set(), "train@a-0": {"data"}, "train@b-0": {"data"}, "train@c-0": {"data"},
@@ -274,3 +299,19 @@ def test_stage_threads_reads_each_kinds_declared_threads_from_params(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     got = stage_threads(tmp_path)
     assert got["evaluate"] == got["reference"] == got["step0"] == got["figures"] == 2 and got["train"] == 1
+
+
+def test_the_recorded_times_are_the_committed_notebooks_durations(tmp_path):
+    """Every stage of the project names its executed notebook, and the committed one records how long it ran."""
+    from occ.pipeline.estimate import recorded_times
+    from occ.pipeline.parallel import stage_graph
+
+    root = Path(__file__).resolve().parents[1]
+    graph = stage_graph(root)
+    assert set(graph.notebooks) == set(graph.upstream)
+    assert graph.notebooks["evaluate@o2c-0"] == "results/evaluate/o2c/seed0/05_evaluate.ipynb"
+    recorded = recorded_times(root, graph.notebooks)
+    assert set(recorded) == set(graph.upstream) and all(t > 0 for t in recorded.values())
+    (tmp_path / "bad.ipynb").write_text("{}")
+    assert recorded_times(tmp_path, {"a": "bad.ipynb", "b": "missing.ipynb"}) == {}
+

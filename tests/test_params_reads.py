@@ -18,10 +18,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from occ.paths import STAGE_THREADS
+from occ.report.notebook import Notebook
 from test_dvc_files import _stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Where the parameters sit in what ``occ.report.notebook.open_notebook`` returns (it calls ``load_params``; of the
+#: parameters it only checks the seed, which names ``seeds`` in its error message only).
+NOTEBOOK_PARAMS = Notebook._fields.index("params")
 #: Top-level keys of params.yaml that are values, not sections.
 TOP_KEYS = {"profile", "seed", "device", "seeds", "run_variants"}
 SECTIONS = {"data", "model", "supcon", "train", "eval"}
@@ -143,6 +148,10 @@ class _Reads:
                 self.reads.add(path + (parent.args[1].value,))
                 return
             target = ns.resolve(parent.func)
+            if target == ("paths", "stage_threads") and len(parent.args) == 2 \
+                    and isinstance(parent.args[1], ast.Constant):  # getattr(params, STAGE_THREADS[stage]).threads
+                self.reads.add((STAGE_THREADS[parent.args[1].value], "threads"))
+                return
             found = _function(*target) if target else None
             if found is not None and self._follow(found, parent, node, path):
                 return
@@ -184,11 +193,17 @@ def _notebook_reads(path: Path) -> tuple[set[tuple[str, ...]], bool]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             func = node.value.func
-            if (isinstance(func, ast.Name) and func.id == "load_params") or \
-                    (isinstance(func, ast.Attribute) and func.attr == "load_params"):
+            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if called == "load_params":
                 names.update({t.id: () for t in node.targets if isinstance(t, ast.Name)})
-                with_variant |= any(k.arg == "variant" for k in node.value.keywords)
-    assert names, f"{path.name}: no `params = load_params(...)` found; teach this test how the notebook reads params"
+            elif called == "open_notebook":  # `layout, params, out = open_notebook(...)`: load_params inside
+                names.update({t.elts[NOTEBOOK_PARAMS].id: () for t in node.targets
+                              if isinstance(t, ast.Tuple) and isinstance(t.elts[NOTEBOOK_PARAMS], ast.Name)})
+            else:
+                continue
+            with_variant |= any(k.arg == "variant" for k in node.value.keywords)
+    assert names, (f"{path.name}: no `params = load_params(...)` or `layout, params, out = open_notebook(...)` found; "
+                   "teach this test how the notebook reads params")
     reads = _Reads()
     reads.run(tree.body, names, _Namespace(tree, None))
     return reads.reads, with_variant
@@ -238,3 +253,15 @@ def test_reads_are_found_through_attributes_calls_and_aliases(tmp_path):
     assert ("profile",) in reads and ("eval", "vocoder") in reads  # read inside occ.report.readme.results_readme
     assert _declared_missing(reads, {"profile", "profiles.${profile}", "data", "model", "eval", "train"}, True) \
         == [VARIANT_DEP]
+
+
+def test_a_notebook_opened_by_open_notebook_reads_what_its_stage_call_reads(tmp_path):
+    src = (
+        "from occ.report.notebook import open_notebook\nfrom occ.paths import stage_threads\n"
+        "layout, params, out = open_notebook('train', variant=v, seed=0)\nn = stage_threads(params, 'supcon')\n"
+        "x = params.train.steps\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    reads, with_variant = _notebook_reads(tmp_path / "n.ipynb")
+    assert with_variant and reads == {("supcon", "threads"), ("train", "steps")}

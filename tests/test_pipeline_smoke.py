@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 import pandas as pd
@@ -67,15 +68,17 @@ def _parses(path: Path) -> None:
         assert path.stat().st_size > 0, f"{path} is empty"
 
 
-def smoke_repo(repo: Path, **overrides) -> tuple[dict, dict]:
+def smoke_repo(repo: Path, *, edit: Callable[[dict], None] | None = None, **overrides) -> tuple[dict, dict]:
     """Copy the project into ``repo`` (a fresh git repository) with the smoke profile and ``overrides``.
 
     Parameters
     ----------
     repo : Path
         Folder to create.
+    edit : callable, optional
+        ``edit(params)`` changes the parsed params.yaml in place after the overrides (a section's key, a profile's).
     **overrides
-        Top-level params.yaml values (``seeds=[0, 1]``, ``run_variants=["o2c"]``).
+        Top-level params.yaml values (``seeds=[0, 1]``, ``run_variants=["o2c"]``; ``profile`` other than smoke).
 
     Returns
     -------
@@ -93,7 +96,9 @@ def smoke_repo(repo: Path, **overrides) -> tuple[dict, dict]:
         else:
             shutil.copy2(src, dst)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params.update(profile="smoke", **overrides)
+    params.update({"profile": "smoke", **overrides})
+    if edit is not None:
+        edit(params)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = smoke_env()
     _run(["git", "init", "-q"], repo, env)
@@ -122,6 +127,8 @@ def test_dvc_repro_smoke(smoke_pipeline, tmp_path):
             assert m["seed"] == s and m["variant"] == v and 0 <= m["probe_accuracy"] <= 1
             # the declared thread counts, recorded (smoke and embedded: 1 each)
             assert m["threads"] == m["train_threads"] == 1, (m["threads"], m["train_threads"])
+            made = {key: params["variants"][v].get(key, params["train"][key]) for key in ("loss", "tau_d", "tau_c")}
+            assert {key: m[key] for key in made} == made  # what made the run, recorded beside its numbers
     again = _run(["dvc", "repro"], repo, env)
     assert "didn't change" in again or "up to date" in again, again[-2000:]
     metrics = _run(["dvc", "metrics", "show", "--json"], repo, env)
@@ -148,3 +155,32 @@ def test_dvc_repro_smoke(smoke_pipeline, tmp_path):
     assert exps, "dvc exp show lists no experiment"
     text = json.dumps(exps)
     assert "probe_accuracy" in text and '"tau_c": 0.5' in text
+    _labelled_by_the_runs(repo)
+
+
+def _labelled_by_the_runs(repo: Path) -> None:
+    """After `-S variants.o2c_ct1.tau_c=0.5`: every table, claim, check and figure says 0.5 (not the variant's 1.0)."""
+    results = repo / "results"
+    for s in (0, 1):
+        m = json.loads((results / f"evaluate/o2c_ct1/seed{s}/metrics.json").read_text())
+        assert (m["loss"], m["tau_d"], m["tau_c"]) == ("o2c", 0.1, 0.5)
+    t2 = pd.read_csv(results / "tables/table2.csv")
+    ours = t2[~t2["numbers"].str.startswith("reported") & (t2["method"] == "O2C-GAN")]
+    assert set(ours["CT"]) == {0.1, 0.5}, ours[["method", "CT", "numbers"]]
+    t3 = pd.read_csv(results / "tables/table3.csv")
+    assert (t3.loc[~t3["numbers"].str.startswith("reported"), "method"] == "O2C-GAN, CT 0.5").any()
+    assert "(this run: O2C-GAN, CT 0.5)" in (results / "tables/table3.md").read_text()
+    claims = pd.read_csv(results / "tables/claims.csv")["claim"]
+    c2 = [c for c in claims if c.startswith("C2") and ": O2C-GAN" in c]
+    assert len(c2) == 1 and "O2C-GAN, CT 0.5 < O2C-GAN" in c2[0], claims.tolist()
+    assert "compared here: tau_d 0.1, tau_c 0.5 against" in c2[0], c2
+    checks = pd.read_csv(results / "tables/checks.csv")
+    assert checks.loc[checks["variant"] == "o2c_ct1", "check"].str.contains("O2C-GAN, CT 0.5").all()
+    readme = (results / "README.md").read_text()
+    assert "O2C-GAN, CT 0.5 < O2C-GAN" in readme and "O2C-GAN, CT 1.0 <" not in readme
+    assert "## Table 2: per-class FAD, CT 0.1 vs 0.5 vs 1.0" in readme
+    nb = nbformat.read(results / "figures/07_figures.ipynb", as_version=4)
+    drawn = {o["metadata"]["occ"]["file"]: o["metadata"]["occ"]["text"] for c in nb.cells for o in c.get("outputs", [])
+             if "occ" in o.get("metadata", {})}
+    for figure in ("results/figures/fad_by_seed.png", "results/figures/probe_by_seed.png"):
+        assert "O2C-GAN, CT 0.5" in drawn[figure] and "O2C-GAN, CT 1.0" not in drawn[figure], drawn[figure]

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 
+from occ.metrics.run_settings import run_settings_of
 from occ.report.plots_seeds import plot_fad_by_seed, plot_loss_over_seeds, plot_probe_by_seed, smoothed_over_seeds
 
 
@@ -37,11 +38,18 @@ def test_smoothed_over_seeds_by_hand():
         smoothed_over_seeds(runs, band="sd")
 
 
-def _seeded_metrics():
+#: What made each variant's runs (metrics.json: loss, tau_d, tau_c; the SupCon kinds' source reading paired_real).
+MADE = {"contragan": ("2c", 0.1, 0.1), "o2c": ("o2c", 0.1, 0.1), "o2c_ct1": ("o2c", 0.1, 1.0),
+        "ocsupcon": ("ocsupcon", 0.1, 0.1), "hinge_only": ("none", 0.1, 0.1)}
+
+
+def _seeded_metrics(**seeds):
     rng = np.random.default_rng(0)
-    seeds = {"contragan": [0, 1, 2], "o2c": [0, 1], "ocsupcon": [0], "hinge_only": [0, 1, 2]}
+    seeds = seeds or {"contragan": [0, 1, 2], "o2c": [0, 1], "ocsupcon": [0], "hinge_only": [0, 1, 2]}
     return {v: {s: {"fad_mean": 300.0 + 10 * s + rng.normal(), "n_classes": 7,
-                    "probe_accuracy": 0.14 if v == "hinge_only" else 0.5 + 0.01 * s} for s in ss}
+                    "probe_accuracy": 0.14 if v == "hinge_only" else 0.5 + 0.01 * s,
+                    **run_settings_of(dict(zip(("loss", "tau_d", "tau_c"), MADE[v]), d2s_source="paired_real"))}
+                for s in ss}
             for v, ss in seeds.items()}
 
 
@@ -51,7 +59,8 @@ def test_loss_curves_band_only_with_two_seeds_or_more(tmp_path):
             "o2c": {s: _log(np.linspace(2, 1.0, 50)) for s in range(2)},
             "ocsupcon": {0: _log(np.linspace(2, 1.5, 50))},
             "csupcongan": {}}  # not run
-    fig = plot_loss_over_seeds(logs, smooth=5, title="D")
+    names = {"contragan": "ContraGAN (2C)", "o2c": "O2C-GAN", "ocsupcon": "OC-SupConGAN"}
+    fig = plot_loss_over_seeds(logs, names=names, smooth=5, title="D")
     ax = fig.axes[0]
     assert len(ax.lines) == 3 and sum(isinstance(c, PolyCollection) for c in ax.collections) == 2
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -86,6 +95,17 @@ def test_fad_figure_shows_the_paper_beside_this_run():
     paper = [t.get_text() for t in fig.axes[1].texts]
     # the paper's numbers with their ranks (lowest FAD first: CT 1.0 5.023, O2C 5.480, ContraGAN 12.667)
     assert "12.667  #3" in paper and "5.480  #2" in paper and "5.023  #1" in paper and "not in the paper" in paper
+    plt.close(fig)
+
+
+def test_by_seed_figures_name_each_model_by_what_its_runs_recorded():
+    metrics = _seeded_metrics(o2c=[0, 1], o2c_ct1=[0, 1])
+    for run in metrics["o2c_ct1"].values():
+        run["tau_c"] = 0.5
+    fig = plot_fad_by_seed(metrics, variants=["o2c", "o2c_ct1"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["O2C-GAN", "O2C-GAN, CT 0.5"]
+    paper = [t.get_text() for t in fig.axes[1].texts]  # beside it, the paper's number says what made it
+    assert "5.023  #1 (tau_d 0.1, tau_c 1.0)" in paper and "5.480  #2" in paper
     plt.close(fig)
 
 

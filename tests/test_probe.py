@@ -124,3 +124,10 @@ def test_encoder_accuracy_reads_the_classifier_on_the_clips_normalised_mels():
         want = float((pred == labels).float().mean())
         assert encoder_accuracy(encoder, wavs, labels) == pytest.approx(want)
         assert encoder_accuracy(encoder, wavs, labels, batch_size=2) == pytest.approx(want)
+    # one computation of the encoder's accuracy, whether on clips or on log-mels (the supcon stage's): the same number
+    from occ.nets.encoder import classification_accuracy
+
+    labels = torch.tensor([int(pred[0]), 0, 1, 2, int(pred[4])])
+    mels = normalized_log_mel(torch.from_numpy(wavs))
+    assert encoder_accuracy(encoder, wavs, labels) == classification_accuracy(encoder, mels, labels)
+    assert classification_accuracy(encoder, mels, labels) == int((pred == labels).sum()) / 5  # a count over n

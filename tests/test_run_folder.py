@@ -1,9 +1,11 @@
-"""A run folder has one writer, no stray temporaries, a complete log, a fresh start on a changed
-configuration under the pipeline, and a clean stop on Ctrl-C."""
+"""Tests of occ.train.run_folder: a run folder has one writer, no stray temporaries, a complete log, a fresh start on
+a changed configuration under the pipeline, and a clean stop on Ctrl-C; the run set-up's parts (checkpoint validation
+order, resume of optimisers and sampler, payload layout, rank-0 saving)."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import signal
 import subprocess
@@ -14,15 +16,21 @@ import pandas as pd
 import pytest
 import torch
 
-from occ.checkpoint import TrainLog, load_checkpoint
-from occ.config import ModelConfig, TrainConfig
+import occ.train.run_folder as run_folder
+from occ.checkpoint import TrainLog, load_checkpoint, save_checkpoint
+from occ.config import ModelConfig, TrainConfig, to_dict
 from occ.errors import CheckpointError, ConfigChangedError, RunLockedError, TrainingInterrupted
+from occ.seeding import make_generator
 from occ.train.gan_train import train_gan
-from occ.train.run_setup import LOCK_NAME, StepLoop, run_lock
+from occ.train.run_folder import (LOCK_NAME, Expect, checkpoint_payload, default_progress, load_run_checkpoint,
+                                  restore_run, run_files, run_lock)
+from occ.train.step_loop import StepLoop
+from test_step_loop import _World
 
 N_CLASSES = 3
 MODEL = ModelConfig(z_dim=16, g_ch=4, d_ch=4, proj_dim=8, enc_width=4)
 TRAIN = TrainConfig(loss="o2c", steps=4, batch_size=4, ckpt_every=2)
+RUN = {"seed": 3, "n_clips": 12, "data_digest": "abc"}
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +190,179 @@ def test_a_checkpoint_of_another_format_version_restarts_under_the_pipeline(data
         _train(data, tmp_path)
     run = _train(data, tmp_path, on_config_change="restart")
     assert run.resumed_from is None and run.finished
+
+
+def _trained_linear():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    optim = torch.optim.Adam(net.parameters(), lr=1e-2)
+    net(torch.randn(4, 3)).sum().backward()
+    optim.step()
+    return net, optim
+
+
+def _write(tmp_path, **over):
+    net, optim = _trained_linear()
+    payload = checkpoint_payload("gan", model=MODEL, train=TRAIN, run=RUN, step=2, sampler=make_generator(7),
+                                 n_classes=3, g=net.state_dict(), g_optim=optim.state_dict())
+    payload.update(over)
+    return save_checkpoint(tmp_path / "checkpoint.pt", payload)
+
+
+def test_default_progress(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(run_folder.sys, "stderr", Terminal())
+    assert default_progress(None) is True
+    assert default_progress(False) is False
+    monkeypatch.setattr(run_folder.sys, "stderr", io.StringIO())
+    assert default_progress(None) is False
+    assert default_progress(True) is True
+
+
+def test_run_files(tmp_path):
+    out_dir, ckpt, log = run_files(tmp_path / "a" / "b", "c.pt", "log.csv", ("step", "loss"))
+    assert out_dir.is_dir() and ckpt == out_dir / "c.pt"
+    assert log.path == out_dir / "log.csv" and log.columns == ["step", "loss"] and not log.path.exists()
+    out_dir, _, _ = run_files(tmp_path / "none", "c.pt", "log.csv", ("step",), create=False)
+    assert not out_dir.exists()
+
+
+def test_checkpoint_payload_layout_and_copies():
+    net, optim = _trained_linear()
+    sampler = make_generator(1)
+    payload = checkpoint_payload("encoder", stage="supcon", model=MODEL, train=TRAIN, run=RUN, step=5.0,
+                                 sampler=sampler, n_classes=3, encoder=net.state_dict(), optim=optim.state_dict())
+    assert list(payload) == ["kind", "stage", "model", "train", "run", "step", "n_classes", "encoder", "optim", "rng"]
+    assert payload["model"] == to_dict(MODEL) and payload["train"] == to_dict(TRAIN)
+    assert payload["run"] == RUN and payload["run"] is not RUN
+    assert payload["step"] == 5 and isinstance(payload["step"], int)
+    assert torch.equal(payload["rng"]["generators"]["sampler"], sampler.get_state())
+    with torch.no_grad():
+        net.weight.add_(1.0)  # the payload holds copies
+    assert not torch.equal(payload["encoder"]["weight"], net.weight)
+    assert not payload["encoder"]["weight"].requires_grad
+    plain = checkpoint_payload("gan", model=MODEL, train=TRAIN, run=RUN, step=0, g_ema=None, class_names=["a"])
+    assert list(plain) == ["kind", "model", "train", "run", "step", "g_ema", "class_names"]
+
+
+def test_load_run_checkpoint_order_of_checks(tmp_path):
+    assert load_run_checkpoint(tmp_path / "checkpoint.pt", kind="gan", model=MODEL, n_classes=3, folder="run folder",
+                               missing_ok=True) is None
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_run_checkpoint(tmp_path / "checkpoint.pt", kind="gan", model=MODEL, n_classes=3, folder="run folder")
+    path = _write(tmp_path)
+    kw = dict(kind="gan", model=MODEL, folder="stage folder")
+    payload = load_run_checkpoint(path, n_classes=3, checks=[Expect("run", RUN, "run (seed)")], **kw)
+    assert payload["step"] == 2
+    with pytest.raises(CheckpointError, match=r"written for n_classes=3, requested 4; use the same data or delete "
+                                              r"the stage folder to start afresh\."):
+        load_run_checkpoint(path, n_classes=4, **kw)
+    with pytest.raises(CheckpointError, match=r"g_ch: checkpoint 4 vs requested 8"):  # architecture first
+        load_run_checkpoint(path, kind="gan", model=dataclasses.replace(MODEL, g_ch=8), n_classes=4, folder="x")
+    other_train = to_dict(dataclasses.replace(TRAIN, loss="2c"))
+    # load_kwargs are checked by load_checkpoint, before n_classes ...
+    with pytest.raises(CheckpointError, match=r"training configuration \(train\): loss"):
+        load_run_checkpoint(path, n_classes=4, expect_train=other_train, **kw)
+    # ... ``checks`` after it, in their order.
+    with pytest.raises(CheckpointError, match="n_classes=3, requested 4"):
+        load_run_checkpoint(path, n_classes=4, checks=[Expect("train", other_train, "T")], **kw)
+    bad_run = {**RUN, "seed": 4}
+    with pytest.raises(CheckpointError, match=r"another T: loss: checkpoint 'o2c' vs requested '2c'"):
+        load_run_checkpoint(path, n_classes=3, checks=[Expect("train", other_train, "T"), Expect("run", bad_run, "R")],
+                            **kw)
+    with pytest.raises(CheckpointError, match=r"another R: seed: checkpoint 3 vs requested 4"):
+        load_run_checkpoint(path, n_classes=3, checks=[Expect("train", other_train, "T", ("loss",)),
+                                                       Expect("run", bad_run, "R")], **kw)
+
+
+def test_restore_run_fresh_and_resumed(tmp_path):
+    log = TrainLog(tmp_path / "log.csv", ("step", "loss"))
+    (tmp_path / "log.csv").write_text("step,loss\n1,0.5\n2,0.25\n3,0.125\n")
+    optim = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=1e-2)
+    assert restore_run(None, log=log, sampler=make_generator(0), optimizers={"g_optim": optim}) == (0, None)
+    assert optim.state_dict()["state"] == {}  # a fresh run loads nothing
+    assert pd.read_csv(log.path)["step"].tolist() == []
+
+    (tmp_path / "log.csv").write_text("step,loss\n1,0.5\n2,0.25\n3,0.125\n")
+    payload = load_checkpoint(_write(tmp_path))
+    sampler = make_generator(0)
+    fresh_net = torch.nn.Linear(3, 2)
+    fresh_optim = torch.optim.Adam(fresh_net.parameters(), lr=1e-2)
+    assert restore_run(payload, log=log, sampler=sampler, optimizers={"g_optim": fresh_optim}) == (2, 2)
+    assert pd.read_csv(log.path)["step"].tolist() == [1, 2]  # the row past the checkpoint is dropped
+    assert torch.equal(torch.randint(0, 1000, (5,), generator=sampler),
+                       torch.randint(0, 1000, (5,), generator=make_generator(7)))
+    _, trained_optim = _trained_linear()
+    for a, b in zip(fresh_optim.state_dict()["state"].values(), trained_optim.state_dict()["state"].values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    del payload["rng"]["generators"]["sampler"]
+    with pytest.raises(CheckpointError, match="no generator 'sampler'"):
+        restore_run(payload, log=log, sampler=sampler, optimizers={})
+
+
+def _open(out_dir, **kw):
+    return run_folder.open_run(out_dir, who="trainer", device="cpu", progress=None, checkpoint="checkpoint.pt",
+                              log="log.csv", columns=("step", "loss"), **kw)
+
+
+def test_open_run_locks_the_folder_and_names_the_run(tmp_path):
+    from occ.errors import ConfigError, RunLockedError
+
+    with _open(tmp_path / "run") as run:
+        assert (tmp_path / "run" / run_folder.LOCK_NAME).is_file()  # created and locked
+        assert run.checkpoint == tmp_path / "run" / "checkpoint.pt" and run.out_dir == tmp_path / "run"
+        assert run.log.path == tmp_path / "run" / "log.csv" and not run.log.path.exists()  # not started yet
+        assert run.device == torch.device("cpu") and run.progress is False and run.w.main
+        with pytest.raises(RunLockedError, match="another training"):
+            with _open(tmp_path / "run"):
+                pass
+        mels, labels = run.check_inputs(torch.zeros(2, 80, 344, dtype=torch.float64), torch.tensor([0, 1]),
+                                        n_classes=2, configs=(MODEL, TRAIN))
+        assert mels.dtype == torch.float32 and labels.dtype == torch.int64
+        with pytest.raises(ConfigError, match="train.batch_size"):
+            run.check_inputs(mels, labels, n_classes=2, configs=(MODEL, dataclasses.replace(TRAIN, batch_size=0)))
+    assert not (tmp_path / "run" / run_folder.LOCK_NAME).exists()
+    with pytest.raises(ConfigError, match=r"trainer: on_config_change='maybe'"):
+        with _open(tmp_path / "run", on_config_change="maybe"):
+            pass
+
+
+def test_a_changed_configuration_restarts_only_when_asked(tmp_path, capsys):
+    from occ.errors import ConfigChangedError
+
+    kw = dict(kind="gan", model=MODEL, n_classes=3, folder="run folder", missing_ok=True)
+    other = [Expect("run", {**RUN, "seed": 4}, "run (seed)")]
+    with _open(tmp_path) as run:
+        assert run.load_checkpoint(**kw) is None  # nothing there: a fresh run
+        _write(tmp_path)
+        (tmp_path / "log.csv").write_text("step,loss\n1,0.5\n2,0.25\n")
+        assert run.load_checkpoint(checks=[Expect("run", RUN, "run (seed)")], **kw)["step"] == 2  # same: resume
+        with pytest.raises(ConfigChangedError, match="seed: checkpoint 3 vs requested 4"):
+            run.load_checkpoint(checks=other, **kw)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    with _open(tmp_path, on_config_change="restart") as run:
+        assert run.load_checkpoint(checks=other, **kw) is None
+        assert sorted(p.name for p in tmp_path.iterdir()) == [run_folder.LOCK_NAME]  # emptied, still locked
+    assert capsys.readouterr().err == (f"trainer: {tmp_path / 'checkpoint.pt'}: written with another run (seed): seed: "
+                                       "checkpoint 3 vs requested 4; starting a fresh run there (removed "
+                                       "checkpoint.pt, log.csv).\n")
+
+
+def test_save_writes_on_rank_0_and_every_process_waits(tmp_path):
+    built = []
+
+    def payload():
+        built.append(1)
+        return checkpoint_payload("gan", model=MODEL, train=TRAIN, run=RUN, step=1)
+
+    for rank in (1, 0):
+        w = _World(rank=rank, size=2)
+        run = run_folder.RunSetup(w=w, device=torch.device("cpu"), progress=False, out_dir=tmp_path,
+                                 checkpoint=tmp_path / "c.pt", log=None, who="t", on_config_change="error")
+        run.save(run.checkpoint, payload)
+        assert w.barriers == [rank]
+        assert (tmp_path / "c.pt").exists() == (rank == 0) and len(built) == (rank == 0)  # rank 1 builds nothing
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 1

@@ -30,10 +30,12 @@ LOGS = {
     "hinge_only": {0: _log(200, math.nan, d_class=math.nan), 1: _log(200, math.nan, d_class=math.nan)},
     "old": {0: pd.DataFrame({"step": [1, 2], "d_adv": [1.0, 1.0]})},  # written before the columns existed
 }
+#: The models' names (what their runs recorded: occ.report.results.model_names).
+NAMES = {"o2c": "O2C-GAN", "contragan": "ContraGAN (2C)", "ocsupcon": "OC-SupConGAN"}
 
 
 def test_share_table_averages_the_last_steps_then_the_seeds():
-    t = share_table(LOGS, last=100).set_index("variant")
+    t = share_table(LOGS, names=NAMES, last=100).set_index("variant")
     assert list(t.index) == ["contragan", "o2c", "ocsupcon"]  # the paper's order; no class term / no columns: out
     assert t.loc["contragan", "g_class_share"] == pytest.approx(0.2)
     assert t.loc["contragan", "g_class_share_seed0"] == pytest.approx(0.1)
@@ -41,11 +43,12 @@ def test_share_table_averages_the_last_steps_then_the_seeds():
     assert t.loc["o2c", "g_class_share"] == 1.0 and math.isnan(t.loc["o2c", "g_source_share"])
     assert t.loc["ocsupcon", "g_source_share"] == pytest.approx(0.7)
     assert t.loc["ocsupcon", "seeds"] == 2
-    assert share_table(LOGS, last=101).loc[0, "g_class_share"] != pytest.approx(0.2)  # a 0 of the first half counts
+    assert share_table(LOGS, names=NAMES, last=101).loc[0, "g_class_share"] != pytest.approx(0.2)  # a 0 of the first
+    # half counts
 
 
 def test_share_sentences_say_what_the_rest_of_the_numerator_is():
-    text = dict(zip(["contragan", "o2c", "ocsupcon"], share_sentences(share_table(LOGS, last=100))))
+    text = dict(zip(["contragan", "o2c", "ocsupcon"], share_sentences(share_table(LOGS, names=NAMES, last=100))))
     assert text["o2c"].startswith("O2C-GAN: over the last 100 steps the class term is 100.0 % of G's")
     assert text["o2c"].endswith("the whole of it.")
     assert "(by seed: 10.0 %, 30.0 %;" in text["contragan"]
@@ -54,7 +57,7 @@ def test_share_sentences_say_what_the_rest_of_the_numerator_is():
 
 
 def test_the_figure_draws_the_class_share_of_both_steps_per_variant():
-    fig = plot_shares_over_seeds(LOGS, smooth=1)
+    fig = plot_shares_over_seeds(LOGS, names=NAMES, smooth=1)
     d_ax, g_ax = fig.axes
     assert "D step" in d_ax.get_title() and "G step" in g_ax.get_title()
     labels = [t.get_text() for t in g_ax.get_legend().get_texts()]
@@ -68,7 +71,7 @@ def test_the_readme_has_one_sentence_per_model():
     from occ.report.readme import results_readme
 
     empty = pd.DataFrame()
-    table = share_table(LOGS, last=100)
+    table = share_table(LOGS, names=NAMES, last=100)
     kw = dict(label="this run", params=Params())
     text = results_readme(empty, empty, empty, empty, empty, empty, shares=table, **kw)
     section = text.split("### What ties the clips to their labels")[1].split("## Table 1")[0]

@@ -11,13 +11,9 @@ import torch
 from occ.checkpoint import load_checkpoint
 from occ.config import ModelConfig, SupConConfig
 from occ.errors import CheckpointError
-from occ.train.supcon_train import (
-    classification_accuracy,
-    encode_mels,
-    finetune_classifier,
-    pretrain_supcon,
-)
+from occ.nets.encoder import classification_accuracy, encode_mels
 from occ.nets.models import load_encoder
+from occ.train.supcon_train import finetune_classifier, pretrain_supcon
 
 N_CLASSES = 3
 MODEL = ModelConfig(enc_width=8, proj_dim=8)  # width 4 + channels-last crashes torch 2.11 (1x1 stride-2 conv backward)

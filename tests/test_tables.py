@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from occ.config import load_params
 from occ.data.classes import DCASE_CLASSES
 from occ.report.checks import checks_table, clips_table
 from occ.report.claims import CLAIMS, claims_table
@@ -17,12 +18,31 @@ from occ.report.intervals import VERDICTS
 from occ.report.markdown import readable, write_table
 from occ.report.paper import REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE2
 from occ.report.readme import results_readme, source_readings
-from occ.report.results import load_seed_runs
-from occ.report.tables import interval_columns, table1, table2, table3
+from occ.errors import DataError
+from occ.metrics.run_settings import run_settings_of
+from occ.report.results import load_seed_runs, model_names, variant_settings
+from occ.report.tables import interval_columns, table1, table1_title, table2, table3, table3_title
 
 T_DF1 = 12.706204736174707  # t_{0.975, 1}
 T_DF2 = 4.302652729749464  # t_{0.975, 2}
 LABEL = "this run (x, y)"
+#: What made each variant's runs, as their metrics.json records it (the committed params.yaml's variants).
+MADE = {"contragan": ("2c", 0.1, 0.1), "csupcongan": ("csupcon", 0.1, 0.1), "o2c": ("o2c", 0.1, 0.1),
+        "o2c_ct1": ("o2c", 0.1, 1.0), "ocsupcon": ("ocsupcon", 0.1, 0.1), "ocsupcon_ct1": ("ocsupcon", 0.1, 1.0),
+        "hinge_only": ("none", 0.1, 0.1)}
+
+
+def _settings(made):
+    """What a run of ``made`` = (loss, tau_d, tau_c) records, trained with the source reading params.yaml sets."""
+    return run_settings_of({"loss": made[0], "tau_d": made[1], "tau_c": made[2], "d2s_source": "paired_real"})
+
+
+def _made(metrics, **changed):
+    """``metrics`` with each run's settings (``MADE``, then ``changed``: variant -> {key: value}) recorded in it."""
+    for v, runs in metrics.items():
+        for m in runs.values():
+            m.update(_settings(MADE[v]), **changed.get(v, {}))
+    return metrics
 
 
 def _m(fad, step0=500.0, probe=0.5, enc=0.4, spread=0.3, clip=(2.0, 5.0)):
@@ -58,12 +78,12 @@ def test_interval_columns_by_hand():
 
 
 def test_table1_over_seeds(tmp_path):
-    metrics = {
+    metrics = _made({
         "o2c": {0: _m(300.0, 480.0, probe=0.4), 1: _m(310.0, 500.0, probe=0.5), 2: _m(320.0, 520.0, probe=0.6)},
         "contragan": {0: _m(350.0), 1: _m(360.0), 2: _m(340.0)},
         "hinge_only": {0: _m(330.0, probe=0.14), 1: _m(332.0, probe=0.15)},
         "o2c_ct1": {0: _m(1.0)},  # not a Table 1 model
-    }
+    })
     t1 = table1(metrics).set_index("variant")
     assert list(t1.index) == ["contragan", "o2c", "hinge_only"]
     o2c = t1.loc["o2c"]
@@ -92,12 +112,12 @@ def test_table1_over_seeds(tmp_path):
 
 
 def test_one_seed_has_no_interval():
-    t1 = table1({"o2c": {4: _m(300.0)}})
+    t1 = table1(_made({"o2c": {4: _m(300.0)}}))
     assert t1.loc[0, "fad_n"] == 1 and math.isnan(t1.loc[0, "fad_low"]) and "fad_seed4" in t1
     assert readable(t1).iloc[0]["FAD, this run"] == "300.000 (1 seed)"
     # a metric no run wrote (here the probe) is not shown as an empty column
     no_probe = {0: {k: v for k, v in _m(300.0).items() if k != "probe_accuracy"}}
-    cols = list(readable(table1({"o2c": no_probe})).columns)
+    cols = list(readable(table1(_made({"o2c": no_probe}))).columns)
     assert "encoder accuracy" in cols and not any(c.startswith("probe") for c in cols)
 
 
@@ -117,14 +137,14 @@ def test_readable_rounds_for_reading():
 def _claim_inputs():
     # o2c beats contragan on every seed (C1: reproduced); ocsupcon loses to csupcongan on every seed
     # (contradicted); the CT pairs tie (not established); D-loss and spread as the paper says for the O2C pair.
-    metrics = {
+    metrics = _made({
         "contragan": {0: _m(350.0, spread=0.20), 1: _m(361.0, spread=0.21), 2: _m(340.0, spread=0.19)},
         "o2c": {0: _m(340.0, spread=0.30), 1: _m(350.0, spread=0.32), 2: _m(331.0, spread=0.29)},
         "csupcongan": {0: _m(300.0), 1: _m(310.0), 2: _m(320.0)},
         "ocsupcon": {0: _m(320.0), 1: _m(331.0), 2: _m(339.0)},
         "o2c_ct1": {0: _m(339.0), 1: _m(351.0), 2: _m(331.0)},
         "ocsupcon_ct1": {0: _m(319.0), 1: _m(332.0), 2: _m(339.0)},
-    }
+    })
     logs = {"contragan": {s: _log(0.5 + 0.01 * s) for s in range(3)},
             "o2c": {s: _log(0.9 + 0.02 * s) for s in range(3)},
             "csupcongan": {s: _log(0.8) for s in range(3)}}
@@ -159,24 +179,24 @@ def test_claims_are_paired_comparisons_over_seeds():
 
 def test_claims_use_only_common_seeds():
     metrics, logs = _claim_inputs()
-    metrics["o2c"] = {0: metrics["o2c"][0], 1: metrics["o2c"][1], 5: _m(1.0)}
+    metrics["o2c"] = {0: metrics["o2c"][0], 1: metrics["o2c"][1], 5: _made({"o2c": {5: _m(1.0)}})["o2c"][5]}
     c1 = claims_table(metrics, logs).iloc[0]
     assert c1.n_seeds == 2 and c1.paired_seeds == "0, 1"
     assert c1.difference == pytest.approx(-10.5) and c1.detectable_difference == pytest.approx(T_DF1 * 0.5)
     # differences -10, -11: s = sqrt(1/2), sem = 1/2, interval -10.5 ± 6.35 = [-16.85, -4.15]
     assert c1.difference_high == pytest.approx(-10.5 + T_DF1 * 0.5) and c1.verdict == "reproduced"
     # with seeds 0 and 1 at -10 and +1 the interval (-4.5 ± 69.9) contains 0
-    metrics["o2c"][1] = _m(362.0)
+    metrics["o2c"][1] = _made({"o2c": {1: _m(362.0)}})["o2c"][1]
     assert claims_table(metrics, logs).iloc[0].verdict == "not established"
 
 
 def test_checks_training_is_real_and_recognisable():
-    metrics = {
+    metrics = _made({
         "o2c": {s: _m(300.0 + s, 480.0 + s, probe=0.5 + 0.01 * s) for s in range(3)},
         "contragan": {s: _m(500.0 + s, 480.0, probe=0.14 + 0.01 * (s - 1)) for s in range(3)},  # worse than step 0
         "ocsupcon": {0: _m(300.0, probe=0.05), 1: _m(301.0, probe=0.06), 2: _m(302.0, probe=0.055)},
         "hinge_only": {0: _m(330.0, probe=0.13), 1: _m(331.0, probe=0.15)},
-    }
+    })
     c = checks_table(metrics).set_index("check")
     assert c.loc["training is real: O2C-GAN FAD below its step-0 FAD", "result"] == "passed"
     assert c.loc["training is real: O2C-GAN FAD below its step-0 FAD", "value"] == pytest.approx(-180.0)
@@ -191,10 +211,10 @@ def test_checks_training_is_real_and_recognisable():
     assert not any("at most half" in k for k in c.index)
     paper = checks_table(metrics, profile="paper").set_index("check")
     assert paper.loc["training is real: O2C-GAN FAD at most half its step-0 FAD", "result"] == "failed"  # 0.625
-    half = checks_table({"o2c": {s: _m(200.0 + s, 480.0) for s in range(3)}}, profile="paper").set_index("check")
+    half = checks_table(_made({"o2c": {s: _m(200.0 + s, 480.0) for s in range(3)}}), profile="paper").set_index("check")
     assert half.loc["training is real: O2C-GAN FAD at most half its step-0 FAD", "result"] == "passed"
     # one seed decides nothing
-    one = checks_table({"o2c": {0: _m(100.0, 500.0, probe=0.9)}})
+    one = checks_table(_made({"o2c": {0: _m(100.0, 500.0, probe=0.9)}}))
     assert set(one["result"]) == {"not established"}
 
 
@@ -202,7 +222,8 @@ def test_tables_2_and_3_per_class_over_seeds(tmp_path):
     per_class = {"o2c": {0: _per_class(300.0), 1: _per_class(310.0), 2: _per_class(320.0)},
                  "o2c_ct1": {0: _per_class(100.0), 1: _per_class(100.0)}}
     step0 = {"o2c": {s: _per_class(500.0) for s in range(3)}}
-    t2 = table2(per_class, label=LABEL, per_class_step0=step0)
+    made = _made({v: {s: {} for s in runs} for v, runs in per_class.items()})
+    t2 = table2(per_class, label=LABEL, per_class_step0=step0, metrics=made)
     rows = t2[t2["method"] == "O2C-GAN"]
     assert list(rows["numbers"]) == [REPORTED_LABEL, LABEL, "untrained G (step 0)", "trained / step 0",
                                      REPORTED_LABEL, LABEL]
@@ -213,7 +234,7 @@ def test_tables_2_and_3_per_class_over_seeds(tmp_path):
     assert rows.iloc[3]["Rain"] == pytest.approx(np.mean([305 / 505, 315 / 505, 325 / 505]))
     ct1 = rows.iloc[5]
     assert ct1["CT"] == 1.0 and ct1["GunShot_n"] == 2 and math.isnan(ct1["GunShot_seed2"])
-    t3 = table3(per_class, label=LABEL)
+    t3 = table3(per_class, label=LABEL, metrics=made)
     assert t3.iloc[0]["Average"] == REPORTED_BASELINE[-1]
     assert list(t3["numbers"]) == [REPORTED_LABEL, REPORTED_LABEL, LABEL, REPORTED_LABEL]
     write_table(t2, tmp_path / "t2", label=LABEL)
@@ -221,13 +242,62 @@ def test_tables_2_and_3_per_class_over_seeds(tmp_path):
     assert "| 2.784 |" in md and f"310.0 ± {T_DF2 * 10 / math.sqrt(3):.1f}" in md and "_low" not in md
 
 
+def test_every_label_is_what_the_runs_recorded_not_the_variants_name():
+    """The README's ablation, `-S variants.o2c_ct1.tau_c=0.5`: every table, claim and check says 0.5."""
+    metrics, logs = _claim_inputs()
+    _made(metrics, o2c_ct1={"tau_c": 0.5})
+    per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
+    assert model_names(metrics)["o2c_ct1"] == "O2C-GAN, CT 0.5" and model_names(metrics)["o2c"] == "O2C-GAN"
+    t2 = table2(per_class, label=LABEL, metrics=metrics)
+    ours = t2[(t2["numbers"] == LABEL) & (t2["method"] == "O2C-GAN")]
+    assert list(ours["CT"]) == [0.1, 0.5] and list(ours["DT"]) == [0.1, 0.1]
+    paper = t2[(t2["numbers"] == REPORTED_LABEL) & (t2["method"] == "O2C-GAN")]
+    assert list(paper["CT"]) == [0.1, 1.0]  # the paper's rows keep the paper's temperatures
+    t3 = table3(per_class, label=LABEL, metrics=metrics)
+    assert list(t3["method"])[1:3] == ["O2C-GAN, CT 1.0", "O2C-GAN, CT 0.5"] and t3.iloc[2]["CT"] == 0.5
+    assert table3_title(t3).endswith("over seeds (this run: O2C-GAN, CT 0.5)")
+    claims = claims_table(metrics, logs)
+    c2 = claims.loc["C2_o2c_ct1_vs_o2c"]
+    assert c2["claim"] == ("C2 tau_c 1.0 beats 0.1: O2C-GAN, CT 0.5 < O2C-GAN (compared here: tau_d 0.1, tau_c 0.5 "
+                           "against tau_d 0.1, tau_c 0.1; the paper compared tau_d 0.1, tau_c 1.0 against tau_d 0.1, "
+                           "tau_c 0.1)")
+    assert "O2C-GAN, CT 0.5 - O2C-GAN" in c2["measure"] and "O2C-GAN, CT 0.5" in c2["reading"]
+    assert "compared here" not in claims.loc["C2_ocsupcon_ct1_vs_ocsupcon", "claim"]  # as the paper ran it
+    checks = checks_table(metrics)
+    assert checks.loc["fad_below_step0_o2c_ct1", "check"] == "training is real: O2C-GAN, CT 0.5 FAD below its step-0 FAD"
+    text = results_readme(claims, checks, clips_table(metrics), table1(metrics), t2, t3, label=LABEL,
+                          params=_params(), metrics=metrics)
+    assert "## Table 2: per-class FAD, CT 0.1 vs 0.5 vs 1.0" in text and "O2C-GAN, CT 1.0 <" not in text
+    assert table1_title(metrics, n_classes=7) == ("Table 1: mean FAD over 7 classes (tau_d = tau_c = 0.1) and "
+                                                  "recognisability, over seeds")
+    _made(metrics, o2c={"tau_d": 0.2})
+    assert "each model at the temperatures its name says" in table1_title(metrics, n_classes=7)
+    assert table1(metrics).set_index("variant").loc["o2c", "model"] == "O2C-GAN, DT 0.2"
+
+
+def test_a_variant_mixing_settings_or_missing_them_is_refused():
+    metrics = _made({"o2c": {0: _m(300.0), 1: _m(310.0)}})
+    assert variant_settings(metrics) == {"o2c": {"loss": "o2c", "tau_d": 0.1, "tau_c": 0.1}}
+    metrics["o2c"][1]["tau_c"] = 0.5
+    with pytest.raises(DataError, match=r"runs of o2c were made with different settings .*seed 1: .*0\.5.*rerun"):
+        table1(metrics)
+    with pytest.raises(DataError, match=r"evaluate/o2c/seed4/metrics.json does not say what made the run.*"
+                                        r"evaluate@o2c-4"):
+        table1({"o2c": {4: _m(300.0)}})
+    source = _made({"ocsupcon": {0: _m(300.0)}}, ocsupcon={"d2s_source": "paired_real"})
+    assert model_names(source)["ocsupcon"] == "OC-SupConGAN"  # the reading the paper's text favours: named as the paper's
+    source = _made({"ocsupcon": {0: _m(300.0)}}, ocsupcon={"d2s_source": "generated"})
+    assert model_names(source)["ocsupcon"] == "OC-SupConGAN, source generated"
+
+
 def test_results_readme_puts_verdicts_first():
     metrics, logs = _claim_inputs()
     metrics["hinge_only"] = {0: _m(330.0, probe=0.14)}
+    _made(metrics)
     per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
     text = results_readme(claims_table(metrics, logs), checks_table(metrics), clips_table(metrics), table1(metrics),
-                          table2(per_class, label=LABEL), table3(per_class, label=LABEL),
-                          label=LABEL, params=_params(), metrics=metrics, chance=1 / 7, tsne_seed=0)
+                          table2(per_class, label=LABEL, metrics=metrics),
+                          table3(per_class, label=LABEL, metrics=metrics), label=LABEL, params=_params(), metrics=metrics, chance=1 / 7, tsne_seed=0)
     assert text.index("## The paper's claims") < text.index("## Table 1") < text.index("## Table 2")
     assert "from 3 seeds (fewer: hinge only (control, no contrastive term) 1)" in text
     assert '"not established"' in text and "detectable difference" in text
@@ -241,10 +311,11 @@ def test_results_readme_puts_verdicts_first():
                              probe_own_label_classes=5)
     assert "| O2C-GAN | 0 | " in results_readme(
         claims_table(metrics, logs), checks_table(metrics), clips_table(metrics), table1(metrics),
-        table2(per_class, label=LABEL), table3(per_class, label=LABEL), label=LABEL, params=_params())
+        table2(per_class, label=LABEL, metrics=metrics), table3(per_class, label=LABEL, metrics=metrics), label=LABEL,
+        params=_params())
     assert "at most half" in results_readme(
         claims_table(metrics, logs), checks_table(metrics, profile="paper"), clips_table(metrics), table1(metrics),
-        table2(per_class, label=LABEL), table3(per_class, label=LABEL), label=LABEL,
+        table2(per_class, label=LABEL, metrics=metrics), table3(per_class, label=LABEL, metrics=metrics), label=LABEL,
         params=_params("paper"))
 
 
@@ -253,7 +324,7 @@ def test_load_seed_runs_reads_the_seed_folders(tmp_path):
         for k in seeds:
             ev = tmp_path / "evaluate" / v / f"seed{k}"
             ev.mkdir(parents=True)
-            (ev / "metrics.json").write_text(json.dumps(_m(300.0 + k)))
+            (ev / "metrics.json").write_text(json.dumps(_made({v: {k: _m(300.0 + k)}})[v][k]))
             pd.DataFrame({"class": [*DCASE_CLASSES, "Average"], "fad": [300.0 + k] * 8,
                           "fad_step0": [500.0] * 8}).to_csv(ev / "fad.csv", index=False)
             tr = tmp_path / "train" / v / f"seed{k}"
@@ -275,6 +346,7 @@ def test_claims_and_checks_are_dvc_metrics_matching_their_csv(tmp_path):
     metrics, logs = _claim_inputs()
     metrics["hinge_only"] = {0: _m(330.0, probe=0.14), 1: _m(331.0, probe=0.15)}
     metrics["o2c_ct1"] = {0: _m(339.0)}  # one seed: no interval, its bounds are null
+    _made(metrics)
     verdicts, checks = claims_table(metrics, logs), checks_table(metrics, profile="paper")
     assert list(verdicts.index) == [f"{cid}_{a}_vs_{b}" for cid, a, b, _, _ in CLAIMS]
     assert {"fad_below_step0_o2c", "recognisable_o2c", "fad_at_most_half_step0_o2c",
@@ -307,16 +379,23 @@ def test_claims_and_checks_are_dvc_metrics_matching_their_csv(tmp_path):
 
 def test_the_results_readme_names_the_source_reading_each_supcon_variant_ran_with():
     params = Path(__file__).resolve().parents[1] / "params.yaml"
-    assert source_readings(params, ["contragan", "csupcongan", "o2c", "ocsupcon", "ocsupcon_ct1"]) == {
-        "csupcongan": "paired_real", "ocsupcon": "paired_real", "ocsupcon_ct1": "paired_real"}
+    assert {v: load_params(params, variant=v).train.d2s_source for v in ("csupcongan", "ocsupcon", "ocsupcon_ct1")} \
+        == dict.fromkeys(("csupcongan", "ocsupcon", "ocsupcon_ct1"), "paired_real")
     metrics, logs = _claim_inputs()
     per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
 
-    def readme(**kw):
+    def readme(metrics):
         return results_readme(claims_table(metrics, logs), checks_table(metrics), clips_table(metrics),
-                              table1(metrics), table2(per_class, label=LABEL), table3(per_class, label=LABEL),
-                              label=LABEL, params=_params(), **kw)
+                              table1(metrics), table2(per_class, label=LABEL, metrics=metrics),
+                              table3(per_class, label=LABEL, metrics=metrics), label=LABEL, params=_params(),
+                              metrics=metrics)
 
-    assert "OC-SupConGAN `paired_real`; C-SupConGAN (C-SupCon) `generated`." in readme(
-        sources={"ocsupcon": "paired_real", "csupcongan": "generated"})
-    assert "`train.d2s_source`" not in readme()
+    unrecorded = {v: {s: {k: x for k, x in m.items() if k != "d2s_source"} for s, m in runs.items()}
+                  for v, runs in metrics.items()}
+    assert "`train.d2s_source`" not in readme(unrecorded)  # no run recorded a source reading
+    _made(metrics, ocsupcon={"d2s_source": "paired_real"}, csupcongan={"d2s_source": "generated"})
+    assert source_readings(metrics) == {"csupcongan": "generated", "ocsupcon": "paired_real",
+                                        "ocsupcon_ct1": "paired_real"}
+    # the readings the runs recorded, each model named by its loss and temperatures
+    assert ("C-SupConGAN (C-SupCon) `generated`; OC-SupConGAN `paired_real`; OC-SupConGAN, CT 1.0 `paired_real`."
+            in readme(metrics))

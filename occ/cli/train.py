@@ -30,13 +30,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_parsers", "add_project_arguments", "cmd_train", "cmd_supcon"]
+from occ.cli.common import add_project_arguments
 
-
-def add_project_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--profile`` and ``--project``: which project's ``params.yaml``, and which profile of it, a command reads."""
-    parser.add_argument("--profile", default=None, metavar="P", help="params.yaml profile (default: the file's switch)")
-    parser.add_argument("--project", default=None, metavar="DIR", help="project root (default: found from here)")
+__all__ = ["add_parsers", "cmd_train", "cmd_supcon"]
 
 
 def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:

@@ -1,12 +1,6 @@
-"""Datasets, the held-out split, the log-mel feature cache, clip selection, and the GAN's log-mel normalisation.
+"""The held-out split, the log-mel feature cache, clip selection, and the GAN's log-mel normalisation.
 
-Two layouts share one code path after :func:`scan_dataset`:
-
-* ``"dcase"``: the DCASE 2023 Task 7 development set, ``DCASEFoleySoundSynthesisDevSet/<Class>/*.wav``
-  with the official class map (docs/reference.md, section 2); the older folder name ``Sneeze`` is read as
-  ``Sneeze_Cough``. The embedded synthetic set (:mod:`occ.data.synth`) has the same layout.
-* ``"folders"``: any folder with one sub-folder per class; classes are the sub-folder names, sorted.
-
+Both layouts of a dataset share one code path after :func:`occ.data.scan.scan_dataset`.
 The feature cache holds the log-mels (:func:`occ.data.audio.log_mel`, 80 x 344 per 4-s clip) of a whole
 dataset, the labels, the file list, and a deterministic per-class split into training clips and a
 held-out reference set for FAD (100 per class by default, the size of the DCASE evaluation set).
@@ -25,28 +19,20 @@ import json
 import math
 import os
 import sys
-import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.atomic import atomic_open
-from occ.data.classes import DCASE_ALIASES, DCASE_CLASS_MAP, DCASE_CLASSES
 from occ.data.audio import LOG_FLOOR, N_FRAMES, N_MELS, frontend_settings, load_clip, log_mel
+from occ.data.scan import Dataset, scan_dataset, warn_data
 from occ.errors import ConfigError, DataError
 
-LAYOUTS = ("dcase", "folders")
-
-AUDIO_EXTENSIONS = frozenset(
-    [".wav", ".wave", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".aifc"]
-    + ([".mp3"] if "MP3" in sf.available_formats() else [])
-)
 SILENCE_PEAK = 1.0 / 32768.0  # a clip whose peak |x| is at most one 16-bit step is reported as silent
 
 LOG_MEL_MIN = math.log(LOG_FLOOR)  # -11.5129: the floor of every log-mel (digital silence)
@@ -56,157 +42,10 @@ SPLIT_RULE = "per-class-sorted-permutation-v1"
 CACHE_FORMAT = 2  # 2: with a checksum
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "LOG_MEL_MIN", "LOG_MEL_MAX",
-    "DataWarning", "Dataset", "scan_dataset", "split_heldout", "FeatureCache", "build_feature_cache",
+    "LOG_MEL_MIN", "LOG_MEL_MAX", "split_heldout", "FeatureCache", "build_feature_cache",
     "load_feature_cache", "feature_cache", "settings_hash", "normalize_mel", "denormalize_mel", "normalized_log_mel",
     "spread_over_classes",
 ]
-
-
-class DataWarning(UserWarning):
-    """A file or folder of a dataset was skipped or looks odd (silent clip); the run goes on."""
-
-
-def _warn(msg: str) -> None:
-    warnings.warn(msg, DataWarning, stacklevel=3)
-
-
-def _names(paths: list[Path], *, limit: int = 10) -> str:
-    shown = ", ".join(str(p) for p in paths[:limit])
-    return shown + (f" (+{len(paths) - limit} more)" if len(paths) > limit else "")
-
-
-# ----------------------------------------------------------------------------- scanning
-@dataclass(frozen=True)
-class Dataset:
-    """The audio files of a dataset and their classes.
-
-    Attributes
-    ----------
-    files : list[Path]
-        Audio files, sorted by class then file name.
-    labels : np.ndarray [shape=(n_files,), int64]
-        Class index of each file (index into ``class_names``).
-    class_names : list[str]
-        Class names; for the ``"dcase"`` layout always :data:`occ.data.classes.DCASE_CLASSES`.
-    root : Path
-        The dataset folder (``files`` lie below it).
-    layout : str
-        ``"dcase"`` or ``"folders"``.
-    """
-
-    files: list[Path]
-    labels: np.ndarray
-    class_names: list[str]
-    root: Path = field(default=Path("."))
-    layout: str = "dcase"
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def relative_files(self) -> list[str]:
-        """File paths relative to ``root``, with forward slashes."""
-        return [p.relative_to(self.root).as_posix() for p in self.files]
-
-
-def _missing_path_error(path: Path) -> DataError:
-    return DataError(
-        f"dataset folder {path} does not exist: set data.path in params.yaml to the "
-        f"DCASEFoleySoundSynthesisDevSet folder (layout 'dcase') or to a folder with one sub-folder per "
-        f"class (layout 'folders'), or run the data stage (dvc repro data) to synthesise the embedded dataset"
-    )
-
-
-def scan_dataset(path: str | os.PathLike, *, layout: str = "dcase") -> Dataset:
-    """List the audio files of a dataset folder and their labels (no audio is read).
-
-    Parameters
-    ----------
-    path : path-like
-        Dataset root: ``DCASEFoleySoundSynthesisDevSet`` (layout ``"dcase"``) or any folder with one
-        sub-folder per class (layout ``"folders"``).
-    layout : {"dcase", "folders"}
-        ``"dcase"``: the 7 DCASE class folders, labels from the official class map; ``Sneeze`` is
-        read as ``Sneeze_Cough``. ``"folders"``: one class per sub-folder, classes sorted by name.
-
-    Returns
-    -------
-    Dataset
-
-    Raises
-    ------
-    ConfigError
-        Unknown ``layout``.
-    DataError
-        The folder is missing or holds no class folders; (``"dcase"``) a folder is not a DCASE class,
-        a class is missing, or a class folder holds no audio file; (any layout) no audio at all.
-
-    Warns
-    -----
-    DataWarning
-        One line naming the files that were skipped because they are not audio (by extension) or are
-        nested folders, and (``"folders"``) each empty class folder, which is left out.
-        Hidden files and folders (name starting with ".") are ignored silently.
-    """
-    if layout not in LAYOUTS:
-        raise ConfigError(f"scan_dataset: layout must be one of {LAYOUTS}, got {layout!r} (data.layout)")
-    root = Path(path)
-    if not root.exists():
-        raise _missing_path_error(root)
-    if not root.is_dir():
-        raise DataError(f"dataset path {root} is a file, not a folder; set data.path to the dataset folder")
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    class_dirs = [p for p in entries if p.is_dir()]
-    skipped = [p for p in entries if not p.is_dir()]
-    if not class_dirs:
-        raise DataError(f"dataset folder {root} holds no class sub-folders; expected <root>/<class>/*.wav")
-
-    if layout == "dcase":
-        unknown = [d.name for d in class_dirs if DCASE_ALIASES.get(d.name, d.name) not in DCASE_CLASS_MAP]
-        if unknown:
-            raise DataError(f"dataset folder {root}: {', '.join(repr(u) for u in unknown)} is not a DCASE 2023 "
-                            f"Task 7 class folder; expected {DCASE_CLASSES} (use layout 'folders' for other "
-                            f"collections)")
-        class_names = list(DCASE_CLASSES)
-        dir_label = {d: DCASE_CLASS_MAP[DCASE_ALIASES.get(d.name, d.name)] for d in class_dirs}
-        missing = [c for i, c in enumerate(class_names) if i not in dir_label.values()]
-        if missing:
-            raise DataError(f"dataset folder {root} lacks the class folder(s) {missing}; the DCASE layout needs "
-                            f"all of {DCASE_CLASSES}")
-    else:
-        class_names = [d.name for d in class_dirs]
-        dir_label = {d: i for i, d in enumerate(class_dirs)}
-
-    per_label: dict[int, list[Path]] = {i: [] for i in range(len(class_names))}
-    for d in class_dirs:
-        for p in sorted(d.iterdir()):
-            if p.name.startswith("."):
-                continue
-            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS:
-                per_label[dir_label[d]].append(p)
-            else:
-                skipped.append(p)
-    if skipped:
-        _warn(f"skipped {len(skipped)} non-audio file(s) or folder(s) in {root}: {_names(skipped)}")
-
-    empty = [class_names[i] for i, fs in per_label.items() if not fs]
-    if empty and layout == "dcase":
-        raise DataError(f"dataset folder {root}: class folder(s) {empty} hold no audio files "
-                        f"({', '.join(sorted(AUDIO_EXTENSIONS))})")
-    if empty:
-        _warn(f"dataset folder {root}: empty class folder(s) {empty} left out")
-        keep = [i for i in range(len(class_names)) if per_label[i]]
-        per_label = {j: per_label[i] for j, i in enumerate(keep)}
-        class_names = [class_names[i] for i in keep]
-    if not class_names:
-        raise DataError(f"dataset folder {root} holds no audio files")
-    files, labels = [], []
-    for i in range(len(class_names)):
-        fs = sorted(per_label[i], key=lambda p: (p.parent.name, p.name))
-        files += fs
-        labels += [i] * len(fs)
-    return Dataset(files=files, labels=np.asarray(labels, dtype=np.int64), class_names=class_names,
-                   root=root, layout=layout)
 
 
 # ----------------------------------------------------------------------------- split
@@ -252,7 +91,7 @@ def split_heldout(files: list[str], labels: np.ndarray, *, n_classes: int, heldo
         if n < 2 * heldout_per_class:
             h = n // 2
             name = class_names[c] if class_names else str(c)
-            _warn(f"class {name} has {n} clips (< 2 x heldout_per_class = {2 * heldout_per_class}): "
+            warn_data(f"class {name} has {n} clips (< 2 x heldout_per_class = {2 * heldout_per_class}): "
                   f"holding out {h} for the FAD reference and training on {n - h}")
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(str(c).encode())]))
         mask[idx[rng.permutation(n)[:h]]] = True
@@ -473,11 +312,11 @@ def build_feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path
             for i, (x, reason) in zip(range(start, stop), results):
                 if x is None:
                     skipped.append((rel[i], reason))
-                    _warn(f"skipped {ds.files[i]}: {reason}")
+                    warn_data(f"skipped {ds.files[i]}: {reason}")
                     continue
                 if float(np.max(np.abs(x))) <= SILENCE_PEAK:
                     silent.append(rel[i])
-                    _warn(f"kept silent clip {ds.files[i]} (peak <= 1/32768)")
+                    warn_data(f"kept silent clip {ds.files[i]} (peak <= 1/32768)")
                 clips.append(x)
                 where.append(i)
             if clips:
@@ -607,7 +446,7 @@ def feature_cache(dataset_or_path: Dataset | str | os.PathLike, cache_path: str 
         try:
             cache = load_feature_cache(path)
         except DataError as exc:
-            _warn(f"rebuilding the feature cache: {exc}")
+            warn_data(f"rebuilding the feature cache: {exc}")
         else:
             if cache.settings_hash == want and cache.fingerprint == _fingerprint(ds):
                 return cache

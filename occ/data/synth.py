@@ -9,7 +9,8 @@ every class varies within itself (event count, timing, pitch, spectral colour, l
 that diversity and mode collapse are measurable.
 
 All recipes are vectorised: events are placed as impulse or envelope tracks on the 4-s timeline and
-each track is filtered once (resonators, Butterworth band-passes, FFT convolution for reverb).
+each track is filtered once (resonators, Butterworth band-passes, FFT convolution for reverb: the building blocks
+of :mod:`occ.data.synth_blocks`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.atomic import atomic_folder, make_folder
 from occ.data.audio import N_SAMPLES, SR, write_pcm16
 from occ.data.classes import DCASE_CLASSES
+from occ.data.synth_blocks import (band, burst_track, colored_noise, finish, formant_harmonics, harmonic, impulses, lerp,
+                                   lowpass, place, resonator, reverb, smooth_noise)
 from occ.errors import ConfigError, DataError
 
 SYNTH_VERSION = "1"
@@ -43,184 +45,37 @@ __all__ = ["CLASSES", "SYNTH_VERSION", "DEFAULT_CLIPS_PER_CLASS", "synthesize_cl
 _T = np.arange(N_SAMPLES) / SR  # time axis of a clip, s
 
 
-# ----------------------------------------------------------------------------- building blocks
-def _lerp(a: float, b: float, w: float) -> float:
-    return a + (b - a) * w
-
-
-def _band(x: np.ndarray, lo: float, hi: float, *, order: int = 2) -> np.ndarray:
-    """Butterworth band-pass (``lo``..``hi`` Hz); degenerates to a low- or high-pass at the edges."""
-    nyq = SR / 2
-    lo = max(lo, 0.0)
-    hi = min(hi, nyq * 0.95)
-    if lo <= 20.0:
-        sos = butter(order, hi, btype="lowpass", fs=SR, output="sos")
-    elif hi >= nyq * 0.95:
-        sos = butter(order, lo, btype="highpass", fs=SR, output="sos")
-    else:
-        sos = butter(order, [lo, max(hi, lo * 1.05)], btype="bandpass", fs=SR, output="sos")
-    return sosfilt(sos, x, axis=-1)
-
-
-def _lowpass(x: np.ndarray, fc: float, *, order: int = 2) -> np.ndarray:
-    return sosfilt(butter(order, min(fc, SR * 0.47), btype="lowpass", fs=SR, output="sos"), x, axis=-1)
-
-
-def _highpass(x: np.ndarray, fc: float, *, order: int = 2) -> np.ndarray:
-    return sosfilt(butter(order, fc, btype="highpass", fs=SR, output="sos"), x, axis=-1)
-
-
-def _resonator(x: np.ndarray, freq: float, tau: float) -> np.ndarray:
-    """Two-pole resonator: an impulse becomes ``sin(2 pi freq t) exp(-t / tau)`` (peak gain about 1)."""
-    r = math.exp(-1.0 / (tau * SR))
-    w = 2 * math.pi * min(freq, SR * 0.45) / SR
-    return lfilter([math.sin(w)], [1.0, -2 * r * math.cos(w), r * r], x)
-
-
-def _colored_noise(rng: np.random.Generator, n: int, slope: float) -> np.ndarray:
-    """Gaussian noise with power spectrum ~ f^(-slope) (0 white, 1 pink, 2 brown), unit RMS."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(spec.shape[0], dtype=np.float64)
-    f[0] = 1.0
-    spec *= f ** (-slope / 2)
-    spec[0] = 0.0
-    y = np.fft.irfft(spec, n)
-    return y / (np.sqrt(np.mean(y * y)) + 1e-12)
-
-
-def _smooth_noise(rng: np.random.Generator, n: int, rate_hz: float) -> np.ndarray:
-    """Slowly varying random curve, unit standard deviation, variations at about ``rate_hz``."""
-    n_knots = max(int(n / SR * rate_hz) + 2, 2)
-    knots = rng.standard_normal(n_knots)
-    return np.interp(np.linspace(0, n_knots - 1, n), np.arange(n_knots), knots)
-
-
-def _impulses(n: int, times: np.ndarray, amps: np.ndarray) -> np.ndarray:
-    """Impulse track of length ``n`` with amplitude ``amps[i]`` at ``times[i]`` seconds (outside times dropped)."""
-    out = np.zeros(n)
-    idx = np.round(np.asarray(times) * SR).astype(np.int64)
-    ok = (idx >= 0) & (idx < n)
-    np.add.at(out, idx[ok], np.asarray(amps, dtype=np.float64)[ok])
-    return out
-
-
-def _burst_track(rng: np.random.Generator, n: int, times: np.ndarray, amps: np.ndarray, tau: float) -> np.ndarray:
-    """Noise bursts decaying as ``exp(-t / tau)`` (tau in s) at ``times``: a one-pole envelope times fresh noise."""
-    env = lfilter([1.0], [1.0, -math.exp(-1.0 / (tau * SR))], _impulses(n, times, amps))
-    return env * rng.standard_normal(n)
-
-
-def _place(out: np.ndarray, event: np.ndarray, start_s: float) -> None:
-    """Add ``event`` into ``out`` starting at ``start_s`` seconds (cut at the end)."""
-    s = int(round(start_s * SR))
-    if s >= out.shape[0] or s + event.shape[0] <= 0:
-        return
-    e = min(out.shape[0], s + event.shape[0])
-    out[max(s, 0):e] += event[max(-s, 0):e - s]
-
-
-def _reverb(rng: np.random.Generator, x: np.ndarray, *, rt60: float, wet: float, damp_hz: float = 6000.0,
-            predelay: float = 0.01) -> np.ndarray:
-    """Dry signal plus an exponentially decaying, low-passed noise tail (RT60 in s), energy-normalised."""
-    length = int(min(rt60 * 1.2, 3.0) * SR)
-    t = np.arange(length) / SR
-    ir = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)
-    ir = _lowpass(ir, damp_hz)
-    ir[: int(predelay * SR)] = 0.0
-    ir /= np.sqrt(np.sum(ir * ir)) + 1e-12
-    return x + wet * fftconvolve(x, ir)[: x.shape[0]]
-
-
-def _harmonic(phase: np.ndarray, amps: np.ndarray, *, step: int = 1) -> np.ndarray:
-    """Sum of harmonics ``sum_k amps[k-1, t] sin(k phase[t])``.
-
-    ``amps`` is (K, 1) for fixed amplitudes or (K, ceil(n / step)) for amplitudes given every ``step``
-    samples (held in between). ``sin(k phase)`` comes from the Chebyshev recurrence
-    ``sin((k+1) p) = 2 cos(p) sin(k p) - sin((k-1) p)``, which costs a multiply-add per harmonic.
-    """
-    n = phase.shape[0]
-
-    def row(k: int) -> np.ndarray | float:
-        a = amps[k]
-        return a[0] if a.shape[0] == 1 else np.repeat(a, step)[:n]
-
-    c2 = 2.0 * np.cos(phase)
-    s_prev = np.zeros(n)
-    s_cur = np.sin(phase)
-    out = row(0) * s_cur
-    for k in range(1, amps.shape[0]):
-        s_prev, s_cur = s_cur, c2 * s_cur - s_prev
-        out += row(k) * s_cur
-    return out
-
-
-def _formant_harmonics(f0: np.ndarray, formants: list[tuple[float, float, float]], *, max_harm: int,
-                       f_top: float, tilt: float, step: int = 32) -> np.ndarray:
-    """Harmonic source at pitch ``f0`` (Hz, per sample) whose harmonics are weighted by a formant envelope.
-
-    Harmonic ``k`` has amplitude ``formant_gain(k f0) / k**tilt`` (0 above ``f_top`` Hz), evaluated every
-    ``step`` samples.
-    """
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    n_harm = int(max(1, min(max_harm, f_top / f0.max())))
-    k = np.arange(1, n_harm + 1, dtype=np.float64)[:, None]
-    freqs = k * f0[None, ::step]
-    amps = _formant_gain(freqs, formants) * (freqs < f_top) / k ** tilt
-    return _harmonic(phase, amps, step=step)
-
-
-def _formant_gain(freqs: np.ndarray, formants: list[tuple[float, float, float]]) -> np.ndarray:
-    """Spectral envelope at ``freqs`` (Hz): sum of Gaussian bumps (centre, bandwidth, gain) plus a floor."""
-    g = np.full(freqs.shape, 0.03)
-    for fc, bw, gain in formants:
-        g += gain * np.exp(-0.5 * ((freqs - fc) / bw) ** 2)
-    return g
-
-
-def _finish(rng: np.random.Generator, fg: np.ndarray, *, peak: tuple[float, float], bg_slope: float,
-            bg_db: tuple[float, float], bg_band: tuple[float, float] = (40.0, 9000.0)) -> np.ndarray:
-    """Remove DC, add a background at a random level below the foreground peak, scale to a random peak."""
-    fg = _highpass(fg, 25.0)
-    fg = fg / (np.max(np.abs(fg)) + 1e-12)
-    bg = _band(_colored_noise(rng, fg.shape[0], bg_slope), *bg_band)
-    bg = bg / (np.max(np.abs(bg)) + 1e-12)
-    bg_level = 10 ** (rng.uniform(*bg_db) / 20)
-    x = fg + bg_level * bg * (1 + 0.3 * _smooth_noise(rng, fg.shape[0], 0.5)).clip(0.3, None)
-    x = x / (np.max(np.abs(x)) + 1e-12) * rng.uniform(*peak)
-    return x.astype(np.float32)
-
-
 # ----------------------------------------------------------------------------- class recipes
 def _dog_bark(rng: np.random.Generator) -> np.ndarray:
     """1-4 barks: harmonic source with a falling pitch, shaped by dog-size formants, plus breath noise."""
     n = N_SAMPLES
     size = rng.uniform()  # 0 small dog ... 1 large dog
-    f0_base = math.exp(_lerp(math.log(750), math.log(260), size)) * rng.uniform(0.85, 1.15)
+    f0_base = math.exp(lerp(math.log(750), math.log(260), size)) * rng.uniform(0.85, 1.15)
     fs = rng.uniform(0.85, 1.15)
-    formants = [(_lerp(1100, 550, size) * fs, rng.uniform(120, 250), 1.0),
-                (_lerp(2100, 1250, size) * fs, rng.uniform(150, 300), rng.uniform(0.4, 0.9)),
-                (_lerp(3400, 2500, size) * fs, rng.uniform(200, 400), rng.uniform(0.2, 0.6))]
+    formants = [(lerp(1100, 550, size) * fs, rng.uniform(120, 250), 1.0),
+                (lerp(2100, 1250, size) * fs, rng.uniform(150, 300), rng.uniform(0.4, 0.9)),
+                (lerp(3400, 2500, size) * fs, rng.uniform(200, 400), rng.uniform(0.2, 0.6))]
     noise_mix = rng.uniform(0.05, 0.4)
     out = np.zeros(n)
     t0 = rng.uniform(0.05, 1.0)
     for _ in range(int(rng.integers(1, 5))):
-        dur = rng.uniform(0.09, 0.28) * _lerp(0.8, 1.4, size)
+        dur = rng.uniform(0.09, 0.28) * lerp(0.8, 1.4, size)
         m = int(dur * SR)
         tt = np.arange(m) / SR
         rise = rng.uniform(0.15, 0.6)
         f0 = f0_base * rng.uniform(0.9, 1.1) * (1 + rise * np.exp(-tt / (0.25 * dur))) * (1 - 0.3 * tt / dur)
         f0 *= 1 + 0.02 * np.sin(2 * np.pi * rng.uniform(20, 40) * tt)  # growl roughness
-        voice = _formant_harmonics(f0, formants, max_harm=40, f_top=7800, tilt=0.5, step=16)
-        breath = _band(rng.standard_normal(m), formants[0][0] * 0.6, formants[2][0] * 1.2)
+        voice = formant_harmonics(f0, formants, max_harm=40, f_top=7800, tilt=0.5, step=16)
+        breath = band(rng.standard_normal(m), formants[0][0] * 0.6, formants[2][0] * 1.2)
         src = voice / (np.abs(voice).max() + 1e-12) + noise_mix * breath / (np.abs(breath).max() + 1e-12)
         env = (1 - np.exp(-tt / rng.uniform(0.004, 0.015))) * np.exp(-tt / (dur * rng.uniform(0.3, 0.6)))
         env *= np.clip((dur - tt) / 0.01, 0, 1)
-        _place(out, src * env * rng.uniform(0.5, 1.0), t0)
+        place(out, src * env * rng.uniform(0.5, 1.0), t0)
         t0 += dur + rng.uniform(0.12, 0.7)
         if t0 > 3.75:
             break
-    out = _reverb(rng, out, rt60=rng.uniform(0.2, 0.8), wet=rng.uniform(0.05, 0.4), damp_hz=rng.uniform(3000, 7000))
-    return _finish(rng, out, peak=(0.2, 0.85), bg_slope=rng.uniform(0.5, 1.5), bg_db=(-50, -25))
+    out = reverb(rng, out, rt60=rng.uniform(0.2, 0.8), wet=rng.uniform(0.05, 0.4), damp_hz=rng.uniform(3000, 7000))
+    return finish(rng, out, peak=(0.2, 0.85), bg_slope=rng.uniform(0.5, 1.5), bg_db=(-50, -25))
 
 
 _SURFACES = {
@@ -249,8 +104,8 @@ def _footstep(rng: np.random.Generator) -> np.ndarray:
     toe_amp = heel_amp * rng.uniform(0.25, 0.7, steps.shape[0])
     times = np.concatenate([steps, toe_t])
     amps = np.concatenate([heel_amp, toe_amp])
-    low = _resonator(_impulses(n, steps, heel_amp), rng.uniform(*thump_f), rng.uniform(*thump_tau))
-    click = _band(_burst_track(rng, n, times, amps, rng.uniform(*click_tau)), *click_band)
+    low = resonator(impulses(n, steps, heel_amp), rng.uniform(*thump_f), rng.uniform(*thump_tau))
+    click = band(burst_track(rng, n, times, amps, rng.uniform(*click_tau)), *click_band)
     ratio = rng.uniform(0.3, 1.0)
     out = low / (np.abs(low).max() + 1e-12) * ratio + click / (np.abs(click).max() + 1e-12)
     if grain_rate:
@@ -259,10 +114,10 @@ def _footstep(rng: np.random.Generator) -> np.ndarray:
         owner = np.repeat(np.arange(times.shape[0]), n_grains)
         g_t = times[owner] + rng.exponential(grain_span / 3, owner.shape[0])
         g_a = amps[owner] * rng.lognormal(0, 0.6, owner.shape[0])
-        grains = _band(_burst_track(rng, n, g_t, g_a, rng.uniform(0.001, 0.003)), *grain_band)
+        grains = band(burst_track(rng, n, g_t, g_a, rng.uniform(0.001, 0.003)), *grain_band)
         out += grains / (np.abs(grains).max() + 1e-12) * rng.uniform(0.4, 1.0)
-    out = _reverb(rng, out, rt60=rng.uniform(0.1, 0.9), wet=rng.uniform(0.05, 0.5))
-    return _finish(rng, out, peak=(0.15, 0.8), bg_slope=rng.uniform(0.5, 2.0), bg_db=(-45, -20))
+    out = reverb(rng, out, rt60=rng.uniform(0.1, 0.9), wet=rng.uniform(0.05, 0.5))
+    return finish(rng, out, peak=(0.15, 0.8), bg_slope=rng.uniform(0.5, 2.0), bg_db=(-45, -20))
 
 
 def _gunshot(rng: np.random.Generator) -> np.ndarray:
@@ -274,16 +129,16 @@ def _gunshot(rng: np.random.Generator) -> np.ndarray:
     times = start + np.concatenate([[0.0], np.cumsum(gaps)])
     amps = rng.uniform(0.7, 1.0, n_shots)
     distance = rng.uniform()  # 0 near ... 1 far
-    crack = _burst_track(rng, n, times, amps, rng.uniform(0.002, 0.008))
-    boom = _resonator(_impulses(n, times, amps), rng.uniform(40, 110), rng.uniform(0.04, 0.15))
-    body = _lowpass(_burst_track(rng, n, times + 0.002, amps, rng.uniform(0.03, 0.12)), rng.uniform(300, 1200))
-    dry = (crack / (np.abs(crack).max() + 1e-12) * _lerp(1.0, 0.3, distance)
+    crack = burst_track(rng, n, times, amps, rng.uniform(0.002, 0.008))
+    boom = resonator(impulses(n, times, amps), rng.uniform(40, 110), rng.uniform(0.04, 0.15))
+    body = lowpass(burst_track(rng, n, times + 0.002, amps, rng.uniform(0.03, 0.12)), rng.uniform(300, 1200))
+    dry = (crack / (np.abs(crack).max() + 1e-12) * lerp(1.0, 0.3, distance)
            + boom / (np.abs(boom).max() + 1e-12) * rng.uniform(0.4, 1.0)
            + body / (np.abs(body).max() + 1e-12) * rng.uniform(0.3, 0.8))
-    out = _reverb(rng, dry, rt60=rng.uniform(0.6, 2.6), wet=_lerp(0.8, 3.0, distance) * rng.uniform(0.7, 1.3),
+    out = reverb(rng, dry, rt60=rng.uniform(0.6, 2.6), wet=lerp(0.8, 3.0, distance) * rng.uniform(0.7, 1.3),
                   damp_hz=rng.uniform(1500, 6000), predelay=rng.uniform(0.005, 0.06))
-    out = _lowpass(out, _lerp(10000, 2000, distance))
-    return _finish(rng, out, peak=(0.4, 0.9), bg_slope=rng.uniform(0.5, 2.0), bg_db=(-55, -30))
+    out = lowpass(out, lerp(10000, 2000, distance))
+    return finish(rng, out, peak=(0.4, 0.9), bg_slope=rng.uniform(0.5, 2.0), bg_db=(-55, -30))
 
 
 def _keyboard(rng: np.random.Generator) -> np.ndarray:
@@ -303,21 +158,21 @@ def _keyboard(rng: np.random.Generator) -> np.ndarray:
     is_space = rng.uniform(size=times.shape[0]) < rng.uniform(0.03, 0.15)
     amps = rng.uniform(0.4, 1.0, times.shape[0])
     press_tau = rng.uniform(0.002, 0.008)
-    key_exc = _burst_track(rng, n, times[~is_space], amps[~is_space], press_tau)
+    key_exc = burst_track(rng, n, times[~is_space], amps[~is_space], press_tau)
     rel_t = times + rng.uniform(0.06, 0.15, times.shape[0])
-    rel_exc = _burst_track(rng, n, rel_t, amps * rng.uniform(0.1, 0.5), press_tau * 0.7)
+    rel_exc = burst_track(rng, n, rel_t, amps * rng.uniform(0.1, 0.5), press_tau * 0.7)
     key_res = [(rng.uniform(1800, 6500), rng.uniform(0.001, 0.005)),
                (rng.uniform(700, 2000), rng.uniform(0.002, 0.006))]
-    keys = sum(_resonator(key_exc + rel_exc, f, tau) * w for (f, tau), w in zip(key_res, (1.0, rng.uniform(0.3, 1.0))))
-    keys = keys + _band(key_exc, 2000, 9000) * rng.uniform(0.05, 0.3)
-    thud = _resonator(_impulses(n, times, amps), rng.uniform(120, 400), rng.uniform(0.005, 0.015))
+    keys = sum(resonator(key_exc + rel_exc, f, tau) * w for (f, tau), w in zip(key_res, (1.0, rng.uniform(0.3, 1.0))))
+    keys = keys + band(key_exc, 2000, 9000) * rng.uniform(0.05, 0.3)
+    thud = resonator(impulses(n, times, amps), rng.uniform(120, 400), rng.uniform(0.005, 0.015))
     out = keys / (np.abs(keys).max() + 1e-12) + thud / (np.abs(thud).max() + 1e-12) * rng.uniform(0.1, 0.5)
     if is_space.any():
-        sp_exc = _burst_track(rng, n, times[is_space], amps[is_space] * 1.3, rng.uniform(0.006, 0.015))
-        space = _resonator(sp_exc, rng.uniform(350, 1200), rng.uniform(0.01, 0.03)) + _band(sp_exc, 500, 4000)
+        sp_exc = burst_track(rng, n, times[is_space], amps[is_space] * 1.3, rng.uniform(0.006, 0.015))
+        space = resonator(sp_exc, rng.uniform(350, 1200), rng.uniform(0.01, 0.03)) + band(sp_exc, 500, 4000)
         out += space / (np.abs(space).max() + 1e-12) * rng.uniform(0.6, 1.2)
-    out = _reverb(rng, out, rt60=rng.uniform(0.15, 0.6), wet=rng.uniform(0.05, 0.4))
-    return _finish(rng, out, peak=(0.1, 0.7), bg_slope=rng.uniform(0.5, 1.5), bg_db=(-50, -25))
+    out = reverb(rng, out, rt60=rng.uniform(0.15, 0.6), wet=rng.uniform(0.05, 0.4))
+    return finish(rng, out, peak=(0.1, 0.7), bg_slope=rng.uniform(0.5, 1.5), bg_db=(-50, -25))
 
 
 def _vehicle(rng: np.random.Generator) -> np.ndarray:
@@ -325,7 +180,7 @@ def _vehicle(rng: np.random.Generator) -> np.ndarray:
     n = N_SAMPLES
     t = _T
     cyl = int(rng.choice([2, 4, 6, 8]))
-    rpm = rng.uniform(800, 3500) * (1 + 0.08 * _smooth_noise(rng, n, 1.0)) * (1 + rng.uniform(-0.25, 0.35) * t / 4)
+    rpm = rng.uniform(800, 3500) * (1 + 0.08 * smooth_noise(rng, n, 1.0)) * (1 + rng.uniform(-0.25, 0.35) * t / 4)
     f_fire = rpm / 60 * cyl / 2
     scenario = rng.choice(["passby", "passby", "approach", "recede", "steady"])
     speed = rng.uniform(8, 30)  # m/s
@@ -345,37 +200,37 @@ def _vehicle(rng: np.random.Generator) -> np.ndarray:
     tilt = rng.uniform(0.6, 1.6)
     amps = (k ** -tilt * rng.lognormal(0, 0.5, n_harm))[:, None]
     # half-order components (engine imbalance) through a phase at half the firing rate
-    engine = _harmonic(phase, amps) + rng.uniform(0.1, 0.5) * np.sin(0.5 * phase)
+    engine = harmonic(phase, amps) + rng.uniform(0.1, 0.5) * np.sin(0.5 * phase)
     pulse = (1 + 0.8 * np.sin(phase)) ** 2
-    combustion = _band(rng.standard_normal(n), 200, rng.uniform(1500, 4000)) * pulse
-    road = _band(_colored_noise(rng, n, rng.uniform(0.5, 1.5)), rng.uniform(150, 400), rng.uniform(2000, 6000))
+    combustion = band(rng.standard_normal(n), 200, rng.uniform(1500, 4000)) * pulse
+    road = band(colored_noise(rng, n, rng.uniform(0.5, 1.5)), rng.uniform(150, 400), rng.uniform(2000, 6000))
     mix_road = rng.uniform(0.2, 1.2) * (speed / 30 if scenario != "steady" else 0.3)
     out = (engine / (np.abs(engine).max() + 1e-12)
            + rng.uniform(0.1, 0.5) * combustion / (np.abs(combustion).max() + 1e-12)
            + mix_road * road / (np.abs(road).max() + 1e-12)) * gain
-    out = _lowpass(out, rng.uniform(3000, 9000))
-    return _finish(rng, out, peak=(0.2, 0.85), bg_slope=rng.uniform(1.0, 2.0), bg_db=(-40, -15))
+    out = lowpass(out, rng.uniform(3000, 9000))
+    return finish(rng, out, peak=(0.2, 0.85), bg_slope=rng.uniform(1.0, 2.0), bg_db=(-40, -15))
 
 
 def _rain(rng: np.random.Generator) -> np.ndarray:
     """Dense random drops (resonant ticks on a random surface) over a filtered noise bed of varying intensity."""
     n = N_SAMPLES
     intensity = rng.uniform()
-    envelope = np.clip(1 + rng.uniform(0.1, 0.5) * _smooth_noise(rng, n, rng.uniform(0.3, 1.5)), 0.2, None)
-    bed = _band(_colored_noise(rng, n, rng.uniform(0.0, 1.2)), rng.uniform(150, 900), rng.uniform(3000, 10000))
+    envelope = np.clip(1 + rng.uniform(0.1, 0.5) * smooth_noise(rng, n, rng.uniform(0.3, 1.5)), 0.2, None)
+    bed = band(colored_noise(rng, n, rng.uniform(0.0, 1.2)), rng.uniform(150, 900), rng.uniform(3000, 10000))
     bed = bed / (np.abs(bed).max() + 1e-12) * envelope
-    rate = _lerp(150, 2500, intensity)  # drops per second
+    rate = lerp(150, 2500, intensity)  # drops per second
     drops = np.zeros(n)
     n_pop = 6  # drop populations of different pitch: leaves, roof, puddle...
     for _ in range(n_pop):
         count = rng.poisson(rate * 4 / n_pop)
         d_t = rng.uniform(0, 4, count)
         d_a = rng.lognormal(0, 0.7, count) * np.interp(d_t, _T, envelope)
-        track = _impulses(n, d_t, d_a)
-        drops += _resonator(track, rng.uniform(600, 8000), rng.uniform(0.0005, 0.003)) * rng.uniform(0.3, 1.0)
+        track = impulses(n, d_t, d_a)
+        drops += resonator(track, rng.uniform(600, 8000), rng.uniform(0.0005, 0.003)) * rng.uniform(0.3, 1.0)
     drops = drops / (np.abs(drops).max() + 1e-12)
-    out = bed * _lerp(0.3, 1.0, intensity) * rng.uniform(0.5, 1.5) + drops * rng.uniform(0.4, 1.2)
-    return _finish(rng, out, peak=(0.1, 0.6), bg_slope=rng.uniform(1.0, 2.0), bg_db=(-40, -20))
+    out = bed * lerp(0.3, 1.0, intensity) * rng.uniform(0.5, 1.5) + drops * rng.uniform(0.4, 1.2)
+    return finish(rng, out, peak=(0.1, 0.6), bg_slope=rng.uniform(1.0, 2.0), bg_db=(-40, -20))
 
 
 def _voice_track(f0: np.ndarray, env: np.ndarray, formants: list[tuple[float, float, float]]) -> np.ndarray:
@@ -384,13 +239,13 @@ def _voice_track(f0: np.ndarray, env: np.ndarray, formants: list[tuple[float, fl
     nz = np.flatnonzero(env)
     if nz.size:
         a, b = nz[0], nz[-1] + 1
-        out[a:b] = _formant_harmonics(f0[a:b], formants, max_harm=30, f_top=6000, tilt=1.0) * env[a:b]
+        out[a:b] = formant_harmonics(f0[a:b], formants, max_harm=30, f_top=6000, tilt=1.0) * env[a:b]
     return out
 
 
 def _formant_noise(x: np.ndarray, formants: list[tuple[float, float, float]]) -> np.ndarray:
     """Parallel band-pass bank (one Butterworth band per formant) applied to a noise track."""
-    return sum(g * _band(x, fc - bw, fc + bw) for fc, bw, g in formants)
+    return sum(g * band(x, fc - bw, fc + bw) for fc, bw, g in formants)
 
 
 def _sneeze_cough(rng: np.random.Generator) -> np.ndarray:
@@ -436,14 +291,14 @@ def _sneeze_cough(rng: np.random.Generator) -> np.ndarray:
         noise_env += burst
         hiss_env += burst * rng.uniform(0.5, 1.2)
         voice_env += burst * rng.uniform(0.1, 0.4)
-    f0 = f0_base * (1 + 0.1 * _smooth_noise(rng, n, 3.0)) * np.linspace(1.1, 0.85, n)
+    f0 = f0_base * (1 + 0.1 * smooth_noise(rng, n, 3.0)) * np.linspace(1.1, 0.85, n)
     noise = _formant_noise(rng.standard_normal(n) * noise_env, formants)
-    hiss = _band(rng.standard_normal(n) * hiss_env, rng.uniform(2500, 4000), rng.uniform(7000, 10000))
+    hiss = band(rng.standard_normal(n) * hiss_env, rng.uniform(2500, 4000), rng.uniform(7000, 10000))
     voice = _voice_track(f0, voice_env, formants)
     out = (noise / (np.abs(noise).max() + 1e-12) + hiss / (np.abs(hiss).max() + 1e-12) * rng.uniform(0.2, 0.8)
            + voice / (np.abs(voice).max() + 1e-12) * rng.uniform(0.1, 0.6))
-    out = _reverb(rng, out, rt60=rng.uniform(0.2, 0.8), wet=rng.uniform(0.05, 0.4))
-    return _finish(rng, out, peak=(0.2, 0.85), bg_slope=rng.uniform(0.5, 1.5), bg_db=(-50, -25))
+    out = reverb(rng, out, rt60=rng.uniform(0.2, 0.8), wet=rng.uniform(0.05, 0.4))
+    return finish(rng, out, peak=(0.2, 0.85), bg_slope=rng.uniform(0.5, 1.5), bg_db=(-50, -25))
 
 
 _RECIPES: dict[str, Callable[[np.random.Generator], np.ndarray]] = {

@@ -25,6 +25,7 @@ import torch
 from occ.atomic import atomic_open
 from occ.data.datasets import normalized_log_mel
 from occ.errors import DataError
+from occ.nets.encoder import classification_accuracy
 
 __all__ = ["LinearProbe", "fit_probe", "load_probe", "clip_features", "encoder_accuracy"]
 
@@ -170,13 +171,11 @@ def fit_probe(emb_by_class: dict[str, np.ndarray], *, c: float = 1.0, max_iter: 
     return probe
 
 
-@torch.no_grad()
 def encoder_accuracy(encoder: torch.nn.Module, wavs: np.ndarray, labels: torch.Tensor, *,
                      device: str | torch.device = "cpu", batch_size: int = 64) -> float:
-    """Accuracy of the fine-tuned encoder's classifier on clips (mel of the audio, as for real clips)."""
-    correct = 0
-    for i in range(0, len(wavs), batch_size):
-        x = normalized_log_mel(torch.as_tensor(wavs[i:i + batch_size]).to(device))[:, None]
-        pred = encoder.classify(x).argmax(dim=1).cpu()
-        correct += int((pred == labels[i:i + batch_size]).sum())
-    return correct / len(wavs)
+    """Accuracy of the fine-tuned encoder's classifier on clips: :func:`occ.nets.encoder.classification_accuracy` of
+    their log-mels (normalised, as for real clips), computed ``batch_size`` clips at a time."""
+    with torch.no_grad():
+        mels = torch.cat([normalized_log_mel(torch.as_tensor(wavs[i:i + batch_size]).to(device))
+                          for i in range(0, len(wavs), batch_size)])
+    return classification_accuracy(encoder, mels, labels, batch_size=batch_size, device=device)

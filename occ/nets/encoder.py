@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from occ.device import resolve_device
 from occ.errors import ConfigError, DataError
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "draw_augment_params",
     "apply_augment",
     "augment",
+    "encode_mels",
+    "classification_accuracy",
 ]
 
 #: Normalised log-mel value of silence; fill value of faded and masked regions.
@@ -311,3 +314,82 @@ def augment(x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     """
     params = draw_augment_params(x.shape[0], n_frames=x.shape[-1], generator=generator)
     return apply_augment(x, params)
+
+
+@torch.no_grad()
+def encode_mels(
+    encoder: Encoder,
+    mels: torch.Tensor,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    which: str = "embed",
+) -> torch.Tensor:
+    """Embeddings of log-mels by a (frozen) encoder, in eval mode.
+
+    Parameters
+    ----------
+    encoder : Encoder
+        The encoder (moved to ``device``; its mode is restored afterwards).
+    mels : torch.Tensor [shape=(N, 80, 344)]
+        Normalised log-mels.
+    batch_size : int
+        Clips per forward pass.
+    device : {"auto", "cpu", "cuda"} or torch.device
+        Where to run.
+    which : {"embed", "features", "logits"}
+        The normalised SupCon embedding ``f(x)`` (N, proj_dim), the pooled backbone feature
+        (N, 8 * width) or the class logits (N, n_classes).
+
+    Returns
+    -------
+    torch.Tensor
+        float32, on the CPU.
+    """
+    fn = {"embed": encoder.embed, "features": encoder.features, "logits": encoder.classify}.get(which)
+    if fn is None:
+        raise ValueError(f"encode_mels: which={which!r} is not 'embed', 'features' or 'logits'.")
+    dev = resolve_device(device)
+    was_training = encoder.training
+    encoder.to(dev).eval()
+    outs = []
+    try:
+        for start in range(0, mels.shape[0], batch_size):
+            x = mels[start:start + batch_size].unsqueeze(1).to(dev, torch.float32)
+            outs.append(fn(x).float().cpu())
+    finally:
+        encoder.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def classification_accuracy(
+    encoder: Encoder,
+    mels: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Fraction of clips whose arg-max class logit equals the label (eval mode): the fine-tuned encoder's accuracy, on
+    the real clips' log-mels (the supcon stage) as on generated clips' (``occ.metrics.probe.encoder_accuracy``).
+
+    Parameters
+    ----------
+    encoder : Encoder
+        A fine-tuned encoder.
+    mels : torch.Tensor [shape=(N, 80, 344)]
+        Normalised log-mels.
+    labels : torch.Tensor [shape=(N,)]
+        Classes.
+    batch_size : int
+        Clips per forward pass.
+    device : {"auto", "cpu", "cuda"} or torch.device
+        Where to run.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+    """
+    logits = encode_mels(encoder, mels, batch_size=batch_size, device=device, which="logits")
+    return int((logits.argmax(dim=1) == labels.cpu().long()).sum()) / len(labels)

@@ -8,7 +8,8 @@ finished, as many at a time as the cores hold at the thread count each declares 
 ``dvc repro --single-item`` decide whether its stage is out of date. Afterwards ``dvc status`` is clean and
 ``dvc repro`` does nothing, as after a plain ``dvc repro``.
 
-What a user sees: one line per stage started and finished (time, done/total, an estimate of what is left); a
+What a user sees: one line per stage started and finished (time, done/total, an estimate of what is left, from the
+stages' recorded times: :mod:`occ.pipeline.estimate`); a
 failing stage named with its log, the running stages finished and recorded, no new ones started; Ctrl-C stops
 every worker (each stage it interrupts is left as DVC leaves an interrupted stage, unrecorded), keeps every
 finished stage, and a second invocation resumes. docs/parallel.md says why a driver and not a library.
@@ -16,29 +17,30 @@ finished stage, and a second invocation resumes. docs/parallel.md says why a dri
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from occ.atomic import make_folder
+from occ.pipeline.estimate import recorded_times, scaled_times, time_left
 
 __all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "nothing_to_do", "Scheduler", "run_parallel",
-           "stage_threads", "machine_cores", "main"]
+           "stage_threads", "machine_cores"]
 
 LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
 
 
 @dataclass
 class StageGraph:
-    """Stage name -> the stages it depends on, in dvc.yaml order (``train@o2c-0``, as ``dvc repro`` names them)."""
+    """Stage name -> the stages it depends on, in dvc.yaml order (``train@o2c-0``, as ``dvc repro`` names them), and
+    stage name -> its executed notebook (the output ending in ``.ipynb``), where it has one."""
 
     upstream: dict[str, set[str]]
+    notebooks: dict[str, str] = field(default_factory=dict)
 
     def downstream(self, names: set[str]) -> set[str]:
         """``names`` and every stage that depends on one of them, directly or not."""
@@ -67,7 +69,9 @@ def stage_graph(root: str | os.PathLike = ".") -> StageGraph:
         graph = repo.index.graph
         order = [name(s) for s in repo.index.stages]
         ups = {name(s): {name(d) for d in graph.successors(s)} for s in graph.nodes}
-    return StageGraph({name: ups[name] for name in order if name in ups})
+        notebooks = {name(s): str(o.def_path) for s in repo.index.stages for o in s.outs
+                     if str(o.def_path).endswith(".ipynb")}
+    return StageGraph({name: ups[name] for name in order if name in ups}, notebooks)
 
 
 def out_of_date(root: str | os.PathLike = ".", *, env: dict | None = None) -> set[str]:
@@ -117,8 +121,10 @@ class Scheduler:
     jobs: int  # stages at once, at most
     cores: int | None = None  # threads of the running stages together, at most (None: no limit but ``jobs``)
     threads: dict[str, int] = field(default_factory=dict)  # stage kind -> its declared threads (default 1)
+    recorded: dict[str, float] = field(default_factory=dict)  # stage -> seconds its last recorded run took
     running: dict[str, float] = field(default_factory=dict)  # stage -> start time
     done: dict[str, float] = field(default_factory=dict)  # stage -> seconds it took
+    skipped: set[str] = field(default_factory=set)  # done stages DVC found up to date
     failed: list[str] = field(default_factory=list)
 
     def ready(self) -> list[str]:
@@ -148,36 +154,33 @@ class Scheduler:
         return out
 
     def estimate(self, now: float) -> float:
-        """Seconds left: each unfinished stage at the mean time of finished stages of its kind, over ``jobs``."""
-        if not self.done:
+        """Seconds left (:func:`occ.pipeline.estimate.time_left`): the stages' recorded times scaled by those run here,
+        laid out on the slots and cores as :meth:`admit` starts them; NaN while there is neither a record nor a
+        stage run."""
+        ran = {s: t for s, t in self.done.items() if s not in self.skipped}
+        if not self.recorded and not ran:
             return float("nan")
-        overall = sum(self.done.values()) / len(self.done)
-        by_kind: dict[str, list[float]] = {}
-        for s, t in self.done.items():
-            by_kind.setdefault(_kind(s), []).append(t)
-        left = 0.0
-        for s in self.todo:
-            if s in self.done or s in self.failed:
-                continue
-            times = by_kind.get(_kind(s))
-            guess = sum(times) / len(times) if times else overall
-            left += max(0.0, guess - (now - self.running[s])) if s in self.running else guess
-        return left / max(1, min(self.jobs, len(self.todo) - len(self.done)))
+        planned = set(self.todo)
+        ended = set(self.done) | set(self.failed)
+        return time_left(scaled_times(self.todo, self.recorded, ran, _kind),
+                         upstream={s: self.graph.upstream[s] & planned for s in self.todo},
+                         waiting=[s for s in self.todo if s not in ended and s not in self.running],
+                         running={s: now - t0 for s, t0 in self.running.items()}, done=ended, jobs=self.jobs,
+                         cores=self.cores, cost=self.cost, order=lambda s: -self.graph.weight(s))
 
 
 def stage_threads(root: str | os.PathLike = ".") -> dict[str, int]:
-    """Stage kind -> the torch threads its process declares in ``root``'s ``params.yaml`` (``supcon.threads``,
-    ``train.threads``, ``eval.threads`` for reference, step 0, evaluate and figures); empty without a
-    ``params.yaml`` (every stage then counts as one thread)."""
+    """Stage kind -> the torch threads its process declares in ``root``'s ``params.yaml``: the table the stages' calls
+    set their threads from (``occ.paths.STAGE_THREADS``); empty without a ``params.yaml`` (every stage then counts as
+    one thread)."""
     from occ.config import load_params
+    from occ.paths import STAGE_THREADS, stage_threads as declared
 
     path = Path(root) / "params.yaml"
     if not path.is_file():
         return {}
     params = load_params(path)
-    ev = params.eval.threads
-    return {"supcon": params.supcon.threads, "train": params.train.threads, "reference": ev, "step0": ev,
-            "evaluate": ev, "figures": ev}
+    return {stage: declared(params, stage) for stage in STAGE_THREADS}
 
 
 def nothing_to_do(graph: StageGraph, changed: set[str], targets: Sequence[str] = ()) -> str:
@@ -207,8 +210,8 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     root : path
         The repository (holding ``dvc.yaml``).
     jobs : int
-        Stages running at once, at most. Each stage runs on the threads its parameters declare (``params.yaml``:
-        ``supcon.threads``, ``train.threads``, ``eval.threads``), whatever ``jobs`` is.
+        Stages running at once, at most. Each stage runs on the threads it declares (``occ.paths.STAGE_THREADS``),
+        whatever ``jobs`` is.
     cores : int, optional
         The cores the running stages may take together, each its declared threads (``threads``); None: no limit
         but ``jobs``.
@@ -223,6 +226,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     """
     if jobs < 1:
         raise SystemExit(f"occ repro: --jobs must be at least 1 (got {jobs})")
+    # what to run: the stages out of date and everything downstream of them (or of the targets)
     root = Path(root)
     env = dict(os.environ, DVC_NO_ANALYTICS="1")
     graph = stage_graph(root)
@@ -231,7 +235,9 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     if not todo:
         say(nothing_to_do(graph, changed, targets))
         return 0
-    sched = Scheduler(graph, todo, jobs, cores=cores, threads=dict(threads or {}))
+    # the stages' recorded times, read before any stage overwrites its executed notebook
+    sched = Scheduler(graph, todo, jobs, cores=cores, threads=dict(threads or {}),
+                      recorded=recorded_times(root, graph.notebooks))
     logs = root / LOG_DIR
     make_folder(logs)
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
@@ -263,6 +269,8 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
             return
         sched.done[stage] = took
         what = "skipped (up to date)" if "didn't change" in text and "Running stage" not in text else "finished"
+        if what != "finished":
+            sched.skipped.add(stage)
         left = sched.estimate(time.monotonic())
         eta = "" if left != left else f", about {_clock(left)} left"
         say(f"[{time.strftime('%H:%M:%S')}] {what} {stage} in {_clock(took)}  ({len(sched.done)}/{len(todo)} done, "
@@ -275,6 +283,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
             except ProcessLookupError:
                 pass
 
+    # the driver: reap the finished workers, start what fits, until nothing runs (no new stage after a failure)
     try:
         while True:
             for stage, (proc, _) in list(procs.items()):
@@ -287,7 +296,7 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
             if not procs:
                 break
             time.sleep(poll)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # stop every worker as Ctrl-C stops `dvc repro`; the finished stages stay recorded
         say(f"occ repro: interrupted; stopping {len(procs)} running stage(s): {', '.join(procs)}")
         stop_all(signal.SIGINT)
         deadline = time.monotonic() + 30
@@ -317,38 +326,3 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
 def machine_cores() -> int:
     """The cores this process may run on (its CPU affinity where the system tells it)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("targets", nargs="*", help="stages to bring up to date (default: the whole pipeline)")
-    parser.add_argument("-j", "--jobs", type=int, default=None,
-                        help="stages running at once, at most (default: as many as --cores; -j alone does not count "
-                             "threads)")
-    parser.add_argument("--cores", type=int, default=None,
-                        help="cores the running stages may take together, each stage its threads declared in "
-                             "params.yaml (default: the machine's cores, unless -j is given)")
-    parser.add_argument("-f", "--force", action="store_true", help="rerun every stage, changed or not")
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run the pipeline in the working directory with the options of :func:`add_arguments`."""
-    if args.cores is not None and args.cores < 1:
-        raise SystemExit(f"occ repro: --cores must be at least 1 (got {args.cores})")
-    # -j alone: that many stages, whatever their threads (as before --cores); neither: the machine's cores
-    if args.jobs is not None:
-        cores, jobs = args.cores, args.jobs
-    else:
-        cores = args.cores if args.cores is not None else machine_cores()
-        jobs = cores
-    return run_parallel(".", jobs=jobs, targets=args.targets, force=args.force, cores=cores,
-                        threads=stage_threads("."))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="occ repro", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,8 @@
 - ``readme``: the text of ``results/README.md``;
 - ``dvc_metrics``: the claims' and checks' numbers as the DVC metrics files of the tables stage;
 - ``plots``, ``plots_seeds``, ``plots_data``: figures of single runs, over seeds, and of the training data;
-- ``display``: what an executed notebook shows (inline figures, rounded tables, audio players).
+- ``display``: what an executed notebook shows (inline figures, rounded tables, audio players);
+- ``notebook``: the set-up every notebook makes first, in one call.
 
 May import: the top-level basics, ``occ.data`` and ``occ.metrics`` (and what those may import).
 """

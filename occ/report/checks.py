@@ -19,8 +19,8 @@ import pandas as pd
 from occ.metrics.confusion import reading
 from occ.report.intervals import by_seed, paired_comparison, t_interval
 from occ.report.markdown import bracket_text, short_number
-from occ.report.paper import CLASS_BLIND, MODEL_NAMES, in_variant_order
-from occ.report.results import n_classes_of
+from occ.report.paper import CLASS_BLIND_LOSSES, in_variant_order
+from occ.report.results import model_names, n_classes_of, variant_settings
 
 __all__ = ["checks_table", "clips_table", "recognisable_sentences", "CLIPS_NOTE", "RECOGNISABLE_PROBE"]
 
@@ -57,11 +57,13 @@ def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "e
         "expected at chance"), reading.
     """
     rows = {}
+    names, settings = model_names(metrics), variant_settings(metrics)
     for v in in_variant_order(metrics):
         runs = metrics[v]
         if not runs:
             continue
-        name = MODEL_NAMES.get(v, v)
+        name = names[v]
+        # the training is real: trained FAD below the same seed's step-0 FAD
         p = paired_comparison(by_seed(runs, "fad_mean"), by_seed(runs, "fad_mean_step0"), paper_side="less")
         result = {"reproduced": "passed", "contradicted": "failed"}.get(p.verdict, "not established")
         rows[f"fad_below_step0_{v}"] = _check_row(
@@ -69,13 +71,14 @@ def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "e
             "(same seed) lies below 0", result,
             f"Trained minus untrained FAD over {p.n} seed(s): {short_number(p.mean)}" + bracket_text(p.low, p.high)
             + ".")
+        # recognisable: the accuracy's interval above chance (the class-blind control: expected at chance)
         acc = by_seed(runs, accuracy_key)
         if acc:
             k = n_classes or n_classes_of(runs.values())
             chance = 1.0 / k
             iv = t_interval([acc[s] for s in sorted(acc)])
             what = accuracy_key.replace("_", " ")
-            if v in CLASS_BLIND:
+            if settings[v]["loss"] in CLASS_BLIND_LOSSES:
                 if iv.n < 2:
                     where = "with one seed there is no interval to hold against"
                 elif iv.low <= chance <= iv.high:
@@ -96,6 +99,7 @@ def checks_table(metrics: Mapping[str, Mapping[int, dict]], *, profile: str = "e
                     f"the interval lies above chance (1/{k} = {chance:.3f})", result,
                     f"{what} over {iv.n} seed(s): {short_number(iv.mean)}" + bracket_text(iv.low, iv.high)
                     + f"; chance is {chance:.3f}.")
+        # profile paper: trained FAD at most half of step 0's
         if profile == "paper":
             fad, step0 = by_seed(runs, "fad_mean"), by_seed(runs, "fad_mean_step0")
             iv = t_interval([fad[s] / step0[s] for s in sorted(fad) if s in step0])
@@ -121,13 +125,14 @@ def clips_table(metrics: Mapping[str, Mapping[int, dict]], *, n_classes: int | N
     under the best relabelling, the classes most often recognised as themselves, and the reading
     (`occ.metrics.confusion.reading`). Runs whose metrics lack these (an older evaluation) are left out."""
     rows = []
+    names = model_names(metrics)
     for v in in_variant_order(metrics):
         for s in sorted(metrics[v]):
             m = metrics[v][s]
             if "probe_mi_bits" not in m:
                 continue
             k = n_classes or n_classes_of([m])
-            rows.append({"model": MODEL_NAMES.get(v, v), "variant": v, "seed": int(s),
+            rows.append({"model": names[v], "variant": v, "seed": int(s),
                          "probe_accuracy": m["probe_accuracy"], "mi_bits": m["probe_mi_bits"],
                          "mi_null95": m["probe_mi_null95"], "relabelled_accuracy": m["probe_relabelled_accuracy"],
                          "own_label_classes": f"{m['probe_own_label_classes']} of {k}",

@@ -4,7 +4,9 @@ A claim "A < B" (or "A > B") is decided by the differences A - B of the runs tra
 the verdict rule of `occ.report.intervals.paired_comparison`: "reproduced", "contradicted" or "not established"
 (`VERDICT_MEANING` says it in one paragraph). Each comparison is one row of the claims table, indexed by a key
 such as ``C1_o2c_vs_contragan`` (the claim, then the two variants in the order they are subtracted), which is
-also its key in the DVC metrics file (`occ.report.dvc_metrics`).
+also its key in the DVC metrics file (`occ.report.dvc_metrics`). Each model is named by what its runs recorded
+(`occ.report.results.model_names`); where a run departs from what the paper ran under that name (other temperatures,
+another source reading), the claim says what was compared instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pandas as pd
 
 from occ.report.intervals import by_seed, paired_comparison
 from occ.report.markdown import short_number
-from occ.report.paper import MODEL_NAMES, REPORTED_TABLE1, REPORTED_TABLE2
+from occ.report.paper import PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, departs_from_paper, settings_text
+from occ.report.results import model_names, variant_settings
 
 __all__ = ["CLAIMS", "QUANTITIES", "VERDICT_MEANING", "claims_table", "d_loss_tail"]
 
@@ -68,22 +71,25 @@ def claims_table(metrics: Mapping[str, Mapping[int, dict]],
         ``_low``, ``_high``, ``_halfwidth``, ``_n``, n_seeds, paired_seeds, detectable_difference (the
         half-width), verdict (one of `occ.report.intervals.VERDICTS`) and reading (one plain sentence).
     """
+    names = model_names(metrics, variants=[v for claim in CLAIMS for v in claim[1:3]])
+    settings = variant_settings(metrics)
     rows, keys = [], []
     for cid, a, b, side, quantity in CLAIMS:
         va, vb = _claim_values(quantity, a, metrics, logs), _claim_values(quantity, b, metrics, logs)
         p = paired_comparison(va, vb, paper_side=side)
+        A, B = names[a], names[b]
         keys.append(f"{cid}_{a}_vs_{b}")
         rows.append({
-            "claim": f"{cid} {_claim_text(cid, a, b)}",
+            "claim": f"{cid} {_claim_text(cid, A, B)}{_compared(a, b, settings)}",
             "paper": _paper_text(cid, a, b),
-            "measure": f"{QUANTITIES[quantity]}: {MODEL_NAMES[a]} - {MODEL_NAMES[b]}",
+            "measure": f"{QUANTITIES[quantity]}: {A} - {B}",
             "difference": p.mean, "difference_low": p.low, "difference_high": p.high,
             "difference_halfwidth": p.half_width, "difference_n": p.n,
             "n_seeds": p.n,
             "paired_seeds": ", ".join(map(str, p.seeds)),
             "detectable_difference": p.half_width,
             "verdict": p.verdict,
-            "reading": _reading(p, a, b, quantity),
+            "reading": _reading(p, A, B, quantity),
         })
     return pd.DataFrame(rows, index=keys)
 
@@ -101,8 +107,7 @@ def _claim_values(quantity: str, variant: str, metrics: Mapping, logs: Mapping) 
     return by_seed(metrics.get(variant) or {}, key)
 
 
-def _claim_text(cid: str, a: str, b: str) -> str:
-    A, B = MODEL_NAMES[a], MODEL_NAMES[b]
+def _claim_text(cid: str, A: str, B: str) -> str:
     return {
         "C1": f"OCC lowers FAD: {A} < {B}",
         "C2": f"tau_c 1.0 beats 0.1: {A} < {B}",
@@ -121,8 +126,16 @@ def _paper_text(cid: str, a: str, b: str) -> str:
     return "shown (Figure 2, t-SNE), no number"
 
 
-def _reading(p, a: str, b: str, quantity: str) -> str:
-    A, B = MODEL_NAMES[a], MODEL_NAMES[b]
+def _compared(a: str, b: str, settings: Mapping[str, Mapping]) -> str:
+    """Empty when both models' runs are what the paper ran under their names; else what was compared instead."""
+    if not (departs_from_paper(a, settings.get(a)) or departs_from_paper(b, settings.get(b))):
+        return ""
+    ours, paper = (f"{settings_text(s.get(a) or PAPER_RUNS[a])} against {settings_text(s.get(b) or PAPER_RUNS[b])}"
+                   for s in (settings, PAPER_RUNS))
+    return f" (compared here: {ours}; the paper compared {paper})"
+
+
+def _reading(p, A: str, B: str, quantity: str) -> str:
     q = QUANTITIES[quantity]
     if p.n < 2:
         return (f"Only {p.n} seed(s) with both runs: no interval, nothing decided." if p.n

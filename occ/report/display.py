@@ -3,7 +3,8 @@
 Every notebook calls :func:`setup_notebook` in its first code cell. Figures go through :func:`show_figure`,
 which writes the PNG (atomically) and displays the very same bytes inline under a one-line caption saying
 what to look for; the output's metadata names the file (``metadata["occ"]["file"]``, relative to the
-project root), so a test can check that every declared figure is shown. Tables go through
+project root) and lists the figure's text as drawn (``metadata["occ"]["text"]``: titles, axis and tick labels,
+legends, annotations), so a test can check that every declared figure is shown and what it says. Tables go through
 :func:`show_table` (rounded for reading; full precision stays in the CSV / JSON files) and clips through
 :func:`show_audio` (MP3 players, a quarter of the size of WAV players or less).
 """
@@ -95,11 +96,14 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
         Store the PNG with a 256-colour palette (no dithering): log-mel grids shrink about 4.5-fold, with no
         difference visible at screen size. ``False`` keeps 8-bit RGBA.
     """
+    from matplotlib.text import Text
+
     if not caption or "\n" in caption.strip():
         raise ValueError("show_figure: the caption is one line saying what to look for")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     png = _palette_png(buffer.getvalue()) if palette else buffer.getvalue()
+    text = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
     path = Path(path)
     with atomic_open(path, "wb") as handle:
         handle.write(png)
@@ -108,7 +112,7 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
     name = relative_name(path)
     display(Markdown(f"{caption.strip()} (`{name}`)"))
     display(Image(data=png, format="png", width=int(width or min(natural, FIGURE_WIDTH))),
-            metadata={"occ": {"file": name}})
+            metadata={"occ": {"file": name, "text": text}})
 
 
 def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mapping[str, int] = 3,

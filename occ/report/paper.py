@@ -1,4 +1,4 @@
-"""The paper's models under this project's variant names, and the numbers the paper reports.
+"""The paper's models under this project's variant names, the numbers the paper reports, and a run's model name.
 
 Reported numbers are FAD on the DCASE 2023 Task 7 evaluation set with VGGish embeddings (Tables 1-3 of the
 paper); this run's numbers come from whatever dataset and embedding the run used, so every table labels the two
@@ -7,10 +7,11 @@ apart (`REPORTED_LABEL`, `occ.report.results.this_run_label`).
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
-__all__ = ["REPORTED_LABEL", "REPORTED_TABLE1", "REPORTED_TABLE2", "REPORTED_BASELINE", "MODEL_NAMES",
-           "TEMPERATURES", "VARIANT_ORDER", "CLASS_BLIND", "in_variant_order"]
+__all__ = ["REPORTED_LABEL", "REPORTED_TABLE1", "REPORTED_TABLE2", "REPORTED_BASELINE", "LOSS_MODELS", "PAPER_SOURCE",
+           "PAPER_RUNS", "TABLE1_TEMPERATURES", "VARIANT_ORDER", "CLASS_BLIND_LOSSES", "in_variant_order", "model_name",
+           "settings_text", "departs_from_paper"]
 
 REPORTED_LABEL = "reported (DCASE eval set, VGGish)"
 
@@ -29,26 +30,72 @@ REPORTED_TABLE2 = {
 # Table 3: the official DCASE baseline (VQ-VAE + PixelSNAIL), per class and average.
 REPORTED_BASELINE = [13.412, 8.108, 7.952, 5.230, 16.107, 13.338, 3.771, 9.702]
 
-MODEL_NAMES = {
-    "contragan": "ContraGAN (2C)",
-    "csupcongan": "C-SupConGAN (C-SupCon)",
+#: The paper's name of the model each contrastive loss makes (``train.loss``; "none": this project's control).
+LOSS_MODELS = {
+    "2c": "ContraGAN (2C)",
+    "csupcon": "C-SupConGAN (C-SupCon)",
     "o2c": "O2C-GAN",
-    "o2c_ct1": "O2C-GAN, CT 1.0",
     "ocsupcon": "OC-SupConGAN",
-    "ocsupcon_ct1": "OC-SupConGAN, CT 1.0",
-    "hinge_only": "hinge only (control, no contrastive term)",
+    "none": "hinge only (control, no contrastive term)",
 }
-# (tau_d, tau_c) of each variant: the DT and CT columns of Tables 2 and 3.
-TEMPERATURES = {
-    "contragan": (0.1, 0.1), "csupcongan": (0.1, 0.1), "o2c": (0.1, 0.1), "o2c_ct1": (0.1, 1.0),
-    "ocsupcon": (0.1, 0.1), "ocsupcon_ct1": (0.1, 1.0), "hinge_only": (None, None),
+#: What the paper ran for each of its numbers, under this project's variant names: the loss and the temperatures
+#: tau_d (DT) and tau_c (CT), 0.1 and 0.1 throughout (Table 1, Section 4, Figure 2) but for the CT 1.0 rows of Tables 2
+#: and 3. They label the paper's numbers and say what the paper compared; this run's numbers are labelled by what
+#: each run recorded (``metrics.json``: `occ.report.results.variant_settings`).
+#: The reading of the source term of generated clips (``train.d2s_source``) the paper's text favours: f of the real
+#: clip that shares the generated sample's index and class (docs/reference.md section 6). A SupCon run's name says
+#: its reading only where it departs from this one.
+PAPER_SOURCE = "paired_real"
+PAPER_RUNS = {
+    "contragan": {"loss": "2c", "tau_d": 0.1, "tau_c": 0.1},
+    "csupcongan": {"loss": "csupcon", "tau_d": 0.1, "tau_c": 0.1, "d2s_source": PAPER_SOURCE},
+    "o2c": {"loss": "o2c", "tau_d": 0.1, "tau_c": 0.1},
+    "o2c_ct1": {"loss": "o2c", "tau_d": 0.1, "tau_c": 1.0},
+    "ocsupcon": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 0.1, "d2s_source": PAPER_SOURCE},
+    "ocsupcon_ct1": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 1.0, "d2s_source": PAPER_SOURCE},
 }
+#: Table 1's temperatures (tau_d, tau_c): a model's name says where its run departs from them.
+TABLE1_TEMPERATURES = (0.1, 0.1)
 VARIANT_ORDER = ("contragan", "csupcongan", "o2c", "o2c_ct1", "ocsupcon", "ocsupcon_ct1", "hinge_only")
-# Variants whose losses never see the class: their clips are expected to be recognised at chance.
-CLASS_BLIND = ("hinge_only",)
+#: Losses that never see the class: their runs' clips are expected to be recognised at chance.
+CLASS_BLIND_LOSSES = ("none",)
 
 
 def in_variant_order(variants: Iterable[str]) -> list[str]:
     """The variants in `VARIANT_ORDER`, then any others in their own order (rows of the checks and the figures)."""
     variants = list(variants)
     return [v for v in VARIANT_ORDER if v in variants] + [v for v in variants if v not in VARIANT_ORDER]
+
+
+def model_name(settings: Mapping[str, Any]) -> str:
+    """The name of the model a run trained, from its settings: the paper's name of its loss (`LOSS_MODELS`), then
+    each temperature that departs from Table 1's (``"O2C-GAN, CT 1.0"``) and a source reading other than the one the
+    paper's text favours (`PAPER_SOURCE`: ``", source generated"``).
+
+    Parameters
+    ----------
+    settings : mapping
+        ``loss``, ``tau_d``, ``tau_c`` and optionally ``d2s_source`` (a run's record, or `PAPER_RUNS`' entry).
+    """
+    loss = settings["loss"]
+    name = LOSS_MODELS.get(loss, loss)
+    if loss in CLASS_BLIND_LOSSES:
+        return name
+    for label, key, table1 in (("DT", "tau_d", TABLE1_TEMPERATURES[0]), ("CT", "tau_c", TABLE1_TEMPERATURES[1])):
+        if settings[key] != table1:
+            name += f", {label} {settings[key]!r}"
+    if settings.get("d2s_source", PAPER_SOURCE) != PAPER_SOURCE:
+        name += f", source {settings['d2s_source']}"
+    return name
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """A run's temperatures (and source reading) in words: ``"tau_d 0.1, tau_c 0.5"``."""
+    text = f"tau_d {settings['tau_d']!r}, tau_c {settings['tau_c']!r}"
+    return text + (f", source {settings['d2s_source']}" if "d2s_source" in settings else "")
+
+
+def departs_from_paper(variant: str, settings: Mapping[str, Any] | None) -> bool:
+    """Whether a run's settings differ from what the paper ran under the same variant name (`PAPER_RUNS`)."""
+    paper = PAPER_RUNS.get(variant)
+    return bool(paper and settings) and any(settings.get(k) != v for k, v in paper.items())

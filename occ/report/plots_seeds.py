@@ -2,8 +2,9 @@
 probe accuracy per model with the mean, its 95% interval and the paper's numbers beside them.
 
 Kept apart from `occ.report.plots` (which the training notebooks import) so that only the stages that summarise
-seeds depend on the intervals over seeds, the paper's numbers and the read-back results. Every function returns a
-matplotlib Figure and works headless (Agg); notebooks save and show them.
+seeds depend on the intervals over seeds, the paper's numbers and the read-back results. Each model is named by what
+its runs recorded (`occ.report.results.model_names`). Every function returns a matplotlib Figure and works headless
+(Agg); notebooks save and show them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import pandas as pd  # noqa: E402
 
 from occ.report.intervals import by_seed, t_interval  # noqa: E402
 from occ.report.markdown import format_interval  # noqa: E402
-from occ.report.paper import MODEL_NAMES, REPORTED_TABLE1, REPORTED_TABLE2, in_variant_order  # noqa: E402
-from occ.report.results import n_classes_of  # noqa: E402
+from occ.report.paper import (PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, departs_from_paper,  # noqa: E402
+                              in_variant_order, settings_text)
+from occ.report.results import model_names, n_classes_of, variant_settings  # noqa: E402
 
 __all__ = ["VARIANT_STYLE", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_shares_over_seeds", "plot_by_seed",
            "plot_fad_by_seed", "plot_probe_by_seed"]
@@ -75,14 +77,16 @@ def smoothed_over_seeds(runs: dict[int, pd.DataFrame] | pd.DataFrame, *, column:
     return out[["mean", "low", "high", "n"]]
 
 
-def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, column: str = "d_adv", smooth: int = 20,
-                         band: str = "minmax", title: str = "") -> plt.Figure:
+def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dict[str, str], column: str = "d_adv",
+                         smooth: int = 20, band: str = "minmax", title: str = "") -> plt.Figure:
     """Curves of one log column per variant, the mean over seeds with a band, e.g. D's adversarial loss.
 
     Parameters
     ----------
     logs : dict
         variant -> seed -> training log; a variant with no seeds is left out.
+    names : dict
+        variant -> the model's name in the legend (`occ.report.results.model_names`).
     column, smooth, band :
         As in `smoothed_over_seeds`: each seed is smoothed over `smooth` steps, then averaged; the band is
         min-max over seeds ("minmax") or the 95% t interval of the mean ("t"). A variant run from one seed
@@ -95,21 +99,22 @@ def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, column: st
         averages and the title what the band is.
     """
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    _draw_over_seeds(ax, logs, column=column, smooth=smooth, band=band, title=title)
+    _draw_over_seeds(ax, logs, names=names, column=column, smooth=smooth, band=band, title=title)
     fig.tight_layout()
     return fig
 
 
-def plot_shares_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, smooth: int = 20,
+def plot_shares_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dict[str, str], smooth: int = 20,
                            band: str = "minmax") -> plt.Figure:
     """The class term's share of the contrastive numerator against the step, per variant: the D step (real clips)
     and the G step (generated clips) side by side, each the mean over seeds with a band (as
-    :func:`plot_loss_over_seeds`). Variants without a class term in their logs (no contrastive loss) are left out."""
+    :func:`plot_loss_over_seeds`, ``names`` in the legend). Variants without a class term in their logs (no
+    contrastive loss) are left out."""
     logs = {name: runs for name, runs in logs.items()
             if runs and any("g_class_share" in log and log["g_class_share"].notna().any() for log in runs.values())}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, step in zip(axes, ("d", "g")):
-        _draw_over_seeds(ax, logs, column=f"{step}_class_share", smooth=smooth, band=band,
+        _draw_over_seeds(ax, logs, names=names, column=f"{step}_class_share", smooth=smooth, band=band,
                          title=f"{'D step, real clips' if step == 'd' else 'G step, generated clips'}: d2c / numerator",
                          ylabel=f"class term's share (moving average over {smooth} steps)")
         ax.set_ylim(-0.02, 1.02)
@@ -117,8 +122,8 @@ def plot_shares_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, smooth: 
     return fig
 
 
-def _draw_over_seeds(ax: plt.Axes, logs: dict[str, dict[int, pd.DataFrame]], *, column: str, smooth: int, band: str,
-                     title: str, ylabel: str | None = None) -> None:
+def _draw_over_seeds(ax: plt.Axes, logs: dict[str, dict[int, pd.DataFrame]], *, names: dict[str, str], column: str,
+                     smooth: int, band: str, title: str, ylabel: str | None = None) -> None:
     """One log column per variant on ``ax``: the mean over seeds with a band, the legend counting the seeds."""
     band_text = "band: min-max over seeds" if band == "minmax" else "band: 95% t interval over seeds"
     for name, runs in logs.items():
@@ -128,7 +133,7 @@ def _draw_over_seeds(ax: plt.Axes, logs: dict[str, dict[int, pd.DataFrame]], *, 
         color, ls = VARIANT_STYLE.get(name, (None, "-"))
         n = int(curve["n"].iloc[0]) if len(curve) else 0
         line, = ax.plot(curve.index, curve["mean"], lw=1.6, ls=ls, color=color,
-                        label=f"{MODEL_NAMES.get(name, name)} ({n} seed{'s' if n != 1 else ''})")
+                        label=f"{names.get(name, name)} ({n} seed{'s' if n != 1 else ''})")
         if n >= 2:
             ax.fill_between(curve.index, curve["low"], curve["high"], color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel("step")
@@ -161,6 +166,9 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
     lower_is_better : bool
         Direction of the ranks written beside the means ("#1" = best).
 
+    The rows are named by what each variant's runs recorded; a paper's number beside a run made with other settings
+    than the paper's says which it was made with.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -168,13 +176,16 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
         seeds (neither with one seed); the mean ± half-width, the number of seeds and the rank are written at
         the right edge.
     """
+    # each model's values, interval over seeds and rank
     order = variants or in_variant_order(metrics)
+    names, settings = model_names(metrics, variants=order), variant_settings(metrics)
     values = {v: by_seed(metrics.get(v) or {}, key) for v in order}
     ivs = {v: t_interval([vals[s] for s in sorted(vals)]) for v, vals in values.items()}
     ranks = _ranks({v: iv.mean for v, iv in ivs.items() if iv.n}, lower_is_better)
     with_paper = reported is not None
     fig, axes = plt.subplots(1, 2 if with_paper else 1, figsize=(11 if with_paper else 7.5, 0.55 * len(order) + 1.6),
                              squeeze=False, gridspec_kw={"width_ratios": [3, 1.3]} if with_paper else None)
+    # this run: a dot per seed, the mean and its interval, the numbers written at the right
     ax = axes[0, 0]
     ys = np.arange(len(order))[::-1]
     rng = np.random.default_rng(0)
@@ -204,19 +215,21 @@ def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",
         span = (hi - lo) or abs(hi) or 1.0
         ax.set_xlim(lo - 0.08 * span, hi + 0.55 * span)  # room on the right for the written means
     ax.set_yticks(ys)
-    ax.set_yticklabels([MODEL_NAMES.get(v, v) for v in order], fontsize=9)
+    ax.set_yticklabels([names[v] for v in order], fontsize=9)
     ax.set_ylim(-0.7, len(order) - 0.3)
     ax.set_xlabel(xlabel or key)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("this run: dots = seeds, ◆ = mean, bar = 95% t interval"
                  + ("; #1 = lowest" if lower_is_better else "; #1 = highest"), fontsize=9)
+    # the paper's numbers and ranks in a panel of their own, row for row
     if with_paper:
         pax = axes[0, 1]
         paper_ranks = _ranks({v: reported[v] for v in order if v in reported}, lower_is_better)
         for y, v in zip(ys, order):
             if v in reported:
                 pax.barh(y, reported[v], color="0.75", height=0.5)
-                pax.annotate(f"{reported[v]:.3f}  #{paper_ranks[v]}", (reported[v], y), xytext=(3, 0),
+                made = f" ({settings_text(PAPER_RUNS[v])})" if departs_from_paper(v, settings.get(v)) else ""
+                pax.annotate(f"{reported[v]:.3f}  #{paper_ranks[v]}{made}", (reported[v], y), xytext=(3, 0),
                              textcoords="offset points", va="center", fontsize=8)
             else:
                 pax.text(0.02, y, "not in the paper", transform=pax.get_yaxis_transform(), va="center",

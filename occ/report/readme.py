@@ -10,32 +10,43 @@ from typing import Mapping
 
 import pandas as pd
 
-from occ.config import SUPCON_KINDS, load_params
 from occ.report.checks import CLIPS_NOTE, recognisable_sentences
 from occ.report.claims import VERDICT_MEANING
 from occ.report.markdown import readable, to_markdown
-from occ.report.paper import MODEL_NAMES
+from occ.report.paper import model_name
+from occ.report.results import model_names, variant_settings
 from occ.report.shares import LAST_STEPS, share_sentences
 from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 
 __all__ = ["results_readme", "source_readings"]
 
 
-def source_readings(params_path, variants, *, profile: str | None = None) -> dict[str, str]:
-    """variant -> its ``train.d2s_source``, for the variants among `variants` whose loss has a source term (the
-    SupCon kinds), as `params_path` resolves them under `profile`."""
-    out = {}
-    for v in variants:
-        train = load_params(params_path, variant=v, profile=profile).train
-        if train.loss in SUPCON_KINDS:
-            out[v] = train.d2s_source
-    return out
+def source_readings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, str]:
+    """variant -> the reading of the source term of generated clips (``d2s_source``) its runs recorded, for the
+    variants whose loss has a source term (the SupCon kinds; `occ.report.results.variant_settings`)."""
+    return {v: s["d2s_source"] for v, s in variant_settings(metrics).items() if "d2s_source" in s}
+
+
+def _source_sentence(metrics: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+    """The paragraph naming the source reading each SupCon model ran with (none: no lines). Each model is named by
+    its loss and temperatures (`occ.report.paper.model_name` without the reading), then the reading."""
+    settings = variant_settings(metrics)
+    sources = source_readings(metrics)
+    if not sources:
+        return []
+    named = "; ".join(f"{model_name({k: x for k, x in settings[v].items() if k != 'd2s_source'})} `{s}`"
+                      for v, s in sources.items())
+    return ["", "The source term of generated clips (`train.d2s_source`, docs/reference.md section 6, \"The source "
+            "term of generated clips\"): " + named + ". `paired_real`, f of the step's real clip whose class the "
+            "generated clip takes, is the paper's wording (Eq. (4) writes f(x_i) of the real clip x_i; the same label "
+            "c_i conditions G and D); `generated`, f of the generated clip itself, is the other reading. "
+            "docs/recipe.md gives the measurement that chose it."]
 
 
 def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataFrame, t1: pd.DataFrame,
                    t2: pd.DataFrame, t3: pd.DataFrame, *, label: str, params, metrics: Mapping[str, Mapping[int, dict]] | None = None,
                    chance: float | None = None, tsne_seed: int | None = None,
-                   shares: pd.DataFrame | None = None, sources: Mapping[str, str] | None = None) -> str:
+                   shares: pd.DataFrame | None = None) -> str:
     """`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the tables.
 
     Parameters
@@ -50,18 +61,18 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
     params : occ.config.Params
         The run's parameters (profile, data, train, model, eval).
     metrics : dict, optional
-        variant -> seed -> metrics, to say how many seeds each variant ran.
+        variant -> seed -> metrics, to say how many seeds each variant ran and, for the losses with a source term,
+        which reading of it their runs recorded.
     chance : float, optional
         1 / number of classes, shown in Table 1's probe-accuracy header.
     tsne_seed : int, optional
         The seed whose runs Figure 2 shows.
     shares : pandas.DataFrame, optional
         `occ.report.shares.share_table(...)`: one sentence per model on what its contrastive numerator is made of.
-    sources : dict, optional
-        variant -> its ``train.d2s_source``, for the variants whose loss has a source term: the reading of the
-        source term of generated clips each ran with, stated under the run's settings.
     """
-    counts = {v: len(runs) for v, runs in (metrics or {}).items() if runs}
+    ran = {v: runs for v, runs in (metrics or {}).items() if runs}
+    counts = {v: len(runs) for v, runs in ran.items()}
+    names = model_names(ran)
     lines = [
         "# Results of the last `dvc repro`",
         "",
@@ -70,14 +81,8 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         f"{params.train.steps} GAN steps per run at batch {params.train.batch_size}, "
         f"generator width {params.model.g_ch}, discriminator width {params.model.d_ch}, "
         f"{params.eval.clips_per_class} generated clips per class, vocoder `{params.eval.vocoder}`, "
-        f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts)}",
-        *([] if not sources else [
-            "", "The source term of generated clips (`train.d2s_source`, docs/reference.md section 6, \"The source "
-            "term of generated clips\"): " + "; ".join(
-                f"{MODEL_NAMES.get(v, v)} `{s}`" for v, s in sources.items()) + ". `paired_real`, f of the step's "
-            "real clip whose class the generated clip takes, is the paper's wording (Eq. (4) writes f(x_i) of the "
-            "real clip x_i; the same label c_i conditions G and D); `generated`, f of the generated clip itself, "
-            "is the other reading. docs/recipe.md gives the measurement that chose it."]),
+        f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts, names)}",
+        *_source_sentence(ran),
         "",
         "## The paper's claims, decided over seeds",
         "",
@@ -117,7 +122,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         to_markdown(readable(t1, label=label, chance=chance)),
         CLIP_BOOTSTRAP_NOTE,
         "",
-        "## Table 2: per-class FAD, CT 0.1 vs 1.0",
+        f"## Table 2: per-class FAD{_temperatures(t2)}",
         "",
         to_markdown(readable(t2, label=label)),
         "## Table 3: per-class FAD beside the DCASE baseline",
@@ -134,10 +139,16 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
     return "\n".join(lines)
 
 
-def _seed_sentence(counts: dict[str, int]) -> str:
+def _temperatures(t2: pd.DataFrame) -> str:
+    """``", CT 0.1 vs 1.0"``: the CT values of Table 2's rows, the paper's and this run's (none: empty)."""
+    values = sorted({float(ct) for ct in t2["CT"].dropna()}) if "CT" in t2 else []
+    return f", CT {' vs '.join(map(repr, values))}" if values else ""
+
+
+def _seed_sentence(counts: dict[str, int], names: Mapping[str, str]) -> str:
     if not counts:
         return ""
     most = max(counts.values())
-    fewer = [f"{MODEL_NAMES.get(v, v)} {k}" for v, k in counts.items() if k < most]
+    fewer = [f"{names[v]} {k}" for v, k in counts.items() if k < most]
     text = f"Every model was trained and evaluated from {most} seed{'s' if most != 1 else ''}"
     return text + (f" (fewer: {', '.join(fewer)})." if fewer else ".")

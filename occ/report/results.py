@@ -1,8 +1,9 @@
 """This run's per-run results, read back from `results/` for the tables and the figures.
 
 One evaluation per (variant, seed) (`evaluate/<variant>/seed<k>/{metrics.json,fad.csv}`) and one training log
-(`train/<variant>/seed<k>/log.csv`), gathered into :class:`SeedRuns`; the label that names this run's numbers
-beside the paper's.
+(`train/<variant>/seed<k>/log.csv`), gathered into :class:`SeedRuns`; what made each variant's runs, as they
+recorded it (`variant_settings`), and the names the tables, claims, checks and figures give them (`model_names`);
+the label that names this run's numbers beside the paper's.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from occ.data.classes import DCASE_CLASSES
+from occ.errors import DataError
+from occ.metrics.run_settings import RUN_SETTINGS
+from occ.report.paper import PAPER_RUNS, model_name
 
-__all__ = ["SeedRuns", "load_seed_runs", "this_run_label", "n_classes_of"]
+__all__ = ["SeedRuns", "load_seed_runs", "variant_settings", "model_names", "this_run_label", "n_classes_of"]
 
 
 @dataclass
@@ -44,8 +48,13 @@ class SeedRuns:
         """variant -> the seeds whose evaluation was found."""
         return {v: sorted(runs) for v, runs in self.metrics.items()}
 
+    def class_names(self) -> list[str]:
+        """The classes of the per-class FAD (the first run's ``fad.csv``, "Average" left out)."""
+        first = next(series for runs in self.per_class.values() for series in runs.values())
+        return list(first.drop("Average").index)
 
-def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -> SeedRuns:
+
+def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int], *, complete: bool = False) -> SeedRuns:
     """Read `evaluate/<variant>/seed<k>/{metrics.json,fad.csv}` and `train/<variant>/seed<k>/log.csv` under `results`.
 
     Parameters
@@ -57,11 +66,18 @@ def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -
     seeds : list of int
         Seeds to read (`params.yaml: seeds`); a (variant, seed) whose evaluation is absent is left out (a
         variant run from fewer seeds, such as the control), and folders of seeds not listed are ignored.
+    complete : bool
+        Every variant must have at least one evaluation.
 
     Returns
     -------
     SeedRuns
         Every variant is a key of every dict, possibly with no seeds.
+
+    Raises
+    ------
+    DataError
+        ``complete`` and a variant without any evaluation (the message names them).
     """
     results = Path(results)
     out = SeedRuns({}, {}, {}, {})
@@ -81,12 +97,54 @@ def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int]) -
             log = results / "train" / v / f"seed{k}" / "log.csv"
             if log.is_file():
                 out.logs[v][k] = pd.read_csv(log)
+    missing = [v for v, found in out.seeds().items() if not found]
+    if complete and missing:
+        raise DataError(f"no evaluation found for {missing} (seeds {list(seeds)}) in {results}; run `dvc repro`")
     return out
 
 
-def this_run_label(dataset: str, embedding: str) -> str:
-    """Column label for this run's numbers, e.g. "this run (synthetic foley, aisfx)"."""
-    return f"this run ({dataset}, {embedding})"
+def variant_settings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, dict]:
+    """variant -> what made its runs (the `RUN_SETTINGS` each run's ``metrics.json`` records), the same for every seed.
+
+    A variant without runs is left out.
+
+    Raises
+    ------
+    DataError
+        A run's metrics lack the settings (an evaluation older than this code: rerun it), or two seeds of one variant
+        were made with different settings (their mean would mix two models: rerun the stale ones).
+    """
+    out = {}
+    for variant, runs in metrics.items():
+        found = {}
+        for seed, m in sorted((runs or {}).items()):
+            if "loss" not in m:
+                raise DataError(f"evaluate/{variant}/seed{seed}/metrics.json does not say what made the run (loss, "
+                                f"tau_d, tau_c): it predates this code; rerun it (`dvc repro --force "
+                                f"evaluate@{variant}-{seed}`).")
+            found[seed] = {k: m[k] for k in RUN_SETTINGS if k in m}
+        kinds = {tuple(sorted(v.items())) for v in found.values()}
+        if len(kinds) > 1:
+            told = "; ".join(f"seed {s}: {v}" for s, v in found.items())
+            raise DataError(f"the runs of {variant} were made with different settings ({told}): their mean would mix "
+                            f"two models; rerun the stale ones (`dvc repro --glob 'train@{variant}-*'` and evaluate).")
+        if found:
+            out[variant] = next(iter(found.values()))
+    return out
+
+
+def model_names(metrics: Mapping[str, Mapping[int, Mapping]], variants=()) -> dict[str, str]:
+    """variant -> the name its runs go by (`occ.report.paper.model_name` of `variant_settings`), for the variants of
+    ``metrics`` and ``variants``; a variant without runs is named as the paper's model of that name, else by its key."""
+    settings = variant_settings(metrics)
+    return {v: model_name(settings[v]) if v in settings else model_name(PAPER_RUNS[v]) if v in PAPER_RUNS else v
+            for v in [*metrics, *variants]}
+
+
+def this_run_label(params) -> str:
+    """Column label for this run's numbers, its data and FAD embedding, e.g. "this run (synthetic foley, aisfx)"."""
+    dataset = "synthetic foley" if params.data.source == "synthetic" else f"{params.data.layout} data"
+    return f"this run ({dataset}, {params.eval.embedding})"
 
 
 def n_classes_of(run_metrics: Iterable[Mapping]) -> int:

@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from occ.report.paper import MODEL_NAMES, in_variant_order
+from occ.report.paper import in_variant_order
 from occ.report.tables import interval_columns
 
 __all__ = ["SHARE_COLUMNS", "LAST_STEPS", "share_table", "share_sentences"]
@@ -27,13 +27,16 @@ SHARE_COLUMNS = ("g_class_share", "g_source_share", "d_class_share", "d_source_s
 LAST_STEPS = 100
 
 
-def share_table(logs: Mapping[str, Mapping[int, pd.DataFrame]], *, last: int = LAST_STEPS) -> pd.DataFrame:
+def share_table(logs: Mapping[str, Mapping[int, pd.DataFrame]], *, names: Mapping[str, str],
+                last: int = LAST_STEPS) -> pd.DataFrame:
     """Per model, each share averaged over the last ``last`` steps of every seed, then over seeds.
 
     Parameters
     ----------
     logs : mapping
         variant -> seed -> training log (``log.csv``).
+    names : mapping
+        variant -> the model's name (`occ.report.results.model_names`).
     last : int
         Steps at the end of each run that are averaged.
 
@@ -51,7 +54,7 @@ def share_table(logs: Mapping[str, Mapping[int, pd.DataFrame]], *, last: int = L
                 if log is not None and set(SHARE_COLUMNS) <= set(log)}
         if not ends or all(end["g_class_share"].isna().all() for end in ends.values()):
             continue
-        row = {"model": MODEL_NAMES.get(v, v), "variant": v, "seeds": len(ends)}
+        row = {"model": names.get(v, v), "variant": v, "seeds": len(ends)}
         for col in SHARE_COLUMNS:
             row.update(interval_columns(col, {s: float(end[col].mean()) for s, end in ends.items()}))
         rows.append(row)

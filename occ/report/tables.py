@@ -3,7 +3,9 @@
 Each of this run's quantities is a mean over the seeds with its 95% Student t interval across seeds
 (`occ.report.intervals.t_interval`), in the columns of `interval_columns`; `occ.report.markdown` writes the
 tables' CSV and Markdown files. The headers say which numbers are the paper's (DCASE evaluation set, VGGish) and
-which are this run's (its own dataset and embedding), so the two are never mistaken for each other.
+which are this run's (its own dataset and embedding), so the two are never mistaken for each other. The paper's
+rows are labelled by what the paper ran (`occ.report.paper.PAPER_RUNS`), this run's by what its runs recorded
+(`occ.report.results.variant_settings`): a variant run at other temperatures says so in its name, DT and CT.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import pandas as pd
 
 from occ.data.classes import DCASE_CLASSES
 from occ.report.intervals import by_seed, t_interval
-from occ.report.paper import (MODEL_NAMES, REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE1, REPORTED_TABLE2,
-                              TEMPERATURES)
+from occ.report.paper import (PAPER_RUNS, REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE1, REPORTED_TABLE2,
+                              TABLE1_TEMPERATURES, model_name)
+from occ.report.results import model_names, variant_settings
 
-__all__ = ["CLIP_BOOTSTRAP_NOTE", "interval_columns", "table1", "table2", "table3"]
+__all__ = ["CLIP_BOOTSTRAP_NOTE", "interval_columns", "table1", "table2", "table3", "table1_title", "table3_title"]
 
 CLIP_BOOTSTRAP_NOTE = (
     "Each run's bootstrap over its generated clips (`fad_mean_ci_low` / `fad_mean_ci_high` in "
@@ -76,12 +79,13 @@ def table1(metrics: Mapping[str, Mapping[int, dict]]) -> pd.DataFrame:
     """
     variants = [v for v in ("contragan", "csupcongan", "o2c", "ocsupcon", "hinge_only") if metrics.get(v)]
     seeds = _all_seeds(metrics[v] for v in variants)
+    names = model_names(metrics)
     rows = []
     for v in variants:
         runs = metrics[v]
         fad = by_seed(runs, "fad_mean")
         step0 = by_seed(runs, "fad_mean_step0")
-        row = {"model": MODEL_NAMES.get(v, v), "variant": v, "seeds": _seed_text(runs),
+        row = {"model": names[v], "variant": v, "seeds": _seed_text(runs),
                "fad_reported": REPORTED_TABLE1.get(v, math.nan)}
         row.update(interval_columns("fad", fad, seeds=seeds))
         row.update(interval_columns("fad_step0", step0, seeds=seeds))
@@ -96,8 +100,18 @@ def table1(metrics: Mapping[str, Mapping[int, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def table1_title(metrics: Mapping[str, Mapping[int, dict]], *, n_classes: int) -> str:
+    """Table 1's title: its temperatures when every model ran at the paper's (tau_d = tau_c = 0.1), else where to
+    read them (each model's name)."""
+    settings = variant_settings({v: metrics.get(v) or {} for v in ("contragan", "csupcongan", "o2c", "ocsupcon")})
+    at_table1 = all((s["tau_d"], s["tau_c"]) == TABLE1_TEMPERATURES for s in settings.values())
+    temperatures = "tau_d = tau_c = 0.1" if at_table1 else "each model at the temperatures its name says; the paper's: 0.1"
+    return f"Table 1: mean FAD over {n_classes} classes ({temperatures}) and recognisability, over seeds"
+
+
 def table2(per_class: Mapping[str, Mapping[int, pd.Series]], *, label: str, classes: list[str] = DCASE_CLASSES,
-           per_class_step0: Mapping[str, Mapping[int, pd.Series]] | None = None) -> pd.DataFrame:
+           per_class_step0: Mapping[str, Mapping[int, pd.Series]] | None = None,
+           metrics: Mapping[str, Mapping[int, dict]] | None = None) -> pd.DataFrame:
     """Table 2: per-class FAD, CT 0.1 vs CT 1.0, for O2C-GAN and OC-SupConGAN (reported beside this run).
 
     Parameters
@@ -111,22 +125,27 @@ def table2(per_class: Mapping[str, Mapping[int, pd.Series]], *, label: str, clas
     per_class_step0 : dict, optional
         The same for the untrained generator of each seed (`fad.csv` column `fad_step0`); adds, per
         model, a step-0 row and a trained / step-0 row (ratio per seed, then averaged).
+    metrics : dict, optional
+        variant -> seed -> metrics dict: what made this run's rows (`occ.report.results.variant_settings`);
+        needed for every variant with runs in ``per_class``.
 
     Returns
     -------
     pandas.DataFrame
-        Rows: per model the reported numbers, this run's mean over seeds (and step 0, the ratio); columns
-        method, DT, CT, numbers, seeds, then per class and "Average" the columns of `interval_columns`.
+        Rows: per model the reported numbers (DT and CT: the paper's), this run's mean over seeds (and step 0, the
+        ratio; DT and CT: the run's); columns method, DT, CT, numbers, seeds, then per class and "Average" the
+        columns of `interval_columns`.
     """
     rows = []
     seeds = _all_seeds(per_class.get(v, {}) for v in REPORTED_TABLE2)
+    settings = variant_settings(metrics or {})
     for variant in ("o2c", "o2c_ct1", "ocsupcon", "ocsupcon_ct1"):
-        method = MODEL_NAMES[variant.replace("_ct1", "")]
-        head = dict(zip(("method", "DT", "CT"), (method, *TEMPERATURES[variant])))
-        rows.append(_reported_row(head, REPORTED_TABLE2[variant], classes))
+        rows.append(_reported_row(_head(PAPER_RUNS[variant], name_temperatures=False), REPORTED_TABLE2[variant],
+                                  classes))
         runs = per_class.get(variant) or {}
         if not runs:
             continue
+        head = _head(_settings_of(settings, variant), name_temperatures=False)
         trained = _class_values(runs, classes)
         rows.append(_run_row(head, label, runs, trained, classes, seeds))
         step0_runs = (per_class_step0 or {}).get(variant) or {}
@@ -138,19 +157,42 @@ def table2(per_class: Mapping[str, Mapping[int, pd.Series]], *, label: str, clas
     return pd.DataFrame(rows)
 
 
-def table3(per_class: Mapping[str, Mapping[int, pd.Series]], *, label: str,
-           classes: list[str] = DCASE_CLASSES) -> pd.DataFrame:
-    """Table 3: the DCASE baseline's reported per-class FAD beside the CT 1.0 models (reported and this run)."""
+def table3(per_class: Mapping[str, Mapping[int, pd.Series]], *, label: str, classes: list[str] = DCASE_CLASSES,
+           metrics: Mapping[str, Mapping[int, dict]] | None = None) -> pd.DataFrame:
+    """Table 3: the DCASE baseline's reported per-class FAD beside the CT 1.0 models (reported and this run; labels
+    as in `table2`, the model's name with its temperatures)."""
     head0 = {"method": "DCASE baseline (VQ-VAE + PixelSNAIL)", "DT": None, "CT": None}
     rows = [_reported_row(head0, REPORTED_BASELINE, classes)]
     seeds = _all_seeds(per_class.get(v, {}) for v in ("o2c_ct1", "ocsupcon_ct1"))
+    settings = variant_settings(metrics or {})
     for variant in ("o2c_ct1", "ocsupcon_ct1"):
-        head = dict(zip(("method", "DT", "CT"), (MODEL_NAMES[variant], *TEMPERATURES[variant])))
-        rows.append(_reported_row(head, REPORTED_TABLE2[variant], classes))
+        rows.append(_reported_row(_head(PAPER_RUNS[variant]), REPORTED_TABLE2[variant], classes))
         runs = per_class.get(variant) or {}
         if runs:
+            head = _head(_settings_of(settings, variant))
             rows.append(_run_row(head, label, runs, _class_values(runs, classes), classes, seeds))
     return pd.DataFrame(rows)
+
+
+def table3_title(t3: pd.DataFrame) -> str:
+    """Table 3's title: "the CT 1.0 models", and this run's CT where its runs of those models had another."""
+    title = "Table 3: per-class FAD, DCASE baseline (reported) and the CT 1.0 models, over seeds"
+    ours = t3[(t3["numbers"] != REPORTED_LABEL) & t3["CT"].notna()]
+    other = [m for m, ct in zip(ours["method"], ours["CT"]) if ct != 1.0]
+    return title + (f" (this run: {'; '.join(other)})" if other else "")
+
+
+def _head(settings: Mapping, *, name_temperatures: bool = True) -> dict:
+    """The method, DT and CT cells of a row made with ``settings`` (the temperatures in the name too, or not)."""
+    name = model_name(settings if name_temperatures else {**settings, "tau_d": TABLE1_TEMPERATURES[0],
+                                                            "tau_c": TABLE1_TEMPERATURES[1]})
+    return {"method": name, "DT": settings["tau_d"], "CT": settings["tau_c"]}
+
+
+def _settings_of(settings: Mapping[str, Mapping], variant: str) -> Mapping:
+    if variant not in settings:
+        raise ValueError(f"{variant}: per-class FAD without the runs' metrics (what made them); pass metrics=")
+    return settings[variant]
 
 
 def _all_seeds(groups) -> list[int]:

@@ -4,7 +4,8 @@ As in NVlabs' EDM / StyleGAN3 (docs/reference.md, "Seeds and randomness"), every
 ``z_i ~ N(0, I)`` of sample ``i`` is drawn from a ``torch.Generator`` seeded with ``seeds[i]`` on the
 CPU, so a sample depends only on (generator weights, class, seed), not on the batch size, the order
 of generation or the device. :func:`eval_seeds` gives each (class, index) pair a fixed seed, so the
-``k``-th clip of a class is the same whether 10 or 100 clips per class are asked for. Every forward
+``k``-th clip of a class is the same whether 10 or 100 clips per class are asked for (:func:`chosen_seeds`: those of
+chosen classes and indices, as ``occ generate`` makes them). Every forward
 pass of :func:`generate_mels` has the same shape (the last batch is padded), so a sample is the same
 to the bit whichever other samples share its batch: CPU kernels are chosen by shape, and a batch of 5
 can round differently from a batch of 64.
@@ -33,7 +34,7 @@ from occ.device import resolve_device
 from occ.errors import ConfigError, DataError
 from occ.synthesis.vocoder import vocode, vocoder_method
 
-__all__ = ["SEED_STRIDE", "eval_seeds", "latents", "generate_mels", "standing_stats", "evaluation_mels",
+__all__ = ["SEED_STRIDE", "eval_seeds", "chosen_seeds", "latents", "generate_mels", "standing_stats", "evaluation_mels",
            "generate_clips", "class_names_of"]
 
 #: Seeds of class ``c`` are ``base_seed + c * SEED_STRIDE + index``; at most this many clips per class.
@@ -72,6 +73,34 @@ def eval_seeds(n_per_class: int, n_classes: int, *, base_seed: int) -> tuple[tor
     index = torch.arange(n_per_class, dtype=torch.int64).repeat(n_classes)
     seeds = int(base_seed) + labels * SEED_STRIDE + index
     return labels, seeds
+
+
+def chosen_seeds(classes: Sequence[int], *, first: int, n: int, n_classes: int,
+                 base_seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The evaluation's clips ``first .. first + n - 1`` of the chosen classes (:func:`eval_seeds`' map, restricted).
+
+    Parameters
+    ----------
+    classes : sequence of int
+        The chosen classes, in the order their clips are wanted.
+    first, n : int
+        The first clip index and the number of clips per class.
+    n_classes : int
+        Number of classes of the generator.
+    base_seed : int
+        As in :func:`eval_seeds`.
+
+    Returns
+    -------
+    labels, seeds, index : torch.Tensor [shape=(len(classes) * n,), dtype=int64]
+        Class, latent seed and clip index of each clip, class by class in the order of ``classes``; the seed of
+        (class, index) is the one the evaluation gives it.
+    """
+    labels, seeds = eval_seeds(first + n, n_classes, base_seed=base_seed)
+    index = torch.arange(first + n).repeat(n_classes)
+    keep = torch.isin(labels, torch.tensor(list(classes))) & (index >= first)
+    order = torch.cat([torch.nonzero(keep & (labels == c)).reshape(-1) for c in classes])  # classes as asked
+    return labels[order], seeds[order], index[order]
 
 
 def latents(seeds: Sequence[int] | torch.Tensor, *, z_dim: int) -> torch.Tensor:

@@ -4,11 +4,13 @@ Layout: one folder per class, named in snake_case (``dog_bark, footstep, gunshot
 moving_motor_vehicle, rain, sneeze_cough``), each holding exactly ``n`` (100) mono WAV files of exactly
 88,200 samples at 22,050 Hz, 16-bit PCM, named ``00.wav``, ``01.wav``, ... (zero-padded to at least two
 digits). Each class folder is written to a temporary folder beside it and renamed into place, so a
-folder is either complete or absent.
+folder is either complete or absent. :func:`write_clip_list` writes the other layout, ``occ generate``'s: one flat
+folder of ``<class>-seed<s>-<index>.wav`` files with ``clips.csv`` saying what made each.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -22,7 +24,7 @@ from occ.data.audio import N_SAMPLES, SR, write_pcm16
 from occ.data.classes import DCASE_SNAKE, class_folder
 from occ.errors import DataError, WriteError
 
-__all__ = ["write_clip", "write_submission", "submission_problems", "check_submission"]
+__all__ = ["write_clip", "write_clip_list", "write_submission", "submission_problems", "check_submission"]
 
 
 def _to_int16(x: np.ndarray) -> np.ndarray:
@@ -52,6 +54,50 @@ def write_clip(path: str | os.PathLike, clip: np.ndarray, *, sample_rate: int = 
     Path
     """
     return write_pcm16(path, _to_int16(clip), sample_rate)
+
+
+def write_clip_list(folder: str | os.PathLike, wavs: np.ndarray, labels: torch.Tensor, seeds: torch.Tensor,
+                    index: torch.Tensor, *, class_names: list[str], base_seed: int, **made_by) -> list[dict]:
+    """Write clips as ``<class>-seed<base_seed>-<index>.wav`` into ``folder`` and list them in ``clips.csv``.
+
+    The index is zero-padded to at least four digits (to the width of the largest). Write into a temporary
+    folder (:func:`occ.atomic.atomic_folder`) to make the set whole.
+
+    Parameters
+    ----------
+    folder : path-like
+        An existing folder.
+    wavs : np.ndarray [shape=(N, n_samples)]
+        The clips.
+    labels, seeds, index : torch.Tensor [shape=(N,)]
+        Class, latent seed and clip index of each clip (:func:`occ.synthesis.generate.chosen_seeds`).
+    class_names : list of str
+        Class names by label.
+    base_seed : int
+        The base seed of the clips (in each file name).
+    **made_by
+        Further columns of ``clips.csv``, the same for every clip (``vocoder``, ``gl_iters``, ``threads``,
+        ``device``, ``checkpoint``, ``step``).
+
+    Returns
+    -------
+    list of dict
+        The rows of ``clips.csv``: file, class, index, seed, latent_seed, then ``made_by``.
+    """
+    folder = Path(folder)
+    width = max(4, len(str(int(index.max()))))
+    rows = []
+    for k in range(len(labels)):
+        name = class_names[int(labels[k])]
+        fname = f"{class_folder(name)}-seed{base_seed}-{int(index[k]):0{width}d}.wav"
+        write_clip(folder / fname, wavs[k])
+        rows.append({"file": fname, "class": name, "index": int(index[k]), "seed": base_seed,
+                     "latent_seed": int(seeds[k]), **made_by})
+    with open(folder / "clips.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
 
 
 def write_submission(

@@ -3,9 +3,12 @@
 - ``losses``: hinge, 2C, C-SupCon, O2C, OC-SupCon and SupCon;
 - ``diffaugment``: DiffAugment for D's inputs;
 - ``distributed``: data parallelism under torchrun;
-- ``run_setup``: what both trainers open and share (lock, restart on a changed configuration, device,
-  rank-0 saving, the step loop and its counters, the divergence check);
-- ``gan_train``: the GAN step (``d_step``, ``g_step``, Eq. 6), EMA and the run;
+- ``run_folder``: the run folder both trainers open (lock, restart on a changed configuration, device, rank-0
+  saving, checkpoint validation, resume);
+- ``step_loop``: the step loop both trainers run (the log, checkpoint timing, the run's counters) and its
+  divergence checks;
+- ``gan_step``: one GAN step (``draw_step``, ``d_step``, ``g_step``, Eq. 6) and the EMA of G;
+- ``gan_train``: the GAN run around the steps (checkpoints, resume, the log) and the train stage's call;
 - ``supcon_train``: SupCon pretraining and fine-tuning of f.
 
 May import: the top-level basics, ``occ.data`` and ``occ.nets``.

@@ -34,15 +34,16 @@ from occ.checkpoint import check_config
 from occ.config import ModelConfig, Params, SupConConfig, to_dict
 from occ.data.checks import data_digest
 from occ.data.datasets import FeatureCache, normalize_mel
-from occ.device import resolve_device, use_threads
+from occ.device import use_threads
 from occ.errors import CheckpointError
-from occ.nets.encoder import Encoder, apply_augment, draw_augment_params
+from occ.nets.encoder import Encoder, apply_augment, draw_augment_params, encode_mels
 from occ.nets.models import build_encoder
-from occ.paths import Layout
+from occ.paths import Layout, stage_threads
 from occ.seeding import derived_seed, make_generator, seed_everything
 from occ.train.distributed import gather, sync_batchnorm, wrap
 from occ.train.losses import supcon_loss
-from occ.train.run_setup import Expect, StepLoop, checkpoint_payload, open_run, restore_run
+from occ.train.run_folder import Expect, checkpoint_payload, open_run, restore_run
+from occ.train.step_loop import StepLoop
 
 __all__ = [
     "SUPCON_LOG_COLUMNS",
@@ -52,8 +53,6 @@ __all__ = [
     "pretrain_supcon",
     "finetune_classifier",
     "supcon_stage",
-    "classification_accuracy",
-    "encode_mels",
 ]
 
 SUPCON_LOG_COLUMNS = ("step", "loss", "seconds")
@@ -174,6 +173,7 @@ def pretrain_supcon(
         mels, labels = run.check_inputs(mels, labels, n_classes=n_classes, configs=(model, cfg))
         w, dev, ckpt_path = run.w, run.device, run.checkpoint
         w.local_batch(cfg.batch_size, name="supcon.batch_size")
+        # what the run is (seed, data), checked against the folder's checkpoint
         run_info = {"seed": int(seed), "n_clips": int(mels.shape[0]), "data_digest": data_digest(mels, labels)}
         payload = run.load_checkpoint(  # validate before building anything
             kind="encoder", model=model, n_classes=n_classes, folder="stage folder", missing_ok=True,
@@ -181,6 +181,7 @@ def pretrain_supcon(
                     Expect("run", run_info, "run (seed, training data)")],
         )
         seed_everything(seed)
+        # the encoder, its optimiser and the seeded stream, fresh or as the checkpoint left them
         sampler = make_generator(derived_seed(seed, 2))
         enc = build_encoder(model, n_classes=n_classes)
         if payload is not None:
@@ -192,6 +193,7 @@ def pretrain_supcon(
         optim = torch.optim.Adam(enc.parameters(), lr=cfg.lr)
         start, resumed_from = restore_run(payload, log=run.log, sampler=sampler, optimizers={"optim": optim})
         del payload
+        # the steps: the SupCon loss on two augmented views of each clip; a checkpoint every supcon.ckpt_every steps
         n, bsz, rows = mels.shape[0], cfg.batch_size, w.rows(cfg.batch_size)
         advice = (f"To retry, lower supcon.lr or raise supcon.temperature and delete {ckpt_path} first "
                   "(resuming with the same settings would repeat the same steps).")
@@ -276,6 +278,7 @@ def finetune_classifier(
                   log=FINETUNE_LOG_NAME, columns=FINETUNE_LOG_COLUMNS) as run:
         mels, labels = run.check_inputs(mels, labels, n_classes=n_classes, configs=(model, cfg))
         dev = run.device
+        # the finished pretraining, for these clips
         supcon_path = run.out_dir / SUPCON_NAME
         payload = run.load_checkpoint(supcon_path, kind="encoder", model=model, n_classes=n_classes,
                                       folder="stage folder")
@@ -289,6 +292,7 @@ def finetune_classifier(
         enc = build_encoder(model, n_classes=n_classes)
         enc.load_state_dict(payload["encoder"])
         enc.to(dev).eval().requires_grad_(False)
+        # the frozen backbone's features, once; then the classification head alone is trained on them
         feats = encode_mels(enc, mels, batch_size=batch_size, device=dev, which="features")  # (N, F) on the CPU
 
         seed_everything(seed)
@@ -363,7 +367,7 @@ def supcon_stage(layout: Layout, params: Params, cache: FeatureCache, *,
     """
     clips = cache.train()
     x, n_classes = normalize_mel(clips.mels), len(cache.class_names)
-    use_threads(params.supcon.threads)
+    use_threads(stage_threads(params, "supcon"))
     pre = pretrain_supcon(x, clips.labels, n_classes=n_classes, model=params.model, cfg=params.supcon,
                           out_dir=layout.supcon_run, seed=params.seed, device=params.device, progress=progress,
                           on_config_change="restart")
@@ -371,81 +375,3 @@ def supcon_stage(layout: Layout, params: Params, cache: FeatureCache, *,
                                out_dir=layout.supcon_run, seed=params.seed, device=params.device,
                                class_names=cache.class_names, progress=progress)
     return pre, fine
-
-
-@torch.no_grad()
-def encode_mels(
-    encoder: Encoder,
-    mels: torch.Tensor,
-    *,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-    which: str = "embed",
-) -> torch.Tensor:
-    """Embeddings of log-mels by a (frozen) encoder, in eval mode.
-
-    Parameters
-    ----------
-    encoder : Encoder
-        The encoder (moved to ``device``; its mode is restored afterwards).
-    mels : torch.Tensor [shape=(N, 80, 344)]
-        Normalised log-mels.
-    batch_size : int
-        Clips per forward pass.
-    device : {"auto", "cpu", "cuda"} or torch.device
-        Where to run.
-    which : {"embed", "features", "logits"}
-        The normalised SupCon embedding ``f(x)`` (N, proj_dim), the pooled backbone feature
-        (N, 8 * width) or the class logits (N, n_classes).
-
-    Returns
-    -------
-    torch.Tensor
-        float32, on the CPU.
-    """
-    fn = {"embed": encoder.embed, "features": encoder.features, "logits": encoder.classify}.get(which)
-    if fn is None:
-        raise ValueError(f"encode_mels: which={which!r} is not 'embed', 'features' or 'logits'.")
-    dev = resolve_device(device)
-    was_training = encoder.training
-    encoder.to(dev).eval()
-    outs = []
-    try:
-        for start in range(0, mels.shape[0], batch_size):
-            x = mels[start:start + batch_size].unsqueeze(1).to(dev, torch.float32)
-            outs.append(fn(x).float().cpu())
-    finally:
-        encoder.train(was_training)
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
-def classification_accuracy(
-    encoder: Encoder,
-    mels: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-) -> float:
-    """Fraction of clips whose arg-max class logit equals the label (eval mode).
-
-    Parameters
-    ----------
-    encoder : Encoder
-        A fine-tuned encoder.
-    mels : torch.Tensor [shape=(N, 80, 344)]
-        Normalised log-mels.
-    labels : torch.Tensor [shape=(N,)]
-        Classes.
-    batch_size : int
-        Clips per forward pass.
-    device : {"auto", "cpu", "cuda"} or torch.device
-        Where to run.
-
-    Returns
-    -------
-    float
-        Accuracy in [0, 1].
-    """
-    logits = encode_mels(encoder, mels, batch_size=batch_size, device=device, which="logits")
-    return float((logits.argmax(dim=1) == labels.cpu().long()).float().mean())

@@ -1,0 +1,23 @@
+"""What made a run, as its evaluation records it in ``metrics.json``: the tables, claims, checks and figures name
+each model by these settings (``occ.report.results.variant_settings``), never by its variant's name alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from occ.config import SUPCON_KINDS
+
+__all__ = ["RUN_SETTINGS", "run_settings_of"]
+
+#: The loss, its temperatures, and the source reading ``d2s_source`` where the loss has a source term (the SupCon
+#: kinds): the keys of a run's ``metrics.json`` that say what made it.
+RUN_SETTINGS = ("loss", "tau_d", "tau_c", "d2s_source")
+
+
+def run_settings_of(train: Mapping) -> dict:
+    """What made a run (:data:`RUN_SETTINGS`), from the training configuration its checkpoint stores
+    (``payload["train"]``): what trained it, whatever ``params.yaml`` says now."""
+    out = {key: train[key] for key in RUN_SETTINGS if key != "d2s_source"}
+    if "d2s_source" in train and train["loss"] in SUPCON_KINDS:
+        out["d2s_source"] = train["d2s_source"]
+    return out

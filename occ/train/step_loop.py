@@ -1,0 +1,352 @@
+"""The step loop of both trainers (:class:`StepLoop`) and its divergence checks.
+
+A trainer's steps read top to bottom (the run folder around them is :mod:`occ.train.run_folder`'s)::
+
+    with StepLoop(start=start, steps=steps, log=run.log, progress=run.progress, desc="GAN o2c", ...) as loop:
+        for step in loop:
+            loss = ...
+            loop.stop_if_diverged(loss, what="loss")    # every process stops together
+            ...update...
+            loop.record({"step": step, ...})            # time, log row, progress bar
+            if loop.checkpoint_due:
+                loop.check_weights(g, d)                # no non-finite weight reaches a checkpoint
+                run.save(run.checkpoint, lambda: checkpoint_payload(...))
+                loop.saved()
+    done = loop.done()                                  # StepsDone
+
+:class:`StepLoop` owns the run's counters (the step done and the step of the last checkpoint), which its
+divergence messages name. The checks themselves are plain functions: :func:`check_finite` (one process),
+:func:`stop_if_diverged` (every process of a parallel run agrees first), :func:`check_finite_weights` and
+:func:`kept_message` (which checkpoint survives); their bounds are the divergence guard's (:mod:`occ.train.guard`: a
+loss, or a weight of a network the loop watches, checked at the end of every step, past its bound stops the run, the
+message naming the setting to suspect). Ctrl-C during the steps stops cleanly with
+:class:`~occ.errors.TrainingInterrupted`, the last checkpoint kept. Nothing here draws a random number.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
+
+from occ.checkpoint import TrainLog
+from occ.errors import TrainingDivergedError, TrainingInterrupted
+from occ.train.distributed import World, world
+from occ.train.guard import LOSS_BOUND, WEIGHT_BOUND, culprit, largest_weight, loss_in_bounds, weights_in_bounds
+
+__all__ = ["StepLoop", "StepsDone", "check_finite", "stop_if_diverged", "check_finite_weights", "kept_message"]
+
+
+@dataclass
+class StepsDone:
+    """Outcome of a :class:`StepLoop` (:meth:`StepLoop.done`).
+
+    Attributes
+    ----------
+    step : int
+        Steps done, counting those before a resume.
+    steps : int
+        Steps requested.
+    last_saved : int
+        Step of the last checkpoint written (the resume step when none was written in this call).
+    seconds : float
+        Wall time of the steps run in this call, s.
+    """
+
+    step: int
+    steps: int
+    last_saved: int
+    seconds: float
+
+    @property
+    def finished(self) -> bool:
+        """Every requested step is done and the last one is in the checkpoint."""
+        return self.step >= self.steps and self.last_saved == self.step
+
+class StepLoop:
+    """Steps ``start + 1 .. steps`` of a training loop: timing, the log, the progress bar, checkpoint timing, the
+    divergence check, Ctrl-C; and the run's counters (:attr:`step`, :attr:`last_saved`), kept here alone.
+
+    A trainer reads top to bottom::
+
+        with StepLoop(start=start, steps=steps, log=run.log, ...) as loop:
+            for step in loop:
+                row = {"step": step, **d_step(..., check=loop.stop_if_diverged), **g_step(...)}
+                loop.record(row)               # time, log row, progress bar
+                if loop.checkpoint_due:
+                    run.save(run.checkpoint, lambda: checkpoint_payload(...))
+                    loop.saved()
+        done = loop.done()
+
+    Parameters
+    ----------
+    start : int
+        Steps already done.
+    steps : int
+        Steps requested.
+    log : TrainLog or None
+        The started log; each row is appended with its wall time under ``"seconds"`` (``None``: no log, as on
+        the processes of a parallel run other than rank 0).
+    progress : bool
+        Show a progress bar.
+    desc : str
+        The bar's label.
+    postfix : callable, optional
+        ``postfix(row)``: the values shown after the bar.
+    ckpt_every : int, optional
+        Checkpoint interval; :attr:`checkpoint_due` is true after every step divisible by it and after the
+        last. Without it no checkpoint is due.
+    stop_after : int, optional
+        Stop, as if the process were killed, after this many steps of this loop.
+    checkpoint : Path, optional
+        The checkpoint file, named when the run is interrupted or diverges.
+    task : str
+        What diverged, in a divergence message (``"SupCon pretraining"``).
+    advice : str
+        What to change before retrying, in a divergence message.
+    step0 : Path, optional
+        The untrained models' file, named by a divergence message before the first checkpoint.
+    suspects : mapping of str to str, optional
+        The setting to suspect when a loss term or a watched network runs away, by the term's name in ``parts``
+        (``"d_contrastive"``), by ``"loss"`` for a loss without parts, or by the network's key in ``watch``; named
+        in the divergence message.
+    watch : mapping of str to torch.nn.Module, optional
+        The networks whose parameters the guard reads at the end of every step (:meth:`stop_if_weights_run_away`,
+        from :meth:`record`), by the name a message gives them (``{"G": g, "D": d}``; ``None`` values skipped).
+        Their parameters are listed when the loop starts (optimisers update them in place).
+
+    Attributes
+    ----------
+    step : int
+        Steps done (the step in progress is ``step + 1``).
+    last_saved : int
+        Step of the last checkpoint written (``start`` until one is written).
+
+    Raises
+    ------
+    TrainingInterrupted
+        Ctrl-C (SIGINT) inside the ``with`` block: the step in progress is dropped, the last checkpoint written is
+        kept, and the message (one line) says which one.
+    """
+
+    def __init__(self, *, start: int, steps: int, log: TrainLog | None, progress: bool, desc: str,
+                 postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None, ckpt_every: int | None = None,
+                 stop_after: int | None = None, checkpoint: Path | None = None, task: str = "training",
+                 advice: str = "", step0: Path | None = None, suspects: Mapping[str, str] | None = None,
+                 watch: Mapping[str, torch.nn.Module | None] | None = None) -> None:
+        self.step = self.last_saved = start
+        self.steps, self.log, self.desc, self.postfix = steps, log, desc, postfix
+        self.ckpt_every, self.stop_after, self.checkpoint = ckpt_every, stop_after, checkpoint
+        self.task, self.advice, self.step0 = task, advice, step0
+        self.suspects, self.watch = dict(suspects or {}), dict(watch or {})
+        # the parameters themselves (updated in place by the optimisers), listed once
+        self._watched = [p for module in self.watch.values() if module is not None for p in module.parameters()]
+        self.seconds = 0.0
+        self._ran = 0
+        self._t0: float | None = None
+        self._bar = tqdm(total=steps, initial=min(start, steps), disable=not progress, desc=desc, unit="step",
+                         dynamic_ncols=True)
+
+    def __enter__(self) -> StepLoop:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
+        self._bar.close()
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            if self.ckpt_every is None or self.checkpoint is None:
+                kept = "nothing was saved; rerun to start it again"
+            elif self.last_saved > 0:
+                kept = f"{self.checkpoint} (step {self.last_saved}) was kept; rerun to resume from it"
+            else:
+                kept = "no checkpoint had been written yet; rerun to start afresh"
+            raise TrainingInterrupted(
+                f"{self.desc}: interrupted (Ctrl-C) in step {self.step + 1} of {self.steps}; {kept}.") from None
+        return False
+
+    def __iter__(self) -> Iterator[int]:
+        while self.step < self.steps and (self.stop_after is None or self._ran < self.stop_after):
+            self._t0 = time.perf_counter()
+            expected = self.step + 1
+            yield expected
+            if self.step != expected:
+                raise RuntimeError(f"{self.desc}: step {expected} ended without StepLoop.record(row).")
+
+    def record(self, row: dict[str, Any]) -> None:
+        """End the current step: the watched networks pass the guard (:meth:`stop_if_weights_run_away`), then the
+        step's wall time goes into ``row["seconds"]``, the row into the log and the bar."""
+        if self.watch:
+            self.stop_if_weights_run_away()
+        row["seconds"] = time.perf_counter() - self._t0
+        self.seconds += row["seconds"]
+        self.step += 1
+        self._ran += 1
+        if self.log is not None:
+            self.log.append(row)
+        self._bar.update(1)
+        if self.postfix is not None:
+            self._bar.set_postfix(**self.postfix(row), refresh=False)
+
+    @property
+    def checkpoint_due(self) -> bool:
+        """The step just recorded is one to checkpoint (every ``ckpt_every`` and the last)."""
+        if self.ckpt_every is None:
+            return False
+        return self.step % self.ckpt_every == 0 or self.step == self.steps
+
+    def saved(self) -> None:
+        """Say that the checkpoint of the step just recorded is written."""
+        self.last_saved = self.step
+
+    def done(self) -> StepsDone:
+        """Steps done, the last checkpoint's step and the wall time of this loop's steps."""
+        return StepsDone(step=self.step, steps=self.steps, last_saved=self.last_saved, seconds=self.seconds)
+
+    def kept(self) -> str:
+        """The sentence of a divergence message that says which checkpoint survives (empty when none is written)."""
+        if self.ckpt_every is None or self.checkpoint is None:
+            return ""
+        return kept_message(self.checkpoint, self.last_saved, step0_path=self.step0)
+
+    def stop_if_diverged(self, loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None
+                         ) -> None:
+        """:func:`stop_if_diverged` in the step in progress: ``"<task> diverged at step <n>: the <what> is nan ..."``
+        (or a finite value past :data:`~occ.train.guard.LOSS_BOUND`), with the suspect setting (of the largest term
+        of ``parts``), the checkpoint kept and the advice.
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            A 0-d loss of this process.
+        what : str
+            The loss's name (``"discriminator loss L_D"``).
+        parts : mapping of str to torch.Tensor, optional
+            The loss's terms, listed in the message.
+        """
+        stop_if_diverged(loss, w=world(), what=f"{self.task} diverged at step {self.step + 1}: the {what}",
+                         parts=parts, advice=self.advice, kept=self.kept(),
+                         suspect=lambda: self._suspect(culprit(parts) if parts else "loss"))
+
+    def stop_if_weights_run_away(self) -> None:
+        """The weight half of the guard, at the end of the step in progress: every process stops together with
+        :class:`~occ.errors.TrainingDivergedError` when a parameter of a watched network is NaN, infinite or past
+        :data:`~occ.train.guard.WEIGHT_BOUND` in magnitude (message: the network, the parameter and its largest
+        value, the suspect setting, the checkpoint kept and the advice)."""
+        here = weights_in_bounds(self._watched)
+        if world().all_true(here):
+            return
+        where = f"{self.task} diverged at step {self.step + 1}: "
+        if here:
+            what = f"{where}a network's weights are not finite or past {WEIGHT_BOUND:g} on another process."
+        else:
+            label, name, value = largest_weight(self.watch)
+            past = f", past {WEIGHT_BOUND:g}, which no healthy run reaches" if math.isfinite(value) else ""
+            what = " ".join(part for part in (f"{where}{label} weight {name!r} is {value:.3g}{past}.",
+                                              self._suspect(label)) if part)
+        raise TrainingDivergedError(" ".join(part for part in (what, self.kept(), self.advice) if part))
+
+    def _suspect(self, key: str) -> str:
+        """The sentence naming the setting to suspect for ``key`` (a loss term or a watched network)."""
+        setting = self.suspects.get(key)
+        return f"Suspect setting: {setting} ({key} ran away)." if setting else ""
+
+    def check_weights(self, *modules: torch.nn.Module | None) -> None:
+        """:func:`check_finite_weights` of the step just recorded, before its checkpoint is written."""
+        check_finite_weights(*modules, step=self.step, advice=self.advice, kept=self.kept())
+
+
+def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                 advice: str, kept: str, suspect: str | Callable[[], str] = "") -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN, infinite or finite but past
+    :data:`occ.train.guard.LOSS_BOUND` in magnitude (the one loss check of the divergence guard).
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        A 0-d loss.
+    what : str
+        What diverged, e.g. ``"training diverged at step 12: the discriminator loss L_D"``.
+    parts : mapping of str to torch.Tensor, optional
+        The loss's terms, listed in the message.
+    advice : str
+        What to change before retrying.
+    kept : str
+        Which checkpoint survives (:func:`kept_message`).
+    suspect : str or callable
+        The sentence naming the setting to suspect (or a function making it, called only on failure).
+    """
+    if loss_in_bounds(loss):
+        return
+    value = loss.item()
+    detail = f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
+    past = f", past {LOSS_BOUND:g}, which no healthy run reaches" if math.isfinite(value) else ""
+    suspect = suspect() if callable(suspect) else suspect
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is {value!r}{detail}{past}.", suspect, kept, advice)
+                                         if part))
+
+
+def stop_if_diverged(loss: torch.Tensor, *, w: World, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                     advice: str, kept: str, suspect: str | Callable[[], str] = "") -> None:
+    """The loss check of a training step: every process stops together when one sees a ``loss`` that is not finite
+    or past :data:`occ.train.guard.LOSS_BOUND`.
+
+    Built on :func:`check_finite`: the processes agree first (``w.all_true``, a collective, so every process must
+    call it in the same step), then the one whose loss failed raises with its value and ``parts``, and the others
+    raise saying that it failed on another process. In one process this is :func:`check_finite`.
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        A 0-d loss of this process.
+    w : World
+        This process's world (``occ.train.distributed.world()``).
+    what, parts, advice, kept, suspect
+        As in :func:`check_finite`.
+
+    Raises
+    ------
+    TrainingDivergedError
+        On every process, when ``loss`` fails on any.
+    """
+    if w.all_true(loss_in_bounds(loss)):
+        return
+    check_finite(loss, what=what, parts=parts, advice=advice, kept=kept, suspect=suspect)
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is not finite or past {LOSS_BOUND:g} on another "
+                                                           "process.", kept, advice) if part))
+
+
+def check_finite_weights(*modules: torch.nn.Module | None, step: int, advice: str, kept: str) -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` before a checkpoint would store a non-finite weight."""
+    for module in modules:
+        if module is None:
+            continue
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: {type(module).__name__} weight {name!r} is not finite, so "
+                    f"no checkpoint was written. {kept} {advice}"
+                )
+
+
+def kept_message(ckpt_path: Path, last_saved: int, *, step0_path: Path | None = None) -> str:
+    """The sentence of a divergence error that says which checkpoint survives.
+
+    Parameters
+    ----------
+    ckpt_path : Path
+        The run's checkpoint.
+    last_saved : int
+        Step of the last checkpoint written (0: none yet).
+    step0_path : Path, optional
+        The untrained models' file, named when no checkpoint has been written yet.
+    """
+    if last_saved > 0:
+        return f"The last good checkpoint {ckpt_path} (step {last_saved}) was kept."
+    if step0_path is not None:
+        return f"No checkpoint had been written yet ({step0_path} holds step 0)."
+    return "No checkpoint had been written yet."
