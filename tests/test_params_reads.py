@@ -238,6 +238,12 @@ def test_stage_declares_every_param_its_notebook_reads(stage):
     assert not stale, f"dvc.yaml stage {stage!r} declares {stale}, listed in UNDECLARED: drop one of them"
 
 
+def _one_cell_reads(tmp_path: Path, src: str) -> tuple[set[tuple[str, ...]], bool]:
+    """:func:`_notebook_reads` of a notebook whose one code cell is ``src``."""
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)]), tmp_path / "n.ipynb")
+    return _notebook_reads(tmp_path / "n.ipynb")
+
+
 def test_reads_are_found_through_attributes_calls_and_aliases(tmp_path):
     src = (
         "from occ.config import load_params\nfrom occ.report import readme\n"
@@ -245,9 +251,7 @@ def test_reads_are_found_through_attributes_calls_and_aliases(tmp_path):
         "params.check_seed(1)\ny = getattr(params.eval, 'prdc_k')\nparams.data\n"
         "readme.results_readme(1, 2, 3, 4, 5, label='', params=params)\n"
     )
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)])
-    nbformat.write(nb, tmp_path / "n.ipynb")
-    reads, with_variant = _notebook_reads(tmp_path / "n.ipynb")
+    reads, with_variant = _one_cell_reads(tmp_path, src)
     assert with_variant
     assert {("train", "steps"), ("model", "g_ch"), ("eval", "prdc_k"), ("data",)} <= reads
     assert ("profile",) in reads and ("eval", "vocoder") in reads  # read inside occ.report.readme.results_readme
@@ -261,7 +265,5 @@ def test_a_notebook_opened_by_open_notebook_reads_what_its_stage_call_reads(tmp_
         "layout, params, out = open_notebook('train', variant=v, seed=0)\nn = stage_threads(params, 'supcon')\n"
         "x = params.train.steps\n"
     )
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)])
-    nbformat.write(nb, tmp_path / "n.ipynb")
-    reads, with_variant = _notebook_reads(tmp_path / "n.ipynb")
+    reads, with_variant = _one_cell_reads(tmp_path, src)
     assert with_variant and reads == {("supcon", "threads"), ("train", "steps")}
