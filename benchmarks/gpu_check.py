@@ -153,7 +153,8 @@ def step_rates(seconds: list[float], *, warmup: int) -> dict[str, Any]:
 def _finite_log(frame) -> tuple[bool, dict[str, float]]:
     """Whether every loss column of a training log is finite, and the last row's losses (the numerator shares are
     NaN by design where a loss has no such term, so they are not losses here)."""
-    cols = [c for c in frame.columns if c not in ("step", "seconds") and not c.startswith("d_acc") and not c.endswith("_share")]
+    cols = [c for c in frame.columns if c not in ("step", "seconds") and not c.startswith("d_acc") and not c.endswith("_share")
+            and c != "g_pull_push"]
     values = frame[cols].to_numpy(dtype=float)
     last = {c: float(frame[c].iloc[-1]) for c in cols}
     return bool(np.isfinite(values).all()), last

@@ -76,7 +76,6 @@ class ModelConfig:
     g_ch: int = 8  # generator base width
     d_ch: int = 8  # discriminator base width
     proj_dim: int = 128  # projection head / class embedding size (paper: 128)
-    d_projection: bool = False  # add a class projection term to D2 (ContraGAN: off)
     g_noise: float = 0.0  # initial scale of G's per-feature noise input at its last block (0: off, BigGAN)
     enc_width: int = 16  # encoder (ResNet18) base width; the paper's ResNet18 is 64
     enc_stem: str = "strided"  # encoder stem: "strided" (stride-4, CPU) or "cifar" (3x3 stride 1, SupCon's)
@@ -119,6 +118,7 @@ class TrainConfig:
     tau_d: float = 0.1  # data-to-data temperature
     tau_c: float = 0.1  # data-to-class (and data-to-source) temperature
     d2s_source: str = "generated"  # SupCon losses: f(x_i) of a generated sample in the G step (D2S_SOURCES)
+    d_projection: bool = False  # D reads the label: the projection term <e_D(c), D1(x)> in D2 (Eq. (1)'s D(x, c))
     contrastive_weight: float = 1.0  # weight of the contrastive term (eq. 6: 1)
     steps: int = 400
     batch_size: int = 16

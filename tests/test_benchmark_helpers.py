@@ -97,3 +97,33 @@ def test_learning_curve_compares_two_recipes_paired_over_seeds():
     assert fad.endswith("(lower) |")  # -10, -9, -8
     assert text.startswith("At 800 steps, seeds 0, 1, 2; difference = paired_real - generated")
     assert "| generated | 0 | 800 |" in _table(rows)
+
+
+def test_the_label_in_d_is_decided_by_the_declared_pooled_rule():
+    """benchmarks/d_projection.py: per seed the mean over the six variants of B - A, then a t interval over seeds;
+    B wins when better on one measure and not worse on the other (docs/recipe.md, "The label in D")."""
+    import math
+
+    import d_projection as dp
+
+    def runs(probe, fad, variants):
+        return {v: {s: {"probe_accuracy": probe[s] + 0.01 * k, "fad_mean": fad[s] + k} for s in dp.SEEDS}
+                for k, v in enumerate(variants)}
+
+    before = runs([0.2, 0.3, 0.1], [300.0, 310.0, 320.0], dp.VARIANTS + ("hinge_only",))
+    after = runs([0.6, 0.55, 0.6], [300.0, 330.0, 300.0], dp.VARIANTS + ("projection_cgan",))
+    after["projection_cgan"] = {s: {"probe_accuracy": 0.9, "fad_mean": 1.0} for s in dp.SEEDS}
+    result = dp.compare(before, after)
+    probe, fad = result["pooled"]["probe_accuracy"], result["pooled"]["fad_mean"]
+    assert probe["per_seed"] == pytest.approx([0.4, 0.25, 0.5]) and fad["per_seed"] == pytest.approx([0.0, 20.0, -20.0])
+    m = 1.15 / 3
+    half = 4.302652729911275 * math.sqrt(((0.4 - m) ** 2 + (0.25 - m) ** 2 + (0.5 - m) ** 2) / 2 / 3)
+    assert probe["difference"] == pytest.approx(m) and probe["low"] == pytest.approx(m - half) and m - half > 0
+    assert result["decision"] == "B"  # probe better, FAD's interval contains 0
+    assert result["rows"]["controls"]["a"] == "hinge_only" and result["rows"]["controls"]["b"] == "projection_cgan"
+    assert result["rows"]["o2c"]["fad_mean"]["difference"] == pytest.approx(0.0)
+    worse = {"probe_accuracy": {"low": 0.1, "high": 0.5}, "fad_mean": {"low": 5.0, "high": 9.0}}
+    assert dp.decide(worse) == "A"  # better labels, worse FAD: not better
+    assert dp.decide({"probe_accuracy": {"low": -0.1, "high": 0.2}, "fad_mean": {"low": -9.0, "high": -1.0}}) == "B"
+    assert dp.decide({"probe_accuracy": {"low": -0.1, "high": 0.2}, "fad_mean": {"low": -9.0, "high": 1.0}}) == "A"
+    assert "Decision: B" in dp.markdown(result, "abc")

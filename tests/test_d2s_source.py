@@ -169,3 +169,20 @@ def test_the_log_holds_the_numerator_shares(data, tmp_path, loss):
                 assert all(math.isclose(t, 1.0, rel_tol=1e-6) for t in total)
             else:  # C-SupCon adds same-class data terms
                 assert all(t <= 1.0 + 1e-6 for t in total)
+    label, pull = log["g_label_share"], log["g_pull_push"]
+    if loss == "none":
+        assert label.isna().all() and pull.isna().all()
+        return
+    # the anchors of the class asked for: the class term, and the source term where it is a real clip of that class
+    anchored = log["g_class_share"] + (log["g_source_share"] if reading == "paired_real" else 0.0)
+    assert (label - anchored).abs().max() < 1e-12
+    assert (pull - train.tau_d / train.tau_c * anchored).abs().max() < 1e-12
+
+
+def test_the_anchored_share_counts_the_source_term_only_when_it_is_of_the_class_asked_for():
+    from occ.train.gan_step import anchored_share
+
+    assert anchored_share(0.25, 0.5, source_of_class=True) == 0.75
+    assert anchored_share(0.25, 0.5, source_of_class=False) == 0.25
+    assert anchored_share(0.25, float("nan"), source_of_class=True) == 0.25  # no source term (2C, O2C)
+    assert math.isnan(anchored_share(float("nan"), float("nan"), source_of_class=True))  # no contrastive term

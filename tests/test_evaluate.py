@@ -1,9 +1,11 @@
 """The evaluation's assembly: generation and metrics of one generator, the step-0 numbers, embeddings on disk."""
 
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 
+from occ.metrics.frechet import embedding_stats, frechet_distance
 from occ.metrics.embedding_files import load_embeddings, save_embeddings
 from occ.metrics.embeddings import Embedder
 from occ.metrics.evaluate import evaluate_generator, metrics_of, same_weights, step0_metrics
@@ -63,9 +65,15 @@ def test_the_tables_and_step0_numbers_an_evaluation_writes():
     pd.testing.assert_series_equal(table["probe"], result.probe.rename("probe").reindex(table.index), check_names=False)
     numbers = step0_metrics(result)
     assert numbers == {"fad_mean": float(result.fad.loc["Average", "fad"]), "encoder_accuracy": None,
-                       "probe_accuracy": float(result.probe["Average"])}
+                       "probe_accuracy": float(result.probe["Average"]), "fad_label_free": result.fad_label_free}
+    pooled = np.concatenate([result.embeddings[n].reshape(-1, 4) for n in names])
+    assert result.fad_label_free == pytest.approx(
+        frechet_distance(*embedding_stats(np.concatenate([ref[n].reshape(-1, 4) for n in names])),
+                         *embedding_stats(pooled)), rel=1e-9)
     m = metrics_of(result.table(), table, accuracy=0.5, step0_accuracy=numbers["encoder_accuracy"],
-                   probe=float(result.probe["Average"]), step0_probe=numbers["probe_accuracy"])
+                   probe=float(result.probe["Average"]), step0_probe=numbers["probe_accuracy"],
+                   fad_label_free=result.fad_label_free, step0_fad_label_free=numbers["fad_label_free"])
+    assert m["fad_label_free"] == m["fad_label_free_step0"] == result.fad_label_free
     assert m["fad_mean"] == m["fad_mean_step0"] == numbers["fad_mean"] and m["n_clips_per_class"] == 3
     assert m["probe_accuracy_step0"] == numbers["probe_accuracy"] and "encoder_accuracy_on_generated_step0" not in m
 

@@ -12,6 +12,7 @@ import pytest
 
 from occ.metrics.dcase_eval_stats import dcase_eval_reference, load_dcase_reference
 from occ.errors import ConfigError, DataError
+from occ.metrics import fad
 from occ.metrics.fad import basic_interval, fad_per_class
 from occ.metrics.frechet import embedding_stats, frechet_distance, frechet_distance_eig
 from occ.metrics.vggish_frontend import dcase_vggish_examples
@@ -247,6 +248,30 @@ def test_fad_uses_only_public_names_and_re_exports_nothing():
     imported = [(node.module, a.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and (node.module or "").startswith("occ.") for a in node.names]
     assert imported and not [name for _, name in imported if name.startswith("_")], imported
-    assert sorted(fad.__all__) == ["basic_interval", "fad_per_class"]
+    assert sorted(fad.__all__) == ["basic_interval", "fad_label_free", "fad_per_class"]
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     assert set(fad.__all__) <= defined
+
+
+def test_label_free_fad_pools_every_class_against_every_reference_clip():
+    """The label-free FAD is the Fréchet distance of all generated clips against all reference clips (brute force:
+    concatenate, then the DCASE sqrtm path); relabelling the generated clips leaves it unchanged, while it moves the
+    per-class FAD; a reference given as statistics is pooled as the classes' equal mixture."""
+    rng = np.random.default_rng(3)
+    ref = {c: rng.standard_normal((40, 6)) + 2.0 * k for k, c in enumerate("ABC")}
+    gen = {c: rng.standard_normal((30, 6)) + 2.0 * k + 0.3 for k, c in enumerate("ABC")}
+    brute = frechet_distance(*embedding_stats(np.concatenate(list(ref.values()))),
+                             *embedding_stats(np.concatenate(list(gen.values()))))
+    assert fad.fad_label_free(gen, ref) == pytest.approx(brute, rel=1e-9)
+    assert fad.fad_label_free(gen, ref, method="eig") == pytest.approx(brute, rel=1e-6)
+    swapped = {"A": gen["B"], "B": gen["C"], "C": gen["A"]}
+    assert fad.fad_label_free(swapped, ref) == pytest.approx(brute, rel=1e-9)
+    assert fad.fad_per_class(swapped, ref).loc["Average", "fad"] > 5 * fad.fad_per_class(gen, ref).loc["Average", "fad"]
+    # statistics: the equal mixture, written out by hand from the population moments of each class
+    stats = {c: (e.mean(0), np.cov(e, rowvar=False, ddof=0)) for c, e in ref.items()}
+    pooled = np.concatenate(list(ref.values()))
+    mixture = (pooled.mean(0), np.cov(pooled, rowvar=False, ddof=0))
+    expected = frechet_distance(*mixture, *embedding_stats(np.concatenate(list(gen.values()))))
+    assert fad.fad_label_free(gen, stats) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ConfigError, match="no reference for classes"):
+        fad.fad_label_free({"Z": gen["A"]}, ref)

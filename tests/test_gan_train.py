@@ -291,3 +291,31 @@ def test_train_stage_trains_the_run_of_the_stage(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):  # a SupCon loss reads the supcon stage's f
         gan_train.train_stage(layout, dataclasses.replace(params, train=dataclasses.replace(params.train,
                               loss="ocsupcon")), cache, variant="w", seed=1, progress=False)
+
+
+def test_d_projection_makes_d_read_the_label_and_is_stored_with_the_run(data, tmp_path):
+    """``train.d_projection``: D2 gains the class term <e_D(c), D1(x)>, so D's logit depends on the label; the
+    checkpoint records the setting in ``train`` and ``load_discriminator`` rebuilds the same D."""
+    import dataclasses
+
+    from occ.nets.models import d_projection_of
+
+    train = dataclasses.replace(TRAIN, steps=2, d_projection=True)
+    run = train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=train, out_dir=tmp_path, seed=3, progress=False)
+    payload = load_checkpoint(run.checkpoint_path, kind="gan")
+    assert payload["train"]["d_projection"] is True and "d_projection" not in payload["model"]
+    assert d_projection_of(payload) is True
+    d, _ = load_discriminator(run.checkpoint_path)
+    assert d.d2.embed is not None
+    x = data[0][:3].unsqueeze(1)
+    logits = [d(x, torch.full((3,), c)).logits for c in range(N_CLASSES)]
+    assert not torch.allclose(logits[0], logits[1])
+    # without it D ignores the label (the default), and a checkpoint that kept the setting under `model` still loads
+    plain = train_gan(*data, n_classes=N_CLASSES, model=MODEL, train=dataclasses.replace(train, d_projection=False),
+                      out_dir=tmp_path / "plain", seed=3, progress=False)
+    d0, _ = load_discriminator(plain.checkpoint_path)
+    assert d0.d2.embed is None
+    torch.testing.assert_close(d0(x, torch.zeros(3, dtype=torch.long)).logits, d0(x, torch.ones(3, dtype=torch.long)).logits)
+    old = {**payload, "model": {**payload["model"], "d_projection": True},
+           "train": {k: v for k, v in payload["train"].items() if k != "d_projection"}}
+    assert d_projection_of(old) is True

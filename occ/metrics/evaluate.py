@@ -27,7 +27,7 @@ import torch
 
 from occ.metrics.diversity import prdc_per_class
 from occ.metrics.embeddings import Embedder
-from occ.metrics.fad import fad_per_class
+from occ.metrics.fad import fad_label_free, fad_per_class
 from occ.metrics.probe import encoder_accuracy
 from occ.synthesis.generate import eval_seeds, generate_clips
 from occ.synthesis.submission import check_submission, write_submission
@@ -41,6 +41,8 @@ class GeneratorEval:
     ----------
     fad : pandas.DataFrame
         Per-class FAD with the "Average" row (columns fad, n_clips, ci_low, ci_high).
+    fad_label_free : float
+        The FAD of all clips against all reference clips, whatever their class (`occ.metrics.fad.fad_label_free`).
     prdc : pandas.DataFrame
         Per-class precision, recall, density, coverage (and their mean).
     accuracy : float or None
@@ -61,6 +63,7 @@ class GeneratorEval:
     wavs: np.ndarray
     embeddings: dict[str, np.ndarray]
     probe: pd.Series | None = None
+    fad_label_free: float = float("nan")
 
     def table(self, *, probe: bool = False) -> pd.DataFrame:
         """Per-class FAD (with its interval) joined with precision / recall / density / coverage.
@@ -123,17 +126,19 @@ def evaluate_generator(
         check_submission(wav_dir, n_per_class=n_per_class, classes=class_names)
     emb = {name: embedder.embed(w, progress=progress) for name, w in by_class.items()}
     fad = fad_per_class(emb, reference, n_bootstrap=n_bootstrap, seed=base_seed)
+    label_free = fad_label_free(emb, reference)
     diversity = prdc_per_class(reference, emb, k=prdc_k)
     accuracy = None
     if encoder is not None:
         accuracy = encoder_accuracy(encoder, wavs, labels, device=device)
     probe_acc = probe.accuracy(emb) if probe is not None else None
     return GeneratorEval(fad=fad, prdc=diversity, accuracy=accuracy, mels=mels, labels=labels, wavs=wavs,
-                         embeddings=emb, probe=probe_acc)
+                         embeddings=emb, probe=probe_acc, fad_label_free=label_free)
 
 
 def metrics_of(table: pd.DataFrame, step0: pd.DataFrame, *, accuracy: float | None = None,
                step0_accuracy: float | None = None, probe: float | None = None, step0_probe: float | None = None,
+               fad_label_free: float | None = None, step0_fad_label_free: float | None = None,
                extra: dict | None = None) -> dict:
     """The flat metrics dict of one variant (`results/evaluate/<variant>/metrics.json`).
 
@@ -141,6 +146,8 @@ def metrics_of(table: pd.DataFrame, step0: pd.DataFrame, *, accuracy: float | No
     ----------
     table, step0 : pandas.DataFrame
         `GeneratorEval.table()` of the trained generator and of the same generator at step 0.
+    fad_label_free, step0_fad_label_free : float, optional
+        `GeneratorEval.fad_label_free` of both (keys ``fad_label_free``, ``fad_label_free_step0``).
     """
     avg = table.loc["Average"]
     m = {
@@ -158,6 +165,10 @@ def metrics_of(table: pd.DataFrame, step0: pd.DataFrame, *, accuracy: float | No
         m["encoder_accuracy_on_generated"] = accuracy
     if step0_accuracy is not None:
         m["encoder_accuracy_on_generated_step0"] = step0_accuracy
+    if fad_label_free is not None:
+        m["fad_label_free"] = float(fad_label_free)
+    if step0_fad_label_free is not None:
+        m["fad_label_free_step0"] = float(step0_fad_label_free)
     if probe is not None:
         m["probe_accuracy"] = float(probe)
     if step0_probe is not None:
@@ -175,10 +186,11 @@ def step0_metrics(step0: GeneratorEval) -> dict:
     Returns
     -------
     dict
-        ``fad_mean`` (the "Average" FAD), ``encoder_accuracy`` and ``probe_accuracy`` (the probe's "Average").
+        ``fad_mean`` (the "Average" FAD), ``fad_label_free``, ``encoder_accuracy`` and ``probe_accuracy`` (the
+        probe's "Average").
     """
-    return {"fad_mean": float(step0.fad.loc["Average", "fad"]), "encoder_accuracy": step0.accuracy,
-            "probe_accuracy": float(step0.probe["Average"])}
+    return {"fad_mean": float(step0.fad.loc["Average", "fad"]), "fad_label_free": step0.fad_label_free,
+            "encoder_accuracy": step0.accuracy, "probe_accuracy": float(step0.probe["Average"])}
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -115,6 +115,8 @@ def evaluate_stage(layout: Layout, params: Params, *, variant: str, seed: int) -
     metrics = evaluate.metrics_of(result.table(), step0_table, accuracy=result.accuracy,
                                   step0_accuracy=step0_metrics["encoder_accuracy"],
                                   probe=float(result.probe["Average"]), step0_probe=step0_metrics["probe_accuracy"],
+                                  fad_label_free=result.fad_label_free,
+                                  step0_fad_label_free=step0_metrics["fad_label_free"],
                                   extra={"variant": variant, "seed": int(seed), "step": int(payload["step"]),
                                          "n_classes": len(class_names), "d_within_class_distance": spread,
                                          "probe_chance": settings["probe"].chance, "seconds_evaluation": seconds,

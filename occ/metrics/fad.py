@@ -16,7 +16,7 @@ import pandas as pd
 from occ.errors import ConfigError
 from occ.metrics.frechet import FastFD, as_stats, check_finite, embedding_stats, frechet_distance
 
-__all__ = ["fad_per_class", "basic_interval"]
+__all__ = ["fad_per_class", "fad_label_free", "basic_interval"]
 
 
 def fad_per_class(
@@ -100,6 +100,48 @@ def fad_per_class(
     df["n_clips"] = df["n_clips"].astype(int)
     df.index.name = "class"
     return df
+
+
+def fad_label_free(gen_emb: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]],
+                   *, method: str = "auto") -> float:
+    """The FAD of all generated clips against all reference clips, whatever their class: how the clips sound as a
+    set, blind to the labels they were made under (per-class FAD also punishes a good clip made under another
+    label).
+
+    Parameters
+    ----------
+    gen_emb, ref : mapping
+        As :func:`fad_per_class`: class -> embeddings (or, for ``ref``, ``(mu, sigma)``); the reference classes used
+        are those of ``gen_emb``. Embeddings are pooled; statistics are pooled as an equal mixture of the classes
+        (mean of the means; mean of ``sigma + mu mu^T`` minus the pooled ``mu mu^T``).
+    method : {"auto", "dcase", "eig"}
+        As :func:`fad_per_class`.
+    """
+    missing = [c for c in gen_emb if c not in ref]
+    if missing:
+        raise ConfigError(f"fad_label_free: no reference for classes {missing} (reference has {sorted(ref)})")
+    if method not in ("auto", "dcase", "eig"):
+        raise ConfigError(f"fad_label_free: method={method!r} is unknown; use 'auto', 'dcase' or 'eig'")
+    gen = np.concatenate([_windows(gen_emb[c]) for c in gen_emb])
+    check_finite(gen, "fad_label_free: the generated embeddings")
+    refs = [ref[c] for c in gen_emb]
+    if any(isinstance(r, tuple) for r in refs):
+        stats = [as_stats(r) for r in refs]
+        mu = np.mean([m for m, _ in stats], axis=0)
+        sigma = np.mean([s + np.outer(m, m) for m, s in stats], axis=0) - np.outer(mu, mu)
+    else:
+        pooled = np.concatenate([_windows(r) for r in refs])
+        check_finite(pooled, "fad_label_free: the reference embeddings")
+        mu, sigma = embedding_stats(pooled)
+    if method == "eig" or (method == "auto" and gen.shape[-1] > 128):
+        return float(FastFD(mu, sigma)(gen))
+    return float(frechet_distance(mu, sigma, *embedding_stats(gen)))
+
+
+def _windows(emb: np.ndarray) -> np.ndarray:
+    """Embeddings as (clips, windows, D) float64."""
+    e = np.asarray(emb, dtype=np.float64)
+    return e[:, None, :] if e.ndim == 2 else e
 
 
 def basic_interval(point: float, boot: np.ndarray, *, ci: float = 0.95) -> tuple[float, float]:

@@ -30,6 +30,7 @@ __all__ = [
     "build_encoder",
     "load_generator",
     "load_discriminator",
+    "d_projection_of",
     "load_encoder",
 ]
 
@@ -59,10 +60,11 @@ def initial_generator(model: ModelConfig, *, n_classes: int, seed: int) -> Gener
     return build_generator(model, n_classes=n_classes)
 
 
-def build_discriminator(model: ModelConfig, *, n_classes: int) -> Discriminator:
-    """D of the architecture ``model``: ``WIDTHS[model.preset]`` with ``d_ch``, ``proj_dim``, ``d_projection``."""
+def build_discriminator(model: ModelConfig, *, n_classes: int, projection: bool = False) -> Discriminator:
+    """D of the architecture ``model``: ``WIDTHS[model.preset]`` with ``d_ch`` and ``proj_dim``; ``projection``
+    (``train.d_projection``) adds the class term to D2, so that D reads the label (Eq. (1)'s ``D(x, c)``)."""
     kwargs = {**model_preset(model)["discriminator"], "ch": model.d_ch, "proj_dim": model.proj_dim,
-              "projection": model.d_projection}
+              "projection": projection}
     return Discriminator(n_classes=n_classes, **kwargs)
 
 
@@ -80,20 +82,21 @@ _RERUN = {"gan": "rerun the train stage (dvc repro train@<variant>-<seed>)",
 
 
 def _load_net(path: str | Path, *, kind: str, build: Callable[..., torch.nn.Module], key: str,
-              device: str | torch.device, fallback: str | None = None) -> tuple[torch.nn.Module, dict]:
+              device: str | torch.device, fallback: str | None = None,
+              extra: Callable[[dict], dict] | None = None) -> tuple[torch.nn.Module, dict]:
     """The network ``build(model, n_classes=...)`` of a checkpoint of ``kind``, with the weights stored under ``key``
     (under ``fallback`` when ``key`` holds none), on ``device``, in eval mode without parameter gradients; and the
-    checkpoint payload."""
+    checkpoint payload. ``extra(payload)`` gives further keyword arguments of ``build``."""
     dev = resolve_device(device)
     payload = load_checkpoint(path, kind=kind)
     try:
-        model = ModelConfig(**payload["model"])
+        model = ModelConfig(**{k: v for k, v in payload["model"].items() if k != "d_projection"})
     except (KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: its architecture entry {payload.get('model')!r} does not match this version's ModelConfig "
             f"({exc}); {_RERUN[kind]}."
         ) from exc
-    net = build(model, n_classes=int(payload["n_classes"]))
+    net = build(model, n_classes=int(payload["n_classes"]), **extra(payload) if extra else {})
     net.load_state_dict(payload[key] if fallback is None or payload.get(key) is not None else payload[fallback])
     net.to(dev).eval().requires_grad_(False)
     return net, payload
@@ -132,7 +135,14 @@ def load_discriminator(path: str | Path, *, device: str | torch.device = "cpu") 
     CheckpointError
         Missing, corrupt, or not a GAN checkpoint.
     """
-    return _load_net(path, kind="gan", build=build_discriminator, key="d", device=device)
+    return _load_net(path, kind="gan", build=build_discriminator, key="d", device=device,
+                     extra=lambda payload: {"projection": d_projection_of(payload)})
+
+
+def d_projection_of(payload: dict) -> bool:
+    """Whether the D of a GAN checkpoint reads the label (``train.d_projection``; a checkpoint written before the
+    setting moved to ``train`` keeps it in its architecture entry)."""
+    return bool((payload.get("train") or {}).get("d_projection", (payload.get("model") or {}).get("d_projection", False)))
 
 
 def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Encoder:

@@ -28,7 +28,7 @@ from occ.train.diffaugment import DAugmentParams, apply_d_augment, draw_d_augmen
 from occ.train.distributed import World, gather
 from occ.train.losses import ContrastiveTerms, contrastive_terms, d_hinge_loss, g_hinge_loss
 
-__all__ = ["Nets", "Draws", "draw_step", "d_step", "g_step", "ema_update", "DForward"]
+__all__ = ["anchored_share", "Nets", "Draws", "draw_step", "d_step", "g_step", "ema_update", "DForward"]
 
 
 @dataclass
@@ -191,8 +191,23 @@ def g_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
     g_loss.backward()
     nets.g_optim.step()
     nets.d.requires_grad_(True)
+    label_share = anchored_share(g_class_share, g_source_share, source_of_class=paired)
     return {"g_adv": g_adv.item(), "g_contrastive": g_con.item(), "g_class_share": g_class_share,
-            "g_source_share": g_source_share}
+            "g_source_share": g_source_share, "g_label_share": label_share,
+            "g_pull_push": train.tau_d / train.tau_c * label_share}
+
+
+def anchored_share(class_share: float, source_share: float, *, source_of_class: bool) -> float:
+    """The share of the contrastive numerator held by anchors of the class asked for: the class term, plus the
+    source term where it is f of a real clip of that class (``source_of_class``: the G step under ``paired_real``,
+    every D step). NaN where the loss has no class term (``"none"``); a loss without a source term adds nothing.
+
+    Times ``tau_d / tau_c`` it is the weight of the pull toward those anchors against the push from the other
+    samples in the gradient of the loss with respect to a sample's embedding (``g_pull_push`` in the log).
+    """
+    if source_of_class and source_share == source_share:  # not NaN
+        return class_share + source_share
+    return class_share
 
 
 def _contrastive_term(nets: Nets, train: TrainConfig, embedding: torch.Tensor, labels: torch.Tensor,

@@ -64,7 +64,8 @@ __all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "train_gan", "train_stag
 #: adversarial loss, D's accuracy on real (logit > 0) and fake (logit < 0) samples, what the contrastive numerator of
 #: the D and the G step is made of (the class term's share ``mean_i(d2c_i / numerator_i)`` and the source term's
 #: ``mean_i(d2s_i / numerator_i)``: :func:`occ.train.losses.contrastive_terms`; NaN where the loss has no such term),
-#: step time in s.
+#: the share of G's numerator held by anchors of the class asked for and the pull-to-push weight tau_d / tau_c times
+#: it (:func:`occ.train.gan_step.anchored_share`), step time in s.
 LOG_COLUMNS = (
     "step",
     "d_loss_real",
@@ -79,6 +80,8 @@ LOG_COLUMNS = (
     "d_source_share",
     "g_class_share",
     "g_source_share",
+    "g_label_share",
+    "g_pull_push",
     "seconds",
 )
 #: Training keys that may change when resuming (``steps`` to continue training).
@@ -306,7 +309,7 @@ def _build_nets(model: ModelConfig, train: TrainConfig, *, n_classes: int, seed:
     weights of ``payload`` when resuming, placed on ``device`` and wrapped for a parallel run. The optimisers' state
     is :func:`~occ.train.run_folder.restore_run`'s to load."""
     g = initial_generator(model, n_classes=n_classes, seed=seed)  # seeds every generator, then builds G
-    d = build_discriminator(model, n_classes=n_classes)
+    d = build_discriminator(model, n_classes=n_classes, projection=train.d_projection)
     g_ema = copy.deepcopy(g) if train.ema_decay > 0 else None
     if payload is not None:
         g.load_state_dict(payload["g"])
