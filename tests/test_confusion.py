@@ -96,11 +96,12 @@ def test_clips_table_reads_each_seed():
     def m(acc, mi, null, own, loss):
         return {"probe_accuracy": acc, "probe_mi_bits": mi, "probe_mi_null95": null, "loss": loss, "tau_d": 0.1,
                 "tau_c": 0.1, "probe_relabelled_accuracy": max(acc, 0.5), "probe_own_label_classes": own,
-                "n_classes": 7}
+                "n_classes": 7, "d_projection": loss != "none"}
 
     metrics = {"contragan": {1: m(0.1, 1.4, 0.1, 1, "2c"), 0: m(0.05, 0.05, 0.1, 0, "2c")},
                "o2c": {0: m(0.6, 1.5, 0.1, 5, "o2c"),
-                       2: {"probe_accuracy": 0.5, "loss": "o2c", "tau_d": 0.1, "tau_c": 0.1}}}  # 2: without the MI
+                       2: {"probe_accuracy": 0.5, "loss": "o2c", "tau_d": 0.1, "tau_c": 0.1,
+                           "d_projection": True}}}  # 2: without the MI
     t = clips_table(metrics)
     assert [(r.variant, r.seed) for r in t.itertuples()] == [("contragan", 0), ("contragan", 1), ("o2c", 0)]
     assert list(t["clips"]) == [CLASS_BLIND, OTHER_LABELS, OWN_LABELS]

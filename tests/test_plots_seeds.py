@@ -38,9 +38,11 @@ def test_smoothed_over_seeds_by_hand():
         smoothed_over_seeds(runs, band="sd")
 
 
-#: What made each variant's runs (metrics.json: loss, tau_d, tau_c; the SupCon kinds' source reading paired_real).
-MADE = {"contragan": ("2c", 0.1, 0.1), "o2c": ("o2c", 0.1, 0.1), "o2c_ct1": ("o2c", 0.1, 1.0),
-        "ocsupcon": ("ocsupcon", 0.1, 0.1), "hinge_only": ("none", 0.1, 0.1)}
+#: What made each variant's runs (metrics.json: loss, tau_d, tau_c, d_projection; the SupCon kinds' source reading
+#: paired_real).
+MADE = {"contragan": ("2c", 0.1, 0.1, True), "o2c": ("o2c", 0.1, 0.1, True), "o2c_ct1": ("o2c", 0.1, 1.0, True),
+        "ocsupcon": ("ocsupcon", 0.1, 0.1, True), "hinge_only": ("none", 0.1, 0.1, False),
+        "projection_cgan": ("none", 0.1, 0.1, True)}
 
 
 def _seeded_metrics(**seeds):
@@ -48,7 +50,8 @@ def _seeded_metrics(**seeds):
     seeds = seeds or {"contragan": [0, 1, 2], "o2c": [0, 1], "ocsupcon": [0], "hinge_only": [0, 1, 2]}
     return {v: {s: {"fad_mean": 300.0 + 10 * s + rng.normal(), "n_classes": 7,
                     "probe_accuracy": 0.14 if v == "hinge_only" else 0.5 + 0.01 * s,
-                    **run_settings_of(dict(zip(("loss", "tau_d", "tau_c"), MADE[v]), d2s_source="paired_real"))}
+                    **run_settings_of(dict(zip(("loss", "tau_d", "tau_c", "d_projection"), MADE[v]),
+                                         d2s_source="paired_real"))}
                 for s in ss}
             for v, ss in seeds.items()}
 
@@ -105,8 +108,21 @@ def test_by_seed_figures_name_each_model_by_what_its_runs_recorded():
     fig = plot_fad_by_seed(metrics, variants=["o2c", "o2c_ct1"])
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["O2C-GAN", "O2C-GAN, CT 0.5"]
     paper = [t.get_text() for t in fig.axes[1].texts]  # beside it, the paper's number says what made it
-    assert "5.023  #1 (tau_d 0.1, tau_c 1.0)" in paper and "5.480  #2" in paper
+    assert "5.023  #1 (tau_d 0.1, tau_c 1.0, label in D)" in paper and "5.480  #2" in paper
+    for run in metrics["o2c"].values():  # D without the label: the name and the paper's number say so
+        run["d_projection"] = False
+    fig = plot_fad_by_seed(metrics, variants=["o2c", "o2c_ct1", "projection_cgan"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][0] == "O2C-GAN, D without label"
+    assert "5.480  #2 (tau_d 0.1, tau_c 0.1, label in D)" in [t.get_text() for t in fig.axes[1].texts]
     plt.close(fig)
+
+
+def test_every_variant_of_the_project_has_a_line_style():
+    from occ.report.paper import VARIANT_ORDER
+    from occ.report.plots_seeds import VARIANT_STYLE
+
+    assert set(VARIANT_ORDER) <= set(VARIANT_STYLE) and "projection_cgan" in VARIANT_ORDER
+    assert VARIANT_STYLE["projection_cgan"] != VARIANT_STYLE["hinge_only"]
 
 
 def test_probe_figure_draws_chance():

@@ -15,7 +15,7 @@ from occ.report.checks import checks_table, clips_table
 from occ.report.claims import CLAIMS, claims_table
 from occ.report.dvc_metrics import RESULT_CODES, VERDICT_CODES, checks_metrics, claims_metrics
 from occ.report.intervals import VERDICTS
-from occ.report.markdown import readable, write_table
+from occ.report.markdown import readable, to_markdown, write_table
 from occ.report.paper import REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE2
 from occ.report.readme import results_readme, source_readings
 from occ.errors import DataError
@@ -25,16 +25,21 @@ from occ.report.tables import interval_columns, table1, table1_title, table2, ta
 
 T_DF1 = 12.706204736174707  # t_{0.975, 1}
 T_DF2 = 4.302652729749464  # t_{0.975, 2}
+T_DF5 = 2.5705818356363146  # t_{0.975, 5}
 LABEL = "this run (x, y)"
-#: What made each variant's runs, as their metrics.json records it (the committed params.yaml's variants).
-MADE = {"contragan": ("2c", 0.1, 0.1), "csupcongan": ("csupcon", 0.1, 0.1), "o2c": ("o2c", 0.1, 0.1),
-        "o2c_ct1": ("o2c", 0.1, 1.0), "ocsupcon": ("ocsupcon", 0.1, 0.1), "ocsupcon_ct1": ("ocsupcon", 0.1, 1.0),
-        "hinge_only": ("none", 0.1, 0.1)}
+#: What made each variant's runs, as their metrics.json records it (the committed params.yaml's variants: loss,
+#: tau_d, tau_c, d_projection).
+MADE = {"contragan": ("2c", 0.1, 0.1, True), "csupcongan": ("csupcon", 0.1, 0.1, True), "o2c": ("o2c", 0.1, 0.1, True),
+        "o2c_ct1": ("o2c", 0.1, 1.0, True), "ocsupcon": ("ocsupcon", 0.1, 0.1, True),
+        "ocsupcon_ct1": ("ocsupcon", 0.1, 1.0, True), "hinge_only": ("none", 0.1, 0.1, False),
+        "projection_cgan": ("none", 0.1, 0.1, True)}
 
 
 def _settings(made):
-    """What a run of ``made`` = (loss, tau_d, tau_c) records, trained with the source reading params.yaml sets."""
-    return run_settings_of({"loss": made[0], "tau_d": made[1], "tau_c": made[2], "d2s_source": "paired_real"})
+    """What a run of ``made`` = (loss, tau_d, tau_c, d_projection) records, trained with the source reading
+    params.yaml sets."""
+    return run_settings_of({"loss": made[0], "tau_d": made[1], "tau_c": made[2], "d_projection": made[3],
+                            "d2s_source": "paired_real"})
 
 
 def _made(metrics, **changed):
@@ -46,13 +51,16 @@ def _made(metrics, **changed):
 
 
 def _m(fad, step0=500.0, probe=0.5, enc=0.4, spread=0.3, clip=(2.0, 5.0)):
-    return {"fad_mean": fad, "fad_mean_step0": step0, "fad_mean_ci_low": fad - clip[1], "fad_mean_ci_high": fad - clip[0],
+    return {"fad_mean": fad, "fad_label_free": fad - 50.0, "fad_mean_step0": step0, "fad_mean_ci_low": fad - clip[1],
+            "fad_mean_ci_high": fad - clip[0],
             "probe_accuracy": probe, "encoder_accuracy_on_generated": enc, "d_within_class_distance": spread,
             "n_classes": 7}
 
 
-def _log(tail):
-    return pd.DataFrame({"step": range(1, 11), "d_adv": [2.0] * 8 + [tail] * 2})
+def _log(tail, early=2.0):
+    """D's loss over 10 steps: ``early`` over the first 3 (C3's speed reads the first quarter), ``tail`` over the
+    last 2 (its end level reads the last 20 %)."""
+    return pd.DataFrame({"step": range(1, 11), "d_adv": [early] * 3 + [2.0] * 5 + [tail] * 2})
 
 
 def _per_class(level):
@@ -145,8 +153,8 @@ def _claim_inputs():
         "o2c_ct1": {0: _m(339.0), 1: _m(351.0), 2: _m(331.0)},
         "ocsupcon_ct1": {0: _m(319.0), 1: _m(332.0), 2: _m(339.0)},
     })
-    logs = {"contragan": {s: _log(0.5 + 0.01 * s) for s in range(3)},
-            "o2c": {s: _log(0.9 + 0.02 * s) for s in range(3)},
+    logs = {"contragan": {s: _log(0.5 + 0.01 * s, early=1.0 + 0.01 * s) for s in range(3)},
+            "o2c": {s: _log(0.9 + 0.02 * s, early=1.5 + 0.02 * s) for s in range(3)},
             "csupcongan": {s: _log(0.8) for s in range(3)}}
     return metrics, logs
 
@@ -154,27 +162,54 @@ def _claim_inputs():
 def test_claims_are_paired_comparisons_over_seeds():
     metrics, logs = _claim_inputs()
     c = claims_table(metrics, logs)
-    assert len(c) == 8 and set(c["verdict"]) <= set(VERDICTS)
-    by = {row.claim: row for row in c.itertuples()}
+    assert set(c["verdict"]) <= set(VERDICTS) and set(c["role"]) == {"claim", "split", "pooled"}
+    claims = c[c["role"] == "claim"]
+    assert list(claims.index) == [f"{cid}_{a}_vs_{b}" for cid, a, b, _, _ in CLAIMS]  # the eight, first
+    by = {row.claim: row for row in claims.itertuples()}
     c1 = by["C1 OCC lowers FAD: O2C-GAN < ContraGAN (2C)"]
     # differences -10, -11, -9: mean -10, s = 1, half-width t_{0.975,2} / sqrt(3)
     assert c1.difference == pytest.approx(-10.0) and c1.detectable_difference == pytest.approx(T_DF2 / math.sqrt(3))
     assert c1.n_seeds == 3 and c1.paired_seeds == "0, 1, 2" and c1.verdict == "reproduced"
     assert c1.paper == "5.480 < 12.667 (Table 1)" and "as the paper reports" in c1.reading
+    assert "over 3 seeds" in c1.reading
     c1b = by["C1 OCC lowers FAD: OC-SupConGAN < C-SupConGAN (C-SupCon)"]
     assert c1b.difference == pytest.approx(20.0) and c1b.verdict == "contradicted"
     assert "opposite" in c1b.reading
     c2 = by["C2 tau_c 1.0 beats 0.1: O2C-GAN, CT 1.0 < O2C-GAN"]  # differences -1, 1, 0
     assert c2.difference == pytest.approx(0.0) and c2.verdict == "not established"
     assert f"±{T_DF2 / math.sqrt(3):.3g}" in c2.reading
-    c3 = by["C3 without OCC D's adversarial loss ends lower: ContraGAN (2C) < O2C-GAN"]
-    # d_loss_tail: mean of the last 20 % (2 of 10 steps) = the tail level; differences -0.4, -0.41, -0.42
-    assert c3.difference == pytest.approx(-0.41) and c3.verdict == "reproduced"
-    c3b = by["C3 without OCC D's adversarial loss ends lower: C-SupConGAN (C-SupCon) < OC-SupConGAN"]
+    c3 = by["C3 without OCC D's adversarial loss falls faster: ContraGAN (2C) < O2C-GAN"]
+    # d_loss_early: the first quarter of the steps, where D's loss is 1.0 + 0.01 s against 1.5 + 0.02 s
+    assert c3.difference == pytest.approx(-0.51) and c3.verdict == "reproduced"
+    c3b = by["C3 without OCC D's adversarial loss falls faster: C-SupConGAN (C-SupCon) < OC-SupConGAN"]
     assert c3b.n_seeds == 0 and c3b.verdict == "not established" and "nothing decided" in c3b.reading
     c4 = by["C4 OCC spreads same-class embeddings in D's space: O2C-GAN > ContraGAN (2C)"]
     assert c4.difference == pytest.approx(0.1033333) and c4.verdict == "reproduced"
     assert "higher" in c4.reading
+    # splits: C3's end level (the last 20 %: 0.5 + 0.01 s against 0.9 + 0.02 s), C1's label-free FAD and probe
+    end = c.loc["C3_contragan_vs_o2c_d_loss"]
+    assert end["claim"] == "C3 split by D's loss over the last 20 % of steps: ContraGAN (2C) < O2C-GAN"
+    assert c.loc["C1_o2c_vs_contragan_probe", "claim"] == "C1 split by probe accuracy: O2C-GAN > ContraGAN (2C)"
+    assert c.loc["C1_pooled_probe", "claim"] == ("C1 split by probe accuracy: with OCC > without OCC, both families "
+                                                 "pooled")
+    assert end["role"] == "split" and end["difference"] == pytest.approx(-0.41) and end["verdict"] == "reproduced"
+    assert c.loc["C1_o2c_vs_contragan_fad_label_free", "difference"] == pytest.approx(-10.0)
+    assert c.loc["C1_o2c_vs_contragan_probe", "difference"] == pytest.approx(0.0)
+    assert not any(k.startswith("C4_") and k.endswith(("_probe", "_d_loss")) for k in c.index)
+    # pooled: C1 over both families, six pairs (-10, -11, -9 and 20, 21, 19), the t interval with 5 degrees of freedom
+    pooled = c.loc["C1_pooled"]
+    diffs = [-10.0, -11.0, -9.0, 20.0, 21.0, 19.0]
+    mean = sum(diffs) / 6
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 5)
+    assert pooled["role"] == "pooled" and pooled["n_seeds"] == 6 and pooled["difference"] == pytest.approx(5.0)
+    assert pooled["difference_halfwidth"] == pytest.approx(T_DF5 * sd / math.sqrt(6))
+    assert pooled["verdict"] == "not established" and "over 6 pairs" in pooled["reading"]
+    assert "seeds" not in pooled["reading"]
+    assert pooled["paired_seeds"] == "2C s0, 2C s1, 2C s2, C-SupCon s0, C-SupCon s1, C-SupCon s2"
+    assert c.loc["C3_pooled", "n_seeds"] == 3 and c.loc["C3_pooled", "difference"] == pytest.approx(-0.51)
+    assert {"C1_pooled_fad_label_free", "C1_pooled_probe", "C2_pooled", "C3_pooled_d_loss", "C4_pooled"} \
+        <= set(c[c["role"] == "pooled"].index)
+    assert "role" in readable(c).columns
 
 
 def test_claims_use_only_common_seeds():
@@ -258,9 +293,9 @@ def test_every_label_is_what_the_runs_recorded_not_the_variants_name():
     assert table3_title(t3).endswith("over seeds (this run: O2C-GAN, CT 0.5)")
     claims = claims_table(metrics, logs)
     c2 = claims.loc["C2_o2c_ct1_vs_o2c"]
-    assert c2["claim"] == ("C2 tau_c 1.0 beats 0.1: O2C-GAN, CT 0.5 < O2C-GAN (compared here: tau_d 0.1, tau_c 0.5 "
-                           "against tau_d 0.1, tau_c 0.1; the paper compared tau_d 0.1, tau_c 1.0 against tau_d 0.1, "
-                           "tau_c 0.1)")
+    assert c2["claim"] == ("C2 tau_c 1.0 beats 0.1: O2C-GAN, CT 0.5 < O2C-GAN (compared here: tau_d 0.1, tau_c 0.5, "
+                           "label in D against tau_d 0.1, tau_c 0.1, label in D; the paper compared tau_d 0.1, "
+                           "tau_c 1.0, label in D against tau_d 0.1, tau_c 0.1, label in D)")
     assert "O2C-GAN, CT 0.5 - O2C-GAN" in c2["measure"] and "O2C-GAN, CT 0.5" in c2["reading"]
     assert "compared here" not in claims.loc["C2_ocsupcon_ct1_vs_ocsupcon", "claim"]  # as the paper ran it
     checks = checks_table(metrics)
@@ -277,7 +312,7 @@ def test_every_label_is_what_the_runs_recorded_not_the_variants_name():
 
 def test_a_variant_mixing_settings_or_missing_them_is_refused():
     metrics = _made({"o2c": {0: _m(300.0), 1: _m(310.0)}})
-    assert variant_settings(metrics) == {"o2c": {"loss": "o2c", "tau_d": 0.1, "tau_c": 0.1}}
+    assert variant_settings(metrics) == {"o2c": {"loss": "o2c", "tau_d": 0.1, "tau_c": 0.1, "d_projection": True}}
     metrics["o2c"][1]["tau_c"] = 0.5
     with pytest.raises(DataError, match=r"runs of o2c were made with different settings .*seed 1: .*0\.5.*rerun"):
         table1(metrics)
@@ -301,8 +336,14 @@ def test_results_readme_puts_verdicts_first():
     assert text.index("## The paper's claims") < text.index("## Table 1") < text.index("## Table 2")
     assert "from 3 seeds (fewer: hinge only (control, no contrastive term) 1)" in text
     assert '"not established"' in text and "detectable difference" in text
-    for cid in ("C1", "C2", "C3", "C4"):
-        assert sum(line.startswith(f"- {cid} ") for line in text.splitlines()) == 2
+    for cid in ("C1", "C2", "C3", "C4"):  # two claims and the pooled row per claim; the splits only in the table
+        lines = [line for line in text.splitlines() if line.startswith(f"- {cid} ")]
+        assert len(lines) == 3 and "both families pooled" in lines[2] and "pairs" in lines[2]
+    verdicts = claims_table(metrics, logs)
+    counts = verdicts[verdicts["role"] == "claim"]["verdict"].value_counts()
+    assert (f"{counts['reproduced']} of 8 comparisons reproduced, {counts['contradicted']} contradicted, "
+            f"{counts['not established']} not established.") in text
+    assert len(verdicts) > 8 and "| role |" in text and "| pooled |" in text
     assert "| reproduced |" in text and "| contradicted |" in text and "| not established |" in text
     assert "measures the sample of clips only" in text and "seed 0" in text
     assert "at most half" not in text
@@ -348,7 +389,7 @@ def test_claims_and_checks_are_dvc_metrics_matching_their_csv(tmp_path):
     metrics["o2c_ct1"] = {0: _m(339.0)}  # one seed: no interval, its bounds are null
     _made(metrics)
     verdicts, checks = claims_table(metrics, logs), checks_table(metrics, profile="paper")
-    assert list(verdicts.index) == [f"{cid}_{a}_vs_{b}" for cid, a, b, _, _ in CLAIMS]
+    assert list(verdicts.index[verdicts["role"] == "claim"]) == [f"{cid}_{a}_vs_{b}" for cid, a, b, _, _ in CLAIMS]
     assert {"fad_below_step0_o2c", "recognisable_o2c", "fad_at_most_half_step0_o2c",
             "recognisable_hinge_only"} <= set(checks.index)
     for name, table, to_metrics, quantity, outcome, codes in (
@@ -399,3 +440,106 @@ def test_the_results_readme_names_the_source_reading_each_supcon_variant_ran_wit
     # the readings the runs recorded, each model named by its loss and temperatures
     assert ("C-SupConGAN (C-SupCon) `generated`; OC-SupConGAN `paired_real`; OC-SupConGAN, CT 1.0 `paired_real`."
             in readme(metrics))
+
+
+def test_the_d_reading_names_the_model_where_it_departs_from_the_paper():
+    from occ.report.paper import PAPER_RUNS, is_class_blind, model_name
+
+    assert all(run["d_projection"] is True for run in PAPER_RUNS.values())
+    o2c = {"loss": "o2c", "tau_d": 0.1, "tau_c": 1.0}
+    assert model_name({**o2c, "d_projection": True}) == "O2C-GAN, CT 1.0"
+    assert model_name({**o2c, "d_projection": False}) == "O2C-GAN, CT 1.0, D without label"
+    assert model_name(o2c) == "O2C-GAN, CT 1.0, D without label"  # recorded before the setting: no label in D
+    assert model_name({"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 0.1, "d_projection": False,
+                       "d2s_source": "generated"}) == "OC-SupConGAN, D without label, source generated"
+    hinge, cgan = (_settings(MADE[v]) for v in ("hinge_only", "projection_cgan"))
+    assert model_name(hinge) == "hinge only (control, no contrastive term)"
+    assert model_name(cgan) == "projection cGAN (control: label in D, no contrastive term)"
+    assert is_class_blind(hinge) and not is_class_blind(cgan) and not is_class_blind(_settings(MADE["o2c"]))
+    assert is_class_blind({"loss": "none", "tau_d": 0.1, "tau_c": 0.1})  # an old control's record
+
+
+def test_old_metrics_without_the_d_reading_read_as_d_without_label():
+    metrics, logs = _claim_inputs()
+    old = {v: {s: {k: x for k, x in m.items() if k != "d_projection"} for s, m in runs.items()}
+           for v, runs in metrics.items()}
+    assert {s["d_projection"] for s in variant_settings(old).values()} == {False}
+    assert model_names(old)["o2c"] == "O2C-GAN, D without label"
+    claim = claims_table(old, logs).loc["C1_o2c_vs_contragan", "claim"]
+    assert claim.endswith("(compared here: tau_d 0.1, tau_c 0.1, D without label against tau_d 0.1, tau_c 0.1, D "
+                          "without label; the paper compared tau_d 0.1, tau_c 0.1, label in D against tau_d 0.1, "
+                          "tau_c 0.1, label in D)")
+    assert table1(old).set_index("variant").loc["contragan", "model"] == "ContraGAN (2C), D without label"
+
+
+def test_table1_lists_both_controls_by_what_their_runs_recorded():
+    metrics = _made({"o2c": {s: _m(300.0 + s) for s in range(2)}, "hinge_only": {s: _m(330.0) for s in range(2)},
+                     "projection_cgan": {s: _m(320.0) for s in range(2)}, "o2c_ct1": {0: _m(1.0)}})
+    t1 = table1(metrics)
+    assert list(t1["variant"]) == ["o2c", "hinge_only", "projection_cgan"]
+    assert list(t1["model"])[1:] == ["hinge only (control, no contrastive term)",
+                                     "projection cGAN (control: label in D, no contrastive term)"]
+    # a control is a run without contrastive term, whatever its variant's key
+    renamed = _made({"o2c": {0: _m(300.0)}, "hinge_only": {0: _m(330.0)}})
+    renamed["my_control"] = renamed.pop("hinge_only")
+    assert list(table1(renamed)["variant"]) == ["o2c", "my_control"]
+
+
+def test_recognisability_against_the_paired_control_by_hand():
+    from occ.report.checks import control_variant, probe_comparisons, recognisable_sentences
+
+    confusion = dict(probe_mi_bits=1.0, probe_mi_null95=0.1, probe_relabelled_accuracy=0.6, probe_own_label_classes=4)
+    probes = {"o2c": [0.50, 0.60, 0.40], "contragan": [0.10, 0.20, 0.15], "hinge_only": [0.27, 0.29, 0.26],
+              "projection_cgan": [0.30, 0.50]}
+    metrics = _made({v: {s: {**_m(300.0, probe=p), **confusion} for s, p in enumerate(ps)}
+                     for v, ps in probes.items()})
+    assert control_variant(metrics) == "hinge_only"
+    assert control_variant(_made({"projection_cgan": {0: _m(1.0)}})) is None  # the label in D: not class-blind
+    checks = checks_table(metrics)
+    # o2c - control: 0.23, 0.31, 0.14; mean 0.68 / 3, s by hand, t with 2 degrees of freedom
+    d = [0.50 - 0.27, 0.60 - 0.29, 0.40 - 0.26]
+    mean = sum(d) / 3
+    half = T_DF2 * math.sqrt(sum((x - mean) ** 2 for x in d) / 2) / math.sqrt(3)
+    row = checks.loc["recognisable_vs_control_o2c"]
+    assert row["value"] == pytest.approx(mean) and row["value_halfwidth"] == pytest.approx(half)
+    assert row["result"] == "passed" and mean - half > 0  # the hand interval lies above 0 too
+    assert row["check"] == "recognisable: O2C-GAN probe accuracy above the paired control"
+    assert row["criterion"] == ("the interval of model - control (hinge only (control, no contrastive term), same "
+                                "seed) lies above 0")
+    assert checks.loc["recognisable_vs_control_contragan", "result"] == "failed"  # -0.17, -0.09, -0.11
+    assert checks.loc["recognisable_vs_control_projection_cgan", "value_n"] == 2
+    assert "recognisable_vs_control_hinge_only" not in checks.index
+    assert checks.loc["recognisable_hinge_only", "result"].startswith("expected at chance")
+    # the projection cGAN sees the class (in D): held against chance, not expected at it
+    assert checks.loc["recognisable_projection_cgan", "check"].endswith("above chance")
+    clips = clips_table(metrics).set_index(["variant", "seed"])
+    assert clips.loc[("o2c", 1), "control_probe_accuracy"] == 0.29
+    assert clips.loc[("o2c", 1), "minus_control"] == pytest.approx(0.31)
+    assert math.isnan(clips.loc[("hinge_only", 0), "minus_control"])
+    sentences = recognisable_sentences(clips_table(metrics))
+    assert sentences[0] == "ContraGAN (2C): recognisable in 0 of 3 seeds; above the paired control in 0 of 3."
+    assert sentences[1] == "O2C-GAN: recognisable in 2 of 3 seeds (0, 1); above the paired control in 3 of 3."
+    p = probe_comparisons(metrics).set_index("variant")
+    assert list(p.index) == ["contragan", "o2c", "hinge_only", "projection_cgan"]
+    assert p.loc["o2c", "minus_control"] == pytest.approx(mean) and p.loc["o2c", "vs_control"] == "above"
+    assert p.loc["o2c", "minus_control_low"] == pytest.approx(mean - half)
+    assert p.loc["contragan", "vs_control"] == "below" and p.loc["contragan", "vs_chance"] == "not established"
+    assert p.loc["o2c", "vs_chance"] == "above" and p.loc["hinge_only", "vs_control"] == "control"
+    md = to_markdown(readable(p.reset_index(), chance=1 / 7))
+    assert "probe - paired control" in md and f"{mean:.2f} [" in md and "against the paired control" in md
+
+
+def test_the_results_readme_names_the_d_reading_of_each_model():
+    metrics, logs = _claim_inputs()
+    metrics["hinge_only"] = {s: _m(330.0, probe=0.14) for s in range(3)}
+    _made(metrics, o2c_ct1={"d_projection": False})
+    per_class = {v: {s: _per_class(m["fad_mean"]) for s, m in runs.items()} for v, runs in metrics.items()}
+    text = results_readme(claims_table(metrics, logs), checks_table(metrics), clips_table(metrics), table1(metrics),
+                          table2(per_class, label=LABEL, metrics=metrics),
+                          table3(per_class, label=LABEL, metrics=metrics), label=LABEL, params=_params(),
+                          metrics=metrics)
+    line = next(x for x in text.splitlines() if x.startswith("The label in D (`train.d_projection`"))
+    assert "O2C-GAN `label in D`; O2C-GAN, CT 1.0 `D without label`;" in line
+    assert "hinge only (control, no contrastive term) `D without label`" in line
+    assert "O2C-GAN, CT 1.0, D without label" in text  # the model's name elsewhere says it
+    assert "the only part of the contrastive numerator" not in text

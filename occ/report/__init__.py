@@ -5,7 +5,8 @@
 - ``intervals``: means over seeds with Student t intervals, paired comparisons and the verdict rule;
 - ``tables``: Tables 1-3, each of this run's numbers a mean over seeds;
 - ``claims``: the paper's claims C1-C4, each decided by a paired comparison over seeds;
-- ``checks``: "is the training real?" per model (FAD below step 0, recognisable above chance);
+- ``checks``: "is the training real?" per model (FAD below step 0, recognisable above chance and the paired
+  control);
 - ``markdown``: a table's Markdown view and its CSV and Markdown files, numbers written for reading;
 - ``readme``: the text of ``results/README.md``;
 - ``dvc_metrics``: the claims' and checks' numbers as the DVC metrics files of the tables stage;

@@ -22,8 +22,8 @@ from occ.report.markdown import short_number
 from occ.report.paper import PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, departs_from_paper, settings_text
 from occ.report.results import model_names, variant_settings
 
-__all__ = ["CLAIMS", "SPLITS", "FAMILIES", "QUANTITIES", "VERDICT_MEANING", "claims_table", "d_loss_tail",
-           "d_loss_early"]
+__all__ = ["CLAIMS", "SPLITS", "FAMILIES", "QUANTITIES", "SHORT_QUANTITIES", "VERDICT_MEANING", "claims_table",
+           "d_loss_tail", "d_loss_early"]
 
 # (claim id, a, b, the side of 0 on which the paper puts a - b, quantity compared): the eight comparisons, each
 # measured as the paper states its claim. C3 is a speed ("falls too quickly", "drops rapidly"): D's adversarial loss
@@ -58,6 +58,10 @@ QUANTITIES = {
     "d_loss": "D's hinge loss over the last 20 % of steps",
     "spread": "mean within-class distance of D's unit embeddings of generated clips",
 }
+#: The quantities in a few words, in the claim column of the split rows.
+SHORT_QUANTITIES = {"fad": "mean FAD", "fad_label_free": "label-free FAD", "probe": "probe accuracy",
+                    "d_loss_early": "D's loss over the first 25 % of steps",
+                    "d_loss": "D's loss over the last 20 % of steps", "spread": "within-class spread"}
 #: The fraction of the steps over which C3's speed is measured, fixed before the runs.
 EARLY_FRACTION = 0.25
 VERDICT_MEANING = (
@@ -111,7 +115,8 @@ def claims_table(metrics: Mapping[str, Mapping[int, dict]],
                 p = paired_comparison(va, vb, paper_side=q_side)
                 A, B = names[a], names[b]
                 key = f"{cid}_{a}_vs_{b}" + ("" if role == "claim" else f"_{q}")
-                rows[key] = _row(p, f"{cid} {_claim_text(cid, A, B)}{_compared(a, b, settings)}", role,
+                text = _claim_text(cid, A, B) if role == "claim" else _split_text(q, q_side, A, B)
+                rows[key] = _row(p, f"{cid} {text}{_compared(a, b, settings)}", role,
                                  _paper_text(cid, a, b) if role == "claim" else f"a split of {cid}, no number",
                                  f"{QUANTITIES[q]}: {A} - {B}", A, B, q)
                 both = pooled.setdefault((cid, q, q_side), ({}, {}))
@@ -122,7 +127,8 @@ def claims_table(metrics: Mapping[str, Mapping[int, dict]],
         claim_q = next(c[4] for c in CLAIMS if c[0] == cid)
         key = f"{cid}_pooled" + ("" if q == claim_q else f"_{q}")
         with_occ, without = _pooled_sides(cid)
-        rows[key] = _row(p, f"{cid} {_claim_text(cid, with_occ, without)}, both families pooled", "pooled",
+        text = _claim_text(cid, with_occ, without) if q == claim_q else _split_text(q, q_side, with_occ, without)
+        rows[key] = _row(p, f"{cid} {text}, both families pooled", "pooled",
                          "pooled over both families, no number", f"{QUANTITIES[q]}: {with_occ} - {without}",
                          with_occ, without, q, seeds_text=", ".join(f"{FAMILIES[f].split(' / ')[0]} s{s}"
                                                                      for f, s in p.seeds))
@@ -178,6 +184,11 @@ def _claim_text(cid: str, A: str, B: str) -> str:
         "C3": f"without OCC D's adversarial loss falls faster: {A} < {B}",
         "C4": f"OCC spreads same-class embeddings in D's space: {A} > {B}",
     }[cid]
+
+
+def _split_text(quantity: str, side: str, A: str, B: str) -> str:
+    """A split row's claim: what it is measured by and the side on which the paper's favoured model lies."""
+    return f"split by {SHORT_QUANTITIES[quantity]}: {A} {'<' if side == 'less' else '>'} {B}"
 
 
 def _paper_text(cid: str, a: str, b: str) -> str:

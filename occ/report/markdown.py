@@ -36,6 +36,7 @@ HEADERS = {
     "CT": "CT",
     "numbers": "numbers",
     "claim": "claim",
+    "role": "role",
     "paper": "paper",
     "difference": "mean paired difference [95% CI]",
     "n_seeds": "seeds paired",
@@ -52,6 +53,12 @@ HEADERS = {
     "own_label_classes": "classes recognised as themselves",
     "clips": "the clips are",
     "recognisable": "recognisable (probe >= 0.5)",
+    "control_probe_accuracy": "paired control's probe (same seed)",
+    "minus_control": "probe - paired control",
+    "vs_chance": "against chance",
+    "vs_control": "against the paired control",
+    "g_label_share": "G: label-anchored share",
+    "g_pull_push": "G: pull-to-push weight",
     "g_class_share": "G: class term's share",
     "g_source_share": "G: source term's share",
     "d_class_share": "D: class term's share",
@@ -60,7 +67,7 @@ HEADERS = {
 # CSV-only columns (kept at full precision, not shown in Markdown).
 CSV_ONLY = ("variant", "clip_bootstrap_width", "measure", "reading", "paired_seeds")
 # Quantities shown as "mean [low, high]" instead of "mean ± half-width" (where the side of 0 matters).
-BRACKETED = ("difference", "value")
+BRACKETED = ("difference", "value", "minus_control")
 _SUFFIXES = ("_low", "_high", "_halfwidth", "_n")
 
 

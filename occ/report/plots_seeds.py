@@ -34,6 +34,7 @@ VARIANT_STYLE = {
     "ocsupcon": ("tab:orange", "-"),
     "ocsupcon_ct1": ("tab:red", "-"),
     "hinge_only": ("0.45", ":"),
+    "projection_cgan": ("0.15", "-."),
 }
 
 
@@ -106,18 +107,32 @@ def plot_loss_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dic
 
 def plot_shares_over_seeds(logs: dict[str, dict[int, pd.DataFrame]], *, names: dict[str, str], smooth: int = 20,
                            band: str = "minmax") -> plt.Figure:
-    """The class term's share of the contrastive numerator against the step, per variant: the D step (real clips)
-    and the G step (generated clips) side by side, each the mean over seeds with a band (as
-    :func:`plot_loss_over_seeds`, ``names`` in the legend). Variants without a class term in their logs (no
-    contrastive loss) are left out."""
+    """What ties the clips to their labels in the contrastive numerator, against the step, per variant; each curve
+    the mean over seeds with a band (as :func:`plot_loss_over_seeds`, ``names`` in the legend).
+
+    Top row: the class term's share, d2c / numerator, for the D step (real clips) and the G step (generated clips).
+    Bottom row, log y axis: G's label-anchored share (log column ``g_label_share``: the class term, plus the source
+    term where it is a real clip of the class asked for) and its pull-to-push weight (``g_pull_push``, tau_d / tau_c
+    times that share; a dotted line at 1, where the pull toward the anchors equals the push from the other samples).
+    Variants without a class term in their logs (no contrastive loss) are left out, and from the bottom row the logs
+    written before its columns existed."""
     logs = {name: runs for name, runs in logs.items()
             if runs and any("g_class_share" in log and log["g_class_share"].notna().any() for log in runs.values())}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, step in zip(axes, ("d", "g")):
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9), sharey="row")
+    for ax, step in zip(axes[0], ("d", "g")):
         _draw_over_seeds(ax, logs, names=names, column=f"{step}_class_share", smooth=smooth, band=band,
                          title=f"{'D step, real clips' if step == 'd' else 'G step, generated clips'}: d2c / numerator",
                          ylabel=f"class term's share (moving average over {smooth} steps)")
         ax.set_ylim(-0.02, 1.02)
+    for ax, column, what in ((axes[1, 0], "g_label_share", "label-anchored share"),
+                             (axes[1, 1], "g_pull_push", "pull-to-push weight")):
+        with_column = {name: {s: log for s, log in runs.items() if column in log} for name, runs in logs.items()}
+        _draw_over_seeds(ax, {name: runs for name, runs in with_column.items() if runs}, names=names, column=column,
+                         smooth=smooth, band=band, ylabel=f"{what}, log scale (moving average over {smooth} steps)",
+                         title=f"G step: {what}" + (" of the numerator" if column == "g_label_share"
+                                                    else ", tau_d / tau_c x that share"))
+        ax.set_yscale("log")
+    axes[1, 1].axhline(1.0, color="k", ls=":", lw=1)
     fig.tight_layout()
     return fig
 
@@ -140,7 +155,8 @@ def _draw_over_seeds(ax: plt.Axes, logs: dict[str, dict[int, pd.DataFrame]], *, 
     ax.set_ylabel(ylabel or f"{column} (moving average over {smooth} steps)")
     ax.set_title((title or column) + f"\nmean over seeds; {band_text}", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no variant drawn (e.g. logs older than the column): no empty legend
+        ax.legend(fontsize=8)
 
 
 def plot_by_seed(metrics: dict[str, dict[int, dict]], *, key: str = "fad_mean",

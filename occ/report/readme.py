@@ -1,4 +1,5 @@
-"""`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the checks and tables.
+"""`results/README.md`: the readings that made the run, the verdicts with their intervals (how many of the eight
+claims were reproduced, one sentence per claim and per pooled row), then the checks and tables.
 
 Written by the tables stage from the tables it has just computed; every table appears in its Markdown view
 (`occ.report.markdown.readable`), so the README and `results/tables/*.md` always agree.
@@ -13,12 +14,12 @@ import pandas as pd
 from occ.report.checks import CLIPS_NOTE, recognisable_sentences
 from occ.report.claims import VERDICT_MEANING
 from occ.report.markdown import readable, to_markdown
-from occ.report.paper import model_name
+from occ.report.paper import PAPER_D_PROJECTION, d_reading, in_variant_order, model_name
 from occ.report.results import model_names, variant_settings
 from occ.report.shares import LAST_STEPS, share_sentences
 from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 
-__all__ = ["results_readme", "source_readings"]
+__all__ = ["results_readme", "source_readings", "d_readings"]
 
 
 def source_readings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, str]:
@@ -27,14 +28,56 @@ def source_readings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, s
     return {v: s["d2s_source"] for v, s in variant_settings(metrics).items() if "d2s_source" in s}
 
 
+def d_readings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, str]:
+    """variant -> the D reading its runs recorded (`occ.report.paper.d_reading` of ``d_projection``: "label in D" or
+    "D without label"; a run that recorded none: without)."""
+    return {v: d_reading(s) for v, s in variant_settings(metrics).items()}
+
+
+def _d_sentence(metrics: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+    """The paragraph naming the D reading each model ran with (no runs: no lines), each model named by its loss,
+    temperatures and source reading (the controls by their own names, which say it)."""
+    settings = variant_settings(metrics)
+    if not settings:
+        return []
+    named = "; ".join(f"{model_name(_without_d(settings[v]))} `{d_reading(settings[v])}`"
+                      for v in in_variant_order(settings))
+    return ["", "The label in D (`train.d_projection`, docs/recipe.md \"The label in D\"): " + named + ". \"label in "
+            "D\", the projection term in D2, is Eq. (1) read literally (D(x_i, c_i): D judges real and generated "
+            "spectrograms \"using label information\"); \"D without label\" is StudioGAN's ContraGAN, whose D2 ignores "
+            "the class. The hinge-only control keeps a D without the label: no part of it sees the class."]
+
+
+def _without_d(settings: Mapping) -> dict:
+    """Settings whose name leaves the D reading out: a contrastive model's at the paper's reading (a control's
+    unchanged, its name is its D reading)."""
+    return dict(settings) if settings["loss"] == "none" else {**settings, "d_projection": PAPER_D_PROJECTION}
+
+
+def _claim_lines(verdicts: pd.DataFrame) -> list[str]:
+    """How many of the claims (role "claim") were reproduced, one line per claim, then one per claim's pooled row."""
+    if verdicts.empty:
+        return []
+    claims = verdicts[verdicts["role"] == "claim"]
+    counts = claims["verdict"].value_counts()
+    pooled = verdicts[[key.endswith("_pooled") for key in verdicts.index]]
+    return [f"{counts.get('reproduced', 0)} of {len(claims)} comparisons reproduced, "
+            f"{counts.get('contradicted', 0)} contradicted, {counts.get('not established', 0)} not established.", "",
+            *[f"- {r.claim}: {r.reading}" for r in claims.itertuples()], "",
+            "Each claim pooled over both families (the paired differences of both pairs of models, two per seed):", "",
+            *[f"- {r.claim}: {r.reading} ({r.verdict})" for r in pooled.itertuples()], "",
+            "The split rows (role \"split\") say whether a difference comes from sound (label-free FAD) or labels "
+            "(the probe); their sentences are in `tables/claims.csv`."]
+
+
 def _source_sentence(metrics: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     """The paragraph naming the source reading each SupCon model ran with (none: no lines). Each model is named by
-    its loss and temperatures (`occ.report.paper.model_name` without the reading), then the reading."""
+    its loss and temperatures (`occ.report.paper.model_name` without the source and D readings), then the reading."""
     settings = variant_settings(metrics)
     sources = source_readings(metrics)
     if not sources:
         return []
-    named = "; ".join(f"{model_name({k: x for k, x in settings[v].items() if k != 'd2s_source'})} `{s}`"
+    named = "; ".join(f"{model_name(_without_d({k: x for k, x in settings[v].items() if k != 'd2s_source'}))} `{s}`"
                       for v, s in sources.items())
     return ["", "The source term of generated clips (`train.d2s_source`, docs/reference.md section 6, \"The source "
             "term of generated clips\"): " + named + ". `paired_real`, f of the step's real clip whose class the "
@@ -46,7 +89,7 @@ def _source_sentence(metrics: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
 def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataFrame, t1: pd.DataFrame,
                    t2: pd.DataFrame, t3: pd.DataFrame, *, label: str, params, metrics: Mapping[str, Mapping[int, dict]] | None = None,
                    chance: float | None = None, tsne_seed: int | None = None,
-                   shares: pd.DataFrame | None = None) -> str:
+                   shares: pd.DataFrame | None = None, probes: pd.DataFrame | None = None) -> str:
     """`results/README.md`: the verdicts with their intervals first, one sentence per claim, then the tables.
 
     Parameters
@@ -61,14 +104,17 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
     params : occ.config.Params
         The run's parameters (profile, data, train, model, eval).
     metrics : dict, optional
-        variant -> seed -> metrics, to say how many seeds each variant ran and, for the losses with a source term,
-        which reading of it their runs recorded.
+        variant -> seed -> metrics, to say how many seeds each variant ran, which D reading their runs recorded and,
+        for the losses with a source term, which reading of it.
     chance : float, optional
         1 / number of classes, shown in Table 1's probe-accuracy header.
     tsne_seed : int, optional
         The seed whose runs Figure 2 shows.
     shares : pandas.DataFrame, optional
         `occ.report.shares.share_table(...)`: one sentence per model on what its contrastive numerator is made of.
+    probes : pandas.DataFrame, optional
+        `occ.report.checks.probe_comparisons(...)`: each model's probe accuracy against chance and the paired
+        control, shown above the clips table.
     """
     ran = {v: runs for v, runs in (metrics or {}).items() if runs}
     counts = {v: len(runs) for v, runs in ran.items()}
@@ -82,6 +128,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         f"generator width {params.model.g_ch}, discriminator width {params.model.d_ch}, "
         f"{params.eval.clips_per_class} generated clips per class, vocoder `{params.eval.vocoder}`, "
         f"FAD embedding `{params.eval.embedding}`. {_seed_sentence(counts, names)}",
+        *_d_sentence(ran),
         *_source_sentence(ran),
         "",
         "## The paper's claims, decided over seeds",
@@ -90,7 +137,7 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         "differences (first-named model minus second) are averaged over the seeds. " + VERDICT_MEANING,
         "",
         to_markdown(readable(verdicts, label=label)),
-        *[f"- {r.claim}: {r.reading}" for r in verdicts.itertuples()],
+        *_claim_lines(verdicts),
         "",
         "The paper's third comparison, both CT 1.0 models against the DCASE baseline (Table 3), is not tested: "
         "the baseline is not trained here; its reported numbers are shown beside ours.",
@@ -99,19 +146,27 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         "",
         "Each run's step-0 generator is the untrained generator that its seed's training starts from, so trained and "
         "step-0 FAD are compared as a pair per seed. Recognisability is the accuracy of an independent linear probe "
-        "on the generated clips, against chance (one over the number of classes)."
+        "on the generated clips, against chance (one over the number of classes) and against the paired control "
+        "(hinge only, the same seed)."
         + (" Profile `paper` also asks for a trained FAD at most half of step 0." if params.profile == "paper" else ""),
         "",
         to_markdown(readable(checks, label=label)),
         *([] if clips.empty else ["### What each run's clips are (per seed)", "", CLIPS_NOTE, "",
+                                  *([] if probes is None or probes.empty else [
+                                      to_markdown(readable(probes, label=label, chance=chance))]),
                                   to_markdown(readable(clips, label=label)),
                                   *[f"- {sentence}" for sentence in recognisable_sentences(clips)], ""]),
         *([] if shares is None or shares.empty else [
             "### What ties the clips to their labels", "",
-            "The class term d2c is the only part of the contrastive numerator that names a clip's label; the rest "
-            "(same-class clips in 2C and C-SupCon, the source term in the SupCon kinds) can be satisfied under any "
-            f"label. Its share of the numerator over each run's last {LAST_STEPS} steps, mean over seeds "
-            "(`tables/shares.md`; against the step: `figures/numerator_shares.png`):", "",
+            "In G's contrastive numerator, the anchors of the class asked for tie a clip to its label: the class term "
+            "d2c, and the source term d2s where it is f of a real clip of that class (`train.d2s_source: "
+            "paired_real`). Their share of the numerator is the label-anchored share (log column `g_label_share`); "
+            "by the loss's gradient the pull toward them weighs tau_d / tau_c times that share against the push "
+            "from the other samples, the pull-to-push weight (`g_pull_push`). The rest (same-class generated clips "
+            "in 2C and C-SupCon, the source term under `generated`) can be satisfied under any label. Where D reads "
+            "the label, its adversarial term ties the clips to their labels as well. Over each run's last "
+            f"{LAST_STEPS} steps, mean over seeds (`tables/shares.md`; against the step: "
+            "`figures/numerator_shares.png`):", "",
             *[f"- {sentence}" for sentence in share_sentences(shares)], ""]),
         "## Table 1: mean FAD and recognisability, over seeds",
         "",
@@ -130,8 +185,9 @@ def results_readme(verdicts: pd.DataFrame, checks: pd.DataFrame, clips: pd.DataF
         to_markdown(readable(t3, label=label)),
         "Tables: `tables/table1.md`, `tables/table2.md`, `tables/table3.md` (CSV beside them, full precision and "
         "the per-seed values; `tables/claims.csv`, `tables/checks.csv`, `tables/clips.csv`). Figures: `figures/fad_by_seed.png` (every "
-        "seed's FAD per model beside the paper's), `figures/probe_by_seed.png`, `figures/d_loss_with_without_occ.png` "
-        "(mean over seeds with a band), `figures/figure1_push_pull.png`, `figures/figure2_tsne.png` (one seed per "
+        "seed's FAD per model beside the paper's), `figures/probe_by_seed.png`, "
+        "`figures/d_loss_with_without_occ.png` (mean over seeds with a band), `figures/numerator_shares.png`, "
+        "`figures/figure1_push_pull.png`, `figures/figure2_tsne.png` (one seed per "
         f"model{'' if tsne_seed is None else f', seed {tsne_seed}'}; C4 above measures every seed). Per-run "
         "metrics: `evaluate/<variant>/seed<k>/metrics.json`.",
         "",

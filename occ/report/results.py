@@ -106,7 +106,8 @@ def load_seed_runs(results: str | Path, variants: list[str], seeds: list[int], *
 def variant_settings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, dict]:
     """variant -> what made its runs (the `RUN_SETTINGS` each run's ``metrics.json`` records), the same for every seed.
 
-    A variant without runs is left out.
+    A variant without runs is left out. A run that recorded no ``d_projection`` (an evaluation made before D could
+    read the label) reads as a D without the label (false).
 
     Raises
     ------
@@ -122,7 +123,7 @@ def variant_settings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, 
                 raise DataError(f"evaluate/{variant}/seed{seed}/metrics.json does not say what made the run (loss, "
                                 f"tau_d, tau_c): it predates this code; rerun it (`dvc repro --force "
                                 f"evaluate@{variant}-{seed}`).")
-            found[seed] = {k: m[k] for k in RUN_SETTINGS if k in m}
+            found[seed] = {"d_projection": False, **{k: m[k] for k in RUN_SETTINGS if k in m}}  # unrecorded: no label
         kinds = {tuple(sorted(v.items())) for v in found.values()}
         if len(kinds) > 1:
             told = "; ".join(f"seed {s}: {v}" for s, v in found.items())

@@ -18,7 +18,7 @@ import pandas as pd
 from occ.data.classes import DCASE_CLASSES
 from occ.report.intervals import by_seed, t_interval
 from occ.report.paper import (PAPER_RUNS, REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE1, REPORTED_TABLE2,
-                              TABLE1_TEMPERATURES, model_name)
+                              TABLE1_TEMPERATURES, in_variant_order, model_name)
 from occ.report.results import model_names, variant_settings
 
 __all__ = ["CLIP_BOOTSTRAP_NOTE", "interval_columns", "table1", "table2", "table3", "table1_title", "table3_title"]
@@ -60,7 +60,10 @@ def interval_columns(base: str, values: Mapping[int, float], *, seeds: list[int]
 
 
 def table1(metrics: Mapping[str, Mapping[int, dict]]) -> pd.DataFrame:
-    """Table 1: mean FAD of the four models at tau 0.1/0.1 plus the hinge-only control, over seeds.
+    """Table 1: mean FAD of the four models at tau 0.1/0.1 plus the controls, over seeds.
+
+    The controls are the runs without contrastive term (loss "none", as their runs recorded it): hinge only, and the
+    projection cGAN where its D read the label; each named by its settings (`occ.report.paper.model_name`).
 
     Parameters
     ----------
@@ -77,7 +80,9 @@ def table1(metrics: Mapping[str, Mapping[int, dict]]) -> pd.DataFrame:
         encoder_accuracy, and clip_bootstrap_width (the clip bootstrap interval's width, mean over seeds: clip
         sampling only; see `CLIP_BOOTSTRAP_NOTE`).
     """
-    variants = [v for v in ("contragan", "csupcongan", "o2c", "ocsupcon", "hinge_only") if metrics.get(v)]
+    settings = variant_settings(metrics)
+    controls = [v for v in in_variant_order(settings) if settings[v]["loss"] == "none"]
+    variants = [v for v in ("contragan", "csupcongan", "o2c", "ocsupcon") if metrics.get(v)] + controls
     seeds = _all_seeds(metrics[v] for v in variants)
     names = model_names(metrics)
     rows = []
