@@ -33,6 +33,7 @@ import torch
 
 from occ.atomic import atomic_open, atomic_write_text, write_error
 from occ.errors import CheckpointError, ConfigChangedError
+from occ.guard import check_checkpoint_weights
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -54,7 +55,7 @@ CHECKPOINT_VERSION = 1
 CHECKPOINT_KINDS = {"gan": "GAN training (occ.train.gan_train.train_gan, stage `train`)",
                     "encoder": "encoder training (occ.train.supcon_train, stage `supcon`)"}
 #: The entries of each kind that hold a network's weights (a state dict, or ``None`` for an absent EMA): every load
-#: checks that they are finite.
+#: checks that they are finite and inside the divergence guard's weight bound (``occ.guard``).
 NETWORK_PARTS = {"gan": ("g", "d", "g_ema"), "encoder": ("encoder",)}
 
 
@@ -136,8 +137,9 @@ def load_checkpoint(
     ------
     CheckpointError
         The file is missing, truncated or not a checkpoint, or has another kind, or one of its networks
-        (:data:`NETWORK_PARTS`) holds a NaN or infinite weight (checked after the configuration, so that a
-        changed configuration is reported as such).
+        (:data:`NETWORK_PARTS`) holds a NaN or infinite weight, or a weight past the divergence guard's bound for
+        the run that wrote it (:func:`occ.guard.check_checkpoint_weights`; both checked after the configuration, so
+        that a changed configuration is reported as such).
     ConfigChangedError
         A ``CheckpointError``: the file was written by another format version, or with another
         architecture / training configuration (the message lists every differing key with the
@@ -183,6 +185,8 @@ def load_checkpoint(
                                advice="training never saves such weights, so the file was damaged or written "
                                       "elsewhere and can be neither used nor resumed: delete it with its run folder "
                                       f"{path.parent} and rerun {CHECKPOINT_KINDS[payload['kind']]}")
+    check_checkpoint_weights(payload, NETWORK_PARTS.get(payload["kind"], ()), path=path,
+                             rerun=CHECKPOINT_KINDS.get(payload["kind"], "the stage that writes it"))
     return payload
 
 

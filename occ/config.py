@@ -6,7 +6,10 @@ the base sections below, `variants` (small overrides of the `train` section, one
 `profiles` (overrides of the base sections, one per profile). The file must be complete: every key of
 every dataclass below is required (the dataclass defaults serve code and tests only). Missing, unknown
 and duplicated keys, wrong types, non-finite numbers and out-of-range values are `ConfigError`s naming
-the key (`variants.o2c_ct1.tau_c` for a value set by a variant), raised before any work starts.
+the key (`variants.o2c_ct1.tau_c` for a value set by a variant), raised before any work starts; an unknown key, at
+any level of the file, is named with the closest known key ("did you mean `eval.gl_iters`?") before any missing key.
+Every number has a range, and a setting that asks for more clips than the data holds names both numbers (at load
+for the synthetic set, whose size the file fixes; :func:`check_eval_fits` at the reference stage for any data).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from occ.device import check_device
 from occ.errors import ConfigError
-from occ.typed_values import at_least, build, mapping, one_of, typed
+from occ.typed_values import at_least, build, check_known_keys, in_range, mapping, one_of, typed, unknown_key
 from occ.yaml_file import read_yaml
 
 LOSS_KINDS = ("2c", "csupcon", "o2c", "ocsupcon", "none")
@@ -43,6 +46,16 @@ MIN_TEMPERATURE = 1.0e-3
 #: by its own size or more (a learning rate of 1e10 puts G's weights near 1e20 in two steps). The recipes use 1e-4
 #: to 1e-3.
 MAX_LEARNING_RATE = 1.0
+#: The largest temperature accepted: 100 times the paper's 1.0 (the contrastive losses flatten toward ln(batch)).
+MAX_TEMPERATURE = 100.0
+#: The largest `train.contrastive_weight` accepted: 10 times the paper's 1 (Eq. 6). The divergence guard's loss bound
+#: grows with it (``occ.guard.gan_loss_bound``); far above 1 the contrastive term swamps the adversarial one.
+MAX_CONTRASTIVE_WEIGHT = 10.0
+#: The largest `model.g_noise` accepted (the initial scale of a weight of G): far inside the guard's weight bound (50).
+MAX_G_NOISE = 5.0
+#: The classes of the synthetic set (``occ.data.synth.CLASSES``, the DCASE classes; a test checks they agree): its
+#: held-out clips are ``data.heldout_per_class`` times this.
+SYNTHETIC_CLASSES = 7
 
 
 @dataclass
@@ -85,7 +98,7 @@ class ModelConfig:
         one_of("model.enc_stem", self.enc_stem, ("strided", "cifar"))
         for key in ("z_dim", "g_ch", "d_ch", "proj_dim", "enc_width"):
             at_least(f"model.{key}", getattr(self, key), 1)
-        at_least("model.g_noise", self.g_noise, 0.0)
+        in_range("model.g_noise", self.g_noise, 0.0, MAX_G_NOISE, " (the recipes use 0 and 0.3)")
 
 
 @dataclass
@@ -141,7 +154,8 @@ class TrainConfig:
                               "generated, or use a SupCon loss.")
         _temperature("train.tau_d", self.tau_d)
         _temperature("train.tau_c", self.tau_c)
-        at_least("train.contrastive_weight", self.contrastive_weight, 0.0)
+        in_range("train.contrastive_weight", self.contrastive_weight, 0.0, MAX_CONTRASTIVE_WEIGHT,
+                 " (the paper's Eq. 6 uses 1; far above it the contrastive term swamps the adversarial one)")
         at_least("train.steps", self.steps, 1)
         at_least("train.batch_size", self.batch_size, 2)
         _learning_rate("train.lr_g", self.lr_g)
@@ -163,7 +177,7 @@ class EvalConfig:
     vggish_weights: str = ""  # path to vggish-10086976.pth (empty: download when online)
     n_bootstrap: int = 200  # bootstrap resamples for the FAD confidence interval (0: off)
     prdc_k: int = 5  # k of precision/recall/density/coverage
-    l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1
+    l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1; at most all of them
     tsne_per_class: int = 60  # generated clips per class in each Figure 2 panel
     probe_clips_per_class: int = 60  # training clips per class the recognisability probe is fitted on (0: all)
     threads: int = 1  # torch threads of the reference, step-0, evaluate and figures stages (occ.paths.STAGE_THREADS)
@@ -217,6 +231,11 @@ class Params:
                 raise ConfigError(f"eval.prdc_k = {ev.prdc_k} does not fit {key} = {n}: precision, recall, density "
                                   f"and coverage use the k-th nearest neighbour among the {what}, so eval.prdc_k "
                                   f"must be below {key}; lower eval.prdc_k or raise {key}.")
+        heldout = SYNTHETIC_CLASSES * data.heldout_per_class
+        if data.source == "synthetic" and ev.l1_clips > heldout:
+            raise ConfigError(f"eval.l1_clips = {ev.l1_clips} asks for more held-out clips than the synthetic set holds "
+                              f"({heldout}: data.heldout_per_class = {data.heldout_per_class} for each of its "
+                              f"{SYNTHETIC_CLASSES} classes); lower eval.l1_clips to at most {heldout}.")
         train_clips = data.clips_per_class - data.heldout_per_class
         if data.source == "synthetic" and ev.probe_clips_per_class > train_clips:
             raise ConfigError(f"eval.probe_clips_per_class = {ev.probe_clips_per_class} does not fit the "
@@ -224,6 +243,19 @@ class Params:
                               f"less data.heldout_per_class = {data.heldout_per_class}): the probe would be fitted "
                               "on fewer clips than it says; lower eval.probe_clips_per_class (0: all) or raise "
                               "data.clips_per_class.")
+
+
+def check_eval_fits(ev: EvalConfig, *, heldout: int, fewest_training: int, cache: str) -> None:
+    """The evaluation settings that pick clips of the data fit the feature cache ``cache`` (any data source): a
+    ConfigError naming both numbers when ``eval.l1_clips`` exceeds its ``heldout`` held-out clips or
+    ``eval.probe_clips_per_class`` the ``fewest_training`` training clips of its smallest class."""
+    if ev.l1_clips > heldout:
+        raise ConfigError(f"eval.l1_clips = {ev.l1_clips} asks for more held-out clips than the feature cache {cache} "
+                          f"holds ({heldout}); lower eval.l1_clips to at most {heldout}.")
+    if ev.probe_clips_per_class > fewest_training:
+        raise ConfigError(f"eval.probe_clips_per_class = {ev.probe_clips_per_class} asks for more training clips than "
+                          f"the smallest class of the feature cache {cache} holds ({fewest_training}); lower "
+                          f"eval.probe_clips_per_class to at most {fewest_training} (0: all of each class).")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "supcon": SupConConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -307,6 +339,7 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys to values, got {type(raw).__name__}.")
+    check_known_keys(raw, _schema(), source=source)  # a misspelt key is named before the key it leaves missing
     missing = missing_keys(raw)
     if missing:
         raise ConfigError(
@@ -317,17 +350,18 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
     variants = mapping(raw.pop("variants"), "variants") if raw["variants"] is not None else {}
     profiles = mapping(raw.pop("profiles"), "profiles") if raw["profiles"] is not None else {}
     known_top = set(TOP_SCALARS) | set(SECTIONS) | set(TOP_AXES) | set(PLACEMENT)
-    for key in raw:
-        if key not in known_top:
-            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(known_top | set(OVERRIDES))}.")
     for name, prof in profiles.items():
         prof = mapping(prof, f"profiles.{name}") if prof is not None else {}
         for section, overrides in prof.items():
             if section in PLACEMENT:
                 raise ConfigError(f"{source}: profiles.{name}.{section}: `{section}` says which GPU runs a stage, not "
                                   "what it computes, so no profile sets it; set it at the top level (or `-S gpu=N`).")
+            if section in TOP_AXES:
+                raise ConfigError(f"{source}: profiles.{name}.{section}: `{section}` spans the pipeline's runs and is "
+                                  "read by dvc.yaml from the top level, so a profile cannot change it; set it at the "
+                                  "top level.")
             if section not in SECTIONS and section not in TOP_SCALARS:
-                raise ConfigError(f"{source}: profiles.{name}.{section} is not a known section; known: {sorted(known_top)}.")
+                raise unknown_key(section, known_top, prefix=f"profiles.{name}", source=source)
             if section in SECTIONS:
                 mapping(overrides, f"profiles.{name}.{section}")
     for name, overrides in variants.items():
@@ -337,9 +371,6 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
         raise ConfigError(f"{source}: profile {profile!r} is not defined under `profiles` (defined: {sorted({*profiles, 'embedded'})}).")
     merged = dict(raw)
     for section, overrides in (profiles.get(profile) or {}).items():
-        if section in TOP_AXES:
-            raise ConfigError(f"{source}: profiles.{profile}.{section}: `{section}` spans the pipeline's runs and is read "
-                              "by dvc.yaml from the top level, so a profile cannot change it; set it at the top level.")
         if section == "device" and overrides == "cuda" and str(merged.get("device")).startswith("cuda:"):
             continue  # the profile asks for a GPU, the top level (`-S device=cuda:1`) says which one
         if section in TOP_SCALARS:
@@ -366,6 +397,13 @@ def resolve_params(raw: dict, *, variant: str | None = None, profile: str | None
     if variant:
         merged["train"] = {**merged["train"], **(variants[variant] or {})}
     return _params(merged, variant or "", root)
+
+
+def _schema() -> dict:
+    """The keys params.yaml may hold, at every level (:func:`occ.typed_values.check_known_keys`)."""
+    sections = {name: dict.fromkeys(f.name for f in dataclasses.fields(cls)) for name, cls in SECTIONS.items()}
+    profile = {**sections, **dict.fromkeys((*TOP_SCALARS, *PLACEMENT, *TOP_AXES))}
+    return {**profile, "variants": ("each", sections["train"]), "profiles": ("each", profile)}
 
 
 def _params(merged: dict, variant: str, root: str | Path | None) -> Params:
@@ -441,7 +479,7 @@ def _check_variant(train: Any, overrides: dict, name: str) -> None:
     for key, value in overrides.items():
         known = [f.name for f in dataclasses.fields(TrainConfig)]
         if key not in known:
-            raise ConfigError(f"{prefix}.{key} is not a known key; a variant overrides keys of `train`: {sorted(known)}.")
+            raise unknown_key(key, known, prefix=prefix)
         typed(f"{prefix}.{key}", value, typing.get_type_hints(TrainConfig)[key])
     try:
         build(TrainConfig, {**mapping(train, "train"), **overrides}, "train").check()
@@ -470,9 +508,6 @@ def _check_vocoder(value: str, root: str | Path | None) -> None:
         )
 
 
-
-
-
 def _seed_list(value: Any, source: str) -> list[int]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{source}: seeds = {value!r} must be a non-empty list of whole numbers, e.g. [0, 1, 2].")
@@ -496,14 +531,12 @@ def _run_variants(value: Any, variants: dict, source: str) -> list[str]:
     return list(value)
 
 
-
-
 def _temperature(key: str, value: float) -> None:
-    """A temperature: finite and at least :data:`MIN_TEMPERATURE`."""
-    if not MIN_TEMPERATURE <= value < math.inf:
-        raise ConfigError(f"{key} = {value!r} is out of range: use a finite temperature >= {MIN_TEMPERATURE} (below "
-                          f"it float32 rounding dominates the contrastive loss, which grows as 1 / {key.split('.')[-1]}; "
-                          "the paper uses 0.1 and 1.0).")
+    """A temperature: in [:data:`MIN_TEMPERATURE`, :data:`MAX_TEMPERATURE`]."""
+    if not MIN_TEMPERATURE <= value <= MAX_TEMPERATURE:
+        raise ConfigError(f"{key} = {value!r} is out of range: use a temperature in [{MIN_TEMPERATURE}, "
+                          f"{MAX_TEMPERATURE:g}] (below it float32 rounding dominates the contrastive loss, which grows "
+                          f"as 1 / {key.split('.')[-1]}; the paper uses 0.1 and 1.0).")
 
 
 def _learning_rate(key: str, value: float) -> None:

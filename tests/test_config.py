@@ -46,7 +46,11 @@ def _with(section, key, value):
         ("model", "g_ch", 0, "model.g_ch"),
         ("model", "g_noise", -0.3, "model.g_noise"),
         ("model", "g_noise", "some", "model.g_noise"),
-        ("train", "tau_c", 1e-30, "train.tau_c = 1e-30 is out of range: use a finite temperature >= 0.001"),
+        ("train", "tau_c", 1e-30, "train.tau_c = 1e-30 is out of range: use a temperature in"),
+        ("train", "tau_c", 1e3, "train.tau_c = 1000.0 is out of range: use a temperature in"),
+        ("train", "contrastive_weight", 1e6, "train.contrastive_weight = 1000000.0 is out of range: use a value in"),
+        ("train", "contrastive_weight", -1, "train.contrastive_weight = -1.0 is out of range"),
+        ("model", "g_noise", 6.0, "model.g_noise = 6.0 is out of range: use a value in"),
         ("train", "tau_d", 5e-4, "train.tau_d"),
         ("train", "lr_g", 1e10, "train.lr_g = 10000000000.0 is out of range: use a learning rate in"),
         ("train", "lr_d", 1.5, "train.lr_d"),
@@ -279,3 +283,65 @@ def test_anchors_and_merge_keys_still_load(tmp_path):
     from occ.config import read_yaml
 
     assert read_yaml(_write(tmp_path, text))["v"] == {"tau_c": 1.0, "tau_d": 0.1}
+
+
+# --- issue 37: a misspelt key is named, and settings that ask for more clips than exist are errors ---------------
+
+
+@pytest.mark.parametrize("path,wrong,right", [
+    (("eval",), "gl_iters", "gl_iter"),
+    ((), "seed", "sed"),
+    (("profiles", "paper", "train"), "lr_g", "lr_gg"),
+    (("profiles", "smoke"), "train", "trian"),
+    (("variants", "o2c"), "tau_c", "tua_c"),
+    (("model",), "g_noise", "gnoise"),
+])
+def test_a_misspelt_key_is_named_with_the_closest_known_key_at_every_level(path, wrong, right):
+    """Fault 4 of issue 37: `gl_iter:` for `gl_iters:` gave "missing `eval.gl_iters`", not naming the misspelt key."""
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    node = raw
+    for key in path:
+        node = node[key]
+    node[right] = node.pop(wrong)
+    prefix = ".".join(path) + "." if path else ""
+    with pytest.raises(ConfigError) as info:
+        resolve_params(raw, source="params.yaml")
+    assert str(info.value).startswith(f"params.yaml: {prefix}{right} is not a known key; did you mean "
+                                      f"`{prefix}{wrong}`?")
+
+
+def test_an_unknown_key_with_no_close_match_lists_the_known_keys():
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw["eval"]["zzz"] = 1
+    with pytest.raises(ConfigError, match=r"^params: eval\.zzz is not a known key; known keys of `eval`: \["):
+        resolve_params(raw)
+
+
+def test_l1_clips_beyond_the_held_out_clips_is_an_error_naming_both_numbers():
+    """Fault 5 of issue 37: eval.l1_clips = 1000 with 700 held-out clips was accepted (the picker took 700)."""
+    with pytest.raises(ConfigError) as info:
+        resolve_params(_with("eval", "l1_clips", 1000))
+    assert str(info.value) == ("eval.l1_clips = 1000 asks for more held-out clips than the synthetic set holds (700: "
+                               "data.heldout_per_class = 100 for each of its 7 classes); lower eval.l1_clips to at "
+                               "most 700.")
+    assert resolve_params(_with("eval", "l1_clips", 700)).eval.l1_clips == 700
+    from occ.config import SYNTHETIC_CLASSES
+    from occ.data.synth import CLASSES
+
+    assert SYNTHETIC_CLASSES == len(CLASSES)
+
+
+def test_settings_that_pick_clips_are_checked_against_any_feature_cache():
+    """The reference stage checks the clips it picks against the cache it reads (real data included), naming both
+    numbers, before it embeds anything."""
+    from occ.config import check_eval_fits
+
+    ev = load_params(ROOT / "params.yaml", profile="paper").eval
+    check_eval_fits(ev, heldout=700, fewest_training=50, cache="data/features.pt")
+    with pytest.raises(ConfigError, match=r"^eval\.l1_clips = 70 asks for more held-out clips than the feature cache "
+                                          r"data/features\.pt holds \(21\); lower eval\.l1_clips to at most 21\.$"):
+        check_eval_fits(ev, heldout=21, fewest_training=50, cache="data/features.pt")
+    embedded = load_params(ROOT / "params.yaml").eval
+    with pytest.raises(ConfigError, match=r"^eval\.probe_clips_per_class = 60 asks for more training clips than the "
+                                          r"smallest class of the feature cache c\.pt holds \(59\)"):
+        check_eval_fits(embedded, heldout=700, fewest_training=59, cache="c.pt")

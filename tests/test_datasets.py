@@ -3,6 +3,7 @@ occ.report.plots_data."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -344,3 +345,21 @@ def test_the_cache_file_does_not_depend_on_where_the_project_sits(small_foley_da
     outside = tmp_path / "elsewhere" / "outside.pt"  # a dataset outside the cache's folder keeps its absolute path
     D.build_feature_cache(moved / "data" / "foley", outside, heldout_per_class=2, progress=False, n_jobs=1)
     assert torch.load(outside, weights_only=False)["root"] == str((moved / "data" / "foley").resolve())
+
+
+def test_a_load_of_the_cache_removes_the_temporaries_a_killed_rebuild_left(tmp_path: Path):
+    """Fault 6 of issue 37: only a rebuild removed a stale temporary; a load-only call kept it. Now whichever call
+    next touches the cache removes them, keeping a write still running (this process's pid)."""
+    path = tmp_path / "features.pt"
+    stale = [tmp_path / ".features.pt.999999999-abc123.tmp", tmp_path / ".features.pt.k2j4h5.tmp"]  # killed writes
+    running = tmp_path / f".features.pt.{os.getpid()}-abc123.tmp"
+    for p in (*stale, running):
+        p.write_bytes(b"half a cache")
+    with pytest.raises(DataError, match="does not exist"):  # no cache yet: the temporaries go all the same
+        D.load_feature_cache(path)
+    assert not any(p.exists() for p in stale) and running.exists()
+    stale[0].write_bytes(b"half a cache")
+    path.write_bytes(b"not a cache")
+    with pytest.raises(DataError, match="cannot be read"):
+        D.load_feature_cache(path)
+    assert not stale[0].exists() and running.exists()

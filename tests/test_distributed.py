@@ -28,7 +28,6 @@ import pytest
 import torch
 
 from occ.nets.models import build_encoder, load_generator
-from occ.train.guard import LOSS_BOUND
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_train import MODEL, machinery_loss, machinery_reference, run, smoke_setup  # noqa: E402
@@ -91,8 +90,8 @@ def test_a_loss_that_diverges_on_one_process_stops_every_process(runs):
     here, other = (d / "diverge.1").read_text(), (d / "diverge.0").read_text()
     kept = f"The last good checkpoint {d / 'diverge' / 'checkpoint.pt'} (step 2) was kept."
     assert here.startswith("training diverged at step 3: the discriminator loss L_D is nan (d_adv=") and kept in here
-    assert other.startswith("training diverged at step 3: the discriminator loss L_D is not finite or past "
-                            f"{LOSS_BOUND:g} on another process. {kept} To retry, lower train.lr_d")
+    assert other.startswith("training diverged at step 3: the discriminator loss L_D is not finite or past ")
+    assert f" on another process. {kept} To retry, lower train.lr_d" in other  # every setting it may come from
     assert torch.load(d / "diverge" / "checkpoint.pt", weights_only=False)["step"] == 2  # the last good one, kept
     assert pd.read_csv(d / "diverge" / "log.csv")["step"].tolist() == [1, 2]
 

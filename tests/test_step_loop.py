@@ -114,7 +114,7 @@ def test_stop_if_diverged_stops_every_process_and_names_what_diverged():
                                "Lower the rate.")
     with pytest.raises(TrainingDivergedError) as other:  # finite here, not on another process: stop here too
         stop_if_diverged(torch.tensor(1.0), w=_World(rank=0, size=2, others_finite=False), **kw)
-    assert str(other.value) == ("training diverged at step 3: the loss L is not finite or past 10000 on another "
+    assert str(other.value) == ("training diverged at step 3: the loss L is not finite or past 500 on another "
                                 "process. Step 2 was kept. Lower the rate.")
     with pytest.raises(TrainingDivergedError, match=r"^x is nan\. a$"):  # one process: check_finite
         stop_if_diverged(torch.tensor(float("nan")), w=World(), what="x", advice="a", kept="")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
-from occ.atomic import atomic_open
+from occ.atomic import atomic_open, remove_stale_temporaries
 from occ.data.audio import LOG_FLOOR, N_FRAMES, N_MELS, frontend_settings, load_clip, log_mel
 from occ.data.scan import Dataset, scan_dataset, warn_data
 from occ.errors import ConfigError, DataError
@@ -369,8 +369,21 @@ def _a_folder(path: Path) -> DataError:
                      "data.cache, e.g. data/features.pt)")
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries a killed rebuild of the cache ``path`` left beside it (whichever call next touches the
+    cache, a load or a rebuild, does; :func:`occ.atomic.remove_stale_temporaries`); a folder this process cannot write
+    (a read-only copy of the data) keeps them."""
+    try:
+        remove_stale_temporaries(path)
+    except OSError:
+        pass
+
+
 def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None = None) -> FeatureCache:
     """Load a feature cache written by :func:`build_feature_cache`.
+
+    The temporaries a rebuild killed mid-way left beside the cache are removed first (a write still running on this
+    machine keeps its own).
 
     Parameters
     ----------
@@ -392,6 +405,7 @@ def load_feature_cache(cache_path: str | os.PathLike, *, expect_hash: str | None
     path = Path(cache_path)
     if path.is_dir():
         raise _a_folder(path)
+    _remove_stale_temporaries(path)
     if not path.is_file():
         raise DataError(f"feature cache {path} does not exist; build it with occ.data.datasets.feature_cache() "
                         f"(the data stage: dvc repro data)")

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from occ.atomic import write_csv, write_json
-from occ.config import Params
+from occ.config import Params, check_eval_fits
 from occ.data import audio, datasets
 from occ.device import resolve_device, use_threads
 from occ.metrics import embedding_files, embeddings
@@ -61,8 +61,11 @@ def reference_stage(layout: Layout, params: Params) -> ReferenceStage:
 
     Embeds the held-out clips of the feature cache with ``eval.embedding``; fits the probe on the embeddings of the
     training clips (the first ``eval.probe_clips_per_class`` of each class, or all); reads its accuracy on the
-    held-out clips, raw and through log-mel and ``eval.vocoder`` (as many per class as an evaluation generates);
-    measures both vocoders' re-synthesis L1 on ``eval.l1_clips`` held-out clips. Writes ``runs/reference/``
+    held-out clips, raw and through log-mel and ``eval.vocoder`` (as many per class as an evaluation generates, at
+    most the held-out clips of the class); measures both vocoders' re-synthesis L1 on ``eval.l1_clips`` held-out
+    clips. ``eval.l1_clips`` beyond the held-out clips, or ``eval.probe_clips_per_class`` beyond the training clips
+    of a class, is a :class:`~occ.errors.ConfigError` naming both numbers (:func:`occ.config.check_eval_fits`),
+    raised before any clip is embedded. Writes ``runs/reference/``
     (``embeddings.npz``, ``probe.npz``) and ``results/reference/`` (``probe_ceiling.csv``, ``vocoder_l1.csv``,
     ``metrics.json``).
     """
@@ -70,6 +73,9 @@ def reference_stage(layout: Layout, params: Params) -> ReferenceStage:
     device = resolve_device(params.device)
     out, ev = layout.results("reference"), params.eval
     cache = datasets.load_feature_cache(layout.data(params.data.cache))
+    held, train_part = cache.heldout(), cache.train()
+    check_eval_fits(ev, heldout=len(held), fewest_training=min(train_part.class_counts().values()),
+                    cache=params.data.cache)  # before minutes of embedding
     embedder, _ = embeddings.eval_embedder(ev.embedding, vggish_weights=ev.vggish_weights,
                                            encoder=layout.supcon_run / "encoder.pt", device=device)
     # the FAD reference set: the held-out clips' embeddings
@@ -79,13 +85,11 @@ def reference_stage(layout: Layout, params: Params) -> ReferenceStage:
     seconds_reference = time.perf_counter() - t0
     # the probe, fitted on training clips, and its ceiling on held-out clips (raw, and the path generated clips take)
     t0 = time.perf_counter()
-    train_part = cache.train()
     if ev.probe_clips_per_class:  # the first clips of each class (a fixed, seed-free choice)
         train_part = train_part.first_per_class(ev.probe_clips_per_class)
     training = embeddings.embed_clips(train_part, embedder=embedder)
     probe = fit_probe(training)
     probe.save(layout.reference / "probe.npz")
-    held = cache.heldout()
     vocoded = embeddings.embed_clips(held.first_per_class(ev.clips_per_class), embedder=embedder, what="held-out",
                                      through_vocoder={"vocoder": ev.vocoder, "gl_iters": ev.gl_iters})
     ceiling = pd.DataFrame({"held-out clips": probe.accuracy(reference),

@@ -48,6 +48,7 @@ from occ.data.checks import data_digest, module_digest
 from occ.data.datasets import FeatureCache, normalize_mel
 from occ.device import use_threads
 from occ.errors import ConfigError
+from occ.guard import gan_loss_bound, gan_weight_bound
 from occ.nets.discriminator import Discriminator
 from occ.nets.generator import Generator
 from occ.nets.models import build_discriminator, initial_generator, load_encoder
@@ -86,9 +87,10 @@ LOG_COLUMNS = (
 )
 #: Training keys that may change when resuming (``steps`` to continue training).
 TRAIN_MAY_DIFFER = ("steps", "ckpt_every", "bf16")
-#: The setting a divergence message suspects, by the loss term or network that ran away (``occ.train.guard``): huge
-#: adversarial terms come from D's logits, so from D's weights; G's output is bounded (tanh), so runaway G weights
-#: show in the weights, not the losses; a contrastive term is at most ``w * (1 / tau_d + 1 / tau_c + ln(2 * batch))``.
+#: The settings a divergence message suspects, by the loss term or network that ran away (``occ.guard``), and whose
+#: change its advice names (``occ.guard.remedy``): huge adversarial terms come from D's logits, so from D's weights;
+#: G's output is bounded (tanh), so runaway G weights show in the weights, not the losses; a contrastive term is at
+#: most ``w * (2 / min(tau_d, tau_c) + ln(2 * batch))`` (``occ.guard.contrastive_ceiling``).
 SUSPECTS = {"d_adv": "train.lr_d", "g_adv": "train.lr_d",
             "d_contrastive": "train.contrastive_weight, train.tau_d or train.tau_c",
             "g_contrastive": "train.contrastive_weight, train.tau_d or train.tau_c",
@@ -214,7 +216,7 @@ def train_gan(
     TrainingInterrupted
         Ctrl-C: the last checkpoint is kept and a rerun resumes from it.
     TrainingDivergedError
-        A loss or weight became NaN or infinite, or ran past the divergence guard's bounds (``occ.train.guard``);
+        A loss or weight became NaN or infinite, or ran past the divergence guard's bounds (``occ.guard``);
         ``checkpoint.pt`` keeps the last state that passed the guard.
     """
     with open_run(out_dir, who="train_gan", device=device, progress=progress, checkpoint=CHECKPOINT_NAME, log=LOG_NAME,
@@ -263,14 +265,15 @@ def train_gan(
         # the steps: D then G (Eq. 6), the EMA, a log row; a checkpoint every train.ckpt_every steps and at the end
         autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if train.bf16 and dev.type == "cuda"
                     else nullcontext())
-        advice = (f"To retry, lower train.lr_d / train.lr_g (or raise train.tau_d / train.tau_c) and delete "
-                  f"{run.out_dir} first: resuming with the same settings would repeat the same steps.")
+        advice = (f"To retry, {{remedy}} and delete {run.out_dir} first: resuming with the same settings would repeat "
+                  "the same steps.")
         postfix = lambda row: {"d_adv": f"{row['d_adv']:.3f}", "g_adv": f"{row['g_adv']:.3f}",  # noqa: E731
                                "d_con": f"{row['d_contrastive']:.3f}", "g_con": f"{row['g_contrastive']:.3f}"}
         with StepLoop(start=start, steps=train.steps, log=run.log, progress=run.progress, desc=f"GAN {train.loss}",
                       postfix=postfix, ckpt_every=train.ckpt_every, stop_after=stop_after, checkpoint=ckpt_path,
                       task="training", advice=advice, step0=step0_path, suspects=SUSPECTS,
-                      watch={"G": g, "D": d, "EMA G": g_ema}) as loop:
+                      watch={"G": g, "D": d, "EMA G": g_ema}, loss_bound=gan_loss_bound(train),
+                      weight_bound=gan_weight_bound(train)) as loop:
             for step in loop:
                 g.train()
                 d.train()

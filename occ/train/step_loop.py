@@ -17,9 +17,9 @@ A trainer's steps read top to bottom (the run folder around them is :mod:`occ.tr
 :class:`StepLoop` owns the run's counters (the step done and the step of the last checkpoint), which its
 divergence messages name. The checks themselves are plain functions: :func:`check_finite` (one process),
 :func:`stop_if_diverged` (every process of a parallel run agrees first), :func:`check_finite_weights` and
-:func:`kept_message` (which checkpoint survives); their bounds are the divergence guard's (:mod:`occ.train.guard`: a
+:func:`kept_message` (which checkpoint survives); their bounds are the divergence guard's (:mod:`occ.guard`: a
 loss, or a weight of a network the loop watches, checked at the end of every step, past its bound stops the run, the
-message naming the setting to suspect). Ctrl-C during the steps stops cleanly with
+message naming the settings to suspect and what to do about them). Ctrl-C during the steps stops cleanly with
 :class:`~occ.errors.TrainingInterrupted`, the last checkpoint kept. Nothing here draws a random number.
 """
 
@@ -37,8 +37,9 @@ from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress w
 
 from occ.checkpoint import TrainLog
 from occ.errors import TrainingDivergedError, TrainingInterrupted
+from occ.guard import LOSS_FLOOR, culprit, largest_weight, loss_in_bounds, remedy, weights_in_bounds
+from occ.guard import weight_bound as _weight_bound
 from occ.train.distributed import World, world
-from occ.train.guard import LOSS_BOUND, WEIGHT_BOUND, culprit, largest_weight, loss_in_bounds, weights_in_bounds
 
 __all__ = ["StepLoop", "StepsDone", "check_finite", "stop_if_diverged", "check_finite_weights", "kept_message"]
 
@@ -109,7 +110,9 @@ class StepLoop:
     task : str
         What diverged, in a divergence message (``"SupCon pretraining"``).
     advice : str
-        What to change before retrying, in a divergence message.
+        What to do before retrying, in a divergence message; ``{remedy}`` in it becomes what to do about the suspect
+        settings (:func:`occ.guard.remedy`: ``"lower train.lr_d"``; every suspect setting when the term or network
+        that ran away is not known here).
     step0 : Path, optional
         The untrained models' file, named by a divergence message before the first checkpoint.
     suspects : mapping of str to str, optional
@@ -120,6 +123,11 @@ class StepLoop:
         The networks whose parameters the guard reads at the end of every step (:meth:`stop_if_weights_run_away`,
         from :meth:`record`), by the name a message gives them (``{"G": g, "D": d}``; ``None`` values skipped).
         Their parameters are listed when the loop starts (optimisers update them in place).
+    loss_bound : float
+        The largest magnitude a checked loss may take (:func:`occ.guard.gan_loss_bound`, ...; default
+        :data:`occ.guard.LOSS_FLOOR`).
+    weight_bound : float, optional
+        The largest magnitude a watched parameter may take (default: :func:`occ.guard.weight_bound` of ``steps``).
 
     Attributes
     ----------
@@ -139,12 +147,15 @@ class StepLoop:
                  postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None, ckpt_every: int | None = None,
                  stop_after: int | None = None, checkpoint: Path | None = None, task: str = "training",
                  advice: str = "", step0: Path | None = None, suspects: Mapping[str, str] | None = None,
-                 watch: Mapping[str, torch.nn.Module | None] | None = None) -> None:
+                 watch: Mapping[str, torch.nn.Module | None] | None = None, loss_bound: float = LOSS_FLOOR,
+                 weight_bound: float | None = None) -> None:
         self.step = self.last_saved = start
         self.steps, self.log, self.desc, self.postfix = steps, log, desc, postfix
         self.ckpt_every, self.stop_after, self.checkpoint = ckpt_every, stop_after, checkpoint
         self.task, self.advice, self.step0 = task, advice, step0
         self.suspects, self.watch = dict(suspects or {}), dict(watch or {})
+        self.loss_bound = loss_bound
+        self.weight_bound = _weight_bound(steps) if weight_bound is None else weight_bound
         # the parameters themselves (updated in place by the optimisers), listed once
         self._watched = [p for module in self.watch.values() if module is not None for p in module.parameters()]
         self.seconds = 0.0
@@ -216,8 +227,8 @@ class StepLoop:
     def stop_if_diverged(self, loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None
                          ) -> None:
         """:func:`stop_if_diverged` in the step in progress: ``"<task> diverged at step <n>: the <what> is nan ..."``
-        (or a finite value past :data:`~occ.train.guard.LOSS_BOUND`), with the suspect setting (of the largest term
-        of ``parts``), the checkpoint kept and the advice.
+        (or a finite value past the loop's ``loss_bound``), with the suspect settings (of the largest term of
+        ``parts``), the checkpoint kept and the advice.
 
         Parameters
         ----------
@@ -228,42 +239,55 @@ class StepLoop:
         parts : mapping of str to torch.Tensor, optional
             The loss's terms, listed in the message.
         """
+        key = lambda: culprit(parts) if parts else "loss"  # noqa: E731 (read on failure only)
         stop_if_diverged(loss, w=world(), what=f"{self.task} diverged at step {self.step + 1}: the {what}",
-                         parts=parts, advice=self.advice, kept=self.kept(),
-                         suspect=lambda: self._suspect(culprit(parts) if parts else "loss"))
+                         parts=parts, advice=lambda: self._advice(key()), kept=self.kept(),
+                         suspect=lambda: self._suspect(key()), bound=self.loss_bound,
+                         elsewhere=lambda: self._advice(None))
 
     def stop_if_weights_run_away(self) -> None:
         """The weight half of the guard, at the end of the step in progress: every process stops together with
         :class:`~occ.errors.TrainingDivergedError` when a parameter of a watched network is NaN, infinite or past
-        :data:`~occ.train.guard.WEIGHT_BOUND` in magnitude (message: the network, the parameter and its largest
-        value, the suspect setting, the checkpoint kept and the advice)."""
-        here = weights_in_bounds(self._watched)
+        the loop's ``weight_bound`` in magnitude (message: the network, the parameter and its largest value, the
+        bound, the suspect settings, the checkpoint kept and the advice)."""
+        bound = self.weight_bound
+        here = weights_in_bounds(self._watched, bound)
         if world().all_true(here):
             return
         where = f"{self.task} diverged at step {self.step + 1}: "
         if here:
-            what = f"{where}a network's weights are not finite or past {WEIGHT_BOUND:g} on another process."
+            what, label = f"{where}a network's weights are not finite or past {bound:g} on another process.", None
         else:
             label, name, value = largest_weight(self.watch)
-            past = f", past {WEIGHT_BOUND:g}, which no healthy run reaches" if math.isfinite(value) else ""
+            past = (f", past {bound:g}, the divergence guard's bound for this run, which no healthy run reaches"
+                    if math.isfinite(value) else "")
             what = " ".join(part for part in (f"{where}{label} weight {name!r} is {value:.3g}{past}.",
                                               self._suspect(label)) if part)
-        raise TrainingDivergedError(" ".join(part for part in (what, self.kept(), self.advice) if part))
+        raise TrainingDivergedError(" ".join(part for part in (what, self.kept(), self._advice(label)) if part))
 
     def _suspect(self, key: str) -> str:
         """The sentence naming the setting to suspect for ``key`` (a loss term or a watched network)."""
         setting = self.suspects.get(key)
         return f"Suspect setting: {setting} ({key} ran away)." if setting else ""
 
+    def _advice(self, key: str | None) -> str:
+        """The advice with ``{remedy}`` filled in: what to do about the settings suspected for ``key`` (every suspect
+        setting when ``key`` is ``None`` or has none)."""
+        if "{remedy}" not in self.advice:
+            return self.advice
+        settings = [self.suspects[key]] if key in self.suspects else list(self.suspects.values())
+        return self.advice.replace("{remedy}", remedy(settings))
+
     def check_weights(self, *modules: torch.nn.Module | None) -> None:
         """:func:`check_finite_weights` of the step just recorded, before its checkpoint is written."""
-        check_finite_weights(*modules, step=self.step, advice=self.advice, kept=self.kept())
+        check_finite_weights(*modules, step=self.step, advice=self._advice(None), kept=self.kept())
 
 
 def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
-                 advice: str, kept: str, suspect: str | Callable[[], str] = "") -> None:
-    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN, infinite or finite but past
-    :data:`occ.train.guard.LOSS_BOUND` in magnitude (the one loss check of the divergence guard).
+                 advice: str | Callable[[], str], kept: str, suspect: str | Callable[[], str] = "",
+                 bound: float = LOSS_FLOOR) -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN, infinite or finite but past ``bound``
+    in magnitude (the one loss check of the divergence guard, :mod:`occ.guard`).
 
     Parameters
     ----------
@@ -273,27 +297,32 @@ def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Ten
         What diverged, e.g. ``"training diverged at step 12: the discriminator loss L_D"``.
     parts : mapping of str to torch.Tensor, optional
         The loss's terms, listed in the message.
-    advice : str
-        What to change before retrying.
+    advice : str or callable
+        What to change before retrying (or a function making it, called only on failure).
     kept : str
         Which checkpoint survives (:func:`kept_message`).
     suspect : str or callable
         The sentence naming the setting to suspect (or a function making it, called only on failure).
+    bound : float
+        The run's loss bound (:func:`occ.guard.gan_loss_bound`, ...).
     """
-    if loss_in_bounds(loss):
+    if loss_in_bounds(loss, bound):
         return
     value = loss.item()
     detail = f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
-    past = f", past {LOSS_BOUND:g}, which no healthy run reaches" if math.isfinite(value) else ""
+    past = (f", past {bound:.4g}, the divergence guard's bound for this run, which no healthy run reaches"
+            if math.isfinite(value) else "")
     suspect = suspect() if callable(suspect) else suspect
+    advice = advice() if callable(advice) else advice
     raise TrainingDivergedError(" ".join(part for part in (f"{what} is {value!r}{detail}{past}.", suspect, kept, advice)
                                          if part))
 
 
 def stop_if_diverged(loss: torch.Tensor, *, w: World, what: str, parts: Mapping[str, torch.Tensor] | None = None,
-                     advice: str, kept: str, suspect: str | Callable[[], str] = "") -> None:
+                     advice: str | Callable[[], str], kept: str, suspect: str | Callable[[], str] = "",
+                     bound: float = LOSS_FLOOR, elsewhere: str | Callable[[], str] | None = None) -> None:
     """The loss check of a training step: every process stops together when one sees a ``loss`` that is not finite
-    or past :data:`occ.train.guard.LOSS_BOUND`.
+    or past ``bound``.
 
     Built on :func:`check_finite`: the processes agree first (``w.all_true``, a collective, so every process must
     call it in the same step), then the one whose loss failed raises with its value and ``parts``, and the others
@@ -305,18 +334,22 @@ def stop_if_diverged(loss: torch.Tensor, *, w: World, what: str, parts: Mapping[
         A 0-d loss of this process.
     w : World
         This process's world (``occ.train.distributed.world()``).
-    what, parts, advice, kept, suspect
+    what, parts, advice, kept, suspect, bound
         As in :func:`check_finite`.
+    elsewhere : str or callable, optional
+        The advice of the processes whose own loss passed (default: ``advice``).
 
     Raises
     ------
     TrainingDivergedError
         On every process, when ``loss`` fails on any.
     """
-    if w.all_true(loss_in_bounds(loss)):
+    if w.all_true(loss_in_bounds(loss, bound)):
         return
-    check_finite(loss, what=what, parts=parts, advice=advice, kept=kept, suspect=suspect)
-    raise TrainingDivergedError(" ".join(part for part in (f"{what} is not finite or past {LOSS_BOUND:g} on another "
+    check_finite(loss, what=what, parts=parts, advice=advice, kept=kept, suspect=suspect, bound=bound)
+    advice = advice if elsewhere is None else elsewhere
+    advice = advice() if callable(advice) else advice
+    raise TrainingDivergedError(" ".join(part for part in (f"{what} is not finite or past {bound:g} on another "
                                                            "process.", kept, advice) if part))
 
 

@@ -36,6 +36,7 @@ from occ.data.checks import data_digest
 from occ.data.datasets import FeatureCache, normalize_mel
 from occ.device import use_threads
 from occ.errors import CheckpointError
+from occ.guard import encoder_weight_bound, supcon_loss_bound
 from occ.nets.encoder import Encoder, apply_augment, draw_augment_params, encode_mels
 from occ.nets.models import build_encoder
 from occ.paths import Layout, stage_threads
@@ -195,13 +196,14 @@ def pretrain_supcon(
         del payload
         # the steps: the SupCon loss on two augmented views of each clip; a checkpoint every supcon.ckpt_every steps
         n, bsz, rows = mels.shape[0], cfg.batch_size, w.rows(cfg.batch_size)
-        advice = (f"To retry, lower supcon.lr or raise supcon.temperature and delete {ckpt_path} first "
-                  "(resuming with the same settings would repeat the same steps).")
+        advice = (f"To retry, {{remedy}} and delete {ckpt_path} first (resuming with the same settings would repeat "
+                  "the same steps).")
 
         with StepLoop(start=start, steps=cfg.steps, log=run.log, progress=run.progress, desc="SupCon",
                       postfix=lambda row: {"loss": f"{row['loss']:.4f}"}, ckpt_every=cfg.ckpt_every,
                       stop_after=stop_after, checkpoint=ckpt_path, task="SupCon pretraining", advice=advice,
-                      suspects={"loss": "supcon.lr or supcon.temperature"}) as loop:
+                      suspects={"loss": "supcon.lr or supcon.temperature", "f": "supcon.lr"}, watch={"f": enc},
+                      loss_bound=supcon_loss_bound(cfg), weight_bound=encoder_weight_bound(cfg)) as loop:
             for step in loop:
                 enc.train()
                 # One global batch from the seeded stream (indices, then each view's augmentation); this process's rows.
@@ -305,8 +307,9 @@ def finetune_classifier(
         n, bsz = feats.shape[0], cfg.batch_size
 
         with StepLoop(start=0, steps=cfg.finetune_steps, log=run.log, progress=run.progress, desc="fine-tune",
-                      task="classification fine-tuning", advice="Lower supcon.finetune_lr and rerun.",
-                      suspects={"loss": "supcon.finetune_lr"}) as loop:
+                      task="classification fine-tuning", advice="To retry, {remedy} and rerun.",
+                      suspects={"loss": "supcon.finetune_lr", "f": "supcon.finetune_lr"}, watch={"f": head},
+                      loss_bound=supcon_loss_bound(cfg), weight_bound=encoder_weight_bound(cfg)) as loop:
             for step in loop:
                 idx = torch.randint(0, n, (bsz,), generator=sampler)
                 logits = head(feats[idx].to(dev))
