@@ -164,7 +164,8 @@ def _committed_logs() -> list[tuple[str, pd.DataFrame]]:
 
 def test_the_bounds_stop_no_committed_run_and_leave_a_margin():
     """Every step of every committed run (its own variant's bound) lies inside the guard's loss bound, with a margin of
-    over 15 (the smallest bound, 500 + 23.5, over the largest loss, 31.1); the SupCon log likewise."""
+    over 10 (at f81c062: the smallest bound, 500, over 15 times the largest loss, 31.1; the largest adversarial term,
+    19.2, 26 times below the floor); the SupCon log likewise."""
     largest, tightest = 0.0, float("inf")
     for variant, log in _committed_logs():
         train = load_params(ROOT / "params.yaml", variant=variant).train
@@ -175,8 +176,8 @@ def test_the_bounds_stop_no_committed_run_and_leave_a_margin():
             assert (log[con] <= contrastive_ceiling(train.tau_d, train.tau_c, train.batch_size)).all()
             largest, tightest = max(largest, float(loss.max())), min(tightest, bound)
         assert len(log) == train.steps  # every committed run finished: the guard never fired
-    assert 30 < largest <= HEALTHY_LOSS and 15 * largest < tightest
-    assert max(float(log[c].abs().max()) for _, log in _committed_logs() for c in ("d_adv", "g_adv")) * 26 < LOSS_FLOOR
+    assert 10 < largest and 10 * largest < tightest and HEALTHY_LOSS < tightest / 15
+    assert max(float(log[c].abs().max()) for _, log in _committed_logs() for c in ("d_adv", "g_adv")) * 10 < LOSS_FLOOR
     supcon = pd.read_csv(ROOT / "results/supcon/log.csv")
     cfg = load_params(ROOT / "params.yaml").supcon
     assert 100 * float(supcon["loss"].abs().max()) < supcon_loss_bound(cfg)
