@@ -110,7 +110,7 @@ class SupConConfig:
     finetune_steps: int = 150  # classification fine-tuning steps
     finetune_lr: float = 1.0e-3
     ckpt_every: int = 100
-    threads: int = 1  # torch threads of the supcon stage (occ.paths.STAGE_THREADS says which stage runs on which)
+    threads: int = 1  # torch threads of the supcon stage (occ.registry.STAGES says which stage runs on which)
 
     def check(self) -> None:
         at_least("supcon.steps", self.steps, 1)
@@ -143,7 +143,7 @@ class TrainConfig:
     augment: bool = False  # translation + cutout on D's inputs (never time reversal)
     ckpt_every: int = 100
     bf16: bool = False  # bf16 autocast (CUDA only)
-    threads: int = 1  # torch threads of a training process (occ.paths.STAGE_THREADS)
+    threads: int = 1  # torch threads of a training process (occ.registry.STAGES)
 
     def check(self) -> None:
         one_of("train.loss", self.loss, LOSS_KINDS)
@@ -180,7 +180,7 @@ class EvalConfig:
     l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1; at most all of them
     tsne_per_class: int = 60  # generated clips per class in each Figure 2 panel
     probe_clips_per_class: int = 60  # training clips per class the recognisability probe is fitted on (0: all)
-    threads: int = 1  # torch threads of the reference, step-0, evaluate and figures stages (occ.paths.STAGE_THREADS)
+    threads: int = 1  # torch threads of the reference, step-0, evaluate and figures stages (occ.registry.STAGES)
 
     def check(self) -> None:
         at_least("eval.clips_per_class", self.clips_per_class, 2)

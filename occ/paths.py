@@ -1,5 +1,5 @@
-"""Where every stage reads and writes: one name in four places (stage, params section, notebook, results folder);
-and on how many threads each stage runs (`STAGE_THREADS`).
+"""Where every stage reads and writes: its results folder (``results/<stage>``, the stage's name in
+:data:`occ.registry.STAGES`), and the data and run folders.
 
 Large artefacts (features, checkpoints, WAVs) live under `data/` and `runs/` (DVC-cached, git-ignored); small
 results (tables, metrics, curves, figures, executed notebooks) under `results/<stage>/` (committed).
@@ -11,19 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-#: Stage -> the ``params.yaml`` section whose ``threads`` its process runs torch on: the stage's call sets it
-#: (``use_threads(stage_threads(params, stage))``) and ``occ repro`` counts it when it fills the cores. Declared, not
-#: taken from the machine, because torch's results depend on the thread count (docs/parallel.md). A stage not listed
-#: (data, tables) declares none and counts as one thread.
-STAGE_THREADS = {"supcon": "supcon", "train": "train", "reference": "eval", "step0": "eval", "evaluate": "eval",
-                 "figures": "eval"}
-
-
-def stage_threads(params: Any, stage: str) -> int:
-    """The torch threads ``stage`` declares in ``params`` (an ``occ.config.Params``): `STAGE_THREADS`' section's."""
-    return int(getattr(params, STAGE_THREADS[stage]).threads)
 
 from occ.atomic import make_folder
 

@@ -2,7 +2,8 @@
 
 The documented multi-process path of a pipeline stage: train with torchrun, then let the stage's notebook
 find the finished run (same configuration: it resumes with nothing left to do) and write its results. The
-commands and the notebooks make the stage's call through one function (``train_stage``, ``supcon_stage``).
+commands and the stages' calls (``occ.stages.train.train_stage``, ``occ.stages.supcon.supcon_stage``, the ones the
+notebooks make) train through one function (``train_for_stage``, ``supcon_for_stage``).
 """
 
 from __future__ import annotations
@@ -77,12 +78,10 @@ def test_occ_train_names_a_bad_variant(project, capsys):
     assert err.startswith("occ train: error:") and "nope" in err and err.count("\n") == 1
 
 
-def _stage_calls(notebook: str) -> list[ast.Call]:
-    """The calls of ``gan_train.train_stage`` / ``supcon_train.supcon_stage`` in a notebook's code cells."""
-    nb = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
-    tree = ast.parse("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-            and n.func.attr in ("train_stage", "supcon_stage")]
+def _calls(source: str, names: tuple[str, ...]) -> list[ast.Call]:
+    """The calls of the functions ``names`` in ``source``."""
+    tree = ast.parse(source)
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) in names]
 
 
 def test_the_commands_and_the_notebooks_make_one_call(monkeypatch, capsys):
@@ -91,18 +90,27 @@ def test_the_commands_and_the_notebooks_make_one_call(monkeypatch, capsys):
     import occ.train.supcon_train as supcon_train
     from occ.cli.main import main
 
-    # the notebooks: the stage functions, with the notebook's own layout, params, cache, variant and seed
-    (train_call,) = _stage_calls("03_train.ipynb")
-    assert ast.unparse(train_call) == "gan_train.train_stage(layout, params, cache, variant=variant, seed=seed)"
-    (supcon_call,) = _stage_calls("02_supcon.ipynb")
-    assert ast.unparse(supcon_call) == "supcon_train.supcon_stage(layout, params, cache)"
+    # the notebooks: the stage calls, with the notebook's own layout, params, variant and seed
+    def notebook(name: str) -> str:
+        return "\n".join(c.source for c in nbformat.read(ROOT / "notebooks" / name, as_version=4).cells
+                         if c.cell_type == "code")
+
+    (train_call,) = _calls(notebook("03_train.ipynb"), ("train_stage",))
+    assert ast.unparse(train_call) == "train_stage(layout, params, variant=variant, seed=seed)"
+    (supcon_call,) = _calls(notebook("02_supcon.ipynb"), ("supcon_stage",))
+    assert ast.unparse(supcon_call) == "supcon_stage(layout, params)"
+    # the stage calls: the training functions, with the feature cache they loaded
+    (train_run,) = _calls((ROOT / "occ/stages/train.py").read_text(), ("train_for_stage",))
+    assert ast.unparse(train_run) == "train_for_stage(layout, params, cache, variant=variant, seed=seed)"
+    (supcon_run,) = _calls((ROOT / "occ/stages/supcon.py").read_text(), ("supcon_for_stage",))
+    assert ast.unparse(supcon_run) == "supcon_for_stage(layout, params, cache)"
     # the commands: the same functions, with what they loaded and their arguments
     project = ("layout", "params", "cache")
     seen = []
     monkeypatch.setattr(cli_train, "_project", lambda args, variant=None: seen.append(variant) or project)
     done = SimpleNamespace(step=3, steps=3, seconds=6.0, checkpoint_path="ckpt", finished=True, train_accuracy=1.0)
-    monkeypatch.setattr(gan_train, "train_stage", lambda *a, **kw: seen.append((a, kw)) or done)
-    monkeypatch.setattr(supcon_train, "supcon_stage", lambda *a, **kw: seen.append((a, kw)) or (done, done))
+    monkeypatch.setattr(gan_train, "train_for_stage", lambda *a, **kw: seen.append((a, kw)) or done)
+    monkeypatch.setattr(supcon_train, "supcon_for_stage", lambda *a, **kw: seen.append((a, kw)) or (done, done))
     assert main(["train", "--variant", "o2c", "--seed", "2", "-q"]) == 0
     assert seen == ["o2c", (project, {"variant": "o2c", "seed": 2, "progress": False})]
     assert main(["supcon"]) == 0

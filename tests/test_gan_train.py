@@ -266,13 +266,13 @@ def _stage_project(tmp_path, loss="o2c"):
     return Layout(tmp_path), params, cache
 
 
-def test_train_stage_is_the_stage_call(tmp_path, monkeypatch):
+def test_train_for_stage_is_the_stage_training(tmp_path, monkeypatch):
     from occ.data.datasets import normalize_mel
 
     layout, params, cache = _stage_project(tmp_path)
     calls = []
     monkeypatch.setattr(gan_train, "train_gan", lambda *args, **kwargs: calls.append((args, kwargs)) or "run")
-    assert gan_train.train_stage(layout, params, cache, variant="v", seed=2, progress=False) == "run"
+    assert gan_train.train_for_stage(layout, params, cache, variant="v", seed=2, progress=False) == "run"
     (mels, labels), kwargs = calls[0]
     train = cache.train()
     assert torch.equal(mels, normalize_mel(train.mels)) and torch.equal(labels, train.labels) and mels.shape[0] == 12
@@ -280,17 +280,30 @@ def test_train_stage_is_the_stage_call(tmp_path, monkeypatch):
                           seed=2, device="cpu", encoder=tmp_path / "runs/supcon/encoder.pt",
                           class_names=["a", "b", "c"], progress=False, on_config_change="restart")
     with pytest.raises(ConfigError, match="seed = -1"):
-        gan_train.train_stage(layout, params, cache, variant="v", seed=-1)
+        gan_train.train_for_stage(layout, params, cache, variant="v", seed=-1)
 
 
-def test_train_stage_trains_the_run_of_the_stage(tmp_path):
+def test_train_for_stage_trains_the_run_of_the_stage(tmp_path):
     layout, params, cache = _stage_project(tmp_path)  # o2c: no encoder needed, none there
-    run = gan_train.train_stage(layout, params, cache, variant="v", seed=1, progress=False)
+    run = gan_train.train_for_stage(layout, params, cache, variant="v", seed=1, progress=False)
     assert run.finished and run.out_dir == layout.train_run("v", 1) and run.log()["step"].tolist() == [1, 2]
     assert load_checkpoint(run.checkpoint_path)["class_names"] == ["a", "b", "c"]
     with pytest.raises(CheckpointError, match="no such checkpoint"):  # a SupCon loss reads the supcon stage's f
-        gan_train.train_stage(layout, dataclasses.replace(params, train=dataclasses.replace(params.train,
-                              loss="ocsupcon")), cache, variant="w", seed=1, progress=False)
+        gan_train.train_for_stage(layout, dataclasses.replace(params, train=dataclasses.replace(params.train,
+                                  loss="ocsupcon")), cache, variant="w", seed=1, progress=False)
+
+
+def test_the_train_stage_writes_the_log_and_the_losses_of_its_run(tmp_path, monkeypatch):
+    from occ.data import datasets
+    from occ.stages import train as train_stage
+
+    layout, params, cache = _stage_project(tmp_path)
+    monkeypatch.setattr(datasets, "load_feature_cache", lambda path: cache)
+    stage = train_stage.train_stage(layout, params, variant="v", seed=1)
+    out = tmp_path / "results/train/v/seed1"
+    assert stage.run.finished and stage.log["step"].tolist() == [1, 2]
+    assert (out / "log.csv").read_text() == stage.run.log().to_csv(index=False)
+    assert stage.losses.path == out / "losses.png" and (out / "losses.png").read_bytes() == stage.losses.png
 
 
 def test_d_projection_makes_d_read_the_label_and_is_stored_with_the_run(data, tmp_path):

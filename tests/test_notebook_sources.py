@@ -1,6 +1,6 @@
 """The notebooks tell the story and leave the work to ``occ``: one parameters cell, the shared set-up in one call
 (``open_notebook``), no logic cell over 15 lines, no definitions, and every thread count from the one table
-(``occ.paths.STAGE_THREADS``), which ``occ repro`` reads too."""
+(``occ.registry.STAGES``), which ``occ repro`` reads too."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def logic_cell_problems(path: Path) -> list[str]:
             if name in ("load_params", "setup_notebook", "find"):
                 problems.append(f"{name}() in a cell: the set-up is open_notebook()'s")
             if name == "use_threads" and not (call.args and "stage_threads" in ast.unparse(call.args[0])):
-                problems.append(f"{ast.unparse(call)}: a stage's threads come from occ.paths.stage_threads")
+                problems.append(f"{ast.unparse(call)}: a stage's threads come from occ.registry.stage_threads")
     sources = "\n".join(source for _, source in cells)
     if sources.count("open_notebook(") != 1:
         problems.append("the set-up is not one open_notebook() call")
@@ -84,14 +84,16 @@ def test_the_evaluation_stages_own_their_threads_and_occ_repro_reads_the_same_ta
     import occ.metrics.evaluate_stage as evaluate_stage
     import occ.metrics.reference_stage as reference_stage
     from occ.config import load_params
-    from occ.paths import STAGE_THREADS, Layout
-    from occ.pipeline.parallel import stage_threads
+    from occ.paths import Layout
+    from occ.pipeline.parallel import declared_threads
+    from occ.registry import STAGES
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["eval"]["threads"], raw["train"]["threads"] = 3, 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     params = load_params(tmp_path / "params.yaml")
-    assert stage_threads(tmp_path) == {s: {"train": 2, "eval": 3}.get(section, 1) for s, section in STAGE_THREADS.items()}
+    assert declared_threads(tmp_path) == {name: {"train": 2, "eval": 3}.get(s.threads_section, 1)
+                                          for name, s in STAGES.items()}
 
     class Set(Exception):
         pass

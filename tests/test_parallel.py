@@ -282,22 +282,22 @@ def test_a_stage_declaring_more_threads_than_cores_runs_alone_and_jobs_still_cap
     assert free.admit() == ["train@a-0", "train@b-0", "train@c-0"]
 
 
-def test_stage_threads_reads_each_kinds_declared_threads_from_params(tmp_path):
+def test_declared_threads_reads_each_kinds_declared_threads_from_params(tmp_path):
     import shutil
 
-    from occ.pipeline.parallel import stage_threads
+    from occ.pipeline.parallel import declared_threads
 
-    assert stage_threads(tmp_path) == {}
+    assert declared_threads(tmp_path) == {}
     root = Path(__file__).resolve().parents[1]
     text = (root / "params.yaml").read_text()
     shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
-    got = stage_threads(tmp_path)
-    assert set(got) == {"supcon", "train", "reference", "step0", "evaluate", "figures"}
+    got = declared_threads(tmp_path)
+    assert set(got) == {"data", "supcon", "train", "reference", "step0", "evaluate", "tables", "figures"}
     assert got == {k: 1 for k in got}  # the committed embedded profile: one thread each
     params = yaml.safe_load(text)
     params["eval"]["threads"] = 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    got = stage_threads(tmp_path)
+    got = declared_threads(tmp_path)
     assert got["evaluate"] == got["reference"] == got["step0"] == got["figures"] == 2 and got["train"] == 1
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from occ.paths import STAGE_THREADS
+from occ.registry import STAGES
 from occ.report.notebook import Notebook
 from test_dvc_files import _stages
 
@@ -148,9 +148,10 @@ class _Reads:
                 self.reads.add(path + (parent.args[1].value,))
                 return
             target = ns.resolve(parent.func)
-            if target == ("paths", "stage_threads") and len(parent.args) == 2 \
-                    and isinstance(parent.args[1], ast.Constant):  # getattr(params, STAGE_THREADS[stage]).threads
-                self.reads.add((STAGE_THREADS[parent.args[1].value], "threads"))
+            if target == ("registry", "stage_threads") and len(parent.args) == 2 \
+                    and isinstance(parent.args[1], ast.Constant):  # the threads of the stage's section, if any
+                section = STAGES[parent.args[1].value].threads_section
+                self.reads.update({(section, "threads")} if section else set())
                 return
             found = _function(*target) if target else None
             if found is not None and self._follow(found, parent, node, path):
@@ -261,7 +262,7 @@ def test_reads_are_found_through_attributes_calls_and_aliases(tmp_path):
 
 def test_a_notebook_opened_by_open_notebook_reads_what_its_stage_call_reads(tmp_path):
     src = (
-        "from occ.report.notebook import open_notebook\nfrom occ.paths import stage_threads\n"
+        "from occ.report.notebook import open_notebook\nfrom occ.registry import stage_threads\n"
         "layout, params, out = open_notebook('train', variant=v, seed=0)\nn = stage_threads(params, 'supcon')\n"
         "x = params.train.steps\n"
     )

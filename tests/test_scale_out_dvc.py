@@ -32,8 +32,8 @@ def _outs(stage: dict) -> dict[str, dict]:
 
 def test_the_run_folders_persist():
     """DVC must not delete a run folder before its stage runs: the stage resumes the run `occ supcon` or `occ train`
-    (torchrun) finished. A changed configuration is the trainers' to handle (they restart: supcon_stage and
-    train_stage pass on_config_change="restart"), not DVC's."""
+    (torchrun) finished. A changed configuration is the trainers' to handle (they restart: supcon_for_stage and
+    train_for_stage pass on_config_change="restart"), not DVC's."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert _outs(stages["train"])["runs/train/${item.variant}/seed${item.seed}"].get("persist") is True
     assert _outs(stages["supcon"])["runs/supcon"].get("persist") is True

@@ -112,18 +112,18 @@ def test_gan_stage_loads_the_encoder_by_path(trained, tmp_path):
     assert run.finished and run.log()["g_contrastive"].iloc[0] > 0
 
 
-def test_supcon_stage_is_pretraining_then_finetuning_of_the_stage(tmp_path):
+def test_supcon_for_stage_is_pretraining_then_finetuning_of_the_stage(tmp_path):
     from occ.config import Params
     from occ.data.datasets import FeatureCache, denormalize_mel, normalize_mel
     from occ.paths import Layout
-    from occ.train.supcon_train import supcon_stage
+    from occ.train.supcon_train import supcon_for_stage
 
     mels, labels = easy_problem(6, seed=2)
     cache = FeatureCache(mels=denormalize_mel(mels), labels=labels, files=[f"c{i}.wav" for i in range(len(labels))],
                          class_names=["a", "b", "c"], heldout_mask=torch.arange(len(labels)) % 6 == 5)
     cfg = dataclasses.replace(CFG, steps=2, finetune_steps=2, ckpt_every=2)
     params = Params(seed=4, device="cpu", model=MODEL, supcon=cfg)
-    pre, fine = supcon_stage(Layout(tmp_path), params, cache, progress=False)
+    pre, fine = supcon_for_stage(Layout(tmp_path), params, cache, progress=False)
     assert pre.finished and pre.out_dir == fine.out_dir == tmp_path / "runs" / "supcon"
     assert fine.checkpoint_path == tmp_path / "runs" / "supcon" / "encoder.pt"
     # the same as the two calls made by hand on the training clips

@@ -21,10 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "cmd_fetch_weights"]
+__all__ = ["add_fetch_weights_parser", "cmd_fetch_weights"]
 
 
-def add_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
+def add_fetch_weights_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
     """Register ``fetch-weights`` on the ``occ`` command's sub-parsers."""
     w = sub.add_parser(
         "fetch-weights", parents=[common], formatter_class=fmt,

@@ -20,7 +20,7 @@ from typing import Any
 from occ.cli.common import (OUTSIDE_A_PROJECT, CliError, at_least_one_thread, check_target, find_project, key,
                             show_progress, threads_phrase)
 
-__all__ = ["add_generate_parser", "add_check_parser", "cmd_generate", "cmd_check_submission", "resolve_classes",
+__all__ = ["add_generate_parser", "add_check_submission_parser", "cmd_generate", "cmd_check_submission", "resolve_classes",
            "evaluation_settings", "generate_settings", "EVALUATION_SETTINGS"]
 
 VOCODER_HELP = "griffinlim (fast), hifigan (the universal HiFi-GAN V1) or the path of a HiFi-GAN generator checkpoint"
@@ -262,7 +262,7 @@ def add_generate_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type)
     g.set_defaults(func=cmd_generate)
 
 
-def add_check_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
+def add_check_submission_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
     """Register ``check-submission`` on the ``occ`` command's sub-parsers."""
     c = sub.add_parser(
         "check-submission", parents=[common], formatter_class=fmt, help="run the DCASE submission format checks",

@@ -29,10 +29,10 @@ import sys
 
 from occ.cli.common import CliError, Parser
 from occ.cli.fad import add_fad_parser, add_heldout_parser
-from occ.cli.fetch import add_parser as add_fetch_parser
-from occ.cli.generate import add_check_parser, add_generate_parser
+from occ.cli.fetch import add_fetch_weights_parser
+from occ.cli.generate import add_check_submission_parser, add_generate_parser
 from occ.cli.repro import add_repro_parser
-from occ.cli.train import add_parsers
+from occ.cli.train import add_supcon_parser, add_train_parser
 
 __all__ = ["main", "build_parser"]
 
@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"occ {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
 
-    for add in (add_generate_parser, add_fad_parser, add_heldout_parser, add_check_parser, add_repro_parser,
-                add_parsers, add_fetch_parser):  # the order of `occ --help`
+    for add in (add_generate_parser, add_fad_parser, add_heldout_parser, add_check_submission_parser, add_repro_parser,
+                add_train_parser, add_supcon_parser, add_fetch_weights_parser):  # the order of `occ --help`
         add(sub, common=common, fmt=fmt)
     return parser
 

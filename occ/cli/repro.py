@@ -31,10 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the pipeline in the working directory with the options of :func:`add_arguments`."""
-    from occ.pipeline.parallel import machine_cores, run_parallel, stage_threads
+    from occ.pipeline.parallel import declared_threads, machine_cores, run_parallel
 
     if args.cores is not None and args.cores < 1:
-        raise SystemExit(f"occ repro: --cores must be at least 1 (got {args.cores})")
+        raise CliError(f"--cores must be at least 1 (got {args.cores})")
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1 (got {args.jobs})")
     # -j alone: that many stages, whatever their threads (as before --cores); neither: the machine's cores
     if args.jobs is not None:
         cores, jobs = args.cores, args.jobs
@@ -42,7 +44,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         cores = args.cores if args.cores is not None else machine_cores()
         jobs = cores
     return run_parallel(".", jobs=jobs, targets=args.targets, force=args.force, cores=cores,
-                        threads=stage_threads("."))
+                        threads=declared_threads("."))
 
 
 def add_repro_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:

@@ -7,9 +7,9 @@
     dvc repro train@ocsupcon-0                                          # the stage finds the finished run
     torchrun --nproc_per_node 8 -m occ train --variant o2c --seed 1 && dvc repro train@o2c-1
 
-Each command makes the call the stage's notebook makes (``02_supcon``, ``03_train``), through the same function
-(``occ.train.supcon_train.supcon_stage``, ``occ.train.gan_train.train_stage``): the same ``params.yaml`` sections,
-feature cache, run folder (``runs/supcon``, ``runs/train/<variant>/seed<k>``) and seed. A run trained here is
+Each command trains what the stage's call trains (``occ.stages.supcon.supcon_stage``,
+``occ.stages.train.train_stage``), through the same function (``occ.train.supcon_train.supcon_for_stage``,
+``occ.train.gan_train.train_for_stage``): the same ``params.yaml`` sections, feature cache, run folder (``runs/supcon``, ``runs/train/<variant>/seed<k>``) and seed. A run trained here is
 therefore the run the stage would train.
 
 DVC keeps both run folders when their stage runs (``persist`` in dvc.yaml). ``dvc repro supcon`` after ``occ
@@ -32,11 +32,11 @@ from typing import Any
 
 from occ.cli.common import add_project_arguments
 
-__all__ = ["add_parsers", "cmd_train", "cmd_supcon"]
+__all__ = ["add_train_parser", "add_supcon_parser", "cmd_train", "cmd_supcon"]
 
 
-def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
-    """Register ``train`` and ``supcon`` on the ``occ`` command's sub-parsers."""
+def add_train_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
+    """Register ``train`` on the ``occ`` command's sub-parsers."""
     t = sub.add_parser(
         "train", parents=[common], formatter_class=fmt, help="train one GAN run of the pipeline (torchrun-ready)",
         description="Train the GAN of one (variant, seed) of params.yaml exactly as the pipeline's stage\n"
@@ -59,6 +59,9 @@ def add_parsers(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None
     add_project_arguments(t)
     t.set_defaults(func=cmd_train)
 
+
+def add_supcon_parser(sub: Any, *, common: argparse.ArgumentParser, fmt: type) -> None:
+    """Register ``supcon`` on the ``occ`` command's sub-parsers."""
     s = sub.add_parser(
         "supcon", parents=[common], formatter_class=fmt, help="train the SupCon encoder f of the pipeline",
         description="SupCon pretraining and classifier fine-tuning of the encoder f exactly as the pipeline's\n"
@@ -90,13 +93,13 @@ def _project(args: argparse.Namespace, *, variant: str | None = None) -> tuple[A
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``occ train``: the call of notebooks/03_train.ipynb for ``--variant`` and ``--seed``."""
+    """``occ train``: the training of the train stage (``train@<variant>-<seed>``) for ``--variant`` and ``--seed``."""
     from occ.train.distributed import world
-    from occ.train.gan_train import train_stage
+    from occ.train.gan_train import train_for_stage
 
     layout, params, cache = _project(args, variant=args.variant)
-    run = train_stage(layout, params, cache, variant=args.variant, seed=args.seed,
-                      progress=None if not args.quiet else False)
+    run = train_for_stage(layout, params, cache, variant=args.variant, seed=args.seed,
+                          progress=None if not args.quiet else False)
     w = world()
     if w.main:
         print(f"occ train: {args.variant} seed {args.seed}: step {run.step} of {run.steps} on {w.size} process(es) "
@@ -105,12 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_supcon(args: argparse.Namespace) -> int:
-    """``occ supcon``: the calls of notebooks/02_supcon.ipynb (pretraining, then fine-tuning)."""
+    """``occ supcon``: the training of the supcon stage (pretraining, then fine-tuning)."""
     from occ.train.distributed import world
-    from occ.train.supcon_train import supcon_stage
+    from occ.train.supcon_train import supcon_for_stage
 
     layout, params, cache = _project(args)
-    pre, fine = supcon_stage(layout, params, cache, progress=None if not args.quiet else False)
+    pre, fine = supcon_for_stage(layout, params, cache, progress=None if not args.quiet else False)
     w = world()
     if w.main:
         print(f"occ supcon: {pre.step} SupCon steps on {w.size} process(es), fine-tuned head at training accuracy "

@@ -1,7 +1,7 @@
 """The step-0 and evaluate stages as calls (``04_step0``, ``05_evaluate``), as training has its stages:
 :func:`step0_stage` measures a seed's untrained generator, :func:`evaluate_stage` a trained run, the same way.
 
-Each sets the process's torch threads to the count its stage declares (``occ.paths.stage_threads``, the table ``occ
+Each sets the process's torch threads to the count its stage declares (``occ.registry.stage_threads``, the table ``occ
 repro`` reads too), loads what it needs from the project's folders, writes the stage's files (``runs/generated/``,
 ``results/step0/``, ``results/evaluate/``) and returns what the notebook shows.
 """
@@ -24,7 +24,8 @@ from occ.metrics import confusion, d_embeddings, embedding_files, embeddings, ev
 from occ.metrics.probe import load_probe
 from occ.metrics.run_settings import run_settings_of
 from occ.nets import models
-from occ.paths import Layout, stage_threads
+from occ.paths import Layout
+from occ.registry import stage_threads
 
 __all__ = ["EvaluateStage", "step0_stage", "evaluate_stage"]
 

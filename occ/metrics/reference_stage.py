@@ -1,6 +1,6 @@
 """The reference stage as one call (``04_reference``), as training has its stages: :func:`reference_stage`.
 
-It sets the process's torch threads to the count the stage declares (``occ.paths.stage_threads``, the table ``occ
+It sets the process's torch threads to the count the stage declares (``occ.registry.stage_threads``, the table ``occ
 repro`` reads too), embeds the FAD reference set, fits the recognisability probe and reads its ceiling, measures the
 vocoders, writes the stage's files (``runs/reference/``, ``results/reference/``) and returns what the notebook shows.
 """
@@ -20,7 +20,8 @@ from occ.data import audio, datasets
 from occ.device import resolve_device, use_threads
 from occ.metrics import embedding_files, embeddings
 from occ.metrics.probe import LinearProbe, fit_probe
-from occ.paths import Layout, stage_threads
+from occ.paths import Layout
+from occ.registry import stage_threads
 from occ.synthesis import vocoder
 
 __all__ = ["ReferenceStage", "reference_stage"]

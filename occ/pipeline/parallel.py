@@ -29,7 +29,7 @@ from occ.atomic import make_folder
 from occ.pipeline.estimate import recorded_times, scaled_times, time_left
 
 __all__ = ["StageGraph", "stage_graph", "out_of_date", "plan", "nothing_to_do", "Scheduler", "run_parallel",
-           "stage_threads", "machine_cores"]
+           "declared_threads", "machine_cores"]
 
 LOG_DIR = Path(".dvc") / "tmp" / "occ-repro"  # one log per stage run; .dvc/tmp is git-ignored by DVC
 
@@ -169,18 +169,17 @@ class Scheduler:
                          cores=self.cores, cost=self.cost, order=lambda s: -self.graph.weight(s))
 
 
-def stage_threads(root: str | os.PathLike = ".") -> dict[str, int]:
-    """Stage kind -> the torch threads its process declares in ``root``'s ``params.yaml``: the table the stages' calls
-    set their threads from (``occ.paths.STAGE_THREADS``); empty without a ``params.yaml`` (every stage then counts as
-    one thread)."""
+def declared_threads(root: str | os.PathLike = ".") -> dict[str, int]:
+    """Stage -> the torch threads its process declares in ``root``'s ``params.yaml``, as the stage's call sets them
+    (:data:`occ.registry.STAGES`); empty without a ``params.yaml`` (every stage then counts as one thread)."""
     from occ.config import load_params
-    from occ.paths import STAGE_THREADS, stage_threads as declared
+    from occ.registry import STAGES
 
     path = Path(root) / "params.yaml"
     if not path.is_file():
         return {}
     params = load_params(path)
-    return {stage: declared(params, stage) for stage in STAGE_THREADS}
+    return {name: stage.threads(params) for name, stage in STAGES.items()}
 
 
 def nothing_to_do(graph: StageGraph, changed: set[str], targets: Sequence[str] = ()) -> str:
@@ -210,13 +209,13 @@ def run_parallel(root: str | os.PathLike = ".", *, jobs: int, targets: Sequence[
     root : path
         The repository (holding ``dvc.yaml``).
     jobs : int
-        Stages running at once, at most. Each stage runs on the threads it declares (``occ.paths.STAGE_THREADS``),
+        Stages running at once, at most. Each stage runs on the threads it declares (:data:`occ.registry.STAGES`),
         whatever ``jobs`` is.
     cores : int, optional
         The cores the running stages may take together, each its declared threads (``threads``); None: no limit
         but ``jobs``.
     threads : dict, optional
-        Stage kind -> declared threads (:func:`stage_threads`); a kind not in it counts as one.
+        Stage kind -> declared threads (:func:`declared_threads`); a kind not in it counts as one.
     targets : sequence of str
         Stage names to bring up to date with what they depend on; empty: the whole pipeline.
     force : bool

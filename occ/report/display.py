@@ -1,8 +1,8 @@
 """What an executed notebook shows its reader: figures inline, tables rounded, audio players, no run noise.
 
-Every notebook calls :func:`setup_notebook` in its first code cell. Figures go through :func:`show_figure`,
-which writes the PNG (atomically) and displays the very same bytes inline under a one-line caption saying
-what to look for; the output's metadata names the file (``metadata["occ"]["file"]``, relative to the
+Every notebook calls :func:`setup_notebook` in its first code cell. A stage's call writes each figure with
+:func:`save_figure` (the PNG, atomically) and its notebook shows it with :func:`show_saved` (:func:`show_figure`
+does both): the very same bytes inline under a one-line caption saying what to look for; the output's metadata names the file (``metadata["occ"]["file"]``, relative to the
 project root) and lists the figure's text as drawn (``metadata["occ"]["text"]``: titles, axis and tick labels,
 legends, annotations), so a test can check that every declared figure is shown and what it says. Tables go through
 :func:`show_table` (rounded for reading; full precision stays in the CSV / JSON files) and clips through
@@ -17,6 +17,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,8 @@ from IPython.display import Audio, Image, Markdown, display
 from occ.atomic import atomic_open
 from occ.paths import project_root
 
-__all__ = ["FIGURE_WIDTH", "PLAYERS_PER_ROW", "setup_notebook", "show_figure", "show_table", "show_audio",
-           "relative_name"]
+__all__ = ["FIGURE_WIDTH", "PLAYERS_PER_ROW", "SavedFigure", "setup_notebook", "save_figure", "show_saved", "show_figure",
+           "show_table", "show_audio", "relative_name"]
 
 FIGURE_WIDTH = 900
 """Largest inline width of a figure in CSS pixels: the text column of a notebook on a laptop screen."""
@@ -71,11 +72,18 @@ def setup_notebook() -> None:
     matplotlib.rcParams.update({"figure.figsize": (9.0, 5.0), "figure.dpi": 100})
 
 
-def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, width: int | None = None,
-                palette: bool = True) -> None:
-    """Save a figure as PNG (atomically) and show the same image inline, with a caption above it.
+class SavedFigure(NamedTuple):
+    """A figure written as PNG by :func:`save_figure`, to be shown by :func:`show_saved`: its file, the PNG's bytes,
+    its text as drawn and the one-line caption saying what to look for."""
 
-    The caption line reads ``<caption> (`<file>`)``, the file relative to the project root.
+    path: Path
+    png: bytes
+    text: list
+    caption: str
+
+
+def save_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, palette: bool = True) -> SavedFigure:
+    """Save a figure as PNG (atomically) for :func:`show_saved` to show: what a stage's call does with each figure.
 
     Parameters
     ----------
@@ -90,8 +98,6 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
         text reads at the same size whatever the dpi (about ``pt * FIGURE_WIDTH / (72 * width_in)`` pixels):
         figures meant to be read inline are at most about 10 inches wide, and a lower dpi only makes the file
         smaller.
-    width : int, optional
-        Inline width in CSS pixels; default the PNG's own width, at most :data:`FIGURE_WIDTH`.
     palette : bool
         Store the PNG with a 256-colour palette (no dithering): log-mel grids shrink about 4.5-fold, with no
         difference visible at screen size. ``False`` keeps 8-bit RGBA.
@@ -99,7 +105,7 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
     from matplotlib.text import Text
 
     if not caption or "\n" in caption.strip():
-        raise ValueError("show_figure: the caption is one line saying what to look for")
+        raise ValueError("save_figure: the caption is one line saying what to look for")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     png = _palette_png(buffer.getvalue()) if palette else buffer.getvalue()
@@ -108,11 +114,32 @@ def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, w
     with atomic_open(path, "wb") as handle:
         handle.write(png)
     _close(fig)
-    natural = int.from_bytes(png[16:20], "big")  # IHDR width
-    name = relative_name(path)
-    display(Markdown(f"{caption.strip()} (`{name}`)"))
-    display(Image(data=png, format="png", width=int(width or min(natural, FIGURE_WIDTH))),
-            metadata={"occ": {"file": name, "text": text}})
+    return SavedFigure(path, png, text, caption.strip())
+
+
+def show_saved(figure: SavedFigure, *, width: int | None = None) -> None:
+    """Show a figure :func:`save_figure` wrote: the very same bytes inline, under its caption.
+
+    The caption line reads ``<caption> (`<file>`)``, the file relative to the project root.
+
+    Parameters
+    ----------
+    figure : SavedFigure
+    width : int, optional
+        Inline width in CSS pixels; default the PNG's own width, at most :data:`FIGURE_WIDTH`.
+    """
+    natural = int.from_bytes(figure.png[16:20], "big")  # IHDR width
+    name = relative_name(figure.path)
+    display(Markdown(f"{figure.caption} (`{name}`)"))
+    display(Image(data=figure.png, format="png", width=int(width or min(natural, FIGURE_WIDTH))),
+            metadata={"occ": {"file": name, "text": figure.text}})
+
+
+def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, width: int | None = None,
+                palette: bool = True) -> None:
+    """Save a figure as PNG (atomically: :func:`save_figure`) and show the same image inline, with a caption above it
+    (:func:`show_saved`)."""
+    show_saved(save_figure(fig, path, caption=caption, dpi=dpi, palette=palette), width=width)
 
 
 def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mapping[str, int] = 3,

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from occ.config import Params, load_params
 from occ.paths import Layout
+from occ.registry import stage as registered
 from occ.report.display import setup_notebook
 
 __all__ = ["Notebook", "open_notebook"]
@@ -28,7 +29,7 @@ def open_notebook(stage: str, *, profile: str = "", variant: str | None = None, 
     Parameters
     ----------
     stage : str
-        The stage's name (its results folder).
+        The stage's name in :data:`occ.registry.STAGES` (its results folder).
     profile, variant, seed :
         The notebook's papermill parameters.
     """
@@ -37,4 +38,4 @@ def open_notebook(stage: str, *, profile: str = "", variant: str | None = None, 
     params = load_params(layout.params, variant=variant, profile=profile or None)
     if seed is not None:
         params.check_seed(seed)
-    return Notebook(layout, params, layout.results(stage, variant, seed))
+    return Notebook(layout, params, layout.results(registered(stage).name, variant, seed))

@@ -11,7 +11,8 @@ from typing import Any, Iterable, Mapping
 
 __all__ = ["REPORTED_LABEL", "REPORTED_TABLE1", "REPORTED_TABLE2", "REPORTED_BASELINE", "LOSS_MODELS", "PAPER_SOURCE",
            "PAPER_D_PROJECTION", "PROJECTION_CGAN", "PAPER_RUNS", "TABLE1_TEMPERATURES", "VARIANT_ORDER",
-           "CLASS_BLIND_LOSSES", "in_variant_order", "is_class_blind", "model_name", "d_reading", "settings_text",
+           "CLASS_BLIND_LOSSES", "TABLE1_VARIANTS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "OCC_PAIRS", "CONTROL_VARIANTS",
+           "in_variant_order", "is_class_blind", "model_name", "d_reading", "settings_text",
            "departs_from_paper"]
 
 REPORTED_LABEL = "reported (DCASE eval set, VGGish)"
@@ -64,6 +65,17 @@ PAPER_RUNS = {
     "ocsupcon_ct1": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 1.0, "d_projection": PAPER_D_PROJECTION,
                      "d2s_source": PAPER_SOURCE},
 }
+#: The models of each of the paper's tables, in its row order, under this project's variant names; derived from the
+#: numbers it reports: Table 1 its four models, Table 2 the O2C-GAN and OC-SupConGAN rows at CT 0.1 and 1.0, Table 3
+#: the CT 1.0 ones beside the DCASE baseline.
+TABLE1_VARIANTS = tuple(REPORTED_TABLE1)
+TABLE2_VARIANTS = tuple(REPORTED_TABLE2)
+TABLE3_VARIANTS = tuple(v for v in REPORTED_TABLE2 if PAPER_RUNS[v]["tau_c"] == 1.0)
+#: The paper's with / without OCC pairs, (without, with): each OCC loss beside the loss it changes (Table 1's pairs,
+#: claims C1, C3 and C4, Figure 1's panels). Without OCC a figure draws dashed, with OCC solid (`occ_line_style`).
+OCC_PAIRS = (("contragan", "o2c"), ("csupcongan", "ocsupcon"))
+#: This project's controls (no contrastive term): beside the paper's models in Table 1 and the figures.
+CONTROL_VARIANTS = ("hinge_only", "projection_cgan")
 #: Table 1's temperatures (tau_d, tau_c): a model's name says where its run departs from them.
 TABLE1_TEMPERATURES = (0.1, 0.1)
 VARIANT_ORDER = ("contragan", "csupcongan", "o2c", "o2c_ct1", "ocsupcon", "ocsupcon_ct1", "hinge_only",

@@ -26,8 +26,8 @@ Files in ``out_dir``: ``step0.pt`` (the untrained models, written before the fir
 atomically; a diverged run never overwrites it) and ``log.csv`` (one row per step, see
 :data:`LOG_COLUMNS`). One step (the draws, the D and G updates, the EMA) is ``occ.train.gan_step``'s, the run
 folder (lock, restart, device, rank-0 saving) ``occ.train.run_folder``'s, the step loop and its divergence check
-``occ.train.step_loop``'s. :func:`train_stage` is the train stage's call of
-:func:`train_gan` (the one ``notebooks/03_train.ipynb`` and ``occ train`` make).
+``occ.train.step_loop``'s. :func:`train_for_stage` is the run of
+:func:`train_gan` that the train stage (``occ.stages.train.train_stage``) and ``occ train`` make.
 """
 
 from __future__ import annotations
@@ -52,14 +52,15 @@ from occ.guard import gan_loss_bound, gan_weight_bound
 from occ.nets.discriminator import Discriminator
 from occ.nets.generator import Generator
 from occ.nets.models import build_discriminator, initial_generator, load_encoder
-from occ.paths import Layout, stage_threads
+from occ.paths import Layout
+from occ.registry import stage_threads
 from occ.seeding import derived_seed, make_generator
 from occ.train.distributed import World, sync_batchnorm, wrap
 from occ.train.gan_step import DForward, Nets, d_step, draw_step, ema_update, g_step
 from occ.train.run_folder import Expect, checkpoint_payload, open_run, restore_run
 from occ.train.step_loop import StepLoop
 
-__all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "train_gan", "train_stage"]
+__all__ = ["LOG_COLUMNS", "TRAIN_MAY_DIFFER", "GANRun", "train_gan", "train_for_stage"]
 
 #: Columns of ``log.csv``: hinge terms of D (real, fake, their sum), contrastive terms, G's
 #: adversarial loss, D's accuracy on real (logit > 0) and fake (logit < 0) samples, what the contrastive numerator of
@@ -332,9 +333,10 @@ def _build_nets(model: ModelConfig, train: TrainConfig, *, n_classes: int, seed:
                 g_train=wrap(g, w, device), d_train=wrap(DForward(d), w, device))
 
 
-def train_stage(layout: Layout, params: Params, cache: FeatureCache, *, variant: str, seed: int,
-                progress: bool | None = None) -> GANRun:
-    """The train stage's run of ``variant`` and ``seed``: the call of ``notebooks/03_train.ipynb`` and ``occ train``.
+def train_for_stage(layout: Layout, params: Params, cache: FeatureCache, *, variant: str, seed: int,
+                    progress: bool | None = None) -> GANRun:
+    """The train stage's run of ``variant`` and ``seed``: what ``occ.stages.train.train_stage`` and ``occ train``
+    train.
 
     :func:`train_gan` on the training clips of ``cache`` (normalised), with ``params.model``, ``params.train`` and
     ``params.device``, on ``params.train.threads`` torch threads, into ``layout.train_run(variant, seed)``, with the encoder f of the supcon stage

@@ -18,7 +18,7 @@ frozen while the GAN trains.
   un-augmented clips), which makes the stage cheap. Files: ``encoder.pt`` (kind "encoder", stage
   "finetuned": the encoder the train stage loads) and ``finetune_log.csv`` (``step, loss, accuracy,
   seconds``).
-* :func:`supcon_stage`: the supcon stage's calls of both (the ones ``notebooks/02_supcon.ipynb`` and
+* :func:`supcon_for_stage`: the supcon stage's calls of both (the ones ``occ.stages.supcon.supcon_stage`` and
   ``occ supcon`` make).
 """
 
@@ -39,7 +39,8 @@ from occ.errors import CheckpointError
 from occ.guard import encoder_weight_bound, supcon_loss_bound
 from occ.nets.encoder import Encoder, apply_augment, draw_augment_params, encode_mels
 from occ.nets.models import build_encoder
-from occ.paths import Layout, stage_threads
+from occ.paths import Layout
+from occ.registry import stage_threads
 from occ.seeding import derived_seed, make_generator, seed_everything
 from occ.train.distributed import gather, sync_batchnorm, wrap
 from occ.train.losses import supcon_loss
@@ -53,7 +54,7 @@ __all__ = [
     "EncoderRun",
     "pretrain_supcon",
     "finetune_classifier",
-    "supcon_stage",
+    "supcon_for_stage",
 ]
 
 SUPCON_LOG_COLUMNS = ("step", "loss", "seconds")
@@ -342,9 +343,9 @@ def finetune_classifier(
         )
 
 
-def supcon_stage(layout: Layout, params: Params, cache: FeatureCache, *,
-                 progress: bool | None = None) -> tuple[EncoderRun, EncoderRun]:
-    """The supcon stage: the calls of ``notebooks/02_supcon.ipynb`` and ``occ supcon``.
+def supcon_for_stage(layout: Layout, params: Params, cache: FeatureCache, *,
+                     progress: bool | None = None) -> tuple[EncoderRun, EncoderRun]:
+    """The supcon stage's training: what ``occ.stages.supcon.supcon_stage`` and ``occ supcon`` train.
 
     :func:`pretrain_supcon`, then :func:`finetune_classifier`, on the training clips of ``cache`` (normalised), with
     ``params.model``, ``params.supcon`` (on its ``threads``), ``params.seed`` and ``params.device``, in
