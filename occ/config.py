@@ -4,7 +4,9 @@
 (`embedded`: the procedural dataset and CPU widths; `paper`: the real DCASE dev set, paper widths, GPU),
 the base sections below, `variants` (small overrides of the `train` section, one per ablation) and
 `profiles` (overrides of the base sections, one per profile). The file must be complete: every key of
-every dataclass below is required (the dataclass defaults serve code and tests only). Missing, unknown
+every dataclass below is required (the dataclass defaults serve code and tests only; the evaluation's equal the
+embedded profile's, which a test checks). `clip_settings` says how the evaluation makes clips, for the stages and the
+command line alike. Missing, unknown
 and duplicated keys, wrong types, non-finite numbers and out-of-range values are `ConfigError`s naming
 the key (`variants.o2c_ct1.tau_c` for a value set by a variant), raised before any work starts; an unknown key, at
 any level of the file, is named with the closest known key ("did you mean `eval.gl_iters`?") before any missing key.
@@ -24,6 +26,7 @@ from typing import Any
 
 from occ.device import check_device
 from occ.errors import ConfigError
+from occ.registry import stage_threads
 from occ.typed_values import at_least, build, check_known_keys, in_range, mapping, one_of, typed, unknown_key
 from occ.yaml_file import read_yaml
 
@@ -170,14 +173,14 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    clips_per_class: int = 100  # generated clips per class (DCASE: 100)
+    clips_per_class: int = 40  # generated clips per class (DCASE: 100)
     vocoder: str = "griffinlim"  # "griffinlim" or "hifigan" (the universal V1 checkpoint), or a checkpoint path
-    gl_iters: int = 32  # Griffin-Lim iterations
+    gl_iters: int = 16  # Griffin-Lim iterations
     embedding: str = "aisfx"  # "aisfx", "vggish" or "encoder"
     vggish_weights: str = ""  # path to vggish-10086976.pth (empty: download when online)
-    n_bootstrap: int = 200  # bootstrap resamples for the FAD confidence interval (0: off)
+    n_bootstrap: int = 0  # bootstrap resamples for the FAD confidence interval (0: off)
     prdc_k: int = 5  # k of precision/recall/density/coverage
-    l1_clips: int = 14  # held-out clips (spread over the classes) for the vocoder re-synthesis L1; at most all of them
+    l1_clips: int = 7  # held-out clips (spread over the classes) for the vocoder re-synthesis L1; at most all of them
     tsne_per_class: int = 60  # generated clips per class in each Figure 2 panel
     probe_clips_per_class: int = 60  # training clips per class the recognisability probe is fitted on (0: all)
     threads: int = 1  # torch threads of the reference, step-0, evaluate and figures stages (occ.registry.STAGES)
@@ -274,6 +277,22 @@ DERIVED = ("variant",)
 OVERRIDES = ("variants", "profiles")
 #: Built-in choices of `eval.vocoder` (anything else must be an existing checkpoint file).
 VOCODERS = ("griffinlim", "hifigan")
+
+
+def clip_settings(params: Params, root: str | Path) -> dict:
+    """How the evaluation makes every run's clips: the one owner of these settings, read by the step-0 and evaluate
+    stages (``occ.metrics.evaluate_stage``) and by ``occ generate`` / ``occ fad`` (their defaults).
+
+    ``seed``: the base seed of the latents and standing statistics (``params.seed``, whatever the run's training
+    seed); ``threads``: the evaluate stage's (``eval.threads``); ``vocoder`` (``eval.vocoder``; a checkpoint path
+    relative to the project root ``root``, where the stages run, made absolute); ``gl_iters`` (``eval.gl_iters``);
+    ``device`` (``params.device``).
+    """
+    vocoder = params.eval.vocoder
+    if vocoder not in ("griffinlim", "hifigan") and not Path(vocoder).expanduser().is_absolute():
+        vocoder = str(Path(root) / vocoder)
+    return {"seed": params.seed, "threads": stage_threads(params, "evaluate"), "vocoder": vocoder,
+            "gl_iters": params.eval.gl_iters, "device": params.device}
 
 
 def load_params(path: str | Path = "params.yaml", *, variant: str | None = None, profile: str | None = None) -> Params:

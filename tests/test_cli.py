@@ -628,3 +628,15 @@ def test_heldout_errors_name_the_cause_and_write_nothing(prepared, tmp_path, cap
     code, _, err = run(capsys, "heldout", out, "--project", prepared, "--overwrite")
     assert code == 0 and not (out / "keep.txt").exists() and len(list(out.rglob("*.wav"))) == 21, err
     assert _siblings(out) == ["heldout"]
+
+
+def test_the_defaults_outside_a_project_are_the_embedded_profiles_evaluation_settings():
+    """One source of the evaluation's defaults: params.yaml. Outside a project, ``occ generate`` and ``occ fad`` use
+    what ``occ.config.clip_settings`` reads from its embedded profile; the dataclass defaults are the same values."""
+    from occ.cli.common import OUTSIDE_A_PROJECT
+    from occ.config import EvalConfig, clip_settings
+
+    params = load_params(REPO / "params.yaml", profile="embedded")
+    settings = clip_settings(params, REPO)
+    assert OUTSIDE_A_PROJECT == {k: v for k, v in settings.items() if k != "seed"}
+    assert EvalConfig() == params.eval

@@ -345,3 +345,16 @@ def test_settings_that_pick_clips_are_checked_against_any_feature_cache():
     with pytest.raises(ConfigError, match=r"^eval\.probe_clips_per_class = 60 asks for more training clips than the "
                                           r"smallest class of the feature cache c\.pt holds \(59\)"):
         check_eval_fits(embedded, heldout=700, fewest_training=59, cache="c.pt")
+
+
+def test_clip_settings_are_how_the_evaluation_makes_clips(tmp_path):
+    import dataclasses
+
+    from occ.config import clip_settings, load_params
+
+    params = load_params(ROOT / "params.yaml")
+    assert clip_settings(params, tmp_path) == {"seed": params.seed, "threads": params.eval.threads,
+                                               "vocoder": params.eval.vocoder, "gl_iters": params.eval.gl_iters,
+                                               "device": params.device}
+    relative = dataclasses.replace(params, eval=dataclasses.replace(params.eval, vocoder="weights/g_00935000"))
+    assert clip_settings(relative, tmp_path)["vocoder"] == str(tmp_path / "weights/g_00935000")

@@ -15,8 +15,9 @@ from pathlib import Path
 __all__ = ["CliError", "Parser", "key", "show_progress", "threads_phrase", "at_least_one_thread", "check_target",
            "find_project", "add_project_arguments", "OUTSIDE_A_PROJECT"]
 
-#: The evaluation's settings outside any project (the embedded profile's, ``params.yaml``): what ``occ generate`` and
-#: ``occ fad`` use for an option not given when no ``params.yaml`` is found.
+#: The evaluation's settings outside any project: what ``occ generate`` and ``occ fad`` use for an option not given
+#: when no ``params.yaml`` is found. They are ``occ.config.clip_settings`` of the embedded profile of ``params.yaml``,
+#: the one source of the defaults (``tests/test_cli.py`` compares them).
 OUTSIDE_A_PROJECT = {"threads": 1, "vocoder": "griffinlim", "gl_iters": 16, "device": "auto"}
 
 

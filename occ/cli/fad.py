@@ -118,7 +118,7 @@ def evaluation_threads(args) -> int:
     """``--threads``, else ``eval.threads`` of the project's params.yaml (``--project``, else the working folder's):
     the thread count of the stages that embed clips (reference, evaluate); outside any project, 1 (the embedded
     profile's)."""
-    from occ.config import load_params
+    from occ.config import clip_settings, load_params
 
     if args.threads is not None:
         return at_least_one_thread(args.threads)
@@ -128,7 +128,7 @@ def evaluation_threads(args) -> int:
         if args.project is not None:
             raise
         return OUTSIDE_A_PROJECT["threads"]
-    return load_params(root / "params.yaml", profile=args.profile).eval.threads
+    return clip_settings(load_params(root / "params.yaml", profile=args.profile), root)["threads"]
 
 
 def cmd_fad(args) -> int:

@@ -73,35 +73,28 @@ def resolve_classes(requested: list[str], class_names: list[str]) -> list[int]:
     return out
 
 
-#: What ``occ generate`` takes from the evaluation: option -> how the evaluation reads it from ``params.yaml``.
+#: What ``occ generate`` takes from the evaluation: option -> the ``params.yaml`` key it comes from
+#: (:func:`occ.config.clip_settings`, the evaluation's own).
 EVALUATION_SETTINGS = {"seed": "seed", "threads": "eval.threads", "vocoder": "eval.vocoder",
                        "gl_iters": "eval.gl_iters", "device": "device"}
 
 
 def evaluation_settings(checkpoint: Path, *, project: str | None = None,
                         profile: str | None = None) -> tuple[dict, str]:
-    """The settings the pipeline's evaluation generates every run's clips with, and where they were read.
-
-    The evaluate stage (``occ.metrics.evaluate_stage``) runs on ``eval.threads`` torch threads on ``device`` and
-    passes ``base_seed=params.seed`` (params.yaml's top-level ``seed``, with the profile applied; whatever the run's
-    training seed is), ``vocoder=eval.vocoder`` and ``gl_iters=eval.gl_iters`` to ``evaluate_generator``. The params
-    file is that of ``project``, else of the project holding ``checkpoint``, else of the working folder's.
+    """The settings the pipeline's evaluation generates every run's clips with (:func:`occ.config.clip_settings`),
+    and where they were read: the params file of ``project``, else of the project holding ``checkpoint``, else of the
+    working folder's.
 
     Returns
     -------
     (dict, str)
         The keys of :data:`EVALUATION_SETTINGS` with their values, and a phrase naming the params file and profile.
     """
-    from occ.config import load_params
+    from occ.config import clip_settings, load_params
 
     root = find_project(project, near=(checkpoint.resolve().parent,))
     params = load_params(root / "params.yaml", profile=profile)
-    vocoder = params.eval.vocoder  # a checkpoint path is relative to the project root, where the stages run
-    if vocoder not in ("griffinlim", "hifigan") and not Path(vocoder).expanduser().is_absolute():
-        vocoder = str(root / vocoder)
-    found = {"seed": params.seed, "threads": params.eval.threads, "vocoder": vocoder,
-             "gl_iters": params.eval.gl_iters, "device": params.device}
-    return found, f"{root / 'params.yaml'}, profile {params.profile}"
+    return clip_settings(params, root), f"{root / 'params.yaml'}, profile {params.profile}"
 
 
 def generate_settings(args, checkpoint: Path) -> tuple[dict, str]:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from occ.atomic import write_csv, write_json
-from occ.config import Params
+from occ.config import Params, clip_settings
 from occ.data import datasets
 from occ.device import resolve_device, use_threads
 from occ.metrics import confusion, d_embeddings, embedding_files, embeddings, evaluate
@@ -133,12 +133,13 @@ def evaluate_stage(layout: Layout, params: Params, *, variant: str, seed: int) -
 
 def _evaluation(layout: Layout, params: Params, *, class_names: list, device: torch.device) -> dict:
     """What every generator of a project is measured with (``evaluate_generator``'s settings): the embedder and the
-    encoder, the reference stage's embeddings and probe, ``eval``'s clips, vocoder and diversity settings, the
-    evaluation's base seed (``params.seed``, the same for every run)."""
-    ev = params.eval
+    encoder, the reference stage's embeddings and probe, ``eval``'s clips and diversity settings, and how the clips
+    are made (:func:`occ.config.clip_settings`: base seed, vocoder, Griffin-Lim iterations; ``occ generate``'s
+    defaults)."""
+    ev, clips = params.eval, clip_settings(params, layout.root)
     embedder, encoder = embeddings.eval_embedder(ev.embedding, vggish_weights=ev.vggish_weights,
                                                  encoder=layout.supcon_run / "encoder.pt", device=device)
-    return dict(class_names=class_names, n_per_class=ev.clips_per_class, base_seed=params.seed, embedder=embedder,
-                reference=embedding_files.load_embeddings(layout.reference / "embeddings.npz"), vocoder=ev.vocoder,
-                gl_iters=ev.gl_iters, prdc_k=ev.prdc_k, encoder=encoder, probe=load_probe(layout.reference / "probe.npz"),
-                device=device)
+    return dict(class_names=class_names, n_per_class=ev.clips_per_class, base_seed=clips["seed"], embedder=embedder,
+                reference=embedding_files.load_embeddings(layout.reference / "embeddings.npz"),
+                vocoder=clips["vocoder"], gl_iters=clips["gl_iters"], prdc_k=ev.prdc_k, encoder=encoder,
+                probe=load_probe(layout.reference / "probe.npz"), device=device)
