@@ -19,24 +19,21 @@ import pandas as pd
 
 from occ.report.intervals import by_seed, paired_comparison
 from occ.report.markdown import short_number
-from occ.report.paper import PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, departs_from_paper, settings_text
+from occ.report.paper import (CT_PAIRS, OCC_PAIRS, PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, departs_from_paper,
+                              settings_text)
 from occ.report.results import model_names, variant_settings
 
 __all__ = ["CLAIMS", "SPLITS", "FAMILIES", "QUANTITIES", "SHORT_QUANTITIES", "VERDICT_MEANING", "claims_table",
            "d_loss_tail", "d_loss_early"]
 
 # (claim id, a, b, the side of 0 on which the paper puts a - b, quantity compared): the eight comparisons, each
-# measured as the paper states its claim. C3 is a speed ("falls too quickly", "drops rapidly"): D's adversarial loss
+# measured as the paper states its claim, over the paper's pairs (`occ.report.paper`: OCC_PAIRS, CT_PAIRS). C3 is a speed ("falls too quickly", "drops rapidly"): D's adversarial loss
 # over the first quarter of the steps.
 CLAIMS = (
-    ("C1", "o2c", "contragan", "less", "fad"),
-    ("C1", "ocsupcon", "csupcongan", "less", "fad"),
-    ("C2", "o2c_ct1", "o2c", "less", "fad"),
-    ("C2", "ocsupcon_ct1", "ocsupcon", "less", "fad"),
-    ("C3", "contragan", "o2c", "less", "d_loss_early"),
-    ("C3", "csupcongan", "ocsupcon", "less", "d_loss_early"),
-    ("C4", "o2c", "contragan", "greater", "spread"),
-    ("C4", "ocsupcon", "csupcongan", "greater", "spread"),
+    *(("C1", with_occ, without, "less", "fad") for without, with_occ in OCC_PAIRS),
+    *(("C2", ct1, ct01, "less", "fad") for ct01, ct1 in CT_PAIRS),
+    *(("C3", without, with_occ, "less", "d_loss_early") for without, with_occ in OCC_PAIRS),
+    *(("C4", with_occ, without, "greater", "spread") for without, with_occ in OCC_PAIRS),
 )
 #: Beside a claim's own measure, the rows that say where a difference comes from, each with the side on which the
 #: model the paper favours lies: C1 and C2 (per-class FAD) split into sound (the label-free FAD of all clips against

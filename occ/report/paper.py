@@ -11,7 +11,8 @@ from typing import Any, Iterable, Mapping
 
 __all__ = ["REPORTED_LABEL", "REPORTED_TABLE1", "REPORTED_TABLE2", "REPORTED_BASELINE", "LOSS_MODELS", "PAPER_SOURCE",
            "PAPER_D_PROJECTION", "PROJECTION_CGAN", "PAPER_RUNS", "TABLE1_TEMPERATURES", "VARIANT_ORDER",
-           "CLASS_BLIND_LOSSES", "TABLE1_VARIANTS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "OCC_PAIRS", "CONTROL_VARIANTS",
+           "CLASS_BLIND_LOSSES", "TABLE1_VARIANTS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "OCC_PAIRS", "CT_PAIRS",
+           "CONTROL_VARIANTS",
            "in_variant_order", "is_class_blind", "model_name", "d_reading", "settings_text",
            "departs_from_paper"]
 
@@ -65,6 +66,8 @@ PAPER_RUNS = {
     "ocsupcon_ct1": {"loss": "ocsupcon", "tau_d": 0.1, "tau_c": 1.0, "d_projection": PAPER_D_PROJECTION,
                      "d2s_source": PAPER_SOURCE},
 }
+#: Table 1's temperatures (tau_d, tau_c): a model's name says where its run departs from them.
+TABLE1_TEMPERATURES = (0.1, 0.1)
 #: The models of each of the paper's tables, in its row order, under this project's variant names; derived from the
 #: numbers it reports: Table 1 its four models, Table 2 the O2C-GAN and OC-SupConGAN rows at CT 0.1 and 1.0, Table 3
 #: the CT 1.0 ones beside the DCASE baseline.
@@ -74,10 +77,12 @@ TABLE3_VARIANTS = tuple(v for v in REPORTED_TABLE2 if PAPER_RUNS[v]["tau_c"] == 
 #: The paper's with / without OCC pairs, (without, with): each OCC loss beside the loss it changes (Table 1's pairs,
 #: claims C1, C3 and C4, Figure 1's panels). Without OCC a figure draws dashed, with OCC solid (`occ_line_style`).
 OCC_PAIRS = (("contragan", "o2c"), ("csupcongan", "ocsupcon"))
+#: The paper's CT pairs, (CT 0.1, CT 1.0): each CT 1.0 model of Table 3 beside the Table 2 model of the same loss at
+#: CT 0.1 (claim C2).
+CT_PAIRS = tuple((next(b for b in TABLE2_VARIANTS if PAPER_RUNS[b]["loss"] == PAPER_RUNS[v]["loss"]
+                       and PAPER_RUNS[b]["tau_c"] == TABLE1_TEMPERATURES[1]), v) for v in TABLE3_VARIANTS)
 #: This project's controls (no contrastive term): beside the paper's models in Table 1 and the figures.
 CONTROL_VARIANTS = ("hinge_only", "projection_cgan")
-#: Table 1's temperatures (tau_d, tau_c): a model's name says where its run departs from them.
-TABLE1_TEMPERATURES = (0.1, 0.1)
 VARIANT_ORDER = ("contragan", "csupcongan", "o2c", "o2c_ct1", "ocsupcon", "ocsupcon_ct1", "hinge_only",
                  "projection_cgan")
 #: Losses that never see the class. A run is class-blind (`is_class_blind`: its clips are expected to be recognised

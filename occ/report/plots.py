@@ -1,7 +1,8 @@
 """Figures of single runs: Figure 1 (push/pull schematic), Figure 2 (t-SNE of discriminator embeddings), a run's
 loss curves, generated log-mels beside real ones.
 
-Every function returns a matplotlib Figure and works headless (Agg); notebooks save and show them. Figures over
+Every function returns a matplotlib Figure and works headless (Agg); the stages' calls save them and the
+notebooks show them. Figures over
 seeds are in `occ.report.plots_seeds`, figures of the training data in `occ.report.plots_data`.
 """
 
@@ -15,7 +16,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from occ.config import SUPCON_KINDS  # noqa: E402
+from occ.report.paper import OCC_PAIRS, PAPER_RUNS  # noqa: E402
 
+#: Figure 1's panels: the losses of the paper's with / without OCC pairs, each without beside its with (2C | O2C,
+#: C-SupCon | OC-SupCon), and the losses with OCC.
+PAIRED_LOSSES = tuple(PAPER_RUNS[v]["loss"] for pair in OCC_PAIRS for v in pair)
+OCC_LOSSES = tuple(PAPER_RUNS[with_occ]["loss"] for _, with_occ in OCC_PAIRS)
 LOSS_TITLES = {"2c": "2C (ContraGAN)", "o2c": "O2C (eq. 3)", "csupcon": "C-SupCon", "ocsupcon": "OC-SupCon (eq. 5)"}
 
 
@@ -35,7 +41,7 @@ def push_pull_roles(kind: str) -> dict[str, str]:
     roles = {"class": "pull"}
     if kind in SUPCON_KINDS:
         roles["source"] = "pull"
-    roles["same-class data"] = "push" if kind in ("o2c", "ocsupcon") else "pull"
+    roles["same-class data"] = "push" if kind in OCC_LOSSES else "pull"
     roles["other-class data"] = "push"
     return roles
 
@@ -53,7 +59,7 @@ def plot_push_pull() -> plt.Figure:
     same = [_on_circle(a) for a in (0.9, -0.95, 1.25)]
     other = [_on_circle(a) for a in (2.3, 3.0, -2.4, 1.9)]
     places = {"class": _on_circle(0.5), "source": _on_circle(-0.5)}
-    for ax, kind in zip(axes.flat, ("2c", "o2c", "csupcon", "ocsupcon")):
+    for ax, kind in zip(axes.flat, PAIRED_LOSSES):
         roles = push_pull_roles(kind)
         ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.8", lw=1))
         ax.scatter(*anchor, s=160, c="tab:blue", edgecolors="k", zorder=5)
@@ -94,7 +100,7 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], *, column: str = "d_adv", sm
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, df in logs.items():
         y = df[column].rolling(max(1, smooth), min_periods=1).mean()
-        ax.plot(df["step"], y, label=name, lw=1.5, ls="--" if name.startswith(("contragan", "csupcon", "hinge")) else "-")
+        ax.plot(df["step"], y, label=name, lw=1.5)
     ax.set_xlabel("step")
     ax.set_ylabel(column)
     ax.set_title(title or column)

@@ -18,24 +18,28 @@ import pandas as pd  # noqa: E402
 
 from occ.report.intervals import by_seed, t_interval  # noqa: E402
 from occ.report.markdown import format_interval  # noqa: E402
-from occ.report.paper import (PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, departs_from_paper,  # noqa: E402
-                              in_variant_order, settings_text)
+from occ.report.paper import (OCC_PAIRS, PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, TABLE3_VARIANTS,  # noqa: E402
+                              departs_from_paper, in_variant_order, settings_text)
 from occ.report.results import model_names, n_classes_of, variant_settings  # noqa: E402
 
-__all__ = ["VARIANT_STYLE", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_shares_over_seeds", "plot_by_seed",
+__all__ = ["VARIANT_STYLE", "occ_line_style", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_shares_over_seeds", "plot_by_seed",
            "plot_fad_by_seed", "plot_probe_by_seed"]
 
-# Line style per variant: a pair (without / with OCC) shares a colour; without OCC dashed, with OCC solid.
-VARIANT_STYLE = {
-    "contragan": ("tab:blue", "--"),
-    "o2c": ("tab:blue", "-"),
-    "o2c_ct1": ("tab:cyan", "-"),
-    "csupcongan": ("tab:orange", "--"),
-    "ocsupcon": ("tab:orange", "-"),
-    "ocsupcon_ct1": ("tab:red", "-"),
-    "hinge_only": ("0.45", ":"),
-    "projection_cgan": ("0.15", "-."),
-}
+# Colour per variant: a pair (without / with OCC, `occ.report.paper.OCC_PAIRS`) shares one; its line style is
+# `occ_line_style`'s (without OCC dashed, with OCC solid), the controls' their own.
+_COLOURS = {"contragan": "tab:blue", "o2c": "tab:blue", "o2c_ct1": "tab:cyan", "csupcongan": "tab:orange",
+            "ocsupcon": "tab:orange", "ocsupcon_ct1": "tab:red", "hinge_only": "0.45", "projection_cgan": "0.15"}
+_CONTROL_STYLES = {"hinge_only": ":", "projection_cgan": "-."}
+
+
+def occ_line_style(variant: str) -> str:
+    """A variant's line style: dashed without OCC (the first of a pair of `OCC_PAIRS`), a control's own, else solid."""
+    if variant in _CONTROL_STYLES:
+        return _CONTROL_STYLES[variant]
+    return "--" if variant in {without for without, _ in OCC_PAIRS} else "-"
+
+
+VARIANT_STYLE = {v: (colour, occ_line_style(v)) for v, colour in _COLOURS.items()}
 
 
 def smoothed_over_seeds(runs: dict[int, pd.DataFrame] | pd.DataFrame, *, column: str = "d_adv", smooth: int = 20,
@@ -268,7 +272,7 @@ def plot_fad_by_seed(metrics: dict[str, dict[int, dict]], *, variants: list[str]
 
     The paper's numbers are Table 1's (and Table 2's averages for the CT 1.0 models); see `plot_by_seed`.
     """
-    reported = {**REPORTED_TABLE1, **{v: vals[-1] for v, vals in REPORTED_TABLE2.items() if v.endswith("_ct1")}}
+    reported = {**REPORTED_TABLE1, **{v: REPORTED_TABLE2[v][-1] for v in TABLE3_VARIANTS}}
     return plot_by_seed(metrics, key="fad_mean", reported=reported, variants=variants, xlabel=f"mean FAD, {label}",
                         title=title or "Mean FAD per model over seeds (lower is better), beside the paper's")
 

@@ -18,7 +18,8 @@ import pandas as pd
 from occ.data.classes import DCASE_CLASSES
 from occ.report.intervals import by_seed, t_interval
 from occ.report.paper import (PAPER_RUNS, REPORTED_BASELINE, REPORTED_LABEL, REPORTED_TABLE1, REPORTED_TABLE2,
-                              TABLE1_TEMPERATURES, in_variant_order, model_name)
+                              TABLE1_TEMPERATURES, TABLE1_VARIANTS, TABLE2_VARIANTS, TABLE3_VARIANTS, in_variant_order,
+                              model_name)
 from occ.report.results import model_names, variant_settings
 
 __all__ = ["CLIP_BOOTSTRAP_NOTE", "interval_columns", "table1", "table2", "table3", "table1_title", "table3_title"]
@@ -82,7 +83,7 @@ def table1(metrics: Mapping[str, Mapping[int, dict]]) -> pd.DataFrame:
     """
     settings = variant_settings(metrics)
     controls = [v for v in in_variant_order(settings) if settings[v]["loss"] == "none"]
-    variants = [v for v in ("contragan", "csupcongan", "o2c", "ocsupcon") if metrics.get(v)] + controls
+    variants = [v for v in TABLE1_VARIANTS if metrics.get(v)] + controls
     seeds = _all_seeds(metrics[v] for v in variants)
     names = model_names(metrics)
     rows = []
@@ -108,7 +109,7 @@ def table1(metrics: Mapping[str, Mapping[int, dict]]) -> pd.DataFrame:
 def table1_title(metrics: Mapping[str, Mapping[int, dict]], *, n_classes: int) -> str:
     """Table 1's title: its temperatures when every model ran at the paper's (tau_d = tau_c = 0.1), else where to
     read them (each model's name)."""
-    settings = variant_settings({v: metrics.get(v) or {} for v in ("contragan", "csupcongan", "o2c", "ocsupcon")})
+    settings = variant_settings({v: metrics.get(v) or {} for v in TABLE1_VARIANTS})
     at_table1 = all((s["tau_d"], s["tau_c"]) == TABLE1_TEMPERATURES for s in settings.values())
     temperatures = "tau_d = tau_c = 0.1" if at_table1 else "each model at the temperatures its name says; the paper's: 0.1"
     return f"Table 1: mean FAD over {n_classes} classes ({temperatures}) and recognisability, over seeds"
@@ -142,9 +143,9 @@ def table2(per_class: Mapping[str, Mapping[int, pd.Series]], *, label: str, clas
         columns of `interval_columns`.
     """
     rows = []
-    seeds = _all_seeds(per_class.get(v, {}) for v in REPORTED_TABLE2)
+    seeds = _all_seeds(per_class.get(v, {}) for v in TABLE2_VARIANTS)
     settings = variant_settings(metrics or {})
-    for variant in ("o2c", "o2c_ct1", "ocsupcon", "ocsupcon_ct1"):
+    for variant in TABLE2_VARIANTS:
         rows.append(_reported_row(_head(PAPER_RUNS[variant], name_temperatures=False), REPORTED_TABLE2[variant],
                                   classes))
         runs = per_class.get(variant) or {}
@@ -168,9 +169,9 @@ def table3(per_class: Mapping[str, Mapping[int, pd.Series]], *, label: str, clas
     as in `table2`, the model's name with its temperatures)."""
     head0 = {"method": "DCASE baseline (VQ-VAE + PixelSNAIL)", "DT": None, "CT": None}
     rows = [_reported_row(head0, REPORTED_BASELINE, classes)]
-    seeds = _all_seeds(per_class.get(v, {}) for v in ("o2c_ct1", "ocsupcon_ct1"))
+    seeds = _all_seeds(per_class.get(v, {}) for v in TABLE3_VARIANTS)
     settings = variant_settings(metrics or {})
-    for variant in ("o2c_ct1", "ocsupcon_ct1"):
+    for variant in TABLE3_VARIANTS:
         rows.append(_reported_row(_head(PAPER_RUNS[variant]), REPORTED_TABLE2[variant], classes))
         runs = per_class.get(variant) or {}
         if runs:
