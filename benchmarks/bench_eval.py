@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from net_checks import wheel_network  # noqa: E402  (the tests' reference network, shared)
+from shared import wheel_network  # noqa: E402  (the benchmarks' shared helpers)
 from occ.data.audio import log_mel  # noqa: E402
 from occ.metrics.embeddings import AisfxEmbedder
 from occ.metrics.fad import fad_per_class

@@ -25,17 +25,16 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from lever_common import LEVERS_MD, machine_line, write_section  # noqa: E402
-from test_pipeline_smoke import smoke_repo  # noqa: E402
+from shared import project_copy  # noqa: E402
 
 
 
 def make_copy(repo: Path, *, profile: str, variants: list[str] | None, seeds: list[int], steps: int | None,
               threads: int | None = None) -> dict:
     """A fresh git repository at ``repo`` holding the project with the chosen profile, variants, seeds, steps and
-    (when given) thread count of every stage (the tests' ``smoke_repo``, with these changes); returns its environment."""
+    (when given) thread count of every stage (``shared.project_copy``, with these changes); returns its environment."""
     def edit(params: dict) -> None:
         if steps is not None:
             params["train"]["steps"] = steps
@@ -45,7 +44,7 @@ def make_copy(repo: Path, *, profile: str, variants: list[str] | None, seeds: li
                 params[section]["threads"] = threads
 
     top = {"run_variants": variants} if variants else {}
-    return smoke_repo(repo, edit=edit, profile=profile, seeds=seeds, **top)[1]
+    return project_copy(repo, edit=edit, profile=profile, seeds=seeds, **top)[1]
 
 
 def timed(cmd: list[str], repo: Path, env: dict) -> float:

@@ -128,7 +128,8 @@ def test_occ_has_no_import_cycle():
 
 
 # The layers of occ/, lowest first: a module may import its own layer and the layers before it, never a later
-# one. "occ" is the top-level basics (errors, atomic, paths, config, seeding, checkpoint): they import no layer.
+# one. "occ" is the top-level basics (errors, atomic, paths, registry, config, device, seeding, checkpoint, typed_values,
+# yaml_file): they import no layer.
 LAYERS = ["occ", "occ.data", "occ.nets", "occ.train", "occ.synthesis", "occ.metrics", "occ.report", "occ.stages",
           "occ.pipeline", "occ.cli"]
 

@@ -5,6 +5,7 @@
 - ``frechet``, ``fad``, ``dcase_eval_stats``: the Frechet distance as DCASE computed it, per-class FAD, the
   official evaluation-set statistics;
 - ``diversity``, ``probe``: precision/recall/density/coverage, the recognisability probe and the encoder's accuracy;
+- ``confusion``: the probe's confusion matrix on a run's clips (class-blind, or class-distinct under which labels);
 - ``embedding_files``: per-class embeddings on disk;
 - ``d_embeddings``: generated data in D's embedding space (t-SNE, within-class distance);
 - ``evaluate``: assembles a run's evaluation from ``occ.synthesis`` and the metrics above;

@@ -11,8 +11,9 @@ A parameter that the notebook's ``parameters`` cell does not define is refused b
 (papermill itself only warns and injects it anyway).
 
 The kernel runs numpy's and scipy's linear algebra on one thread (``SINGLE_THREADED``), whatever the environment
-says, and each notebook sets torch's thread count from ``params.yaml`` (``occ.device.use_threads``): a stage's
-numbers then depend on its declared parameters, not on the machine's cores or on how many stages run at once.
+says, and each stage's call sets torch's thread count that ``occ.registry.STAGES`` declares for it from ``params.yaml``
+(``occ.device.use_threads``): a stage's numbers then depend on its declared parameters, not on the machine's cores or
+on how many stages run at once.
 """
 
 from __future__ import annotations

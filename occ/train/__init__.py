@@ -7,9 +7,10 @@
   saving, checkpoint validation, resume);
 - ``step_loop``: the step loop both trainers run (the log, checkpoint timing, the run's counters) and its
   divergence checks;
+- ``guard``: the divergence guard's bounds (losses and weights past what a healthy run reaches);
 - ``gan_step``: one GAN step (``draw_step``, ``d_step``, ``g_step``, Eq. 6) and the EMA of G;
-- ``gan_train``: the GAN run around the steps (checkpoints, resume, the log) and the train stage's call;
-- ``supcon_train``: SupCon pretraining and fine-tuning of f.
+- ``gan_train``: the GAN run around the steps (checkpoints, resume, the log) and the train stage's run;
+- ``supcon_train``: SupCon pretraining and fine-tuning of f, and the supcon stage's training.
 
 May import: the top-level basics, ``occ.data`` and ``occ.nets``.
 """
