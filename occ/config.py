@@ -281,7 +281,7 @@ VOCODERS = ("griffinlim", "hifigan")
 
 def clip_settings(params: Params, root: str | Path) -> dict:
     """How the evaluation makes every run's clips: the one owner of these settings, read by the step-0 and evaluate
-    stages (``occ.metrics.evaluate_stage``) and by ``occ generate`` / ``occ fad`` (their defaults).
+    stages (``occ.stages.evaluate``) and by ``occ generate`` / ``occ fad`` (their defaults).
 
     ``seed``: the base seed of the latents and standing statistics (``params.seed``, whatever the run's training
     seed); ``threads``: the evaluate stage's (``eval.threads``); ``vocoder`` (``eval.vocoder``; a checkpoint path

@@ -68,10 +68,10 @@ class Stage:
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("data", "occ.stages.data:data_stage", "01_data"),
     Stage("supcon", "occ.stages.supcon:supcon_stage", "02_supcon", "supcon"),
-    Stage("reference", "occ.metrics.reference_stage:reference_stage", "04_reference", "eval"),
-    Stage("step0", "occ.metrics.evaluate_stage:step0_stage", "04_step0", "eval", ("seed",)),
+    Stage("reference", "occ.stages.reference:reference_stage", "04_reference", "eval"),
+    Stage("step0", "occ.stages.evaluate:step0_stage", "04_step0", "eval", ("seed",)),
     Stage("train", "occ.stages.train:train_stage", "03_train", "train", ("variant", "seed")),
-    Stage("evaluate", "occ.metrics.evaluate_stage:evaluate_stage", "05_evaluate", "eval", ("variant", "seed")),
+    Stage("evaluate", "occ.stages.evaluate:evaluate_stage", "05_evaluate", "eval", ("variant", "seed")),
     Stage("tables", "occ.stages.tables:tables_stage", "06_tables"),
     Stage("figures", "occ.stages.figures:figures_stage", "07_figures", "eval"),
 )}

@@ -1,5 +1,6 @@
 """The notebooks tell the story and leave the work to ``occ``: one parameters cell, the shared set-up in one call
-(``open_notebook``), no logic cell over 15 lines, no definitions, and every thread count from the one table
+(``open_notebook``), no logic cell over 15 lines, no definitions, no file written by the notebook itself (its stage's
+call writes them), and every thread count from the one table
 (``occ.registry.STAGES``), which ``occ repro`` reads too."""
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: The longest code cell that does more than import.
 MAX_LOGIC_LINES = 15
+#: Calls that write a file: a notebook makes none of them, its stage's call writes every file.
+WRITERS = {"write_json", "write_csv", "write_table", "atomic_write_text", "atomic_open", "to_csv", "to_json", "savefig",
+           "show_figure", "save_figure", "open"}
 
 
 def _code_cells(path: Path) -> list[tuple[list[str], str]]:
@@ -44,6 +48,8 @@ def logic_cell_problems(path: Path) -> list[str]:
             problems.append(f"a definition in a cell starting {lines[0]!r}: it belongs in occ/")
         for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
             name = getattr(call.func, "attr", getattr(call.func, "id", ""))
+            if name in WRITERS:
+                problems.append(f"{ast.unparse(call)}: a notebook writes no file itself (its stage's call does)")
             if name in ("load_params", "setup_notebook", "find"):
                 problems.append(f"{name}() in a cell: the set-up is open_notebook()'s")
             if name == "use_threads" and not (call.args and "stage_threads" in ast.unparse(call.args[0])):
@@ -70,10 +76,10 @@ def test_the_check_names_each_problem(tmp_path):
                     ([], "layout, params, out = open_notebook('x')\nuse_threads(stage_threads(params, 'x'))"))
     assert logic_cell_problems(good) == []
     bad = notebook(([], "x = 1\n" * 16), ([], "def f():\n    pass"), ([], "use_threads(params.eval.threads)"),
-                   ([], "params = load_params('params.yaml')"))
+                   ([], "params = load_params('params.yaml')"), ([], "log.to_csv(out / 'log.csv')"))
     found = "; ".join(logic_cell_problems(bad))
     for part in ("0 parameters cells", "a logic cell of 16 lines", "a definition", "use_threads(params.eval.threads)",
-                 "load_params() in a cell", "not one open_notebook() call"):
+                 "load_params() in a cell", "not one open_notebook() call", "writes no file itself"):
         assert part in found, (part, found)
 
 
@@ -81,8 +87,8 @@ def test_the_evaluation_stages_own_their_threads_and_occ_repro_reads_the_same_ta
     """Each evaluation stage's call sets the threads the table declares for it; `occ repro` counts the same."""
     import yaml
 
-    import occ.metrics.evaluate_stage as evaluate_stage
-    import occ.metrics.reference_stage as reference_stage
+    import occ.stages.evaluate as evaluate_stage
+    import occ.stages.reference as reference_stage
     from occ.config import load_params
     from occ.paths import Layout
     from occ.pipeline.parallel import declared_threads

@@ -9,7 +9,6 @@
 - ``embedding_files``: per-class embeddings on disk;
 - ``d_embeddings``: generated data in D's embedding space (t-SNE, within-class distance);
 - ``evaluate``: assembles a run's evaluation from ``occ.synthesis`` and the metrics above;
-- ``reference_stage``, ``evaluate_stage``: the reference, step-0 and evaluate stages, one call each;
 - ``run_settings``: what made a run (loss, temperatures, source reading), as its evaluation records it.
 
 May import: the top-level basics, ``occ.data``, ``occ.nets`` and ``occ.synthesis``.

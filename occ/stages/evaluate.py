@@ -3,7 +3,7 @@
 
 Each sets the process's torch threads to the count its stage declares (``occ.registry.stage_threads``, the table ``occ
 repro`` reads too), loads what it needs from the project's folders, writes the stage's files (``runs/generated/``,
-``results/step0/``, ``results/evaluate/``) and returns what the notebook shows.
+``results/step0/``, ``results/evaluate/``, the figure ``generated.png`` included) and returns what the notebook shows.
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ from occ.metrics.run_settings import run_settings_of
 from occ.nets import models
 from occ.paths import Layout
 from occ.registry import stage_threads
+from occ.report.display import SavedFigure, save_figure
+from occ.report.plots import plot_generated_vs_real
 
 __all__ = ["EvaluateStage", "step0_stage", "evaluate_stage"]
+
+GENERATED_CAPTION = ("Each class's generated clips (left four) should have the shape, level and variety of its real "
+                     "clips (right four), and the rows should differ from each other.")
 
 
 @dataclass
@@ -45,6 +50,8 @@ class EvaluateStage:
     probe_confusion : pandas.DataFrame
         Clips per (class asked for, class the probe recognises) (``probe_confusion.csv``).
     class_names : list of str
+    generated : SavedFigure
+        Each class's generated log-mels beside real ones (``generated.png``).
     """
 
     result: Any
@@ -52,6 +59,7 @@ class EvaluateStage:
     metrics: dict
     probe_confusion: pd.DataFrame
     class_names: list
+    generated: SavedFigure
 
 
 def step0_stage(layout: Layout, params: Params, *, seed: int) -> pd.DataFrame:
@@ -128,7 +136,11 @@ def evaluate_stage(layout: Layout, params: Params, *, variant: str, seed: int) -
     metrics.update(confusion.confusion_metrics(probe_confusion))
     write_csv(out / "probe_confusion.csv", probe_confusion)
     write_json(out / "metrics.json", metrics)
-    return EvaluateStage(result, fad, metrics, probe_confusion, class_names)
+    held = datasets.load_feature_cache(layout.data(params.data.cache)).heldout()
+    fig = plot_generated_vs_real(result.mels.numpy(), result.labels.numpy(), held.mels.numpy(), held.labels.numpy(),
+                                 class_names, per_class=4, title=f"{variant}, seed {seed}: generated (left) and real (right)")
+    generated = save_figure(fig, out / "generated.png", dpi=75, caption=GENERATED_CAPTION)
+    return EvaluateStage(result, fad, metrics, probe_confusion, class_names, generated)
 
 
 def _evaluation(layout: Layout, params: Params, *, class_names: list, device: torch.device) -> dict:
