@@ -30,13 +30,13 @@ def _figure(width=12.0):
     return fig
 
 
-def test_show_figure_writes_the_png_it_shows_under_a_caption(tmp_path, shown, monkeypatch):
+def test_a_saved_figure_is_the_png_shown_under_its_caption(tmp_path, shown, monkeypatch):
     (tmp_path / "params.yaml").write_text("seed: 0\n")
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "results" / "figures" / "a.png"
     fig = _figure()
     fig.axes[0].set_title("what it says")
-    occ_display.show_figure(fig, path, caption="look **here**")
+    occ_display.show_saved(occ_display.save_figure(fig, path, caption="look **here**"))
     (caption, _), (image, kw) = shown
     assert caption.data == "look **here** (`results/figures/a.png`)"
     assert path.read_bytes() == image.data and image.data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -46,9 +46,9 @@ def test_show_figure_writes_the_png_it_shows_under_a_caption(tmp_path, shown, mo
     assert not list(path.parent.glob(".*"))  # no temporary file left behind
 
 
-def test_show_figure_palette_shrinks_the_file_and_keeps_the_size(tmp_path, shown):
-    occ_display.show_figure(_figure(4.0), tmp_path / "p.png", caption="c")
-    occ_display.show_figure(_figure(4.0), tmp_path / "r.png", caption="c", palette=False)
+def test_the_palette_shrinks_the_file_and_keeps_the_size(tmp_path, shown):
+    occ_display.show_saved(occ_display.save_figure(_figure(4.0), tmp_path / "p.png", caption="c"))
+    occ_display.show_saved(occ_display.save_figure(_figure(4.0), tmp_path / "r.png", caption="c", palette=False))
     from PIL import Image
 
     with Image.open(tmp_path / "p.png") as p, Image.open(tmp_path / "r.png") as r:
@@ -57,11 +57,11 @@ def test_show_figure_palette_shrinks_the_file_and_keeps_the_size(tmp_path, shown
     assert shown[1][0].width == 400  # narrower than the cap: its own width
 
 
-def test_show_figure_wants_a_one_line_caption(tmp_path, shown):
+def test_a_figure_wants_a_one_line_caption(tmp_path, shown):
     with pytest.raises(ValueError):
-        occ_display.show_figure(_figure(), tmp_path / "a.png", caption="")
+        occ_display.save_figure(_figure(), tmp_path / "a.png", caption="")
     with pytest.raises(ValueError):
-        occ_display.show_figure(_figure(), tmp_path / "a.png", caption="one\ntwo")
+        occ_display.save_figure(_figure(), tmp_path / "a.png", caption="one\ntwo")
     assert not (tmp_path / "a.png").exists()
 
 

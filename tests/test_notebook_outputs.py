@@ -117,12 +117,12 @@ def test_every_declared_figure_is_shown_inline_under_a_caption(stage):
         if path.read_bytes() not in shown:
             named = [m for _, _, _, m in images if m.get("occ", {}).get("file") == figure]
             hint = ("an inline image names it but differs from the file (stale results?)" if named else
-                    "no inline image; write it with occ.report.display.show_figure")
+                    "no inline image; write it with occ.report.display.save_figure in the stage's call, show it with show_saved")
             pytest.fail(f"{figure} is not shown in {rel}: {hint}")
     declared = sum(p.endswith(".png") for p in outs)
     assert len(images) == declared, (
         f"{rel} shows {len(images)} inline images, stage {stage!r} declares {declared} PNG figures: "
-        "show every figure once, with occ.report.display.show_figure, and declare the PNG it writes")
+        "show every figure once, with occ.report.display.show_saved, and declare the PNG the stage writes")
     for index, position, _, _ in images:
         before = nb.cells[index].outputs[position - 1] if position else None
         assert before is not None and "text/markdown" in before.get("data", {}), (

@@ -17,7 +17,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 MAX_LOGIC_LINES = 15
 #: Calls that write a file: a notebook makes none of them, its stage's call writes every file.
 WRITERS = {"write_json", "write_csv", "write_table", "atomic_write_text", "atomic_open", "to_csv", "to_json", "savefig",
-           "show_figure", "save_figure", "open"}
+           "save_figure", "open"}
 
 
 def _code_cells(path: Path) -> list[tuple[list[str], str]]:

@@ -68,3 +68,12 @@ def test_stage_threads_reads_the_section_of_the_stage():
     assert stage("train@o2c-0") is STAGES["train"]
     with pytest.raises(KeyError, match="no stage 'nope'"):
         stage("nope")
+
+
+def test_the_figures_stage_writes_the_files_dvc_yaml_declares():
+    from occ.stages.figures import CAPTIONS, FIGURE_FILES
+
+    spec = _dvc_stages()["figures"]
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in spec["outs"]}
+    assert outs == {f"results/figures/{f}" for f in FIGURE_FILES} | {"results/figures/07_figures.ipynb"}
+    assert {f.removesuffix(".png") for f in FIGURE_FILES if f.endswith(".png")} == set(CAPTIONS)

@@ -1,9 +1,9 @@
 """What an executed notebook shows its reader: figures inline, tables rounded, audio players, no run noise.
 
 Every notebook calls :func:`setup_notebook` in its first code cell. A stage's call writes each figure with
-:func:`save_figure` (the PNG, atomically) and its notebook shows it with :func:`show_saved` (:func:`show_figure`
-does both): the very same bytes inline under a one-line caption saying what to look for; the output's metadata names the file (``metadata["occ"]["file"]``, relative to the
-project root) and lists the figure's text as drawn (``metadata["occ"]["text"]``: titles, axis and tick labels,
+:func:`save_figure` (the PNG, atomically) and its notebook shows it with :func:`show_saved`: the very same bytes
+inline under a one-line caption saying what to look for; the output's metadata names the file
+(``metadata["occ"]["file"]``, relative to the project root) and lists the figure's text as drawn (``metadata["occ"]["text"]``: titles, axis and tick labels,
 legends, annotations), so a test can check that every declared figure is shown and what it says. Tables go through
 :func:`show_table` (rounded for reading; full precision stays in the CSV / JSON files) and clips through
 :func:`show_audio` (MP3 players, a quarter of the size of WAV players or less).
@@ -26,8 +26,8 @@ from IPython.display import Audio, Image, Markdown, display
 from occ.atomic import atomic_open
 from occ.paths import project_root
 
-__all__ = ["FIGURE_WIDTH", "PLAYERS_PER_ROW", "SavedFigure", "setup_notebook", "save_figure", "show_saved", "show_figure",
-           "show_table", "show_audio", "relative_name"]
+__all__ = ["FIGURE_WIDTH", "PLAYERS_PER_ROW", "SavedFigure", "setup_notebook", "save_figure", "show_saved", "show_table",
+           "show_audio", "relative_name"]
 
 FIGURE_WIDTH = 900
 """Largest inline width of a figure in CSS pixels: the text column of a notebook on a laptop screen."""
@@ -133,13 +133,6 @@ def show_saved(figure: SavedFigure, *, width: int | None = None) -> None:
     display(Markdown(f"{figure.caption} (`{name}`)"))
     display(Image(data=figure.png, format="png", width=int(width or min(natural, FIGURE_WIDTH))),
             metadata={"occ": {"file": name, "text": figure.text}})
-
-
-def show_figure(fig, path: str | os.PathLike, *, caption: str, dpi: int = 100, width: int | None = None,
-                palette: bool = True) -> None:
-    """Save a figure as PNG (atomically: :func:`save_figure`) and show the same image inline, with a caption above it
-    (:func:`show_saved`)."""
-    show_saved(save_figure(fig, path, caption=caption, dpi=dpi, palette=palette), width=width)
 
 
 def show_table(table: pd.DataFrame | pd.Series | Mapping, *, digits: int | Mapping[str, int] = 3,
