@@ -1,72 +1,55 @@
-"""The divergence guard: the losses and weights of a healthy run, and the bounds past which a run is stopped (in
-training) or a checkpoint refused (on every load).
+"""The divergence guard: the bounds of a healthy run, the checks that stop a training run past them, and the check
+that refuses a checkpoint past them on every load.
 
 A run *diverges* when a loss or a weight becomes NaN or infinite; it *runs away* when every value stays finite but
-leaves the range a healthy run keeps to. The bounds below are set from the committed runs with a margin, and scaled
-with what a configuration may legitimately change (the temperatures and weight of the contrastive term, the number of
-steps), so that a longer or wider run of the ``paper`` profile stays inside them (docs/troubleshooting.md, "The
-divergence guard", states them with their evidence):
+leaves the range a healthy run keeps to. Both stop the run with :class:`~occ.errors.TrainingDivergedError`, every
+process together, naming the step, the network or loss, the value, the bound, the settings to suspect, what to do about
+them (:func:`remedy`) and the checkpoint kept (:func:`kept_message`); the step loop (``occ.train.step_loop``) only calls
+the checks:
 
-* The **loss bound** of a run (:func:`gan_loss_bound`, :func:`supcon_loss_bound`): :data:`LOSS_FLOOR` = 500 for the
-  adversarial hinge terms (or the fine-tuning cross-entropy), plus the largest value the run's contrastive term can
-  take at all, ``w * (2 / min(tau_d, tau_c) + ln(2 * batch))`` (:func:`contrastive_ceiling`: a ratio of sums of
-  ``exp(cos / tau)`` over at most ``2 * batch`` terms, the cosines in [-1, 1]). On the committed 800-step runs of the
-  embedded profile (``results/train/<variant>/seed<k>/log.csv``) no adversarial term exceeds 19.2, no contrastive
-  term 12.8 and no ``|L_D|`` or ``|L_G|`` 31.1; the untrained D's logits of other seeds give ``|L_G|`` up to 54
-  (embedded) and 12 (paper widths) in the first step. The floor lies 26 times above the committed runs' largest
-  adversarial term and 9 times above 54; the contrastive part cannot be passed by any finite embedding, so it
-  changes nothing for a healthy run at any temperature or weight the configuration accepts.
-* The **weight bound** of a run (:func:`weight_bound`): :data:`WEIGHT_FLOOR` = 50 plus :data:`WEIGHT_PER_STEP` =
-  1e-3 per step of the run (``train.steps``; for the encoder ``supcon.steps + supcon.finetune_steps``), on the
-  magnitude of every parameter of G, D, the EMA of G and the encoder f. The largest weight of a healthy run is a
-  class embedding drawn from N(0, 1) at the start: at most 4.44 over ten seeds of the embedded, paper and smoke
-  networks (``tests/test_guard.py`` measures them again), 4.32 in paper networks of twice the paper's widths; at
-  most 4.11 (G), 4.05 (D) and 4.11 (EMA G) in every step of an 800-step embedded run. Adam moves a weight by
-  about its learning rate per step, so a run adds at most about ``lr * steps``; the per-step allowance is 2.5 times
-  the recipes' largest learning rate (4e-4) and 10 times the paper's (1e-4). The bound is 50.8 for the embedded
-  profile (11 times the largest healthy weight), 150 for the paper profile's 100,000 steps (over 10 times 4.44 + 10)
-  and grows with a longer run.
+* :func:`stop_if_diverged`: a loss of every process at one step; a NaN or infinite loss fails
+  :func:`check_loss_finite`, a finite one past the run's loss bound fails :func:`check_loss_bound`.
+* :func:`stop_if_weights_run_away`: the parameters of the watched networks at the end of every step.
+* :func:`check_weights_finite`: every floating-point entry of a network's state (buffers too) before a checkpoint.
+* :func:`check_checkpoint_weights`: a checkpoint's networks on load (from ``occ.checkpoint.load_checkpoint``).
 
-A smoke ``o2c`` run at ``lr 1.0`` and ``tau 1e-3`` (the largest learning rate and smallest temperature the
-configuration accepts) moves its weights by about 1 per step and passes the weight bound within the first 60 steps
-(it reached 760 in 300 steps, unguarded); a temperature of 1e-30 or a learning rate of 1e10 (refused at load) pass
-the bounds in their first or second step. The checks read the losses and weights only: they draw no random number
-and change no operation of the training math, so a healthy run's weights and log are bit-identical with and without
-them.
-
-What the guard names when it fires: the network, the parameter, its value and the bound (or the loss, its terms and
-the bound), the settings that can cause it (:func:`remedy` turns them into what to do) and the checkpoint kept, the
-last one that passed the guard. On load (:func:`check_checkpoint_weights`, from ``occ.checkpoint.load_checkpoint``)
-a network past the bound of the run that wrote it is a :class:`~occ.errors.CheckpointError`: training never saves
-such weights.
+The bounds: a loss of a GAN run may reach :data:`LOSS_FLOOR` plus the most its contrastive term can take at all
+(:func:`gan_loss_bound`, :func:`supcon_loss_bound`); every parameter :data:`WEIGHT_FLOOR` plus
+:data:`WEIGHT_PER_STEP` per step of the run (:func:`weight_bound`). They scale with what a configuration may change
+(the contrastive temperatures and weight, the steps), so a longer or wider run of the ``paper`` profile stays inside
+them. docs/recipe.md ("The divergence guard's bounds") gives the measurements they rest on and their margins. The
+checks read losses and weights only: they draw no random number and change no operation, so a healthy run's weights
+and log are bit-identical with and without them.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from occ.errors import CheckpointError
+from occ.errors import CheckpointError, TrainingDivergedError
 
 __all__ = ["LOSS_FLOOR", "WEIGHT_FLOOR", "WEIGHT_PER_STEP", "HEALTHY_LOSS", "HEALTHY_WEIGHT", "BUFFER_NAMES",
            "contrastive_ceiling", "gan_loss_bound", "supcon_loss_bound", "weight_bound", "gan_weight_bound",
            "encoder_weight_bound", "loss_in_bounds", "largest_magnitude", "weights_in_bounds", "largest_weight",
-           "culprit", "remedy", "check_checkpoint_weights"]
+           "culprit", "remedy", "suspect_sentence", "advice_for", "check_loss_finite", "check_loss_bound", "stop_if_diverged", "stop_if_weights_run_away",
+           "check_weights_finite", "kept_message", "check_checkpoint_weights"]
 
-#: The loss bound's part for the adversarial hinge terms (and the fine-tuning cross-entropy): 26 times the committed
-#: runs' largest adversarial term (19.2), 9 times the largest first-step ``|L_G|`` measured (54).
+#: The loss bound's part for the adversarial hinge terms (and the fine-tuning cross-entropy): over 25 times the
+#: committed runs' largest adversarial term, 9 times the largest first-step ``|L_G|`` measured (54).
 LOSS_FLOOR = 500.0
 #: The weight bound of a run of no steps: 11 times the largest weight of a healthy run (4.44).
 WEIGHT_FLOOR = 50.0
 #: What the weight bound grows by per step of a run: 2.5 times the recipes' largest learning rate (Adam moves a
 #: weight by about its learning rate per step).
 WEIGHT_PER_STEP = 1.0e-3
-#: The largest ``|L_D|`` / ``|L_G|`` of the committed runs (embedded profile, 800 steps, 7 variants x 3 seeds).
-HEALTHY_LOSS = 31.1
+#: The largest ``|L_D|`` / ``|L_G|`` of the committed runs (embedded profile, 800 steps, every variant x 3 seeds).
+HEALTHY_LOSS = 29.6
 #: The largest weight of a healthy run (a class embedding drawn from N(0, 1); every preset, ten seeds).
 HEALTHY_WEIGHT = 4.44
 #: The last name part of the state-dict entries that are buffers, not weights (BatchNorm's running statistics, the
@@ -184,6 +167,170 @@ def remedy(settings: Iterable[str]) -> str:
     lower = [n for n in names if n not in raise_]
     parts = [f"lower {' / '.join(lower)}"] * bool(lower) + [f"raise {' / '.join(raise_)}"] * bool(raise_)
     return " or ".join(parts) or "change the settings of the run"
+
+
+def _said(text: str | Callable[[], str]) -> str:
+    """``text``, or what the function ``text`` returns (messages are made only when a check fails)."""
+    return text() if callable(text) else text
+
+
+def _sentence(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def check_loss_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                      advice: str | Callable[[], str], kept: str, suspect: str | Callable[[], str] = "") -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN or infinite.
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        A 0-d loss.
+    what : str
+        What diverged, e.g. ``"training diverged at step 12: the discriminator loss L_D"``.
+    parts : mapping of str to torch.Tensor, optional
+        The loss's terms, listed in the message.
+    advice : str or callable
+        What to change before retrying (or a function making it, called only on failure).
+    kept : str
+        Which checkpoint survives (:func:`kept_message`).
+    suspect : str or callable
+        The sentence naming the setting to suspect (or a function making it, called only on failure).
+    """
+    value = loss.item()
+    if math.isfinite(value):
+        return
+    raise TrainingDivergedError(_sentence(f"{what} is {value!r}{_terms(parts)}.", _said(suspect), kept,
+                                          _said(advice)))
+
+
+def check_loss_bound(loss: torch.Tensor, *, bound: float, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                     advice: str | Callable[[], str], kept: str, suspect: str | Callable[[], str] = "") -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is finite but past ``bound`` in magnitude (the
+    run's loss bound, :func:`gan_loss_bound` or :func:`supcon_loss_bound`); the other arguments as in
+    :func:`check_loss_finite`."""
+    value = loss.item()
+    if not math.isfinite(value) or abs(value) <= bound:
+        return
+    raise TrainingDivergedError(_sentence(
+        f"{what} is {value!r}{_terms(parts)}, past {bound:.4g}, the divergence guard's bound for this run, which no "
+        "healthy run reaches.", _said(suspect), kept, _said(advice)))
+
+
+def _terms(parts: Mapping[str, torch.Tensor] | None) -> str:
+    return f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
+
+
+def stop_if_diverged(loss: torch.Tensor, *, w: Any, what: str, parts: Mapping[str, torch.Tensor] | None = None,
+                     advice: str | Callable[[], str], kept: str, suspect: str | Callable[[], str] = "",
+                     bound: float = LOSS_FLOOR, elsewhere: str | Callable[[], str] | None = None) -> None:
+    """The loss check of a training step: every process stops together when one sees a ``loss`` that is not finite
+    (:func:`check_loss_finite`) or past ``bound`` (:func:`check_loss_bound`).
+
+    The processes agree first (``w.all_true``, a collective of ``occ.train.distributed.World``, so every process must
+    call it in the same step); then the one whose loss failed raises with its value and ``parts``, and the others
+    raise saying that it failed on another process.
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        A 0-d loss of this process.
+    w : World
+        This process's world (``occ.train.distributed.world()``).
+    what, parts, advice, kept, suspect
+        As in :func:`check_loss_finite`.
+    bound : float
+        The run's loss bound.
+    elsewhere : str or callable, optional
+        The advice of the processes whose own loss passed (default: ``advice``).
+
+    Raises
+    ------
+    TrainingDivergedError
+        On every process, when ``loss`` fails on any.
+    """
+    if w.all_true(loss_in_bounds(loss, bound)):
+        return
+    said = dict(what=what, parts=parts, advice=advice, kept=kept, suspect=suspect)
+    check_loss_finite(loss, **said)
+    check_loss_bound(loss, bound=bound, **said)
+    raise TrainingDivergedError(_sentence(f"{what} is not finite or past {bound:g} on another process.", kept,
+                                          _said(advice if elsewhere is None else elsewhere)))
+
+
+def stop_if_weights_run_away(watch: Mapping[str, torch.nn.Module | None], *, w: Any, bound: float, where: str,
+                             suspect: Callable[[str], str], advice: Callable[[str | None], str], kept: str,
+                             parameters: Iterable[torch.Tensor] | None = None) -> None:
+    """The weight check of a training step: every process stops together with
+    :class:`~occ.errors.TrainingDivergedError` when a parameter of a network of ``watch`` (label -> network; ``None``
+    entries skipped) is NaN, infinite or past ``bound`` in magnitude.
+
+    The message starts with ``where`` (``"training diverged at step 3: "``) and names the network, the parameter, its
+    value and the bound, then ``suspect(label)``, ``kept`` and ``advice(label)`` (``advice(None)`` on the processes
+    whose own weights passed). ``parameters`` lists the watched parameters once, when the caller keeps such a list.
+    """
+    if parameters is None:
+        parameters = [p for module in watch.values() if module is not None for p in module.parameters()]
+    here = weights_in_bounds(parameters, bound)
+    if w.all_true(here):
+        return
+    if here:
+        raise TrainingDivergedError(_sentence(
+            f"{where}a network's weights are not finite or past {bound:g} on another process.", kept, advice(None)))
+    label, name, value = largest_weight(watch)
+    past = (f", past {bound:g}, the divergence guard's bound for this run, which no healthy run reaches"
+            if math.isfinite(value) else "")
+    raise TrainingDivergedError(_sentence(f"{where}{label} weight {name!r} is {value:.3g}{past}.", suspect(label),
+                                          kept, advice(label)))
+
+
+def check_weights_finite(*modules: torch.nn.Module | None, step: int, advice: str, kept: str) -> None:
+    """Raise :class:`~occ.errors.TrainingDivergedError` before a checkpoint would store a non-finite entry of a
+    module's state (parameters and buffers; ``None`` entries skipped)."""
+    for module in modules:
+        if module is None:
+            continue
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: {type(module).__name__} weight {name!r} is not finite, so "
+                    f"no checkpoint was written. {kept} {advice}"
+                )
+
+
+def kept_message(ckpt_path: Path, last_saved: int, *, step0_path: Path | None = None) -> str:
+    """The sentence of a divergence error that says which checkpoint survives.
+
+    Parameters
+    ----------
+    ckpt_path : Path
+        The run's checkpoint.
+    last_saved : int
+        Step of the last checkpoint written (0: none yet).
+    step0_path : Path, optional
+        The untrained models' file, named when no checkpoint has been written yet.
+    """
+    if last_saved > 0:
+        return f"The last good checkpoint {ckpt_path} (step {last_saved}) was kept."
+    if step0_path is not None:
+        return f"No checkpoint had been written yet ({step0_path} holds step 0)."
+    return "No checkpoint had been written yet."
+
+
+def suspect_sentence(suspects: Mapping[str, str], key: str) -> str:
+    """The sentence naming the setting to suspect for ``key`` (a loss term or a watched network) in ``suspects``
+    (empty when it has none): ``"Suspect setting: train.lr_d (D ran away)."``."""
+    setting = suspects.get(key)
+    return f"Suspect setting: {setting} ({key} ran away)." if setting else ""
+
+
+def advice_for(advice: str, suspects: Mapping[str, str], key: str | None) -> str:
+    """``advice`` with ``{remedy}`` filled in by :func:`remedy` of the settings suspected for ``key`` (every suspect
+    setting when ``key`` is ``None`` or has none)."""
+    if "{remedy}" not in advice:
+        return advice
+    settings = [suspects[key]] if key in suspects else list(suspects.values())
+    return advice.replace("{remedy}", remedy(settings))
 
 
 def _steps_of(payload: Mapping[str, Any]) -> int:

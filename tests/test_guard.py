@@ -21,7 +21,8 @@ from occ.errors import CheckpointError, ConfigError, TrainingDivergedError
 from occ.guard import (BUFFER_NAMES, HEALTHY_LOSS, HEALTHY_WEIGHT, LOSS_FLOOR, WEIGHT_FLOOR, contrastive_ceiling,
                        gan_loss_bound, gan_weight_bound, remedy, supcon_loss_bound, weight_bound)
 from occ.nets.models import load_discriminator, load_generator
-from occ.train.step_loop import StepLoop, check_finite
+from occ.guard import check_loss_bound
+from occ.train.step_loop import StepLoop
 
 from test_gan_train import MODEL, N_CLASSES, TRAIN as TINY, data  # noqa: F401 (data: the tiny training set fixture)
 
@@ -51,10 +52,13 @@ def test_bounds_catch_finite_runaways_and_non_finite_values():
 
 
 def test_a_finite_loss_past_the_bound_names_the_suspect_setting():
+    kw = dict(what="x", advice="a", kept="k", bound=LOSS_FLOOR)
+    check_loss_bound(torch.tensor(float("nan")), **kw)  # not finite: check_loss_finite's to say
+    check_loss_bound(torch.tensor(-LOSS_FLOOR), **kw)
     with pytest.raises(TrainingDivergedError) as info:
         big = torch.tensor(1e30, dtype=torch.float64)
-        check_finite(big, what="training diverged at step 3: the loss L", parts={"p": big},
-                     advice="Lower the rate.", kept="Step 2 was kept.", suspect=lambda: "Suspect setting: x.")
+        check_loss_bound(big, bound=LOSS_FLOOR, what="training diverged at step 3: the loss L", parts={"p": big},
+                         advice="Lower the rate.", kept="Step 2 was kept.", suspect=lambda: "Suspect setting: x.")
     assert str(info.value) == ("training diverged at step 3: the loss L is 1e+30 (p=1e+30), past 500, the divergence "
                                "guard's bound for this run, which no healthy run reaches. Suspect setting: x. Step 2 "
                                "was kept. Lower the rate.")

@@ -360,7 +360,7 @@ def test_save_writes_on_rank_0_and_every_process_waits(tmp_path):
 
     for rank in (1, 0):
         w = _World(rank=rank, size=2)
-        run = run_folder.RunSetup(w=w, device=torch.device("cpu"), progress=False, out_dir=tmp_path,
+        run = run_folder.RunFolder(w=w, device=torch.device("cpu"), progress=False, out_dir=tmp_path,
                                  checkpoint=tmp_path / "c.pt", log=None, who="t", on_config_change="error")
         run.save(run.checkpoint, payload)
         assert w.barriers == [rank]

@@ -1,4 +1,5 @@
-"""Tests of occ.train.step_loop: the step loop (log, checkpoint timing, counters) and the divergence checks."""
+"""Tests of occ.train.step_loop (the step loop: log, checkpoint timing, counters) and of the divergence guard's checks
+it calls (occ.guard)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 
 from occ.checkpoint import TrainLog
 from occ.train.distributed import World
-from occ.train.step_loop import StepLoop, StepsDone, kept_message
+from occ.guard import kept_message
+from occ.train.step_loop import StepLoop, StepsDone
 
 
 def _drive(step_fn, *, save=None, **kwargs):
@@ -66,13 +68,14 @@ def test_step_loop_propagates_errors_and_needs_a_record(tmp_path):
                 pass
 
 
-def test_check_finite_names_the_loss_its_parts_and_what_to_do():
+def test_check_loss_finite_names_the_loss_its_parts_and_what_to_do():
     from occ.errors import TrainingDivergedError
-    from occ.train.step_loop import check_finite
+    from occ.guard import check_loss_finite
 
-    check_finite(torch.tensor(1.0), what="x", advice="a", kept="k")
+    check_loss_finite(torch.tensor(1.0), what="x", advice="a", kept="k")
+    check_loss_finite(torch.tensor(1e30), what="x", advice="a", kept="k")  # finite: the bound is check_loss_bound's
     with pytest.raises(TrainingDivergedError) as info:
-        check_finite(torch.tensor(float("nan")), what="diverged at step 3: the loss L", parts={"p": torch.tensor(2.0)},
+        check_loss_finite(torch.tensor(float("nan")), what="diverged at step 3: the loss L", parts={"p": torch.tensor(2.0)},
                      advice="Lower the rate.", kept="")
     assert str(info.value) == "diverged at step 3: the loss L is nan (p=2.0). Lower the rate."
 
@@ -103,7 +106,7 @@ class _World(World):
 
 def test_stop_if_diverged_stops_every_process_and_names_what_diverged():
     from occ.errors import TrainingDivergedError
-    from occ.train.step_loop import stop_if_diverged
+    from occ.guard import stop_if_diverged
 
     kw = dict(what="training diverged at step 3: the loss L", advice="Lower the rate.", kept="Step 2 was kept.")
     stop_if_diverged(torch.tensor(1.0), w=_World(rank=0, size=2), **kw)  # finite everywhere: go on
@@ -116,7 +119,7 @@ def test_stop_if_diverged_stops_every_process_and_names_what_diverged():
         stop_if_diverged(torch.tensor(1.0), w=_World(rank=0, size=2, others_finite=False), **kw)
     assert str(other.value) == ("training diverged at step 3: the loss L is not finite or past 500 on another "
                                 "process. Step 2 was kept. Lower the rate.")
-    with pytest.raises(TrainingDivergedError, match=r"^x is nan\. a$"):  # one process: check_finite
+    with pytest.raises(TrainingDivergedError, match=r"^x is nan\. a$"):  # one process: check_loss_finite
         stop_if_diverged(torch.tensor(float("nan")), w=World(), what="x", advice="a", kept="")
 
 
@@ -130,30 +133,30 @@ def test_step_loop_divergence_check_reads_the_loops_counters(tmp_path):
     with pytest.raises(TrainingDivergedError) as info:
         with StepLoop(start=0, step0=step0, **kw) as loop:
             for step in loop:
-                loop.stop_if_diverged(torch.tensor(1.0), what="loss")
+                loop.check_loss(torch.tensor(1.0), what="loss")
                 loop.record({"step": step})
                 if loop.checkpoint_due:
-                    loop.check_weights(torch.nn.Linear(2, 2))
+                    loop.check_before_saving(torch.nn.Linear(2, 2))
                     loop.saved()
                 if step == 2:
                     with pytest.raises(TrainingDivergedError) as first:  # the step in progress, not the last one done
-                        loop.stop_if_diverged(nan, what="loss")
+                        loop.check_loss(nan, what="loss")
                     assert str(first.value) == ("SupCon pretraining diverged at step 3: the loss is nan. The last "
                                                 f"good checkpoint {ckpt} (step 2) was kept. Lower supcon.lr.")
                 if step == 3:
                     bad = torch.nn.Linear(2, 2)
                     with torch.no_grad():
                         bad.weight.fill_(float("nan"))
-                    loop.check_weights(bad)
+                    loop.check_before_saving(bad)
     assert str(info.value) == (f"training diverged at step 3: Linear weight 'weight' is not finite, so no checkpoint "
                                f"was written. The last good checkpoint {ckpt} (step 2) was kept. Lower supcon.lr.")
     with pytest.raises(TrainingDivergedError, match=rf"at step 1: the loss is nan \(a=1\.0\)\. No checkpoint had been "
                                                     rf"written yet \({step0} holds step 0\)\. Lower supcon\.lr\.$"):
         with StepLoop(start=0, step0=step0, **kw) as loop:
             for _ in loop:
-                loop.stop_if_diverged(nan, what="loss", parts={"a": torch.tensor(1.0)})
+                loop.check_loss(nan, what="loss", parts={"a": torch.tensor(1.0)})
     with pytest.raises(TrainingDivergedError, match=r"^fine-tuning diverged at step 5: the loss is nan\. Rerun\.$"):
         with StepLoop(start=4, steps=6, log=None, progress=False, desc="t", task="fine-tuning",
                       advice="Rerun.") as loop:  # no checkpoint: nothing to say about one
             for _ in loop:
-                loop.stop_if_diverged(nan, what="loss")
+                loop.check_loss(nan, what="loss")

@@ -212,6 +212,15 @@ def test_claims_are_paired_comparisons_over_seeds():
     assert "role" in readable(c).columns
 
 
+def test_pooled_c2_names_the_class_temperatures_the_runs_used():
+    metrics, logs = _claim_inputs()
+    assert ": CT 1.0 < CT 0.1, both" in claims_table(metrics, logs).loc["C2_pooled", "claim"]
+    for seed in range(3):  # an ablation at CT 0.5 for O2C-GAN only: the pooled row names both
+        metrics["o2c_ct1"][seed]["tau_c"] = 0.5
+    claim = claims_table(metrics, logs).loc["C2_pooled", "claim"]
+    assert claim.endswith(": CT 0.5 / 1.0 < CT 0.1, both families pooled")
+
+
 def test_claims_use_only_common_seeds():
     metrics, logs = _claim_inputs()
     metrics["o2c"] = {0: metrics["o2c"][0], 1: metrics["o2c"][1], 5: _made({"o2c": {5: _m(1.0)}})["o2c"][5]}

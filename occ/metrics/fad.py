@@ -62,12 +62,11 @@ def fad_per_class(
     missing = [c for c in gen_emb if c not in ref]
     if missing:
         raise ConfigError(f"fad_per_class: no reference for classes {missing} (reference has {sorted(ref)})")
+    _check_method("fad_per_class", method)
     rng = np.random.default_rng(seed)
     rows, boots = {}, []
     for cls, emb in gen_emb.items():
-        e = np.asarray(emb, dtype=np.float64)
-        if e.ndim == 2:
-            e = e[:, None, :]
+        e = _windows(emb)
         check_finite(e, f"fad_per_class: the generated embeddings of class {cls!r}")
         ref_cls = ref[cls]
         if isinstance(ref_cls, tuple):
@@ -76,9 +75,7 @@ def fad_per_class(
         else:
             check_finite(np.asarray(ref_cls, np.float64), f"fad_per_class: the reference embeddings of class {cls!r}")
         mu_r, sigma_r = as_stats(ref_cls)
-        use_eig = method == "eig" or (method == "auto" and e.shape[-1] > 128)
-        if method not in ("auto", "dcase", "eig"):
-            raise ConfigError(f"fad_per_class: method={method!r} is unknown; use 'auto', 'dcase' or 'eig'")
+        use_eig = _uses_eig(method, e.shape[-1])
         fast = FastFD(mu_r, sigma_r) if (use_eig or n_bootstrap > 0) else None
         fad = fast(e) if use_eig else frechet_distance(mu_r, sigma_r, *embedding_stats(e))
         row = {"fad": fad, "n_clips": e.shape[0]}
@@ -120,8 +117,7 @@ def fad_label_free(gen_emb: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarr
     missing = [c for c in gen_emb if c not in ref]
     if missing:
         raise ConfigError(f"fad_label_free: no reference for classes {missing} (reference has {sorted(ref)})")
-    if method not in ("auto", "dcase", "eig"):
-        raise ConfigError(f"fad_label_free: method={method!r} is unknown; use 'auto', 'dcase' or 'eig'")
+    _check_method("fad_label_free", method)
     gen = np.concatenate([_windows(gen_emb[c]) for c in gen_emb])
     check_finite(gen, "fad_label_free: the generated embeddings")
     refs = [ref[c] for c in gen_emb]
@@ -133,9 +129,19 @@ def fad_label_free(gen_emb: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarr
         pooled = np.concatenate([_windows(r) for r in refs])
         check_finite(pooled, "fad_label_free: the reference embeddings")
         mu, sigma = embedding_stats(pooled)
-    if method == "eig" or (method == "auto" and gen.shape[-1] > 128):
+    if _uses_eig(method, gen.shape[-1]):
         return float(FastFD(mu, sigma)(gen))
     return float(frechet_distance(mu, sigma, *embedding_stats(gen)))
+
+
+def _check_method(who: str, method: str) -> None:
+    if method not in ("auto", "dcase", "eig"):
+        raise ConfigError(f"{who}: method={method!r} is unknown; use 'auto', 'dcase' or 'eig'")
+
+
+def _uses_eig(method: str, dim: int) -> bool:
+    """Whether the point estimate takes the eigenvalue path: ``"eig"``, or ``"auto"`` above 128 dimensions."""
+    return method == "eig" or (method == "auto" and dim > 128)
 
 
 def _windows(emb: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ __all__ = ["CLAIMS", "SPLITS", "FAMILIES", "QUANTITIES", "SHORT_QUANTITIES", "VE
            "d_loss_tail", "d_loss_early"]
 
 # (claim id, a, b, the side of 0 on which the paper puts a - b, quantity compared): the eight comparisons, each
-# measured as the paper states its claim, over the paper's pairs (`occ.report.paper`: OCC_PAIRS, CT_PAIRS). C3 is a speed ("falls too quickly", "drops rapidly"): D's adversarial loss
-# over the first quarter of the steps.
+# measured as the paper states its claim, over the paper's pairs (`occ.report.paper`: OCC_PAIRS, CT_PAIRS). C3 is a
+# speed ("falls too quickly", "drops rapidly"): D's adversarial loss over the first quarter of the steps.
 CLAIMS = (
     *(("C1", with_occ, without, "less", "fad") for without, with_occ in OCC_PAIRS),
     *(("C2", ct1, ct01, "less", "fad") for ct01, ct1 in CT_PAIRS),
@@ -105,7 +105,8 @@ def claims_table(metrics: Mapping[str, Mapping[int, dict]],
     rows: dict[str, dict] = {}
     pooled: dict[tuple[str, str, str], tuple[dict, dict]] = {}
     for role in ("claim", "split"):
-        for family, (cid, a, b, side, quantity) in enumerate(CLAIMS):
+        for index, (cid, a, b, side, quantity) in enumerate(CLAIMS):
+            family = [c[0] for c in CLAIMS[:index]].count(cid)  # the pair's place in its claim: 0 (2C / O2C), 1
             measures = [(quantity, side)] if role == "claim" else list(SPLITS[cid])
             for q, q_side in measures:
                 va, vb = _claim_values(q, a, metrics, logs), _claim_values(q, b, metrics, logs)
@@ -117,13 +118,13 @@ def claims_table(metrics: Mapping[str, Mapping[int, dict]],
                                  _paper_text(cid, a, b) if role == "claim" else f"a split of {cid}, no number",
                                  f"{QUANTITIES[q]}: {A} - {B}", A, B, q)
                 both = pooled.setdefault((cid, q, q_side), ({}, {}))
-                both[0].update({(family % 2, s): v for s, v in va.items()})
-                both[1].update({(family % 2, s): v for s, v in vb.items()})
+                both[0].update({(family, s): v for s, v in va.items()})
+                both[1].update({(family, s): v for s, v in vb.items()})
     for (cid, q, q_side), (va, vb) in pooled.items():
         p = paired_comparison(va, vb, paper_side=q_side)
         claim_q = next(c[4] for c in CLAIMS if c[0] == cid)
         key = f"{cid}_pooled" + ("" if q == claim_q else f"_{q}")
-        with_occ, without = _pooled_sides(cid)
+        with_occ, without = _pooled_sides(cid, settings)
         text = _claim_text(cid, with_occ, without) if q == claim_q else _split_text(q, q_side, with_occ, without)
         rows[key] = _row(p, f"{cid} {text}, both families pooled", "pooled",
                          "pooled over both families, no number", f"{QUANTITIES[q]}: {with_occ} - {without}",
@@ -132,17 +133,20 @@ def claims_table(metrics: Mapping[str, Mapping[int, dict]],
     return pd.DataFrame(list(rows.values()), index=list(rows))
 
 
+def _steps_in(log: pd.DataFrame, fraction: float) -> int:
+    """How many of the log's steps make up ``fraction`` of them (at least one)."""
+    return max(1, int(round(len(log) * fraction)))
+
+
 def d_loss_tail(log: pd.DataFrame, *, column: str = "d_adv", fraction: float = 0.2) -> float:
     """Mean of a log column over the last `fraction` of the steps (how far D's loss has fallen; C3's end level)."""
-    n = max(1, int(round(len(log) * fraction)))
-    return float(log[column].iloc[-n:].mean())
+    return float(log[column].iloc[-_steps_in(log, fraction):].mean())
 
 
 def d_loss_early(log: pd.DataFrame, *, column: str = "d_adv", fraction: float = EARLY_FRACTION) -> float:
     """Mean of a log column over the first `fraction` of the steps: how fast D's loss falls (claim C3, a speed;
     the lower, the faster)."""
-    n = max(1, int(round(len(log) * fraction)))
-    return float(log[column].iloc[:n].mean())
+    return float(log[column].iloc[:_steps_in(log, fraction)].mean())
 
 
 def _row(p, claim: str, role: str, paper: str, measure: str, A: str, B: str, quantity: str, *,
@@ -159,10 +163,19 @@ def _row(p, claim: str, role: str, paper: str, measure: str, A: str, B: str, qua
     }
 
 
-def _pooled_sides(cid: str) -> tuple[str, str]:
-    """The two sides of a claim's pooled row, in words."""
-    return {"C1": ("with OCC", "without OCC"), "C2": ("CT 1.0", "CT 0.1"), "C3": ("without OCC", "with OCC"),
+def _pooled_sides(cid: str, settings: Mapping[str, Mapping]) -> tuple[str, str]:
+    """The two sides of a claim's pooled row, in words; C2's name the class temperatures its runs used
+    (``"CT 1.0"``, ``"CT 0.1"``; ``"CT 0.5 / 1.0"`` where the two families differ)."""
+    if cid == "C2":
+        return tuple(_class_temperatures([pair[side] for pair in CT_PAIRS], settings) for side in (1, 0))
+    return {"C1": ("with OCC", "without OCC"), "C3": ("without OCC", "with OCC"),
             "C4": ("with OCC", "without OCC")}[cid]
+
+
+def _class_temperatures(variants: list[str], settings: Mapping[str, Mapping]) -> str:
+    """``"CT <tau_c>"`` of ``variants``' runs (the paper's where a variant has none), each value once, in order."""
+    taus = dict.fromkeys(str((settings.get(v) or PAPER_RUNS[v])["tau_c"]) for v in variants)
+    return f"CT {' / '.join(taus)}"
 
 
 def _claim_values(quantity: str, variant: str, metrics: Mapping, logs: Mapping) -> dict[int, float]:

@@ -18,18 +18,22 @@ import pandas as pd  # noqa: E402
 
 from occ.report.intervals import by_seed, t_interval  # noqa: E402
 from occ.report.markdown import format_interval  # noqa: E402
-from occ.report.paper import (OCC_PAIRS, PAPER_RUNS, REPORTED_TABLE1, REPORTED_TABLE2, TABLE3_VARIANTS,  # noqa: E402
-                              departs_from_paper, in_variant_order, settings_text)
+from occ.report.paper import (CONTROL_VARIANTS, CT_PAIRS, OCC_PAIRS, PAPER_RUNS, REPORTED_TABLE1,  # noqa: E402
+                              REPORTED_TABLE2, TABLE3_VARIANTS, departs_from_paper, in_variant_order, settings_text)
 from occ.report.results import model_names, n_classes_of, variant_settings  # noqa: E402
 
 __all__ = ["VARIANT_STYLE", "occ_line_style", "smoothed_over_seeds", "plot_loss_over_seeds", "plot_shares_over_seeds", "plot_by_seed",
            "plot_fad_by_seed", "plot_probe_by_seed"]
 
-# Colour per variant: a pair (without / with OCC, `occ.report.paper.OCC_PAIRS`) shares one; its line style is
-# `occ_line_style`'s (without OCC dashed, with OCC solid), the controls' their own.
-_COLOURS = {"contragan": "tab:blue", "o2c": "tab:blue", "o2c_ct1": "tab:cyan", "csupcongan": "tab:orange",
-            "ocsupcon": "tab:orange", "ocsupcon_ct1": "tab:red", "hinge_only": "0.45", "projection_cgan": "0.15"}
-_CONTROL_STYLES = {"hinge_only": ":", "projection_cgan": "-."}
+# Colour per variant, from the paper's lists (`occ.report.paper`): a pair without / with OCC (`OCC_PAIRS`) shares one
+# colour, a CT 1.0 model (`CT_PAIRS`) has a lighter or darker one of its family, a control a grey; the line style is
+# `occ_line_style`'s (without OCC dashed, with OCC solid), each control's its own.
+_PAIR_COLOURS, _CT1_COLOURS = ("tab:blue", "tab:orange"), ("tab:cyan", "tab:red")
+_CONTROL_LOOKS = (("0.45", ":"), ("0.15", "-."))
+_COLOURS = {**{v: colour for pair, colour in zip(OCC_PAIRS, _PAIR_COLOURS) for v in pair},
+            **{ct1: colour for (_, ct1), colour in zip(CT_PAIRS, _CT1_COLOURS)},
+            **{v: colour for v, (colour, _) in zip(CONTROL_VARIANTS, _CONTROL_LOOKS)}}
+_CONTROL_STYLES = {v: style for v, (_, style) in zip(CONTROL_VARIANTS, _CONTROL_LOOKS)}
 
 
 def occ_line_style(variant: str) -> str:

@@ -124,7 +124,7 @@ def d_step(nets: Nets, draws: Draws, train: TrainConfig, *, autocast: Any,
 
     The contrastive term is computed on the global batch (embeddings gathered over processes). ``check(L_D,
     what=..., parts=...)`` runs before the update and raises to stop the run (the trainer passes
-    :meth:`StepLoop.stop_if_diverged <occ.train.step_loop.StepLoop.stop_if_diverged>`). Returns the D half of the
+    :meth:`StepLoop.check_loss <occ.train.step_loop.StepLoop.check_loss>`). Returns the D half of the
     log row, for this process's rows.
     """
     rows = draws.rows

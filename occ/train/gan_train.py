@@ -280,13 +280,13 @@ def train_gan(
                 d.train()
                 draws = draw_step(sampler, mels, labels, batch_size=train.batch_size, n_classes=n_classes,
                                   z_dim=g.z_dim, augment=train.augment, w=w, device=dev)
-                row = d_step(nets, draws, train, autocast=autocast, check=loop.stop_if_diverged)
-                row.update(g_step(nets, draws, train, autocast=autocast, check=loop.stop_if_diverged))
+                row = d_step(nets, draws, train, autocast=autocast, check=loop.check_loss)
+                row.update(g_step(nets, draws, train, autocast=autocast, check=loop.check_loss))
                 if g_ema is not None:
                     ema_update(g_ema, g, decay=train.ema_decay, step=step)
                 loop.record({"step": step, **w.mean(row)})
                 if loop.checkpoint_due:
-                    loop.check_weights(g, d, g_ema)
+                    loop.check_before_saving(g, d, g_ema)
                     run.save(ckpt_path, lambda: checkpoint_at(step))
                     loop.saved()
         done = loop.done()

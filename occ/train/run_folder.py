@@ -11,11 +11,11 @@ A resumable training stage follows one pattern (its steps are :class:`occ.train.
         ...the steps, saving with run.save(run.checkpoint, lambda: checkpoint_payload(...))...
 
 :func:`open_run` joins torchrun's process group (if any), locks the run folder on rank 0
-(:func:`run_lock`), places this process on its device and names the run's files (:class:`RunSetup`).
-:meth:`RunSetup.load_checkpoint` validates the checkpoint there (:func:`load_run_checkpoint`) and, under
+(:func:`run_lock`), places this process on its device and names the run's files (:class:`RunFolder`).
+:meth:`RunFolder.load_checkpoint` validates the checkpoint there (:func:`load_run_checkpoint`) and, under
 ``on_config_change="restart"``, empties a folder whose checkpoint was written with another configuration and
 starts afresh. :func:`restore_run` restores the optimisers and the batch sampler's random state or starts a
-fresh log. :meth:`RunSetup.save` writes a checkpoint (:func:`checkpoint_payload`) on rank 0 while every process
+fresh log. :meth:`RunFolder.save` writes a checkpoint (:func:`checkpoint_payload`) on rank 0 while every process
 waits. None of these helpers draws a random number: the draws, and so the trained weights and the exactness of
 resume, are the caller's alone.
 
@@ -53,7 +53,7 @@ except ImportError:  # not POSIX: no locking
     fcntl = None
 
 #: What the trainers use; the rest (``run_lock``, ``load_run_checkpoint``, ...) are the parts these are made of.
-__all__ = ["Expect", "RunSetup", "open_run", "restore_run", "checkpoint_payload"]
+__all__ = ["Expect", "RunFolder", "open_run", "restore_run", "checkpoint_payload"]
 
 #: The lock file in a run folder (holds the pid of the process training there; removed when it finishes).
 LOCK_NAME = ".lock"
@@ -351,7 +351,7 @@ def clear_run_folder(out_dir: str | Path) -> list[str]:
 
 
 @dataclass
-class RunSetup:
+class RunFolder:
     """A trainer's run as :func:`open_run` opened it: where this process trains and the run folder's files.
 
     Attributes
@@ -427,7 +427,7 @@ class RunSetup:
 
 @contextlib.contextmanager
 def open_run(out_dir: str | Path, *, who: str, device: str | torch.device, progress: bool | None, checkpoint: str,
-             log: str, columns: Iterable[str], on_config_change: str = "error") -> Iterator[RunSetup]:
+             log: str, columns: Iterable[str], on_config_change: str = "error") -> Iterator[RunFolder]:
     """Open a trainer's run for the ``with`` block: the one run set-up of both trainers.
 
     In order: join torchrun's process group, if any (:func:`occ.train.distributed.setup`, before rank 0 locks the
@@ -449,11 +449,11 @@ def open_run(out_dir: str | Path, *, who: str, device: str | torch.device, progr
     columns : iterable of str
         The log's columns.
     on_config_change : {"error", "restart"}
-        See :meth:`RunSetup.load_checkpoint`.
+        See :meth:`RunFolder.load_checkpoint`.
 
     Yields
     ------
-    RunSetup
+    RunFolder
 
     Raises
     ------
@@ -468,6 +468,6 @@ def open_run(out_dir: str | Path, *, who: str, device: str | torch.device, progr
         raise ConfigError(f"{who}: on_config_change={on_config_change!r}; use 'error' or 'restart'.")
     with run_lock(out_dir) if w.main else contextlib.nullcontext():
         out_dir, ckpt_path, run_log = run_files(out_dir, checkpoint, log, columns, create=False)  # the lock made it
-        yield RunSetup(w=w, device=w.place(dev), progress=default_progress(progress) and w.main, out_dir=out_dir,
+        yield RunFolder(w=w, device=w.place(dev), progress=default_progress(progress) and w.main, out_dir=out_dir,
                        checkpoint=ckpt_path, log=run_log if w.main else None, who=who,
                        on_config_change=on_config_change)

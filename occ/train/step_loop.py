@@ -1,31 +1,27 @@
-"""The step loop of both trainers (:class:`StepLoop`) and its divergence checks.
+"""The step loop of both trainers (:class:`StepLoop`): timing, the log, checkpoint timing and the run's counters.
 
 A trainer's steps read top to bottom (the run folder around them is :mod:`occ.train.run_folder`'s)::
 
     with StepLoop(start=start, steps=steps, log=run.log, progress=run.progress, desc="GAN o2c", ...) as loop:
         for step in loop:
             loss = ...
-            loop.stop_if_diverged(loss, what="loss")    # every process stops together
+            loop.check_loss(loss, what="loss")          # every process stops together
             ...update...
-            loop.record({"step": step, ...})            # time, log row, progress bar
+            loop.record({"step": step, ...})            # the watched weights, time, log row, progress bar
             if loop.checkpoint_due:
-                loop.check_weights(g, d)                # no non-finite weight reaches a checkpoint
+                loop.check_before_saving(g, d)          # no non-finite weight reaches a checkpoint
                 run.save(run.checkpoint, lambda: checkpoint_payload(...))
                 loop.saved()
     done = loop.done()                                  # StepsDone
 
-:class:`StepLoop` owns the run's counters (the step done and the step of the last checkpoint), which its
-divergence messages name. The checks themselves are plain functions: :func:`check_finite` (one process),
-:func:`stop_if_diverged` (every process of a parallel run agrees first), :func:`check_finite_weights` and
-:func:`kept_message` (which checkpoint survives); their bounds are the divergence guard's (:mod:`occ.guard`: a
-loss, or a weight of a network the loop watches, checked at the end of every step, past its bound stops the run, the
-message naming the settings to suspect and what to do about them). Ctrl-C during the steps stops cleanly with
-:class:`~occ.errors.TrainingInterrupted`, the last checkpoint kept. Nothing here draws a random number.
+:class:`StepLoop` owns the run's counters (the step done and the step of the last checkpoint), which the divergence
+messages name, and calls the divergence guard (:mod:`occ.guard`: the bounds, the checks and their messages) with them.
+Ctrl-C during the steps stops cleanly with :class:`~occ.errors.TrainingInterrupted`, the last checkpoint kept. Nothing
+here draws a random number.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,12 +32,13 @@ import torch
 from tqdm import tqdm  # the text bar: no notebook-widget import, no IProgress warning in a kernel
 
 from occ.checkpoint import TrainLog
-from occ.errors import TrainingDivergedError, TrainingInterrupted
-from occ.guard import LOSS_FLOOR, culprit, largest_weight, loss_in_bounds, remedy, weights_in_bounds
+from occ.errors import TrainingInterrupted
+from occ.guard import (LOSS_FLOOR, advice_for, check_weights_finite, culprit, kept_message, stop_if_diverged,
+                       stop_if_weights_run_away, suspect_sentence)
 from occ.guard import weight_bound as _weight_bound
-from occ.train.distributed import World, world
+from occ.train.distributed import world
 
-__all__ = ["StepLoop", "StepsDone", "check_finite", "stop_if_diverged", "check_finite_weights", "kept_message"]
+__all__ = ["StepLoop", "StepsDone"]
 
 
 @dataclass
@@ -78,7 +75,7 @@ class StepLoop:
 
         with StepLoop(start=start, steps=steps, log=run.log, ...) as loop:
             for step in loop:
-                row = {"step": step, **d_step(..., check=loop.stop_if_diverged), **g_step(...)}
+                row = {"step": step, **d_step(..., check=loop.check_loss), **g_step(...)}
                 loop.record(row)               # time, log row, progress bar
                 if loop.checkpoint_due:
                     run.save(run.checkpoint, lambda: checkpoint_payload(...))
@@ -111,7 +108,7 @@ class StepLoop:
         What diverged, in a divergence message (``"SupCon pretraining"``).
     advice : str
         What to do before retrying, in a divergence message; ``{remedy}`` in it becomes what to do about the suspect
-        settings (:func:`occ.guard.remedy`: ``"lower train.lr_d"``; every suspect setting when the term or network
+        settings (:func:`occ.guard.advice_for`: ``"lower train.lr_d"``; every suspect setting when the term or network
         that ran away is not known here).
     step0 : Path, optional
         The untrained models' file, named by a divergence message before the first checkpoint.
@@ -120,7 +117,7 @@ class StepLoop:
         (``"d_contrastive"``), by ``"loss"`` for a loss without parts, or by the network's key in ``watch``; named
         in the divergence message.
     watch : mapping of str to torch.nn.Module, optional
-        The networks whose parameters the guard reads at the end of every step (:meth:`stop_if_weights_run_away`,
+        The networks whose parameters the guard reads at the end of every step (:func:`occ.guard.stop_if_weights_run_away`,
         from :meth:`record`), by the name a message gives them (``{"G": g, "D": d}``; ``None`` values skipped).
         Their parameters are listed when the loop starts (optimisers update them in place).
     loss_bound : float
@@ -189,10 +186,10 @@ class StepLoop:
                 raise RuntimeError(f"{self.desc}: step {expected} ended without StepLoop.record(row).")
 
     def record(self, row: dict[str, Any]) -> None:
-        """End the current step: the watched networks pass the guard (:meth:`stop_if_weights_run_away`), then the
-        step's wall time goes into ``row["seconds"]``, the row into the log and the bar."""
+        """End the current step: the watched networks pass the guard (:func:`occ.guard.stop_if_weights_run_away`),
+        then the step's wall time goes into ``row["seconds"]``, the row into the log and the bar."""
         if self.watch:
-            self.stop_if_weights_run_away()
+            self._check_weights()
         row["seconds"] = time.perf_counter() - self._t0
         self.seconds += row["seconds"]
         self.step += 1
@@ -224,11 +221,10 @@ class StepLoop:
             return ""
         return kept_message(self.checkpoint, self.last_saved, step0_path=self.step0)
 
-    def stop_if_diverged(self, loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None
-                         ) -> None:
-        """:func:`stop_if_diverged` in the step in progress: ``"<task> diverged at step <n>: the <what> is nan ..."``
-        (or a finite value past the loop's ``loss_bound``), with the suspect settings (of the largest term of
-        ``parts``), the checkpoint kept and the advice.
+    def check_loss(self, loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None) -> None:
+        """The guard's :func:`~occ.guard.stop_if_diverged` in the step in progress: ``"<task> diverged at step <n>:
+        the <what> is nan ..."`` (or a finite value past the loop's ``loss_bound``), with the suspect settings (of the
+        largest term of ``parts``), the checkpoint kept and the advice.
 
         Parameters
         ----------
@@ -245,141 +241,20 @@ class StepLoop:
                          suspect=lambda: self._suspect(key()), bound=self.loss_bound,
                          elsewhere=lambda: self._advice(None))
 
-    def stop_if_weights_run_away(self) -> None:
-        """The weight half of the guard, at the end of the step in progress: every process stops together with
-        :class:`~occ.errors.TrainingDivergedError` when a parameter of a watched network is NaN, infinite or past
-        the loop's ``weight_bound`` in magnitude (message: the network, the parameter and its largest value, the
-        bound, the suspect settings, the checkpoint kept and the advice)."""
-        bound = self.weight_bound
-        here = weights_in_bounds(self._watched, bound)
-        if world().all_true(here):
-            return
-        where = f"{self.task} diverged at step {self.step + 1}: "
-        if here:
-            what, label = f"{where}a network's weights are not finite or past {bound:g} on another process.", None
-        else:
-            label, name, value = largest_weight(self.watch)
-            past = (f", past {bound:g}, the divergence guard's bound for this run, which no healthy run reaches"
-                    if math.isfinite(value) else "")
-            what = " ".join(part for part in (f"{where}{label} weight {name!r} is {value:.3g}{past}.",
-                                              self._suspect(label)) if part)
-        raise TrainingDivergedError(" ".join(part for part in (what, self.kept(), self._advice(label)) if part))
+    def _check_weights(self) -> None:
+        """The guard's :func:`~occ.guard.stop_if_weights_run_away` on the watched networks, at the end of the step in
+        progress."""
+        stop_if_weights_run_away(self.watch, w=world(), bound=self.weight_bound, parameters=self._watched,
+                                 where=f"{self.task} diverged at step {self.step + 1}: ", suspect=self._suspect,
+                                 advice=self._advice, kept=self.kept())
 
     def _suspect(self, key: str) -> str:
-        """The sentence naming the setting to suspect for ``key`` (a loss term or a watched network)."""
-        setting = self.suspects.get(key)
-        return f"Suspect setting: {setting} ({key} ran away)." if setting else ""
+        return suspect_sentence(self.suspects, key)
 
     def _advice(self, key: str | None) -> str:
-        """The advice with ``{remedy}`` filled in: what to do about the settings suspected for ``key`` (every suspect
-        setting when ``key`` is ``None`` or has none)."""
-        if "{remedy}" not in self.advice:
-            return self.advice
-        settings = [self.suspects[key]] if key in self.suspects else list(self.suspects.values())
-        return self.advice.replace("{remedy}", remedy(settings))
+        return advice_for(self.advice, self.suspects, key)
 
-    def check_weights(self, *modules: torch.nn.Module | None) -> None:
-        """:func:`check_finite_weights` of the step just recorded, before its checkpoint is written."""
-        check_finite_weights(*modules, step=self.step, advice=self._advice(None), kept=self.kept())
-
-
-def check_finite(loss: torch.Tensor, *, what: str, parts: Mapping[str, torch.Tensor] | None = None,
-                 advice: str | Callable[[], str], kept: str, suspect: str | Callable[[], str] = "",
-                 bound: float = LOSS_FLOOR) -> None:
-    """Raise :class:`~occ.errors.TrainingDivergedError` when ``loss`` is NaN, infinite or finite but past ``bound``
-    in magnitude (the one loss check of the divergence guard, :mod:`occ.guard`).
-
-    Parameters
-    ----------
-    loss : torch.Tensor
-        A 0-d loss.
-    what : str
-        What diverged, e.g. ``"training diverged at step 12: the discriminator loss L_D"``.
-    parts : mapping of str to torch.Tensor, optional
-        The loss's terms, listed in the message.
-    advice : str or callable
-        What to change before retrying (or a function making it, called only on failure).
-    kept : str
-        Which checkpoint survives (:func:`kept_message`).
-    suspect : str or callable
-        The sentence naming the setting to suspect (or a function making it, called only on failure).
-    bound : float
-        The run's loss bound (:func:`occ.guard.gan_loss_bound`, ...).
-    """
-    if loss_in_bounds(loss, bound):
-        return
-    value = loss.item()
-    detail = f" ({', '.join(f'{k}={v.item()!r}' for k, v in parts.items())})" if parts else ""
-    past = (f", past {bound:.4g}, the divergence guard's bound for this run, which no healthy run reaches"
-            if math.isfinite(value) else "")
-    suspect = suspect() if callable(suspect) else suspect
-    advice = advice() if callable(advice) else advice
-    raise TrainingDivergedError(" ".join(part for part in (f"{what} is {value!r}{detail}{past}.", suspect, kept, advice)
-                                         if part))
-
-
-def stop_if_diverged(loss: torch.Tensor, *, w: World, what: str, parts: Mapping[str, torch.Tensor] | None = None,
-                     advice: str | Callable[[], str], kept: str, suspect: str | Callable[[], str] = "",
-                     bound: float = LOSS_FLOOR, elsewhere: str | Callable[[], str] | None = None) -> None:
-    """The loss check of a training step: every process stops together when one sees a ``loss`` that is not finite
-    or past ``bound``.
-
-    Built on :func:`check_finite`: the processes agree first (``w.all_true``, a collective, so every process must
-    call it in the same step), then the one whose loss failed raises with its value and ``parts``, and the others
-    raise saying that it failed on another process. In one process this is :func:`check_finite`.
-
-    Parameters
-    ----------
-    loss : torch.Tensor
-        A 0-d loss of this process.
-    w : World
-        This process's world (``occ.train.distributed.world()``).
-    what, parts, advice, kept, suspect, bound
-        As in :func:`check_finite`.
-    elsewhere : str or callable, optional
-        The advice of the processes whose own loss passed (default: ``advice``).
-
-    Raises
-    ------
-    TrainingDivergedError
-        On every process, when ``loss`` fails on any.
-    """
-    if w.all_true(loss_in_bounds(loss, bound)):
-        return
-    check_finite(loss, what=what, parts=parts, advice=advice, kept=kept, suspect=suspect, bound=bound)
-    advice = advice if elsewhere is None else elsewhere
-    advice = advice() if callable(advice) else advice
-    raise TrainingDivergedError(" ".join(part for part in (f"{what} is not finite or past {bound:g} on another "
-                                                           "process.", kept, advice) if part))
-
-
-def check_finite_weights(*modules: torch.nn.Module | None, step: int, advice: str, kept: str) -> None:
-    """Raise :class:`~occ.errors.TrainingDivergedError` before a checkpoint would store a non-finite weight."""
-    for module in modules:
-        if module is None:
-            continue
-        for name, tensor in module.state_dict().items():
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise TrainingDivergedError(
-                    f"training diverged at step {step}: {type(module).__name__} weight {name!r} is not finite, so "
-                    f"no checkpoint was written. {kept} {advice}"
-                )
-
-
-def kept_message(ckpt_path: Path, last_saved: int, *, step0_path: Path | None = None) -> str:
-    """The sentence of a divergence error that says which checkpoint survives.
-
-    Parameters
-    ----------
-    ckpt_path : Path
-        The run's checkpoint.
-    last_saved : int
-        Step of the last checkpoint written (0: none yet).
-    step0_path : Path, optional
-        The untrained models' file, named when no checkpoint has been written yet.
-    """
-    if last_saved > 0:
-        return f"The last good checkpoint {ckpt_path} (step {last_saved}) was kept."
-    if step0_path is not None:
-        return f"No checkpoint had been written yet ({step0_path} holds step 0)."
-    return "No checkpoint had been written yet."
+    def check_before_saving(self, *modules: torch.nn.Module | None) -> None:
+        """The guard's :func:`~occ.guard.check_weights_finite` of the step just recorded, before its checkpoint is
+        written."""
+        check_weights_finite(*modules, step=self.step, advice=self._advice(None), kept=self.kept())

@@ -218,7 +218,7 @@ def pretrain_supcon(
                 b = z.shape[0] // 2
                 feats = gather(torch.stack([z[:b], z[b:]], dim=1))  # (B, 2, D): the global batch in order
                 loss = supcon_loss(feats, y, temperature=cfg.temperature, base_temperature=cfg.temperature)
-                loop.stop_if_diverged(loss, what="loss")
+                loop.check_loss(loss, what="loss")
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
@@ -316,7 +316,7 @@ def finetune_classifier(
                 logits = head(feats[idx].to(dev))
                 y = labels[idx].to(dev)
                 loss = F.cross_entropy(logits, y)
-                loop.stop_if_diverged(loss, what="loss")
+                loop.check_loss(loss, what="loss")
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
