@@ -27,7 +27,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lever_common import LEVERS_MD, machine_line, write_section  # noqa: E402
-from shared import project_copy  # noqa: E402
+from shared import output_files, project_copy, same_apart_from_timings  # noqa: E402
 
 
 
@@ -57,8 +57,6 @@ def timed(cmd: list[str], repo: Path, env: dict) -> float:
 
 def compare(seq: Path, par: Path) -> list[str]:
     """What differs, apart from timings, between the outputs the two runs recorded in dvc.lock."""
-    from test_queue_smoke import _files, _same_apart_from_timings
-
     a = yaml.safe_load((seq / "dvc.lock").read_text())["stages"]
     b = yaml.safe_load((par / "dvc.lock").read_text())["stages"]
     if set(a) != set(b):
@@ -69,8 +67,8 @@ def compare(seq: Path, par: Path) -> list[str]:
         for out in a[stage].get("outs", []):
             if out.get("md5") == outs_b.get(out["path"]):
                 continue
-            for f in _files(seq, out["path"]):
-                why = _same_apart_from_timings(seq / f, par / f) if (par / f).is_file() else f"{f} missing"
+            for f in output_files(seq, out["path"]):
+                why = same_apart_from_timings(seq / f, par / f) if (par / f).is_file() else f"{f} missing"
                 if why:
                     differ.append(f"{stage}: {why}")
     return differ

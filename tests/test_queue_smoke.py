@@ -8,7 +8,6 @@ it shares with the suite's `occ repro -j 2` run (two stages at once) what that r
 """
 
 import json
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_smoke import _run, smoke_repo
+from test_pipeline_smoke import _run, smoke_repo  # puts benchmarks/ on sys.path: shared
+
+from shared import output_files, same_apart_from_timings  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -93,52 +94,6 @@ def test_queue_grid_smoke(tmp_path, request):
     _same_as_the_parallel_run(repo, request.getfixturevalue("smoke_pipeline"))
 
 
-#: Columns and keys that hold wall-clock times (the only thing allowed to differ between two runs of a stage).
-TIMING = re.compile(r"second|wall|time|elapsed|_s$", re.IGNORECASE)
-
-
-def _same_apart_from_timings(a: Path, b: Path) -> str | None:
-    """None when two output files hold the same content apart from timings, else what differs."""
-    if a.read_bytes() == b.read_bytes():
-        return None
-    if a.suffix == ".ipynb":  # executed notebooks: their metadata and printed times are timings
-        return None
-    if a.suffix == ".json":
-        ja, jb = (json.loads(p.read_text()) for p in (a, b))
-        strip = lambda d: {k: v for k, v in d.items() if not TIMING.search(k)} if isinstance(d, dict) else d  # noqa: E731
-        return None if strip(ja) == strip(jb) else f"{a.name}: {strip(ja)} != {strip(jb)}"
-    if a.suffix == ".csv":
-        da, db = pd.read_csv(a), pd.read_csv(b)
-        keep = [c for c in da.columns if not TIMING.search(str(c))]
-        if list(da.columns) == list(db.columns) and da[keep].equals(db[keep]):
-            return None
-        return f"{a.name}: the columns {keep} differ"
-    if a.suffix in (".pt", ".pth"):
-        import torch
-
-        pa, pb = (torch.load(p, map_location="cpu", weights_only=False) for p in (a, b))
-        return None if _same_payload(pa, pb) else f"{a.name}: the tensors or settings differ"
-    return f"{a.name}: the bytes differ"
-
-
-def _same_payload(x, y) -> bool:
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        return isinstance(y, torch.Tensor) and x.shape == y.shape and bool(torch.equal(x, y))
-    if isinstance(x, dict):
-        keys = [k for k in x if not (isinstance(k, str) and TIMING.search(k))]
-        return isinstance(y, dict) and set(keys) <= set(y) and all(_same_payload(x[k], y[k]) for k in keys)
-    if isinstance(x, (list, tuple)):
-        return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(_same_payload, x, y))
-    return x == y
-
-
-def _files(root: Path, out: str) -> list[str]:
-    path = root / out
-    return [out] if path.is_file() else sorted(p.relative_to(root).as_posix() for p in path.rglob("*") if p.is_file())
-
-
 def _same_as_the_parallel_run(repo: Path, smoke_pipeline) -> None:
     """The stages that both runs hold (o2c seed 0, its step 0, data, encoder, reference): every output the same,
     file by file, apart from timings, whether `dvc repro` ran them one at a time (in `repo`) or `occ repro -j 2` two
@@ -156,9 +111,9 @@ def _same_as_the_parallel_run(repo: Path, smoke_pipeline) -> None:
             if md5 == outs_par[out]:
                 same_hash += 1
                 continue
-            files = _files(repo, out)
-            assert files == _files(smoke_pipeline.repo, out), f"{stage}: {out} holds other files"
+            files = output_files(repo, out)
+            assert files == output_files(smoke_pipeline.repo, out), f"{stage}: {out} holds other files"
             differ += [f"{stage}: {why}" for f in files
-                       if (why := _same_apart_from_timings(repo / f, smoke_pipeline.repo / f))]
+                       if (why := same_apart_from_timings(repo / f, smoke_pipeline.repo / f))]
     assert not differ, "sequential and parallel runs differ beyond timings:\n" + "\n".join(differ)
     assert same_hash > 0

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from net_checks import wheel_network
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
 from occ.errors import CheckpointError, ConfigError
 from occ.synthesis.hifigan import HiFiGANBF16, HiFiGANConfig, HiFiGANGenerator, fold_weight_norm, native_bf16
 from occ.synthesis.vocoder import (griffin_lim, hifigan_precision, load_vocoder, mel_to_linear, resynthesis_l1,
                                    resynthesize, vocode, vocoder_method)
+from shared import wheel_network  # noqa: E402 (benchmarks/shared.py: the reference network, benchmarks time it too)
 
 
 def _clips(n_samples: int = 22050) -> np.ndarray:
