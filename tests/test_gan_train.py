@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import occ.train.gan_step as gan_step
 import occ.train.gan_train as gan_train
-from occ.train.diffaugment import apply_d_augment, augment_d, draw_d_augment
+from occ.train.diffaugment import apply_d_augment, draw_d_augment
 from occ.checkpoint import load_checkpoint
 from occ.config import ModelConfig, TrainConfig
 from occ.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
@@ -223,7 +223,8 @@ def test_augment_d_translation_and_cutout():
         assert torch.isclose(y[i, 0, 40, j], x[0, 0, 40, j - st]) or y[i, 0, 40, j] == -1
     y.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
-    z = augment_d(torch.zeros(3, 1, 80, 344), generator=gen, translation=0.0, cutout=0.5)
+    z = apply_d_augment(torch.zeros(3, 1, 80, 344), draw_d_augment(3, height=80, width=344, generator=gen,
+                                                                   translation=0.0, cutout=0.5))
     frac = (z == -1).float().mean(dim=(1, 2, 3))
     assert torch.all(frac > 0) and torch.all(frac <= 0.25 + 1e-6)
 

@@ -19,19 +19,13 @@ from occ.report.results import model_names, variant_settings
 from occ.report.shares import LAST_STEPS, share_sentences
 from occ.report.tables import CLIP_BOOTSTRAP_NOTE
 
-__all__ = ["results_readme", "source_readings", "d_readings"]
+__all__ = ["results_readme", "source_readings"]
 
 
 def source_readings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, str]:
     """variant -> the reading of the source term of generated clips (``d2s_source``) its runs recorded, for the
     variants whose loss has a source term (the SupCon kinds; `occ.report.results.variant_settings`)."""
     return {v: s["d2s_source"] for v, s in variant_settings(metrics).items() if "d2s_source" in s}
-
-
-def d_readings(metrics: Mapping[str, Mapping[int, Mapping]]) -> dict[str, str]:
-    """variant -> the D reading its runs recorded (`occ.report.paper.d_reading` of ``d_projection``: "label in D" or
-    "D without label"; a run that recorded none: without)."""
-    return {v: d_reading(s) for v, s in variant_settings(metrics).items()}
 
 
 def _d_sentence(metrics: Mapping[str, Mapping[int, Mapping]]) -> list[str]:

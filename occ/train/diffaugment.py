@@ -25,7 +25,7 @@ import torch
 
 from occ.errors import ConfigError, DataError
 
-__all__ = ["DAugmentParams", "draw_d_augment", "apply_d_augment", "augment_d", "SILENCE"]
+__all__ = ["DAugmentParams", "draw_d_augment", "apply_d_augment", "SILENCE"]
 
 #: Value of silence in the normalised log-mel space; fills every uncovered cell.
 SILENCE = -1.0
@@ -136,33 +136,3 @@ def apply_d_augment(x: torch.Tensor, params: DAugmentParams) -> torch.Tensor:
         keep = keep & ~(in_f[:, None, :, None] & in_t[:, None, None, :])
     return torch.where(keep, out, torch.full_like(out, SILENCE))
 
-
-def augment_d(
-    x: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    translation: float = 0.125,
-    cutout: float = 0.5,
-) -> torch.Tensor:
-    """Draw and apply translation + cutout in one call (see :func:`draw_d_augment`).
-
-    Parameters
-    ----------
-    x : torch.Tensor [shape=(N, C, H, W)]
-        Normalised log-mels.
-    generator : torch.Generator
-        CPU generator for the draw.
-    translation, cutout : float
-        As in :func:`draw_d_augment`.
-
-    Returns
-    -------
-    torch.Tensor [shape=(N, C, H, W)]
-    """
-    if x.ndim != 4:
-        raise DataError(f"augment_d: x must have shape (N, C, H, W), got {tuple(x.shape)}.")
-    params = draw_d_augment(
-        x.shape[0], height=x.shape[2], width=x.shape[3], generator=generator,
-        translation=translation, cutout=cutout,
-    )
-    return apply_d_augment(x, params)
