@@ -128,7 +128,7 @@ def test_ints_are_accepted_for_floats():
     assert resolve_params(raw).train.tau_c == 1.0
 
 
-# --- a complete file, no silent defaults, every bad value named where it was written ---------------------------
+# --- a complete file, no silent defaults, every bad value named where it was written ----------------------------------
 
 TEXT = (ROOT / "params.yaml").read_text()
 
@@ -285,7 +285,7 @@ def test_anchors_and_merge_keys_still_load(tmp_path):
     assert read_yaml(_write(tmp_path, text))["v"] == {"tau_c": 1.0, "tau_d": 0.1}
 
 
-# --- issue 37: a misspelt key is named, and settings that ask for more clips than exist are errors ---------------
+# --- a misspelt key is named, and settings that ask for more clips than exist are errors ------------------------------
 
 
 @pytest.mark.parametrize("path,wrong,right", [
@@ -297,7 +297,7 @@ def test_anchors_and_merge_keys_still_load(tmp_path):
     (("model",), "g_noise", "gnoise"),
 ])
 def test_a_misspelt_key_is_named_with_the_closest_known_key_at_every_level(path, wrong, right):
-    """Fault 4 of issue 37: `gl_iter:` for `gl_iters:` gave "missing `eval.gl_iters`", not naming the misspelt key."""
+    """Before: `gl_iter:` for `gl_iters:` gave "missing `eval.gl_iters`", not naming the misspelt key."""
     raw = yaml.safe_load(yaml.safe_dump(RAW))
     node = raw
     for key in path:
@@ -318,7 +318,7 @@ def test_an_unknown_key_with_no_close_match_lists_the_known_keys():
 
 
 def test_l1_clips_beyond_the_held_out_clips_is_an_error_naming_both_numbers():
-    """Fault 5 of issue 37: eval.l1_clips = 1000 with 700 held-out clips was accepted (the picker took 700)."""
+    """Before: eval.l1_clips = 1000 with 700 held-out clips was accepted (the picker took 700)."""
     with pytest.raises(ConfigError) as info:
         resolve_params(_with("eval", "l1_clips", 1000))
     assert str(info.value) == ("eval.l1_clips = 1000 asks for more held-out clips than the synthetic set holds (700: "

@@ -348,7 +348,7 @@ def test_the_cache_file_does_not_depend_on_where_the_project_sits(small_foley_da
 
 
 def test_a_load_of_the_cache_removes_the_temporaries_a_killed_rebuild_left(tmp_path: Path):
-    """Fault 6 of issue 37: only a rebuild removed a stale temporary; a load-only call kept it. Now whichever call
+    """Before: only a rebuild removed a stale temporary; a load-only call kept it. Now whichever call
     next touches the cache removes them, keeping a write still running (this process's pid)."""
     path = tmp_path / "features.pt"
     stale = [tmp_path / ".features.pt.999999999-abc123.tmp", tmp_path / ".features.pt.k2j4h5.tmp"]  # killed writes

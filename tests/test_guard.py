@@ -104,7 +104,7 @@ def test_a_runaway_loss_stops_training_and_keeps_the_last_checkpoint(data, tmp_p
     assert message.startswith("training diverged at step 2: the discriminator loss L_D is ")
     assert f"past {gan_loss_bound(TRAIN):.4g}, the divergence guard's bound for this run, which no healthy" in message
     assert "Suspect setting: train.contrastive_weight, train.tau_d or train.tau_c (d_contrastive ran away)" in message
-    # the advice names every setting that can cause it, the contrastive weight included (issue 37)
+    # the advice names every setting that can cause it, the contrastive weight included
     assert "To retry, lower train.contrastive_weight or raise train.tau_d / train.tau_c and delete " in message
     assert f"The last good checkpoint {tmp_path / 'checkpoint.pt'} (step 1) was kept" in message
     assert load_checkpoint(tmp_path / "checkpoint.pt", kind="gan")["step"] == 1
@@ -157,7 +157,7 @@ def test_smoke_runs_with_a_tiny_temperature_or_a_huge_learning_rate_stop_within_
     assert len(pd.read_csv(tmp_path / "log.csv")) <= 1
 
 
-# --- issue 37: the bounds fit a healthy run ------------------------------------------------------------------------
+# --- the bounds fit a healthy run -------------------------------------------------------------------------------------
 
 
 def _committed_logs() -> list[tuple[str, pd.DataFrame]]:
@@ -235,7 +235,7 @@ def test_remedy_names_every_suspect_setting_and_which_way_to_move_it():
 
 
 def test_a_runaway_inside_the_configurations_limits_stops_and_keeps_the_last_file_inside_the_bounds(tmp_path):
-    """Fault 1 of issue 37: a smoke o2c run at the largest learning rate and the smallest temperature params.yaml
+    """Before: a smoke o2c run at the largest learning rate and the smallest temperature params.yaml
     accepts went to its end (weights of 760, losses of 2,030); the guard now stops it in its first steps, naming the
     value and the bound, and the file it keeps (here step0.pt) is inside the bounds."""
     params = load_params(ROOT / "params.yaml", profile="smoke", variant="o2c")
@@ -283,7 +283,7 @@ def oversized(data, tmp_path):  # noqa: F811 (data: the fixture imported above)
     ("d", "D", load_discriminator),
 ])
 def test_a_checkpoint_with_a_weight_past_the_bound_is_refused_on_every_load(oversized, part, label, load):
-    """Fault 2 of issue 37: a G weight of 5e3 loaded through load_generator(ema=False) without a word."""
+    """Before: a G weight of 5e3 loaded through load_generator(ema=False) without a word."""
     path = oversized(part, 5e3)
     with pytest.raises(CheckpointError) as info:
         load(path)
@@ -323,7 +323,7 @@ def test_the_guard_computes_its_bounds_within_the_configurations_limits():
 
 
 def test_a_huge_contrastive_weight_is_refused_at_load():
-    """Fault 3 of issue 37: train.contrastive_weight = 1e6 passed params.yaml."""
+    """Before: train.contrastive_weight = 1e6 passed params.yaml."""
     train = load_params(ROOT / "params.yaml").train
     with pytest.raises(ConfigError, match=r"^train\.contrastive_weight = 1000000\.0 is out of range: use a value in "
                                           r"\[0, 10\]"):
