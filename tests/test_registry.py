@@ -77,3 +77,17 @@ def test_the_figures_stage_writes_the_files_dvc_yaml_declares():
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in spec["outs"]}
     assert outs == {f"results/figures/{f}" for f in FIGURE_FILES} | {"results/figures/07_figures.ipynb"}
     assert {f.removesuffix(".png") for f in FIGURE_FILES if f.endswith(".png")} == set(CAPTIONS)
+
+
+def test_every_file_the_results_readme_names_is_an_output_of_the_tables_or_figures_stage():
+    """`occ.report.readme` names the tables' and figures' files in its text; each is one dvc.yaml declares (a renamed
+    output fails here, not in a reader's browser)."""
+    stages = _dvc_stages()
+    outs = {next(iter(o)) if isinstance(o, dict) else o for name in ("tables", "figures")
+            for o in stages[name]["outs"]}
+    declared = {out.removeprefix("results/") for out in outs}
+    folders = {out for out in declared if "." not in out.rsplit("/", 1)[-1]}  # an output folder: files inside count
+    named = set(re.findall(r"`((?:tables|figures)/[\w./-]+)`", (ROOT / "results/README.md").read_text()))
+    assert len(named) > 10
+    undeclared = [n for n in named if n not in declared and not any(n.startswith(f + "/") for f in folders)]
+    assert not undeclared, f"results/README.md names files no stage declares: {undeclared}"
