@@ -11,8 +11,9 @@ all read this one table, in ``dvc.yaml``'s order. A test (``tests/test_registry.
 each stage in both, with the same notebook, axes and threads.
 
 The threads are declared, not taken from the machine, because torch's results depend on the thread count
-(docs/parallel.md). A stage without a thread section (``data``, ``tables``) leaves torch's own count and counts as one
-thread.
+(docs/parallel.md). A stage without a thread section (``data``, ``tables``: light work, no training or embedding)
+runs on one thread, the count ``occ repro`` gives it; the data stage's log-mels are the same bytes on one thread and
+on two.
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ class Stage:
     notebook : str
         The notebook that makes the call and shows what it returns (``notebooks/<notebook>.ipynb``).
     threads_section : str or None
-        The ``params.yaml`` section whose ``threads`` the stage runs torch on; None: torch's own count (one in ``occ
-        repro``'s count).
+        The ``params.yaml`` section whose ``threads`` the stage runs torch on; None: one thread.
     axes : tuple of str
         The stage's papermill parameters besides ``profile`` (``variant``, ``seed``), its call's keyword arguments.
     """

@@ -11,7 +11,9 @@ import pandas as pd
 from occ.atomic import write_json
 from occ.config import Params
 from occ.data import audio, datasets, scan, synth
+from occ.device import use_threads
 from occ.paths import Layout
+from occ.registry import stage_threads
 from occ.report import plots_data
 from occ.report.display import SavedFigure, save_figure
 
@@ -38,9 +40,10 @@ def data_stage(layout: Layout, params: Params) -> DataStage:
 
     Synthesises the embedded dataset at ``data.path`` when ``data.source`` is ``synthetic``, scans it, builds the
     feature cache at ``data.cache`` (held-out split of ``data.heldout_per_class`` per class, seeded by ``seed``), and
-    writes ``results/data/dataset.json`` and ``class_overview.png``. It declares no threads
-    (:data:`occ.registry.STAGES`): torch keeps its own count.
+    writes ``results/data/dataset.json`` and ``class_overview.png``, on the one thread the stage declares (it has no
+    thread section: :data:`occ.registry.STAGES`).
     """
+    use_threads(stage_threads(params, "data"))
     out = layout.results("data")
     dataset_root = layout.data(params.data.path)
     if params.data.source == "synthetic":

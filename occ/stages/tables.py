@@ -10,7 +10,9 @@ import pandas as pd
 
 from occ.atomic import atomic_write_text, write_json
 from occ.config import Params
+from occ.device import use_threads
 from occ.paths import Layout
+from occ.registry import stage_threads
 from occ.report.checks import CLIPS_NOTE, checks_table, clips_table, probe_comparisons
 from occ.report.claims import VERDICT_MEANING, claims_table
 from occ.report.dvc_metrics import checks_metrics, claims_metrics
@@ -51,9 +53,10 @@ def tables_stage(layout: Layout, params: Params) -> Tables:
 
     Reads every run of ``run_variants`` x ``seeds`` from ``results/`` (all of them: a missing run is an error) and
     writes ``results/tables/``: ``claims``, ``checks``, ``clips``, ``table1``-``table3``, ``shares`` (``.csv`` and
-    ``.md``), the DVC metrics ``claims.json`` and ``checks.json``, and ``results/README.md``. It declares no threads
-    (:data:`occ.registry.STAGES`).
+    ``.md``), the DVC metrics ``claims.json`` and ``checks.json``, and ``results/README.md``, on the one thread the stage
+    declares (it has no thread section: :data:`occ.registry.STAGES`).
     """
+    use_threads(stage_threads(params, "tables"))
     out = layout.results("tables")
     runs = load_seed_runs(layout.root / "results", list(params.run_variants), list(params.seeds), complete=True)
     metrics, per_class, logs = runs.metrics, runs.per_class, runs.logs
