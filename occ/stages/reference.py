@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from occ.atomic import write_csv, write_json
-from occ.config import Params, check_eval_fits
+from occ.config import Params, check_eval_fits, clip_settings
 from occ.data import audio, datasets
 from occ.device import resolve_device, use_threads
 from occ.metrics import embedding_files, embeddings
@@ -62,7 +62,8 @@ def reference_stage(layout: Layout, params: Params) -> ReferenceStage:
 
     Embeds the held-out clips of the feature cache with ``eval.embedding``; fits the probe on the embeddings of the
     training clips (the first ``eval.probe_clips_per_class`` of each class, or all); reads its accuracy on the
-    held-out clips, raw and through log-mel and ``eval.vocoder`` (as many per class as an evaluation generates, at
+    held-out clips, raw and through log-mel and the evaluation's vocoder (``eval.vocoder``,
+    :func:`occ.config.clip_settings`; as many per class as an evaluation generates, at
     most the held-out clips of the class); measures both vocoders' re-synthesis L1 on ``eval.l1_clips`` held-out
     clips. ``eval.l1_clips`` beyond the held-out clips, or ``eval.probe_clips_per_class`` beyond the training clips
     of a class, is a :class:`~occ.errors.ConfigError` naming both numbers (:func:`occ.config.check_eval_fits`),
@@ -91,8 +92,9 @@ def reference_stage(layout: Layout, params: Params) -> ReferenceStage:
     training = embeddings.embed_clips(train_part, embedder=embedder)
     probe = fit_probe(training)
     probe.save(layout.reference / "probe.npz")
+    clips = clip_settings(params, layout.root)  # the vocoder and iterations the evaluation makes clips with
     vocoded = embeddings.embed_clips(held.first_per_class(ev.clips_per_class), embedder=embedder, what="held-out",
-                                     through_vocoder={"vocoder": ev.vocoder, "gl_iters": ev.gl_iters})
+                                     through_vocoder={"vocoder": clips["vocoder"], "gl_iters": clips["gl_iters"]})
     ceiling = pd.DataFrame({"held-out clips": probe.accuracy(reference),
                             f"held-out clips via log-mel + {ev.vocoder}": probe.accuracy(vocoded)})
     ceiling.index.name = "class"

@@ -48,10 +48,11 @@ def supcon_stage(layout: Layout, params: Params) -> SupConStage:
     device = resolve_device(params.device)
     cache = datasets.load_feature_cache(layout.data(params.data.cache))
     pre, fine = supcon_for_stage(layout, params, cache)
-    log = pd.concat([pre.log().assign(phase="supcon"), fine.log().assign(phase="finetune")], ignore_index=True)
+    pre_log, fine_log = pre.log(), fine.log()  # each run folder's log, read once
+    log = pd.concat([pre_log.assign(phase="supcon"), fine_log.assign(phase="finetune")], ignore_index=True)
     write_csv(out / "log.csv", log, index=False)
-    losses = save_figure(plot_loss_curves({"SupCon pretraining": pre.log(),
-                                           "classifier fine-tuning (cross-entropy)": fine.log()},
+    losses = save_figure(plot_loss_curves({"SupCon pretraining": pre_log,
+                                           "classifier fine-tuning (cross-entropy)": fine_log},
                                           column="loss", smooth=10, title="Encoder training losses"),
                          out / "losses.png", caption=LOSSES_CAPTION)
     train, heldout = cache.train(), cache.heldout()
